@@ -1,0 +1,31 @@
+"""spherefer: open-vocabulary facial expression recognition on the unit hypersphere.
+
+Implements Lu & Wu, "A Loss Function Base on Softmax for Expression Recognition"
+(Mobile Information Systems, 2022): a CNN trained with the large-margin cosine loss
+whose normalised head weights are class centers; new expressions are enrolled from a
+few samples and faces far from every center are rejected as unknown.
+"""
+
+from .centers import UNKNOWN, CenterBank, Classification, Prediction
+from .heads import HEADS, create_head
+from .models import BACKBONES, EmbeddingNet, ModelConfig, create_model
+from .recognizer import Recognizer, load_model, shipped_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "UNKNOWN",
+    "CenterBank",
+    "Classification",
+    "Prediction",
+    "HEADS",
+    "create_head",
+    "BACKBONES",
+    "EmbeddingNet",
+    "ModelConfig",
+    "create_model",
+    "Recognizer",
+    "load_model",
+    "shipped_models",
+]

@@ -1,0 +1,331 @@
+"""The class-center bank: the paper's open vocabulary, separate from any network.
+
+A :class:`CenterBank` holds ordered class names and a (C, D) float32 matrix of unit
+class centers. Trained centers come from a head's normalised weight rows; new
+expressions are enrolled from a few embeddings (paper eq. 4: normalise each sample,
+average, renormalise) and existing centers move with new instances by a moving
+average on the sphere. Classification is the cosine to every center, rejected as
+``unknown`` below a threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .storage import read_safetensors, write_safetensors
+
+__all__ = ["UNKNOWN", "CenterBank", "Classification", "Prediction"]
+
+UNKNOWN = "unknown"
+SCHEMA = "spherefer.centerbank"
+SCHEMA_VERSION = 1
+ORIGINS = ("trained", "enrolled", "composed")
+
+
+@dataclass
+class Prediction:
+    """One face's result: the label (or ``unknown``), its cosine, and per-class scores."""
+
+    label: str
+    score: float
+    nearest: str
+    cosines: dict[str, float]
+    probabilities: dict[str, float]
+
+    @property
+    def is_unknown(self) -> bool:
+        return self.label == UNKNOWN
+
+
+@dataclass
+class Classification:
+    """Batch result of :meth:`CenterBank.classify`; iterate it for per-row :class:`Prediction`."""
+
+    names: list[str]
+    labels: list[str]
+    indices: Tensor  # (N,) index of the winning class, -1 where unknown
+    scores: Tensor  # (N,) best cosine
+    cosines: Tensor  # (N, C)
+    probabilities: Tensor  # (N, C) softmax of scale * cosine
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, row: int) -> Prediction:
+        cos, prob = self.cosines[row].tolist(), self.probabilities[row].tolist()
+        return Prediction(
+            label=self.labels[row],
+            score=float(self.scores[row]),
+            nearest=self.names[int(self.cosines[row].argmax())],
+            cosines=dict(zip(self.names, cos)),
+            probabilities=dict(zip(self.names, prob)),
+        )
+
+    def __iter__(self) -> Iterator[Prediction]:
+        return (self[i] for i in range(len(self)))
+
+
+@dataclass
+class _ClassInfo:
+    count: int
+    origin: str
+    updates: int = 0
+    threshold: float | None = None
+
+
+def _as_embeddings(embeddings: Tensor | np.ndarray | Sequence[Sequence[float]], dim: int | None, what: str) -> Tensor:
+    """Validate and convert embeddings to an (N, D) float32 tensor."""
+    x = torch.as_tensor(np.asarray(embeddings) if not isinstance(embeddings, Tensor) else embeddings)
+    x = x.detach().to(torch.float32).cpu()
+    if x.ndim == 1:
+        x = x.unsqueeze(0)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{what}: expected a non-empty (N, D) array of embeddings, got shape {tuple(x.shape)}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{what}: embeddings have dimension {x.shape[1]}, but this bank's centers have dimension {dim}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{what}: embeddings contain NaN or infinite values")
+    if (x.norm(dim=1) == 0).any():
+        raise ValueError(f"{what}: an embedding is all zeros and has no direction")
+    return x
+
+
+def _normalized_mean(x: Tensor) -> Tensor:
+    """Paper eq. 4: normalise each row, average, renormalise."""
+    mean = F.normalize(x, dim=1).mean(dim=0)
+    if mean.norm() < 1e-6:
+        raise ValueError("the samples point in opposite directions: their normalised mean has no direction")
+    return F.normalize(mean, dim=0)
+
+
+@dataclass
+class CenterBank:
+    """Ordered class names with unit centers, sample counts, origins and thresholds.
+
+    ``trained_centers`` keeps the head's original centers so that any trained class
+    can be reset after updates, renames or removals.
+    """
+
+    names: list[str]
+    centers: Tensor
+    scale: float = 30.0
+    threshold: float = 0.6
+    info: dict[str, _ClassInfo] = field(default_factory=dict)
+    trained_centers: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.names = list(self.names)
+        self.centers = F.normalize(torch.as_tensor(self.centers).detach().to(torch.float32).cpu(), dim=1)
+        if self.centers.ndim != 2 or self.centers.shape[0] != len(self.names):
+            raise ValueError(f"centers must be ({len(self.names)}, D), got {tuple(self.centers.shape)}")
+        for name in self.names:
+            self._check_new_name(name, allow_existing=True)
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"class names must be unique, got {self.names}")
+        for name in self.names:
+            self.info.setdefault(name, _ClassInfo(count=0, origin="trained"))
+        self._check_threshold(self.threshold)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_head(cls, head: "torch.nn.Module", names: Sequence[str], threshold: float = 0.6) -> "CenterBank":
+        """Bank of a trained head: its normalised weight rows, named ``names`` in order."""
+        centers = head.centers()
+        if len(names) != centers.shape[0]:
+            raise ValueError(f"the head has {centers.shape[0]} classes but {len(names)} names were given")
+        bank = cls(list(names), centers, scale=float(getattr(head, "scale", 30.0)), threshold=threshold)
+        bank.trained_centers = {n: c.clone() for n, c in zip(bank.names, bank.centers)}
+        return bank
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def embedding_size(self) -> int:
+        return int(self.centers.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def index(self, name: str) -> int:
+        """Position of ``name``; unknown names raise ``KeyError`` listing the classes."""
+        if name not in self.names:
+            raise KeyError(f"no class named {name!r}; classes are {self.names}")
+        return self.names.index(name)
+
+    def center(self, name: str) -> Tensor:
+        return self.centers[self.index(name)].clone()
+
+    def summary(self) -> list[dict[str, object]]:
+        """One dict per class: name, origin, sample count, updates, threshold."""
+        return [
+            {"name": n, "origin": i.origin, "count": i.count, "updates": i.updates, "threshold": i.threshold}
+            for n, i in ((n, self.info[n]) for n in self.names)
+        ]
+
+    # ------------------------------------------------------------------ edits
+    def _check_new_name(self, name: str, allow_existing: bool = False) -> None:
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise ValueError(f"class name must be a non-empty string without surrounding spaces, got {name!r}")
+        if name == UNKNOWN:
+            raise ValueError(f"{UNKNOWN!r} is reserved for rejected faces and cannot be a class name")
+        if not allow_existing and name in self.names:
+            raise ValueError(f"class {name!r} already exists; use update() to add instances to it")
+
+    @staticmethod
+    def _check_threshold(value: float) -> None:
+        if not -1.0 <= float(value) <= 1.0:
+            raise ValueError(f"a cosine threshold must lie in [-1, 1], got {value}")
+
+    def add(self, name: str, embeddings: Tensor | np.ndarray, origin: str = "enrolled", threshold: float | None = None) -> Tensor:
+        """Enrol a new class from sample embeddings (normalise, average, renormalise); returns its center."""
+        self._check_new_name(name)
+        if origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
+        if threshold is not None:
+            self._check_threshold(threshold)
+        x = _as_embeddings(embeddings, self.embedding_size, f"adding class {name!r}")
+        center = _normalized_mean(x)
+        self.names.append(name)
+        self.centers = torch.cat([self.centers, center.unsqueeze(0)])
+        self.info[name] = _ClassInfo(count=x.shape[0], origin=origin, threshold=threshold)
+        return center.clone()
+
+    def update(self, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9) -> Tensor:
+        """Move a center towards new instances: for each normalised instance ``e`` in order,
+        ``c <- normalize(momentum * c + (1 - momentum) * e)``; returns the new center."""
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        i = self.index(name)
+        x = F.normalize(_as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), dim=1)
+        center = self.centers[i]
+        for e in x:
+            moved = momentum * center + (1.0 - momentum) * e
+            if moved.norm() < 1e-6:
+                raise ValueError(f"updating class {name!r}: an instance points exactly away from the center")
+            center = F.normalize(moved, dim=0)
+        self.centers = self.centers.clone()
+        self.centers[i] = center
+        self.info[name].count += x.shape[0]
+        self.info[name].updates += 1
+        return center.clone()
+
+    def remove(self, name: str) -> None:
+        """Delete a class (trained ones can be brought back with :meth:`reset`)."""
+        i = self.index(name)
+        keep = [j for j in range(len(self.names)) if j != i]
+        self.centers = self.centers[keep]
+        del self.names[i]
+        del self.info[name]
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a class, keeping its center, counts and threshold."""
+        i = self.index(old)
+        self._check_new_name(new)
+        self.names[i] = new
+        self.info[new] = self.info.pop(old)
+        if old in self.trained_centers:
+            self.trained_centers[new] = self.trained_centers.pop(old)
+
+    def reset(self, name: str) -> None:
+        """Restore a trained class's original center (re-adding it if it was removed)."""
+        if name not in self.trained_centers:
+            raise KeyError(f"{name!r} is not a trained class; trained classes are {list(self.trained_centers)}")
+        center = self.trained_centers[name].clone()
+        if name in self.names:
+            self.centers = self.centers.clone()
+            self.centers[self.index(name)] = center
+        else:
+            self.names.append(name)
+            self.centers = torch.cat([self.centers, center.unsqueeze(0)])
+        self.info[name] = _ClassInfo(count=0, origin="trained")
+
+    def set_threshold(self, name: str | None, value: float | None) -> None:
+        """Set the global threshold (``name=None``) or one class's (``value=None`` clears it)."""
+        if name is None:
+            if value is None:
+                raise ValueError("the global threshold cannot be cleared")
+            self._check_threshold(value)
+            self.threshold = float(value)
+            return
+        self.index(name)
+        if value is not None:
+            self._check_threshold(value)
+        self.info[name].threshold = None if value is None else float(value)
+
+    # ------------------------------------------------------------------ inference
+    def cosine(self, embeddings: Tensor | np.ndarray) -> Tensor:
+        """(N, C) cosine between normalised embeddings and every center."""
+        x = F.normalize(_as_embeddings(embeddings, self.embedding_size, "classifying"), dim=1)
+        return (x @ self.centers.t()).clamp(-1.0, 1.0)
+
+    def thresholds(self, threshold: float | None = None) -> Tensor:
+        """(C,) effective threshold per class: its own if set, else the global one."""
+        default = self.threshold if threshold is None else float(threshold)
+        self._check_threshold(default)
+        return torch.tensor([default if self.info[n].threshold is None else self.info[n].threshold for n in self.names])
+
+    def classify(self, embeddings: Tensor | np.ndarray, threshold: float | None = None) -> Classification:
+        """Best class per row, or ``unknown`` when its cosine is below that class's threshold."""
+        if not self.names:
+            raise ValueError("the center bank has no classes")
+        cos = self.cosine(embeddings)
+        scores, best = cos.max(dim=1)
+        accepted = scores >= self.thresholds(threshold)[best]
+        indices = torch.where(accepted, best, torch.full_like(best, -1))
+        labels = [self.names[i] if i >= 0 else UNKNOWN for i in indices.tolist()]
+        probabilities = torch.softmax(self.scale * cos, dim=1)
+        return Classification(list(self.names), labels, indices, scores, cos, probabilities)
+
+    # ------------------------------------------------------------------ persistence
+    def to_metadata(self) -> dict[str, object]:
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "names": self.names,
+            "scale": self.scale,
+            "threshold": self.threshold,
+            "classes": {n: vars(self.info[n]) for n in self.names},
+            "trained_names": list(self.trained_centers),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the bank atomically as safetensors (centers) + JSON metadata."""
+        tensors = {"centers": self.centers}
+        if self.trained_centers:
+            tensors["trained_centers"] = torch.stack(list(self.trained_centers.values()))
+        write_safetensors(path, tensors, metadata={"spherefer": json.dumps(self.to_metadata())})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "CenterBank":
+        """Read a bank written by :meth:`save`; a corrupt or foreign file raises ``ValueError``."""
+        tensors, metadata = read_safetensors(path, "center bank")
+        try:
+            meta = json.loads(metadata["spherefer"])
+        except (KeyError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is a safetensors file but not a spherefer center bank (no metadata)") from err
+        if meta.get("schema") != SCHEMA:
+            raise ValueError(f"{path} is not a spherefer center bank (schema {meta.get('schema')!r})")
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"{path} has center-bank schema version {meta.get('schema_version')}, this spherefer reads {SCHEMA_VERSION}")
+        centers = tensors.get("centers")
+        names = meta["names"]
+        if centers is None or centers.ndim != 2 or centers.shape[0] != len(names):
+            raise ValueError(f"{path}: centers tensor does not match its {len(names)} class names")
+        info = {n: _ClassInfo(**meta["classes"][n]) for n in names}
+        trained_names = meta.get("trained_names", [])
+        trained = tensors.get("trained_centers")
+        if trained_names and (trained is None or trained.shape != (len(trained_names), centers.shape[1])):
+            raise ValueError(f"{path}: trained_centers tensor does not match its {len(trained_names)} names")
+        bank = cls(names, centers, scale=float(meta["scale"]), threshold=float(meta["threshold"]), info=info)
+        bank.trained_centers = {n: c for n, c in zip(trained_names, trained)} if trained_names else {}
+        return bank

@@ -1,0 +1,182 @@
+"""Training configuration: nested dataclasses read from YAML with ``key.sub=value`` overrides.
+
+The resolved configuration (file + overrides + defaults) is written beside every run
+as ``config.yaml`` so that a run can always be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from .models import ModelConfig
+
+__all__ = ["DataConfig", "OptimConfig", "AugmentConfig", "TrainConfig", "load_train_config", "shipped_configs"]
+
+FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+@dataclass
+class DataConfig:
+    """Where the training and validation images come from (``FORMAT:PATH[:SPLIT]`` specs)."""
+
+    train: str = "ferplus:~/.cache/spherefer-data/ferplus:train"
+    val: str = "ferplus:~/.cache/spherefer-data/ferplus:valid"
+    classes: list[str] = field(default_factory=lambda: list(FER_CLASSES))
+    balance: str = "none"  # none | sampler | loss
+
+    def __post_init__(self) -> None:
+        if self.balance not in ("none", "sampler", "loss"):
+            raise ValueError(f"data.balance must be none, sampler or loss, got {self.balance!r}")
+        if not self.classes:
+            raise ValueError("data.classes must name at least one class")
+
+
+@dataclass
+class OptimConfig:
+    """SGD with separate weight decay for the head, cosine or step schedule with warm-up."""
+
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    head_weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be positive, got {self.lr}")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError(f"optim.schedule must be cosine or step, got {self.schedule!r}")
+
+
+@dataclass
+class AugmentConfig:
+    """Batched on-tensor augmentation (all on the CPU, no per-image Python)."""
+
+    hflip: bool = True
+    rotation: float = 10.0  # degrees, uniform in [-r, r]
+    scale: float = 0.1  # zoom uniform in [1-s, 1+s]
+    translate: float = 0.1  # fraction of the side
+    brightness: float = 0.2
+    contrast: float = 0.2
+    erasing: float = 0.25  # probability of one random erased rectangle
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``spherefer train`` needs."""
+
+    name: str = "run"
+    output_dir: str = "runs"
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    threads: int = 0  # 0 = torch default
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
+        if self.model.num_classes != len(self.data.classes):
+            raise ValueError(f"model.num_classes is {self.model.num_classes} but data.classes names {len(self.data.classes)} classes")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir).expanduser() / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["model"] = self.model.to_dict()
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "augment": AugmentConfig}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists so YAML stays plain."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config keys in {where}: {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ValueError(f"override {override!r} must look like key=value or section.key=value")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {override!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_train_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML config (or start from defaults), apply ``key.sub=value`` overrides, validate."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = resolve_config_path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ValueError(f"config {path} is not valid YAML: {err}") from err
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"config {path} must be a mapping of sections, got {type(loaded).__name__}")
+        tree = loaded or {}
+    for override in overrides:
+        _apply_override(tree, override)
+    top = {k: v for k, v in tree.items() if k not in _SECTIONS}
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        values = tree.get(name) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"config section {name!r} must be a mapping, got {values!r}")
+        sections[name] = _build(cls, values, name)
+    if "num_classes" not in (tree.get("model") or {}):
+        sections["model"].num_classes = len(sections["data"].classes)
+    return _build(TrainConfig, {**top, **sections}, "the top level")
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Configs shipped with the package (``configs/*.yaml``), by name."""
+    root = Path(str(resources.files("spherefer") / "configs"))
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A config file path, or the name of a shipped config (``paper``, ``default``)."""
+    candidate = Path(path).expanduser()
+    if candidate.is_file():
+        return candidate
+    shipped = shipped_configs()
+    if str(path) in shipped:
+        return shipped[str(path)]
+    raise FileNotFoundError(f"config not found: {path}; shipped configs are {sorted(shipped)}")

@@ -1,0 +1,185 @@
+"""The public inference object: a network plus its center bank.
+
+A model folder holds ``model.safetensors`` (the network's state_dict),
+``config.json`` (the :class:`ModelConfig` and a short card: trained or not, data,
+results), ``bank.safetensors`` (the :class:`CenterBank`) and, for shipped models,
+``MODEL_CARD.md``. Shipped models live in the package under ``weights/<name>``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from .centers import CenterBank, Prediction
+from .models import EmbeddingNet, ModelConfig, normalize_input
+from .storage import read_json, read_safetensors, write_json, write_safetensors
+
+__all__ = ["Recognizer", "load_model", "shipped_models", "ImageInput", "MODEL_FORMAT_VERSION"]
+
+MODEL_FORMAT_VERSION = 1
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike]
+
+
+def shipped_models() -> dict[str, Path]:
+    """Models inside the installed package, by name."""
+    root = Path(str(resources.files("spherefer") / "weights"))
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
+
+
+def _to_pil(image: ImageInput) -> Image.Image:
+    """A PIL image from a PIL image, a path, or a (H, W[, C]) uint8/uint16/float array."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image not found: {path}")
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                return ImageOps.exif_transpose(opened)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ValueError(f"cannot read image {path}: {err}") from err
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or min(array.shape[:2]) < 1:
+            raise ValueError(f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+        if array.dtype == np.uint16:
+            array = (array / 257.0).round().astype(np.uint8)
+        elif np.issubdtype(array.dtype, np.floating):
+            if not np.isfinite(array).all():
+                raise ValueError("image array contains NaN or infinite values")
+            array = (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        elif array.dtype != np.uint8:
+            raise ValueError(f"image arrays must be uint8, uint16 or float in [0, 1], got {array.dtype}")
+        return Image.fromarray(np.ascontiguousarray(array))
+    raise TypeError(f"expected a PIL image, a numpy array or a path, got {type(image).__name__}")
+
+
+def _flatten_to_mode(image: Image.Image, mode: str) -> Image.Image:
+    """Convert any PIL mode (palette, 16-bit, RGBA, ...) to 'L' or 'RGB', alpha composited on black."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray((np.clip(array / peak, 0, 1) * 255).round().astype(np.uint8))
+    if image.mode in ("P", "PA", "LA", "RGBA"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert(mode)
+
+
+class Recognizer:
+    """A trained embedding network with its :class:`CenterBank`; embeds and classifies aligned face crops."""
+
+    def __init__(self, model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> None:
+        if bank.embedding_size != model.config.embedding_size:
+            raise ValueError(
+                f"the center bank has {bank.embedding_size}-d centers but the model embeds in "
+                f"{model.config.embedding_size} dimensions; the bank belongs to another model"
+            )
+        self.model = model.eval()
+        self.bank = bank
+        self.card = dict(card or {})
+        self.batch_size = batch_size
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.card.get("trained", False))
+
+    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Resize/convert images to the model's input spec: (N, C, S, S) normalised float32."""
+        cfg = self.config
+        mode = "L" if cfg.in_channels == 1 else "RGB"
+        size = (cfg.input_size, cfg.input_size)
+        arrays = []
+        for image in images:
+            pil = _flatten_to_mode(_to_pil(image), mode)
+            if pil.size != size:
+                pil = pil.resize(size, Image.BILINEAR)
+            arrays.append(np.asarray(pil, dtype=np.uint8).reshape(cfg.input_size, cfg.input_size, cfg.in_channels))
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+        return normalize_input(batch, cfg)
+
+    @torch.inference_mode()
+    def embed_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings (N, D) float32 of an already preprocessed batch."""
+        out = [F.normalize(self.model.embed(chunk).float(), dim=1) for chunk in batch.split(self.batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.config.embedding_size)
+
+    def embed(self, images: ImageInput | Iterable[ImageInput]) -> np.ndarray:
+        """Unit embeddings (N, D) float32 for aligned face crops (PIL images, arrays or paths)."""
+        items = _as_list(images)
+        if not items:
+            return np.empty((0, self.config.embedding_size), dtype=np.float32)
+        chunks = [self.embed_tensor(self.preprocess(items[i : i + self.batch_size])) for i in range(0, len(items), self.batch_size)]
+        return torch.cat(chunks).numpy()
+
+    def predict(self, images: ImageInput | Iterable[ImageInput], threshold: float | None = None) -> list[Prediction]:
+        """Label (or ``unknown``), cosine score and class probabilities for each face crop."""
+        embeddings = self.embed(images)
+        if len(embeddings) == 0:
+            return []
+        return list(self.bank.classify(embeddings, threshold=threshold))
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write weights, config/card and bank into folder ``path`` (each file atomically)."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_safetensors(folder / "model.safetensors", self.model.state_dict())
+        write_json(folder / "config.json", {"format_version": MODEL_FORMAT_VERSION, "model": self.config.to_dict(), "card": self.card})
+        self.bank.save(folder / "bank.safetensors")
+        return folder
+
+
+def _as_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
+    """One image (PIL, path, (H, W) or (H, W, 1|3|4) array) as a list of one; otherwise the items."""
+    if isinstance(images, (Image.Image, str, os.PathLike)):
+        return [images]
+    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4))):
+        return [images]
+    return list(images)
+
+
+def resolve_model_path(path_or_name: str | os.PathLike[str]) -> Path:
+    """A shipped model's folder by name, or a user's model folder by path."""
+    shipped = shipped_models()
+    if isinstance(path_or_name, str) and path_or_name in shipped:
+        return shipped[path_or_name]
+    folder = Path(path_or_name).expanduser()
+    if folder.is_dir():
+        return folder
+    raise FileNotFoundError(f"no model folder {str(path_or_name)!r}; shipped models are {sorted(shipped)}, or give a folder written by Recognizer.save")
+
+
+def load_model(path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None, batch_size: int = 256) -> Recognizer:
+    """Load a shipped model by name (``"default"``) or a model folder; ``bank`` overrides its center bank file."""
+    folder = resolve_model_path(path_or_name)
+    meta = read_json(folder / "config.json", "model config")
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ValueError(f"{folder / 'config.json'} has model format {meta.get('format_version')}, this spherefer reads {MODEL_FORMAT_VERSION}")
+    config = ModelConfig.from_dict(meta["model"])
+    model = EmbeddingNet(config)
+    state, _ = read_safetensors(folder / "model.safetensors", "model weights")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{folder / 'model.safetensors'} does not fit the architecture in config.json: {err}") from err
+    center_bank = CenterBank.load(bank if bank is not None else folder / "bank.safetensors")
+    return Recognizer(model, center_bank, card=meta.get("card"), batch_size=batch_size)

@@ -1,0 +1,274 @@
+"""Training loop: in-memory face arrays, batched augmentation, margin heads, resumable checkpoints.
+
+A run folder ``<output_dir>/<name>`` holds ``config.yaml`` (the resolved config),
+``metrics.csv`` and ``metrics.jsonl`` (one row per epoch), ``last/`` (a loadable model
+folder plus optimizer state, rewritten after each epoch) and ``best/`` (the model
+folder with the best validation accuracy by nearest center). Re-running the same
+command resumes from ``last/``. Under ``torchrun`` the loop runs as PyTorch DDP
+(gloo on CPU, NCCL on GPU); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .centers import CenterBank
+from .config import AugmentConfig, OptimConfig, TrainConfig
+from .data import open_dataset
+from .models import EmbeddingNet, create_model, normalize_input
+from .recognizer import Recognizer
+from .storage import atomic_write, read_json, read_safetensors, write_json, write_safetensors
+
+__all__ = ["train", "augment_batch", "load_face_arrays", "FaceArrays", "lr_factor"]
+
+
+@dataclass
+class FaceArrays:
+    """A dataset held in memory: uint8 images (N, 1, S, S) and int64 labels (N,)."""
+
+    images: Tensor
+    labels: Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def load_face_arrays(spec: str, classes: list[str], size: int) -> FaceArrays:
+    """Load a ``FORMAT:PATH[:SPLIT]`` dataset restricted to ``classes`` into memory."""
+    dataset = open_dataset(spec, classes=classes)
+    images, labels = dataset.load_arrays(size=size)
+    if len(labels) == 0:
+        raise ValueError(f"{spec} has no images of the classes {classes}")
+    return FaceArrays(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(), list(dataset.classes))
+
+
+def augment_batch(images: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Random flip, rotation/zoom/shift, brightness/contrast and erasing on a float batch in [0, 1]."""
+    n, _, h, w = images.shape
+    dev = images.device
+
+    def uniform(low: float, high: float, *shape: int) -> Tensor:
+        return torch.empty(*shape).uniform_(low, high, generator=generator).to(dev)
+
+    angle = uniform(-cfg.rotation, cfg.rotation, n) * math.pi / 180.0
+    zoom = uniform(1.0 - cfg.scale, 1.0 + cfg.scale, n)
+    flip = torch.where(uniform(0, 1, n) < 0.5, -1.0, 1.0) if cfg.hflip else torch.ones(n, device=dev)
+    shift = uniform(-cfg.translate, cfg.translate, n, 2) * 2.0
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = uniform(1.0 - cfg.contrast, 1.0 + cfg.contrast, n).view(n, 1, 1, 1)
+    brightness = uniform(-cfg.brightness, cfg.brightness, n).view(n, 1, 1, 1)
+    out = ((out - mean) * contrast + mean + brightness).clamp_(0.0, 1.0)
+    if cfg.erasing > 0:
+        erase = uniform(0, 1, n) < cfg.erasing
+        eh = (uniform(0.1, 0.4, n) * h).long()
+        ew = (uniform(0.1, 0.4, n) * w).long()
+        top = (uniform(0, 1, n) * (h - eh)).long()
+        left = (uniform(0, 1, n) * (w - ew)).long()
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        box = (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1)) & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
+        mask = (box & erase.view(n, 1, 1)).unsqueeze(1)
+        out = torch.where(mask, uniform(0, 1, n, 1, 1, 1).expand_as(out), out)
+    return out
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, cfg: OptimConfig, steps_per_epoch: int) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay or step decay at epoch milestones."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if cfg.schedule == "cosine":
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    epoch = step // steps_per_epoch
+    return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+
+
+def build_optimizer(model: EmbeddingNet, cfg: OptimConfig) -> torch.optim.SGD:
+    """SGD with the paper's split weight decay: one value for backbone+neck, one for the head."""
+    head_params = list(model.head.parameters())
+    head_ids = {id(p) for p in head_params}
+    body_params = [p for p in model.parameters() if id(p) not in head_ids]
+    groups = [
+        {"params": body_params, "weight_decay": cfg.weight_decay},
+        {"params": head_params, "weight_decay": cfg.head_weight_decay},
+    ]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+
+
+@torch.inference_mode()
+def evaluate_arrays(model: EmbeddingNet, data: FaceArrays, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Accuracy by nearest class center (the product's rule) and by the head's plain logits."""
+    model.eval()
+    correct_centers = correct_logits = 0
+    for start in range(0, len(data), batch_size):
+        x = normalize_input(data.images[start : start + batch_size].to(device).float().div_(255.0), model.config)
+        y = data.labels[start : start + batch_size].to(device)
+        emb = model.embed(x)
+        correct_centers += int((model.head.cosine(emb).argmax(1) == y).sum())
+        correct_logits += int((model.head(emb).argmax(1) == y).sum())
+    return {"val_acc": correct_centers / len(data), "val_acc_logits": correct_logits / len(data)}
+
+
+def _class_weights(labels: Tensor, num_classes: int) -> Tensor:
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+    return counts.sum() / (num_classes * counts)
+
+
+def _epoch_order(labels: Tensor, num_classes: int, balance: str, generator: torch.Generator) -> Tensor:
+    """Sample order for one epoch: a permutation, or class-balanced draws with replacement."""
+    n = labels.shape[0]
+    if balance == "sampler":
+        weights = _class_weights(labels, num_classes)[labels]
+        return torch.multinomial(weights, n, replacement=True, generator=generator)
+    return torch.randperm(n, generator=generator)
+
+
+def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    state = optimizer.state_dict()
+    tensors = {f"{pid}.{key}": value for pid, entry in state["state"].items() for key, value in entry.items() if isinstance(value, Tensor)}
+    write_safetensors(path, tensors, metadata={"param_groups": json.dumps(state["param_groups"])})
+
+
+def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    tensors, metadata = read_safetensors(path, "optimizer state")
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
+
+
+def _recognizer(model: EmbeddingNet, classes: list[str], card: dict[str, Any]) -> Recognizer:
+    return Recognizer(model, CenterBank.from_head(model.head, classes), card=card)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def train(config: TrainConfig, progress: bool = True, max_steps: int | None = None) -> Path:
+    """Train (or resume) the run described by ``config``; returns the run folder.
+
+    ``max_steps`` stops after that many optimizer steps in total (for smoke tests).
+    """
+    rank, world = _distributed()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    run_dir = config.run_dir
+    last_dir, best_dir = run_dir / "last", run_dir / "best"
+    size = config.model.input_size
+    train_data = load_face_arrays(config.data.train, config.data.classes, size)
+    val_data = load_face_arrays(config.data.val, config.data.classes, size)
+
+    torch.manual_seed(config.seed)
+    model = create_model(config.model).to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, config.optim)
+    history: list[dict[str, Any]] = []
+    start_epoch, best_acc = 0, -1.0
+    if (last_dir / "state.json").is_file():
+        state = read_json(last_dir / "state.json", "training state")
+        weights, _ = read_safetensors(last_dir / "model.safetensors", "checkpoint weights")
+        model.load_state_dict(weights)
+        _load_optimizer(last_dir / "optimizer.safetensors", optimizer)
+        start_epoch, best_acc, history = state["epoch"], state["best_val_acc"], state["history"]
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(run_dir / "config.yaml", "w") as handle:
+            handle.write(config.to_yaml())
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    num_classes = len(config.data.classes)
+    class_weights = _class_weights(train_data.labels, num_classes).to(device) if config.data.balance == "loss" else None
+    steps_per_epoch = len(train_data) // (config.batch_size * world)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.optim.warmup_epochs * steps_per_epoch)
+    step = start_epoch * steps_per_epoch
+    card = {"trained": True, "run": config.name, "train_data": config.data.train, "classes": config.data.classes}
+
+    for epoch in range(start_epoch, config.epochs):
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        torch.manual_seed(config.seed * 100_003 + epoch + rank)
+        order = _epoch_order(train_data.labels, num_classes, config.data.balance, generator)
+        order = order[: steps_per_epoch * config.batch_size * world][rank::world]
+        model.train()
+        started, loss_sum, correct, seen = time.time(), 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank != 0, leave=False)
+        for i in bar:
+            idx = order[i * config.batch_size : (i + 1) * config.batch_size]
+            x = augment_batch(train_data.images[idx].to(device).float().div_(255.0), config.augment, generator)
+            x = normalize_input(x, config.model)
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = train_data.labels[idx].to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = config.optim.lr * lr_factor(step, total_steps, warmup, config.optim, steps_per_epoch)
+            embeddings = net.module.embed(x) if world > 1 else model.embed(x)
+            loss = model.head.loss(embeddings, y, class_weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_sum += loss.item() * len(idx)
+            with torch.no_grad():
+                correct += int((model.head.cosine(embeddings).argmax(1) == y).sum())
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if max_steps is not None and step >= max_steps:
+                break
+        if rank == 0:
+            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
+            row.update(evaluate_arrays(model, val_data, config.eval_batch_size, device))
+            row["seconds"] = round(time.time() - started, 1)
+            history.append(row)
+            card_now = {**card, "epochs": epoch + 1, "val_data": config.data.val, "val_acc": row["val_acc"]}
+            if row["val_acc"] > best_acc:
+                best_acc = row["val_acc"]
+                _recognizer(model, config.data.classes, card_now).save(best_dir)
+            _recognizer(model, config.data.classes, card_now).save(last_dir)
+            _save_optimizer(last_dir / "optimizer.safetensors", optimizer)
+            write_json(last_dir / "state.json", {"epoch": epoch + 1, "best_val_acc": best_acc, "history": history})
+            _write_metrics(run_dir, history)
+            tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if world > 1:
+            dist.barrier()
+        if max_steps is not None and step >= max_steps:
+            break
+    if world > 1:
+        dist.destroy_process_group()
+    return run_dir
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite metrics.csv and metrics.jsonl from the full history (atomic, resume-safe)."""
+    with atomic_write(run_dir / "metrics.jsonl", "w") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in history)
+    with atomic_write(run_dir / "metrics.csv", "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)

@@ -1,0 +1,210 @@
+"""CenterBank: enrolment (paper eq. 4), moving-average updates, edits, classification, persistence."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from spherefer import storage
+from spherefer.centers import UNKNOWN, CenterBank
+from spherefer.heads import CosFaceHead
+
+NAMES = ["angry", "happy", "sad"]
+
+
+@pytest.fixture
+def bank() -> CenterBank:
+    head = CosFaceHead(4, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[2.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 0.5, 0]]))
+    return CenterBank.from_head(head, NAMES)
+
+
+def test_from_head_normalises_rows_and_keeps_trained_copy(bank):
+    torch.testing.assert_close(bank.centers, torch.eye(4)[:3])
+    assert bank.centers.dtype == torch.float32
+    assert bank.names == NAMES and bank.scale == 30.0 and bank.threshold == 0.6
+    assert set(bank.trained_centers) == set(NAMES)
+    assert [r["origin"] for r in bank.summary()] == ["trained"] * 3
+
+
+def test_from_head_name_count_mismatch():
+    with pytest.raises(ValueError, match="3 classes but 2 names"):
+        CenterBank.from_head(CosFaceHead(4, 3), ["a", "b"])
+
+
+def test_add_is_normalised_mean_of_normalised_samples(bank):
+    samples = np.array([[0, 0, 0, 10.0], [0, 0, 1.0, 1.0], [0, 1.0, 0, 3.0]], dtype=np.float32)
+    unit = samples / np.linalg.norm(samples, axis=1, keepdims=True)
+    expected = unit.mean(0) / np.linalg.norm(unit.mean(0))
+    center = bank.add("contempt", samples)
+    np.testing.assert_allclose(center.numpy(), expected, atol=1e-6)
+    assert bank.names[-1] == "contempt" and len(bank) == 4
+    row = bank.summary()[-1]
+    assert row == {"name": "contempt", "origin": "enrolled", "count": 3, "updates": 0, "threshold": None}
+
+
+@pytest.mark.parametrize(
+    "name, embeddings, message",
+    [
+        ("happy", np.ones((2, 4)), "already exists"),
+        ("unknown", np.ones((2, 4)), "reserved"),
+        ("", np.ones((2, 4)), "non-empty"),
+        (" x", np.ones((2, 4)), "surrounding spaces"),
+        ("new", np.ones((0, 4)), "non-empty"),
+        ("new", np.ones((2, 5)), "dimension 5"),
+        ("new", np.array([[1.0, np.nan, 0, 0]]), "NaN"),
+        ("new", np.zeros((1, 4)), "all zeros"),
+        ("new", np.array([[1.0, 0, 0, 0], [-1.0, 0, 0, 0]]), "opposite directions"),
+        ("new", np.ones((2, 2, 4)), "shape"),
+    ],
+)
+def test_add_refuses_bad_input(bank, name, embeddings, message):
+    before = bank.centers.clone()
+    with pytest.raises(ValueError, match=message):
+        bank.add(name, embeddings)
+    torch.testing.assert_close(bank.centers, before)
+    assert bank.names == NAMES
+
+
+def test_update_is_a_per_instance_moving_average_on_the_sphere(bank):
+    new = np.array([[0.0, 1.0, 0, 0], [0, 0, 0, 2.0]], dtype=np.float32)
+    c = np.array([1.0, 0, 0, 0])
+    for e in new / np.linalg.norm(new, axis=1, keepdims=True):
+        c = 0.8 * c + 0.2 * e
+        c /= np.linalg.norm(c)
+    got = bank.update("angry", new, momentum=0.8)
+    np.testing.assert_allclose(got.numpy(), c, atol=1e-6)
+    np.testing.assert_allclose(bank.center("angry").numpy(), c, atol=1e-6)
+    assert bank.info["angry"].count == 2 and bank.info["angry"].updates == 1
+    torch.testing.assert_close(bank.center("happy"), torch.tensor([0.0, 1, 0, 0]))
+
+
+def test_update_errors(bank):
+    with pytest.raises(KeyError, match="no class named 'joy'"):
+        bank.update("joy", np.ones((1, 4)))
+    with pytest.raises(ValueError, match="momentum"):
+        bank.update("angry", np.ones((1, 4)), momentum=1.0)
+    with pytest.raises(ValueError, match="dimension 3"):
+        bank.update("angry", np.ones((1, 3)))
+
+
+def test_remove_rename_reset(bank):
+    bank.update("happy", np.array([[1.0, 0, 0, 0]]), momentum=0.5)
+    bank.remove("angry")
+    assert bank.names == ["happy", "sad"] and bank.centers.shape == (2, 4)
+    bank.rename("happy", "joy")
+    assert bank.names == ["joy", "sad"]
+    with pytest.raises(ValueError, match="already exists"):
+        bank.rename("joy", "sad")
+    with pytest.raises(KeyError):
+        bank.rename("angry", "x")
+    bank.reset("joy")
+    torch.testing.assert_close(bank.center("joy"), torch.tensor([0.0, 1, 0, 0]))
+    bank.reset("angry")  # removed trained classes come back
+    assert bank.names == ["joy", "sad", "angry"]
+    bank.add("custom", np.ones((1, 4)))
+    with pytest.raises(KeyError, match="not a trained class"):
+        bank.reset("custom")
+
+
+def test_classify_threshold_and_unknown(bank):
+    e = np.array([[1.0, 0.1, 0, 0], [0.5, 0.5, 0, 0.7], [0, 0, 1.0, 0]], dtype=np.float32)
+    result = bank.classify(e)
+    cos = F.normalize(torch.tensor(e), dim=1) @ torch.eye(4)[:3].t()
+    torch.testing.assert_close(result.cosines, cos)
+    assert result.labels == ["angry", UNKNOWN, "sad"]
+    assert result.indices.tolist() == [0, -1, 2]
+    torch.testing.assert_close(result.probabilities, torch.softmax(30 * cos, dim=1))
+    torch.testing.assert_close(result.probabilities.sum(1), torch.ones(3))
+    assert [p.label for p in bank.classify(e, threshold=0.3)] == ["angry", "angry", "sad"]
+    first = result[1]
+    assert first.is_unknown and first.nearest == "angry" and abs(sum(first.probabilities.values()) - 1) < 1e-5
+
+
+def test_per_class_threshold_overrides_global(bank):
+    e = np.array([[1.0, 0.0, 0.0, 0.2], [0.0, 0.0, 1.0, 0.2]], dtype=np.float32)
+    bank.set_threshold("angry", 0.99)
+    assert bank.classify(e).labels == [UNKNOWN, "sad"]
+    bank.set_threshold("angry", None)
+    assert bank.classify(e).labels == ["angry", "sad"]
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        bank.set_threshold(None, 1.5)
+    with pytest.raises(KeyError):
+        bank.set_threshold("joy", 0.5)
+
+
+def test_save_load_round_trip(bank, tmp_path):
+    bank.add("contempt", np.array([[0, 0, 0, 1.0]]), threshold=0.42)
+    bank.update("happy", np.array([[0, 1.0, 1.0, 0]]))
+    bank.set_threshold(None, 0.55)
+    path = tmp_path / "bank.safetensors"
+    bank.save(path)
+    loaded = CenterBank.load(path)
+    assert loaded.names == bank.names and loaded.threshold == 0.55 and loaded.scale == bank.scale
+    torch.testing.assert_close(loaded.centers, bank.centers)
+    assert loaded.summary() == bank.summary()
+    assert set(loaded.trained_centers) == set(NAMES)
+    torch.testing.assert_close(loaded.trained_centers["happy"], torch.tensor([0.0, 1, 0, 0]))
+
+
+def test_crash_during_save_keeps_the_old_file(bank, tmp_path, monkeypatch):
+    path = tmp_path / "bank.safetensors"
+    bank.save(path)
+    original = path.read_bytes()
+    bank.add("contempt", np.array([[0, 0, 0, 1.0]]))
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated power loss")
+
+    monkeypatch.setattr(storage.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        bank.save(path)
+    assert path.read_bytes() == original
+    assert os.listdir(tmp_path) == ["bank.safetensors"]  # no temp file left behind
+    assert CenterBank.load(path).names == NAMES
+
+
+def test_load_truncated_file(bank, tmp_path):
+    path = tmp_path / "bank.safetensors"
+    bank.save(path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(ValueError, match="truncated or not a safetensors file"):
+        CenterBank.load(path)
+
+
+def test_load_missing_and_foreign_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="center bank not found"):
+        CenterBank.load(tmp_path / "nope.safetensors")
+    foreign = tmp_path / "weights.safetensors"
+    save_file({"w": torch.ones(2, 2)}, str(foreign))
+    with pytest.raises(ValueError, match="not a spherefer center bank"):
+        CenterBank.load(foreign)
+    (tmp_path / "text.safetensors").write_text("hello")
+    with pytest.raises(ValueError, match="truncated or not a safetensors"):
+        CenterBank.load(tmp_path / "text.safetensors")
+
+
+def test_load_newer_schema_and_mismatched_tensor(bank, tmp_path):
+    meta = bank.to_metadata()
+    meta["schema_version"] = 99
+    path = tmp_path / "future.safetensors"
+    save_file({"centers": bank.centers}, str(path), metadata={"spherefer": json.dumps(meta)})
+    with pytest.raises(ValueError, match="schema version 99"):
+        CenterBank.load(path)
+    meta["schema_version"] = 1
+    save_file({"centers": bank.centers[:2]}, str(path), metadata={"spherefer": json.dumps(meta)})
+    with pytest.raises(ValueError, match="does not match its 3 class names"):
+        CenterBank.load(path)
+
+
+def test_classify_empty_bank():
+    empty = CenterBank([], torch.empty(0, 4))
+    with pytest.raises(ValueError, match="no classes"):
+        empty.classify(np.ones((1, 4)))
