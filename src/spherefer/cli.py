@@ -75,6 +75,31 @@ def train(config_path: str | None, overrides: tuple[str, ...], no_progress: bool
 
 
 @main.command()
+@click.option("--config", "config_path", default=None, help="Base YAML config or shipped config name.")
+@click.option("--scales", default="20,25,30,35,40", show_default=True, help="Comma-separated values of s.")
+@click.option("--margins", default="0.32,0.36,0.40,0.44,0.48", show_default=True, help="Comma-separated values of m.")
+@click.option("--eval", "eval_data", required=True, help="FORMAT:PATH[:SPLIT] every cell's best model is evaluated on.")
+@click.option("--no-progress", is_flag=True)
+@click.argument("overrides", nargs=-1)
+def grid(config_path: str | None, scales: str, margins: str, eval_data: str, no_progress: bool, overrides: tuple[str, ...]) -> None:
+    """Grid search over the LMCL scale s and margin m (the paper's Table 2).
+
+    Each cell is a resumable run under OUTPUT_DIR/NAME/; writes grid.json, grid.md and grid.png there.
+    """
+    from .grid import run_grid
+
+    def numbers(text: str, what: str) -> list[float]:
+        try:
+            return [float(v) for v in text.split(",") if v.strip()]
+        except ValueError as err:
+            raise ValueError(f"--{what} must be comma-separated numbers, got {text!r}") from err
+
+    result, folder = run_grid(config_path, overrides, numbers(scales, "scales"), numbers(margins, "margins"), eval_data, progress=not no_progress)
+    click.echo(result.to_markdown())
+    click.echo(f"wrote {folder / 'grid.md'}, {folder / 'grid.png'}, {folder / 'grid.json'}")
+
+
+@main.command()
 def datasets() -> None:
     """List the --data formats (FORMAT:PATH[:SPLIT]) and their splits."""
     from .data import DATASET_FORMATS

@@ -23,14 +23,24 @@ FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 
 @dataclass
 class DataConfig:
-    """Where the training and validation images come from (``FORMAT:PATH[:SPLIT]`` specs)."""
+    """Where the training and validation images come from (``FORMAT:PATH[:SPLIT]`` specs).
+
+    With ``folds`` > 1 the ``train`` dataset (one with subjects, e.g. CK+) is split
+    into subject-disjoint folds and fold ``fold`` is held out for validation; ``val``
+    is then ignored (the paper's CK+ protocol).
+    """
 
     train: str = "ferplus:~/.cache/spherefer-data/ferplus:train"
     val: str = "ferplus:~/.cache/spherefer-data/ferplus:valid"
     classes: list[str] = field(default_factory=lambda: list(FER_CLASSES))
     balance: str = "none"  # none | sampler | loss
+    folds: int = 0
+    fold: int = 0
+    fold_seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
+            raise ValueError(f"data.folds must be 0 (off) or >= 2 with 0 <= data.fold < data.folds, got folds={self.folds}, fold={self.fold}")
         if self.balance not in ("none", "sampler", "loss"):
             raise ValueError(f"data.balance must be none, sampler or loss, got {self.balance!r}")
         if not self.classes:

@@ -27,13 +27,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .centers import CenterBank
-from .config import AugmentConfig, OptimConfig, TrainConfig
-from .data import open_dataset
+from .config import AugmentConfig, DataConfig, OptimConfig, TrainConfig
+from .data import open_dataset, subject_kfold
 from .models import EmbeddingNet, create_model, normalize_input
 from .recognizer import Recognizer
 from .storage import atomic_write, read_json, read_safetensors, write_json, write_safetensors
 
-__all__ = ["train", "augment_batch", "load_face_arrays", "FaceArrays", "lr_factor"]
+__all__ = ["train", "augment_batch", "load_face_arrays", "load_train_val", "FaceArrays", "lr_factor"]
 
 
 @dataclass
@@ -48,6 +48,11 @@ class FaceArrays:
         return int(self.labels.shape[0])
 
 
+    def subset(self, indices: np.ndarray) -> "FaceArrays":
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return FaceArrays(self.images[index], self.labels[index], self.classes)
+
+
 def load_face_arrays(spec: str, classes: list[str], size: int) -> FaceArrays:
     """Load a ``FORMAT:PATH[:SPLIT]`` dataset restricted to ``classes`` into memory."""
     dataset = open_dataset(spec, classes=classes)
@@ -55,6 +60,19 @@ def load_face_arrays(spec: str, classes: list[str], size: int) -> FaceArrays:
     if len(labels) == 0:
         raise ValueError(f"{spec} has no images of the classes {classes}")
     return FaceArrays(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(), list(dataset.classes))
+
+
+def load_train_val(data: DataConfig, size: int) -> tuple[FaceArrays, FaceArrays]:
+    """Training and validation arrays: two specs, or subject-disjoint folds of one."""
+    if not data.folds:
+        return load_face_arrays(data.train, data.classes, size), load_face_arrays(data.val, data.classes, size)
+    dataset = open_dataset(data.train, classes=data.classes)
+    subjects = getattr(dataset, "subjects", None)
+    if subjects is None:
+        raise ValueError(f"data.folds needs a dataset with subjects (ckplus48, ckplus); {data.train} has none")
+    train_idx, val_idx = subject_kfold(subjects, data.folds, seed=data.fold_seed)[data.fold]
+    everything = load_face_arrays(data.train, data.classes, size)
+    return everything.subset(train_idx), everything.subset(val_idx)
 
 
 def augment_batch(images: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
@@ -180,9 +198,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
         torch.set_num_threads(config.threads)
     run_dir = config.run_dir
     last_dir, best_dir = run_dir / "last", run_dir / "best"
-    size = config.model.input_size
-    train_data = load_face_arrays(config.data.train, config.data.classes, size)
-    val_data = load_face_arrays(config.data.val, config.data.classes, size)
+    train_data, val_data = load_train_val(config.data, config.model.input_size)
 
     torch.manual_seed(config.seed)
     model = create_model(config.model).to(device)
@@ -209,7 +225,8 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
     total_steps = steps_per_epoch * config.epochs
     warmup = int(config.optim.warmup_epochs * steps_per_epoch)
     step = start_epoch * steps_per_epoch
-    card = {"trained": True, "run": config.name, "train_data": config.data.train, "classes": config.data.classes}
+    val_name = f"fold {config.data.fold} of {config.data.folds} by subject" if config.data.folds else config.data.val
+    card = {"trained": True, "run": config.name, "train_data": config.data.train, "val_data": val_name, "classes": config.data.classes}
 
     for epoch in range(start_epoch, config.epochs):
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -246,7 +263,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
             row.update(evaluate_arrays(model, val_data, config.eval_batch_size, device))
             row["seconds"] = round(time.time() - started, 1)
             history.append(row)
-            card_now = {**card, "epochs": epoch + 1, "val_data": config.data.val, "val_acc": row["val_acc"]}
+            card_now = {**card, "epochs": epoch + 1, "val_acc": row["val_acc"]}
             if row["val_acc"] > best_acc:
                 best_acc = row["val_acc"]
                 _recognizer(model, config.data.classes, card_now).save(best_dir)
