@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fixtures import make_fer2013_folder, write_image
 from realdata import realdata_path
 from spherefer.data import (
     COMPOUND_EXPRESSIONS,
@@ -32,13 +33,8 @@ from spherefer.data import (
     subject_split,
 )
 
-# ---------------------------------------------------------------- fixture builders
-
-
-def write_image(path: Path, size: tuple[int, int] = (48, 48), value: int = 128) -> None:
-    """Write a uniform greyscale image (format from the suffix), creating parent folders."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("L", size, value).save(path)
+# ---------------------------------------------------------------- fixture builders (write_image and
+# make_fer2013_folder, shared with other test modules, live in fixtures.py)
 
 
 def write_csv(path: Path, rows: list[list[object]]) -> Path:
@@ -47,17 +43,6 @@ def write_csv(path: Path, rows: list[list[object]]) -> Path:
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     return path
-
-
-def make_fer2013_folder(root: Path) -> Path:
-    """Kaggle layout: train angry x2 + happy x1 (a Training id reused across folders), test 1 Public + 2 Private."""
-    write_image(root / "train" / "angry" / "Training_1.jpg", value=10)
-    write_image(root / "train" / "angry" / "Training_2.jpg", value=20)
-    write_image(root / "train" / "happy" / "Training_1.jpg", value=30)
-    write_image(root / "test" / "sad" / "PublicTest_3.jpg")
-    write_image(root / "test" / "sad" / "PrivateTest_4.jpg")
-    write_image(root / "test" / "neutral" / "PrivateTest_5.jpg")
-    return root
 
 
 def pixels_text(value: int, count: int = 48 * 48) -> str:

@@ -11,6 +11,7 @@ average on the sphere. Classification is the cosine to every center, rejected as
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from .storage import read_safetensors, write_safetensors
 
-__all__ = ["UNKNOWN", "CenterBank", "Classification", "Prediction"]
+__all__ = ["UNKNOWN", "CenterBank", "Classification", "Prediction", "angle_degrees", "estimate_threshold"]
 
 UNKNOWN = "unknown"
 SCHEMA = "spherefer.centerbank"
@@ -96,6 +97,29 @@ def _as_embeddings(embeddings: Tensor | np.ndarray | Sequence[Sequence[float]], 
     if (x.norm(dim=1) == 0).any():
         raise ValueError(f"{what}: an embedding is all zeros and has no direction")
     return x
+
+
+def angle_degrees(a: Tensor, b: Tensor) -> float:
+    """Angle in degrees between two vectors."""
+    cos = F.cosine_similarity(a.float().view(1, -1), b.float().view(1, -1)).clamp(-1.0, 1.0)
+    return math.degrees(math.acos(float(cos)))
+
+
+def estimate_threshold(embeddings: Tensor | np.ndarray, ceiling: float, quantile: float = 0.1) -> float:
+    """A new class's own acceptance threshold from its samples' spread.
+
+    Each sample's cosine to the normalised mean of the *other* samples (leave-one-out)
+    estimates how far genuine faces of the class fall from its center; the threshold is
+    their ``quantile``, capped at ``ceiling`` (the bank's global threshold) so that a
+    tight class is never stricter than the rest. Needs at least three samples.
+    """
+    x = F.normalize(_as_embeddings(embeddings, None, "estimating a threshold"), dim=1)
+    if x.shape[0] < 3:
+        raise ValueError(f"estimating a threshold needs at least 3 samples, got {x.shape[0]}")
+    total = x.sum(dim=0, keepdim=True)
+    others = F.normalize(total - x, dim=1)
+    loo = (x * others).sum(dim=1)
+    return float(min(ceiling, torch.quantile(loo, quantile)))
 
 
 def _normalized_mean(x: Tensor) -> Tensor:
@@ -199,6 +223,20 @@ class CenterBank:
         self.centers = torch.cat([self.centers, center.unsqueeze(0)])
         self.info[name] = _ClassInfo(count=x.shape[0], origin=origin, threshold=threshold)
         return center.clone()
+
+    def compose(self, name: str, components: Sequence[str], weights: Sequence[float] | None = None, threshold: float | None = None) -> Tensor:
+        """Enrol a class from no samples: the normalised weighted sum of existing centers."""
+        if len(components) < 2:
+            raise ValueError(f"composing {name!r} needs at least two existing classes, got {list(components)}")
+        weights = [1.0] * len(components) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(components):
+            raise ValueError(f"{len(components)} classes but {len(weights)} weights")
+        if any(w <= 0 for w in weights):
+            raise ValueError(f"composition weights must be positive, got {weights}")
+        mix = sum(w * self.centers[self.index(c)] for w, c in zip(weights, components))
+        center = self.add(name, mix.unsqueeze(0), origin="composed", threshold=threshold)
+        self.info[name].count = 0
+        return center
 
     def update(self, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9) -> Tensor:
         """Move a center towards new instances: for each normalised instance ``e`` in order,

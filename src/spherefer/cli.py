@@ -8,7 +8,20 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .recognizer import load_model, resolve_model_path, shipped_models
+from .images import collect_image_files
+from .recognizer import Recognizer, editable_bank_path, load_model, resolve_model_path, shipped_models
+
+MODEL_OPTION = click.option("--model", "model_name", default="default", show_default=True, help="Shipped model name or model folder.")
+BANK_OPTION = click.option(
+    "--bank", "bank_option", default=None, type=click.Path(path_type=Path),
+    help="Center-bank file to use and edit (default: ~/.spherefer/banks/<model>.safetensors for shipped models, the folder's bank otherwise).",
+)
+
+
+def open_model(model_name: str, bank_option: Path | None) -> tuple[Recognizer, Path]:
+    """The model with its editable bank (if one was saved) and that bank's path."""
+    bank_file = bank_option or editable_bank_path(model_name)
+    return load_model(model_name, bank=bank_file if bank_file.is_file() else None), bank_file
 
 
 class _CleanErrors(click.Group):
@@ -30,10 +43,11 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--model", "model_name", default="default", show_default=True, help="Shipped model name or model folder.")
-def info(model_name: str) -> None:
+@MODEL_OPTION
+@BANK_OPTION
+def info(model_name: str, bank_option: Path | None) -> None:
     """Print the version, the model card and the class list of a model."""
-    recognizer = load_model(model_name)
+    recognizer, bank_file = open_model(model_name, bank_option)
     folder = resolve_model_path(model_name)
     cfg = recognizer.config
     click.echo(f"spherefer {__version__}")
@@ -44,6 +58,7 @@ def info(model_name: str) -> None:
         f"{cfg.embedding_size}-d embedding, head {cfg.head} (s={cfg.scale}, m={cfg.margin})"
     )
     bank = recognizer.bank
+    click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
     click.echo(f"classes ({len(bank)}), unknown below cosine {bank.threshold}:")
     for row in bank.summary():
         threshold = "" if row["threshold"] is None else f", threshold {row['threshold']:.3f}"
@@ -78,10 +93,10 @@ def train(config_path: str | None, overrides: tuple[str, ...], no_progress: bool
 @click.option("--config", "config_path", default=None, help="Base YAML config or shipped config name.")
 @click.option("--scales", default="20,25,30,35,40", show_default=True, help="Comma-separated values of s.")
 @click.option("--margins", default="0.32,0.36,0.40,0.44,0.48", show_default=True, help="Comma-separated values of m.")
-@click.option("--eval", "eval_data", required=True, help="FORMAT:PATH[:SPLIT] every cell's best model is evaluated on.")
+@click.option("--eval", "eval_data", multiple=True, required=True, help="FORMAT:PATH[:SPLIT] every cell's best model is evaluated on (repeatable).")
 @click.option("--no-progress", is_flag=True)
 @click.argument("overrides", nargs=-1)
-def grid(config_path: str | None, scales: str, margins: str, eval_data: str, no_progress: bool, overrides: tuple[str, ...]) -> None:
+def grid(config_path: str | None, scales: str, margins: str, eval_data: tuple[str, ...], no_progress: bool, overrides: tuple[str, ...]) -> None:
     """Grid search over the LMCL scale s and margin m (the paper's Table 2).
 
     Each cell is a resumable run under OUTPUT_DIR/NAME/; writes grid.json, grid.md and grid.png there.
@@ -115,12 +130,13 @@ def datasets() -> None:
 @click.argument("model_name", metavar="MODEL")
 @click.option("--data", "data_specs", multiple=True, required=True, help="FORMAT:PATH[:SPLIT]; repeat for several datasets.")
 @click.option("--output", "output_dir", default=None, help="Folder for the JSON, markdown and confusion PNG (default: print only).")
+@click.option("--bank", "bank_option", default=None, type=click.Path(path_type=Path), help="Evaluate with this center bank instead of the model's own.")
 @click.option("--batch-size", default=512, show_default=True)
-def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | None, batch_size: int) -> None:
+def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | None, bank_option: Path | None, batch_size: int) -> None:
     """Accuracy, per-class recall, macro-F1 and confusion of MODEL (name or folder) on --data."""
     from .evaluate import evaluate as run_evaluation
 
-    recognizer = load_model(model_name)
+    recognizer = load_model(model_name, bank=bank_option)
     for spec in data_specs:
         report = run_evaluation(recognizer, spec, model_name=model_name, batch_size=batch_size)
         click.echo(report.to_markdown())
@@ -132,10 +148,11 @@ def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | Non
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model_name", default="default", show_default=True, help="Shipped model name or model folder.")
+@MODEL_OPTION
+@BANK_OPTION
 @click.option("--threshold", type=float, default=None, help="Cosine below which a face is unknown (default: the bank's).")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-def predict(images: tuple[Path, ...], model_name: str, threshold: float | None, output_format: str) -> None:
+def predict(images: tuple[Path, ...], model_name: str, bank_option: Path | None, threshold: float | None, output_format: str) -> None:
     """Classify aligned face crops (files or folders of images); one line per image.
 
     Unreadable files are reported on stderr and skipped.
@@ -143,8 +160,8 @@ def predict(images: tuple[Path, ...], model_name: str, threshold: float | None, 
     import csv
     import json
 
-    recognizer = load_model(model_name)
-    files = [f for path in images for f in (sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])]
+    recognizer, _ = open_model(model_name, bank_option)
+    files = collect_image_files(images)
     writer = csv.writer(sys.stdout) if output_format == "csv" else None
     if writer:
         writer.writerow(["source", "label", "cosine", *recognizer.bank.names])
@@ -164,6 +181,167 @@ def predict(images: tuple[Path, ...], model_name: str, threshold: float | None, 
             click.echo(json.dumps(record))
     if failures:
         click.echo(f"{failures} of {len(files)} files could not be read", err=True)
+
+
+@main.group()
+def classes() -> None:
+    """List, enrol, update, compose, remove, rename, reset, export and import expression classes.
+
+    Changes are saved atomically to the editable bank (see --bank); the shipped model's
+    files are never changed, and trained classes can always be reset.
+    """
+
+
+def _save_bank(recognizer: Recognizer, bank_file: Path, message: str) -> None:
+    recognizer.bank.save(bank_file)
+    click.echo(f"{message} (saved {bank_file})")
+
+
+def _sample_files(inputs: tuple[Path, ...], shots: int | None, seed: int, minimum: int) -> list[Path]:
+    import random
+
+    files = collect_image_files(inputs)
+    if shots is not None:
+        if shots > len(files):
+            raise ValueError(f"--shots {shots} but only {len(files)} images were given")
+        files = sorted(random.Random(seed).sample(files, shots))
+    if len(files) < minimum:
+        raise ValueError(f"need at least {minimum} images, got {len(files)} (lower --min-images to enrol from fewer)")
+    return files
+
+
+@classes.command("list")
+@MODEL_OPTION
+@BANK_OPTION
+def classes_list(model_name: str, bank_option: Path | None) -> None:
+    """Classes with origin, sample count, updates and own threshold."""
+    recognizer, _ = open_model(model_name, bank_option)
+    bank = recognizer.bank
+    click.echo(f"{'class':<20} {'origin':<9} {'samples':>7} {'updates':>7}  threshold")
+    for row in bank.summary():
+        threshold = f"{row['threshold']:.3f}" if row["threshold"] is not None else f"{bank.threshold:.3f} (global)"
+        click.echo(f"{row['name']:<20} {row['origin']:<9} {row['count']:>7} {row['updates']:>7}  {threshold}")
+
+
+@classes.command("add")
+@click.argument("name")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@MODEL_OPTION
+@BANK_OPTION
+@click.option("--shots", type=int, default=None, help="Enrol from this many images drawn at random from INPUTS.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --shots draw.")
+@click.option("--min-images", type=int, default=3, show_default=True)
+@click.option("--threshold", type=float, default=None, help="The class's own threshold (default: estimated from the samples' spread).")
+def classes_add(name: str, inputs: tuple[Path, ...], model_name: str, bank_option: Path | None, shots: int | None, seed: int, min_images: int, threshold: float | None) -> None:
+    """Enrol a new expression NAME from face crops (files or folders), without training."""
+    from .centers import estimate_threshold
+
+    recognizer, bank_file = open_model(model_name, bank_option)
+    files = _sample_files(inputs, shots, seed, min_images)
+    embeddings = recognizer.embed(files)
+    if threshold is None and len(files) >= 3:
+        threshold = estimate_threshold(embeddings, ceiling=recognizer.bank.threshold)
+    recognizer.bank.add(name, embeddings, threshold=threshold)
+    _save_bank(recognizer, bank_file, f"enrolled {name!r} from {len(files)} images, threshold {recognizer.bank.thresholds()[-1]:.3f}")
+
+
+@classes.command("update")
+@click.argument("name")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@MODEL_OPTION
+@BANK_OPTION
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="Weight kept by the old center at each new instance.")
+def classes_update(name: str, inputs: tuple[Path, ...], model_name: str, bank_option: Path | None, momentum: float) -> None:
+    """Move the center of NAME towards new instances (moving average on the sphere)."""
+    from .centers import angle_degrees
+
+    recognizer, bank_file = open_model(model_name, bank_option)
+    before = recognizer.bank.center(name)
+    files = _sample_files(inputs, None, 0, 1)
+    after = recognizer.bank.update(name, recognizer.embed(files), momentum=momentum)
+    moved = angle_degrees(before, after)
+    _save_bank(recognizer, bank_file, f"updated {name!r} with {len(files)} images; center moved {moved:.2f} degrees")
+
+
+@classes.command("compose")
+@click.argument("name")
+@click.argument("components", nargs=-1, required=True)
+@MODEL_OPTION
+@BANK_OPTION
+@click.option("--weights", default=None, help="Comma-separated positive weights, one per component (default equal).")
+def classes_compose(name: str, components: tuple[str, ...], model_name: str, bank_option: Path | None, weights: str | None) -> None:
+    """Add NAME as the normalised weighted sum of existing classes (no samples needed)."""
+    recognizer, bank_file = open_model(model_name, bank_option)
+    values = None if weights is None else [float(w) for w in weights.split(",")]
+    recognizer.bank.compose(name, list(components), values)
+    _save_bank(recognizer, bank_file, f"composed {name!r} from {', '.join(components)}")
+
+
+@classes.command("remove")
+@click.argument("name")
+@MODEL_OPTION
+@BANK_OPTION
+def classes_remove(name: str, model_name: str, bank_option: Path | None) -> None:
+    """Remove class NAME (a trained class can be brought back with reset)."""
+    recognizer, bank_file = open_model(model_name, bank_option)
+    recognizer.bank.remove(name)
+    _save_bank(recognizer, bank_file, f"removed {name!r}")
+
+
+@classes.command("rename")
+@click.argument("old")
+@click.argument("new")
+@MODEL_OPTION
+@BANK_OPTION
+def classes_rename(old: str, new: str, model_name: str, bank_option: Path | None) -> None:
+    """Rename class OLD to NEW."""
+    recognizer, bank_file = open_model(model_name, bank_option)
+    recognizer.bank.rename(old, new)
+    _save_bank(recognizer, bank_file, f"renamed {old!r} to {new!r}")
+
+
+@classes.command("reset")
+@click.argument("names", nargs=-1)
+@MODEL_OPTION
+@BANK_OPTION
+@click.option("--all", "reset_all", is_flag=True, help="Restore the trained bank exactly, dropping every enrolled class.")
+def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | None, reset_all: bool) -> None:
+    """Restore trained classes NAMES to their trained centers (or everything with --all)."""
+    if reset_all:
+        recognizer = load_model(model_name)
+        bank_file = bank_option or editable_bank_path(model_name)
+        _save_bank(recognizer, bank_file, "restored the trained center bank")
+        return
+    if not names:
+        raise ValueError("name the classes to reset, or pass --all")
+    recognizer, bank_file = open_model(model_name, bank_option)
+    for name in names:
+        recognizer.bank.reset(name)
+    _save_bank(recognizer, bank_file, f"reset {', '.join(names)}")
+
+
+@classes.command("export")
+@click.argument("destination", type=click.Path(path_type=Path))
+@MODEL_OPTION
+@BANK_OPTION
+def classes_export(destination: Path, model_name: str, bank_option: Path | None) -> None:
+    """Write the current center bank to DESTINATION (a .safetensors file)."""
+    recognizer, _ = open_model(model_name, bank_option)
+    recognizer.bank.save(destination)
+    click.echo(f"exported {len(recognizer.bank)} classes to {destination}")
+
+
+@classes.command("import")
+@click.argument("source", type=click.Path(path_type=Path))
+@MODEL_OPTION
+@BANK_OPTION
+def classes_import(source: Path, model_name: str, bank_option: Path | None) -> None:
+    """Replace the editable bank by SOURCE (checked against the model first)."""
+    from .centers import CenterBank
+
+    recognizer, bank_file = open_model(model_name, bank_option)
+    recognizer = Recognizer(recognizer.model, CenterBank.load(source))  # refuses a bank of another embedding size
+    _save_bank(recognizer, bank_file, f"imported {len(recognizer.bank)} classes from {source}")
 
 
 if __name__ == "__main__":

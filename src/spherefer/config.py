@@ -92,6 +92,7 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 512
     threads: int = 0  # 0 = torch default
+    init_from: str | None = None  # model name or folder whose backbone and neck start the run
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -128,12 +129,39 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _checked(field: dataclasses.Field, value: Any, prefix: str) -> Any:
+    """``value`` if it has the type of the field's default (ints and numeric strings such as
+    YAML's ``1e-3`` become floats for float fields), else a ValueError naming the key."""
+    default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+    kind = type(default)
+    if kind is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = {
+        bool: lambda: isinstance(value, bool),
+        int: lambda: isinstance(value, int) and not isinstance(value, bool),
+        float: lambda: isinstance(value, float),
+        str: lambda: isinstance(value, str),
+        list: lambda: isinstance(value, (list, tuple)),
+        tuple: lambda: isinstance(value, (list, tuple)),
+    }.get(kind, lambda: True)()
+    if not ok:
+        expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, "a list")
+        raise ValueError(f"config key {prefix}{field.name} must be {expected}, got {value!r}")
+    return value
+
+
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"unknown config keys in {where}: {unknown}; known: {sorted(known)}")
-    return cls(**values)
+        raise ValueError(f"unknown config keys in {where}: {unknown}; known: {sorted(fields)}")
+    prefix = "" if cls is TrainConfig else f"{where}."
+    return cls(**{k: v if k in _SECTIONS and cls is TrainConfig else _checked(fields[k], v, prefix) for k, v in values.items()})
 
 
 def _apply_override(tree: dict[str, Any], override: str) -> None:
@@ -143,10 +171,15 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
     parts = key.strip().split(".")
     node = tree
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an empty section in the YAML file
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ValueError(f"override {override!r}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {override!r}: the value is not valid YAML ({getattr(err, 'problem', None) or err})") from err
 
 
 def load_train_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:

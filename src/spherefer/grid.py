@@ -25,46 +25,52 @@ __all__ = ["GridResult", "run_grid"]
 
 @dataclass
 class GridResult:
-    """Accuracy (rows: scales, columns: margins) of a finished grid."""
+    """Accuracy per evaluation dataset (rows: scales, columns: margins; NaN = not run yet)."""
 
     name: str
-    data: str
     epochs: int
     scales: list[float]
     margins: list[float]
-    accuracy: list[list[float]]
+    accuracy: dict[str, list[list[float]]]
 
     def to_markdown(self) -> str:
-        acc = np.array(self.accuracy)
-        best = np.unravel_index(np.nanargmax(acc), acc.shape)
-        lines = [
-            f"LMCL grid `{self.name}`: accuracy on `{self.data}` after {self.epochs} epochs per cell (best in bold)",
-            "",
-            "| s \\ m | " + " | ".join(f"{m:.2f}" for m in self.margins) + " |",
-            "|---" * (len(self.margins) + 1) + "|",
-        ]
-        for i, s in enumerate(self.scales):
-            cells = [f"**{v:.2%}**" if (i, j) == best else f"{v:.2%}" for j, v in enumerate(acc[i])]
-            lines.append(f"| {s:g} | " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        lines = []
+        for data, values in self.accuracy.items():
+            acc = np.array(values, dtype=float)
+            best = np.unravel_index(np.nanargmax(acc), acc.shape) if np.isfinite(acc).any() else None
+            lines += [
+                f"LMCL grid `{self.name}`: accuracy on `{data}` after {self.epochs} epochs per cell (best in bold)",
+                "",
+                "| s \\ m | " + " | ".join(f"{m:.2f}" for m in self.margins) + " |",
+                "|---" * (len(self.margins) + 1) + "|",
+            ]
+            for i, s in enumerate(self.scales):
+                cells = ["-" if np.isnan(v) else f"**{v:.2%}**" if (i, j) == best else f"{v:.2%}" for j, v in enumerate(acc[i])]
+                lines.append(f"| {s:g} | " + " | ".join(cells) + " |")
+            lines.append("")
+        return "\n".join(lines)
 
     def plot(self, path: str | Path) -> None:
+        """One heatmap per evaluation dataset, side by side."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        acc = np.array(self.accuracy)
-        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(self.margins), 1.2 + 0.6 * len(self.scales)))
-        image = ax.imshow(acc, cmap="viridis", aspect="auto")
-        for (i, j), value in np.ndenumerate(acc):
-            ax.text(j, i, f"{value:.1%}", ha="center", va="center", fontsize=8, color="white" if value < np.nanmean(acc) else "black")
-        ax.set_xticks(range(len(self.margins)), [f"{m:.2f}" for m in self.margins])
-        ax.set_yticks(range(len(self.scales)), [f"{s:g}" for s in self.scales])
-        ax.set_xlabel("margin m")
-        ax.set_ylabel("scale s")
-        ax.set_title(f"LMCL grid: accuracy on {self.data.split(':')[0]} ({self.epochs} epochs/cell)", fontsize=9)
-        fig.colorbar(image, ax=ax, format=lambda v, _: f"{v:.0%}")
+        width = 1.6 + 0.9 * len(self.margins)
+        fig, axes = plt.subplots(1, len(self.accuracy), figsize=(width * len(self.accuracy), 1.4 + 0.6 * len(self.scales)), squeeze=False)
+        for ax, (data, values) in zip(axes[0], self.accuracy.items()):
+            acc = np.array(values, dtype=float)
+            image = ax.imshow(acc, cmap="viridis", aspect="auto")
+            for (i, j), value in np.ndenumerate(acc):
+                if np.isfinite(value):
+                    ax.text(j, i, f"{value:.1%}", ha="center", va="center", fontsize=8, color="white" if value < np.nanmean(acc) else "black")
+            ax.set_xticks(range(len(self.margins)), [f"{m:.2f}" for m in self.margins])
+            ax.set_yticks(range(len(self.scales)), [f"{s:g}" for s in self.scales])
+            ax.set_xlabel("margin m")
+            ax.set_ylabel("scale s")
+            ax.set_title(f"{data.split(':')[0]}:{data.split(':')[-1] if data.count(':') == 2 else 'all'}\n({self.epochs} epochs/cell)", fontsize=9)
+            fig.colorbar(image, ax=ax, format=lambda v, _: f"{v:.0%}")
         fig.tight_layout()
         with atomic_write(path) as handle:
             fig.savefig(handle, format="png", dpi=120)
@@ -76,22 +82,22 @@ def run_grid(
     overrides: Sequence[str],
     scales: Sequence[float],
     margins: Sequence[float],
-    eval_data: str,
+    eval_data: Sequence[str],
     progress: bool = True,
 ) -> tuple[GridResult, Path]:
-    """Train (or resume) every (s, m) cell, evaluate each best model on ``eval_data``; returns result and folder."""
+    """Train (or resume) every (s, m) cell, evaluate each best model on every ``eval_data`` spec."""
     base: TrainConfig = load_train_config(config_path, overrides)
     if base.model.head not in ("cosface", "arcface"):
         raise ValueError(f"a scale/margin grid needs an additive-margin head (cosface, arcface), not {base.model.head!r}")
     grid_dir = base.run_dir
-    accuracy = np.full((len(scales), len(margins)), np.nan)
+    accuracy = {spec: np.full((len(scales), len(margins)), np.nan) for spec in eval_data}
     for i, s in enumerate(scales):
         for j, m in enumerate(margins):
             cell = load_train_config(config_path, [*overrides, f"name={base.name}/s{s:g}-m{m:.2f}", f"model.scale={s}", f"model.margin={m}"])
-            run_dir = train(cell, progress=progress)
-            report = evaluate(load_model(run_dir / "best"), eval_data, model_name=cell.name, progress=False)
-            accuracy[i, j] = report.accuracy
-            result = GridResult(base.name, eval_data, base.epochs, list(scales), list(margins), accuracy.tolist())
+            recognizer = load_model(train(cell, progress=progress) / "best")
+            for spec in eval_data:
+                accuracy[spec][i, j] = evaluate(recognizer, spec, model_name=cell.name, progress=False).accuracy
+            result = GridResult(base.name, base.epochs, list(scales), list(margins), {k: v.tolist() for k, v in accuracy.items()})
             write_json(grid_dir / "grid.json", vars(result))
     with atomic_write(grid_dir / "grid.md", "w") as handle:
         handle.write(result.to_markdown())

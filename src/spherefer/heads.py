@@ -86,12 +86,6 @@ class ClassificationHead(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.logits(embeddings, labels)
 
-    def loss(self, embeddings: Tensor, labels: Tensor, class_weights: Tensor | None = None) -> Tensor:
-        """Cross-entropy of the margin logits against integer labels."""
-        logits = self.logits(embeddings, labels)
-        weight = None if class_weights is None else class_weights.to(logits.dtype)
-        return F.cross_entropy(logits, labels, weight=weight)
-
     def extra_repr(self) -> str:
         return f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, scale={self.scale}, margin={self.margin}"
 

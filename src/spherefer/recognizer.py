@@ -11,21 +11,21 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .centers import CenterBank, Prediction
+from .images import ImageInput, flatten_to_mode, to_pil
 from .models import EmbeddingNet, ModelConfig, normalize_input
 from .storage import read_json, read_safetensors, write_json, write_safetensors
 
-__all__ = ["Recognizer", "load_model", "shipped_models", "ImageInput", "MODEL_FORMAT_VERSION"]
+__all__ = ["Recognizer", "load_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
 
 MODEL_FORMAT_VERSION = 1
-ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike]
 
 
 def shipped_models() -> dict[str, Path]:
@@ -34,51 +34,6 @@ def shipped_models() -> dict[str, Path]:
     if not root.is_dir():
         return {}
     return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
-
-
-def _to_pil(image: ImageInput) -> Image.Image:
-    """A PIL image from a PIL image, a path, or a (H, W[, C]) uint8/uint16/float array."""
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image not found: {path}")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                return ImageOps.exif_transpose(opened)
-        except (OSError, SyntaxError, ValueError) as err:
-            raise ValueError(f"cannot read image {path}: {err}") from err
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or min(array.shape[:2]) < 1:
-            raise ValueError(f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {array.shape}")
-        if array.dtype == np.uint16:
-            array = (array / 257.0).round().astype(np.uint8)
-        elif np.issubdtype(array.dtype, np.floating):
-            if not np.isfinite(array).all():
-                raise ValueError("image array contains NaN or infinite values")
-            array = (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-        elif array.dtype != np.uint8:
-            raise ValueError(f"image arrays must be uint8, uint16 or float in [0, 1], got {array.dtype}")
-        return Image.fromarray(np.ascontiguousarray(array))
-    raise TypeError(f"expected a PIL image, a numpy array or a path, got {type(image).__name__}")
-
-
-def _flatten_to_mode(image: Image.Image, mode: str) -> Image.Image:
-    """Convert any PIL mode (palette, 16-bit, RGBA, ...) to 'L' or 'RGB', alpha composited on black."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if array.max() > 255 else 255.0
-        image = Image.fromarray((np.clip(array / peak, 0, 1) * 255).round().astype(np.uint8))
-    if image.mode in ("P", "PA", "LA", "RGBA"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert(mode)
 
 
 class Recognizer:
@@ -110,7 +65,7 @@ class Recognizer:
         size = (cfg.input_size, cfg.input_size)
         arrays = []
         for image in images:
-            pil = _flatten_to_mode(_to_pil(image), mode)
+            pil = flatten_to_mode(to_pil(image), mode)
             if pil.size != size:
                 pil = pil.resize(size, Image.BILINEAR)
             arrays.append(np.asarray(pil, dtype=np.uint8).reshape(cfg.input_size, cfg.input_size, cfg.in_channels))
@@ -166,6 +121,16 @@ def resolve_model_path(path_or_name: str | os.PathLike[str]) -> Path:
     if folder.is_dir():
         return folder
     raise FileNotFoundError(f"no model folder {str(path_or_name)!r}; shipped models are {sorted(shipped)}, or give a folder written by Recognizer.save")
+
+
+def editable_bank_path(path_or_name: str | os.PathLike[str]) -> Path:
+    """Where edits to a model's classes are saved: the folder's own bank for a user's model
+    folder; ``$SPHEREFER_HOME/banks/<name>.safetensors`` (default ``~/.spherefer``) for a
+    shipped model, whose package files are never written."""
+    if isinstance(path_or_name, str) and path_or_name in shipped_models():
+        home = Path(os.environ.get("SPHEREFER_HOME", "~/.spherefer")).expanduser()
+        return home / "banks" / f"{path_or_name}.safetensors"
+    return resolve_model_path(path_or_name) / "bank.safetensors"
 
 
 def load_model(path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None, batch_size: int = 256) -> Recognizer:

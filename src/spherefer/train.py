@@ -1,7 +1,8 @@
 """Training loop: in-memory face arrays, batched augmentation, margin heads, resumable checkpoints.
 
 A run folder ``<output_dir>/<name>`` holds ``config.yaml`` (the resolved config),
-``metrics.csv`` and ``metrics.jsonl`` (one row per epoch), ``last/`` (a loadable model
+``metrics.csv`` and ``metrics.jsonl`` (one row per epoch; ``train_acc_margin`` is the
+training accuracy with the margin still applied, a pessimistic running figure), ``last/`` (a loadable model
 folder plus optimizer state, rewritten after each epoch) and ``best/`` (the model
 folder with the best validation accuracy by nearest center). Re-running the same
 command resumes from ``last/``. Under ``torchrun`` the loop runs as PyTorch DDP
@@ -30,7 +31,7 @@ from .centers import CenterBank
 from .config import AugmentConfig, DataConfig, OptimConfig, TrainConfig
 from .data import open_dataset, subject_kfold
 from .models import EmbeddingNet, create_model, normalize_input
-from .recognizer import Recognizer
+from .recognizer import Recognizer, load_model
 from .storage import atomic_write, read_json, read_safetensors, write_json, write_safetensors
 
 __all__ = ["train", "augment_batch", "load_face_arrays", "load_train_val", "FaceArrays", "lr_factor"]
@@ -179,6 +180,16 @@ def _recognizer(model: EmbeddingNet, classes: list[str], card: dict[str, Any]) -
     return Recognizer(model, CenterBank.from_head(model.head, classes), card=card)
 
 
+def _init_from(model: EmbeddingNet, source: str) -> None:
+    """Start from another model's backbone and neck (the head is trained anew)."""
+    donor = load_model(source).model
+    try:
+        model.backbone.load_state_dict(donor.backbone.state_dict())
+        model.neck.load_state_dict(donor.neck.state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"init_from {source!r} does not fit this run's backbone and neck ({model.config.arch}): {err}") from err
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size), initialising the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -201,7 +212,10 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
     train_data, val_data = load_train_val(config.data, config.model.input_size)
 
     torch.manual_seed(config.seed)
-    model = create_model(config.model).to(device)
+    model = create_model(config.model)
+    if config.init_from is not None:
+        _init_from(model, config.init_from)
+    model = model.to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config.optim)
@@ -245,21 +259,20 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
             y = train_data.labels[idx].to(device)
             for group in optimizer.param_groups:
                 group["lr"] = config.optim.lr * lr_factor(step, total_steps, warmup, config.optim, steps_per_epoch)
-            embeddings = net.module.embed(x) if world > 1 else model.embed(x)
-            loss = model.head.loss(embeddings, y, class_weights)
+            logits = net(x, y)
+            loss = F.cross_entropy(logits, y, weight=class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             loss_sum += loss.item() * len(idx)
-            with torch.no_grad():
-                correct += int((model.head.cosine(embeddings).argmax(1) == y).sum())
+            correct += int((logits.detach().argmax(1) == y).sum())
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
             if max_steps is not None and step >= max_steps:
                 break
         if rank == 0:
-            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
+            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / max(seen, 1), "train_acc_margin": correct / max(seen, 1)}
             row.update(evaluate_arrays(model, val_data, config.eval_batch_size, device))
             row["seconds"] = round(time.time() - started, 1)
             history.append(row)

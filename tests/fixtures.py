@@ -1,0 +1,125 @@
+"""Fixture builders shared by the test modules: tiny datasets on disk, tiny configs and models.
+
+Import them as ``from fixtures import ...`` (pytest puts ``tests/`` on ``sys.path``).
+Everything here is sized for a 2-core CPU: 16 px images, a fercnn of widths (8, 8, 16, 16)
+and 8-d embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from spherefer import CenterBank, Recognizer, create_model
+from spherefer.config import TrainConfig, load_train_config
+
+__all__ = [
+    "write_image",
+    "make_fer2013_folder",
+    "PATTERN_CLASSES",
+    "pattern_image",
+    "make_pattern_folder",
+    "TINY_MODEL",
+    "NO_AUGMENT",
+    "tiny_train_config",
+    "make_tiny_model",
+]
+
+# ---------------------------------------------------------------- official layouts (moved from test_data.py)
+
+
+def write_image(path: Path, size: tuple[int, int] = (48, 48), value: int = 128) -> None:
+    """Write a uniform greyscale image (format from the suffix), creating parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", size, value).save(path)
+
+
+def make_fer2013_folder(root: Path) -> Path:
+    """Kaggle layout: train angry x2 + happy x1 (a Training id reused across folders), test 1 Public + 2 Private."""
+    write_image(root / "train" / "angry" / "Training_1.jpg", value=10)
+    write_image(root / "train" / "angry" / "Training_2.jpg", value=20)
+    write_image(root / "train" / "happy" / "Training_1.jpg", value=30)
+    write_image(root / "test" / "sad" / "PublicTest_3.jpg")
+    write_image(root / "test" / "sad" / "PrivateTest_4.jpg")
+    write_image(root / "test" / "neutral" / "PrivateTest_5.jpg")
+    return root
+
+
+# ---------------------------------------------------------------- separable class-per-folder images
+
+PATTERN_CLASSES = ("happy", "sad", "surprise")
+"""Classes of :func:`make_pattern_folder`, each with its own brightness and texture."""
+
+_PATTERNS = {"happy": (55, "rows"), "sad": (200, "cols"), "surprise": (128, "checker")}
+
+
+def pattern_image(class_name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A (size, size) uint8 image that is easy to tell apart by class.
+
+    happy: dark with horizontal stripes; sad: bright with vertical stripes;
+    surprise: mid-grey checkerboard; the stripe phase and the noise are random.
+    """
+    base, texture = _PATTERNS[class_name]
+    yy, xx = np.mgrid[0:size, 0:size] + rng.integers(0, 4, size=2).reshape(2, 1, 1)
+    stripes = {"rows": yy // 2 % 2, "cols": xx // 2 % 2, "checker": (yy // 2 + xx // 2) % 2}[texture]
+    image = base + 40.0 * (stripes - 0.5) + rng.normal(0.0, 8.0, (size, size))
+    return image.clip(0, 255).astype(np.uint8)
+
+
+def make_pattern_folder(
+    root: Path, classes: Sequence[str] = PATTERN_CLASSES, per_class: int = 16, size: int = 16, seed: int = 0
+) -> Path:
+    """``root/<class>/<i>.png`` with ``per_class`` :func:`pattern_image` images of each class."""
+    rng = np.random.default_rng(seed)
+    for class_name in classes:
+        (root / class_name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(pattern_image(class_name, size, rng)).save(root / class_name / f"{i:03d}.png")
+    return root
+
+
+# ---------------------------------------------------------------- tiny configs and models
+
+TINY_MODEL = {"arch": "fercnn", "input_size": 16, "in_channels": 1, "widths": [8, 8, 16, 16], "embedding_size": 8, "dropout": 0.0}
+"""ModelConfig fields of the smallest useful network."""
+
+NO_AUGMENT = {"hflip": False, "rotation": 0.0, "scale": 0.0, "translate": 0.0, "brightness": 0.0, "contrast": 0.0, "erasing": 0.0}
+"""AugmentConfig fields that turn every augmentation off."""
+
+
+def _override(prefix: str, values: dict[str, object]) -> list[str]:
+    return [f"{prefix}{key}={value}" for key, value in values.items()]
+
+
+def tiny_train_config(output_dir: Path, data: str, classes: Sequence[str] = PATTERN_CLASSES, *overrides: str, name: str = "run") -> TrainConfig:
+    """A TrainConfig for a seconds-long CPU run on ``data`` (used for train and val), through the override parser.
+
+    ``overrides`` (``key.sub=value``) are applied last.
+    """
+    base = [
+        f"name={name}",
+        f"output_dir={output_dir}",
+        "epochs=1",
+        "batch_size=8",
+        "eval_batch_size=64",
+        "threads=1",
+        f"data.train={data}",
+        f"data.val={data}",
+        f"data.classes=[{', '.join(classes)}]",
+        "optim.warmup_epochs=0",
+        *_override("model.", TINY_MODEL),
+    ]
+    return load_train_config(None, [*base, *overrides])
+
+
+def make_tiny_model(folder: Path, classes: Sequence[str] = PATTERN_CLASSES, seed: int = 0, **model_fields: object) -> Recognizer:
+    """An untrained tiny Recognizer over ``classes``, saved into ``folder`` with :meth:`Recognizer.save`."""
+    torch.manual_seed(seed)
+    model = create_model(**{**TINY_MODEL, "num_classes": len(classes), **model_fields}).eval()
+    recognizer = Recognizer(model, CenterBank.from_head(model.head, list(classes)), card={"trained": False})
+    recognizer.save(folder)
+    return recognizer

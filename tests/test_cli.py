@@ -1,0 +1,187 @@
+"""The spherefer command line through click's CliRunner: help, datasets, train errors, evaluate, predict."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import spherefer
+from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, tiny_train_config
+from spherefer.cli import main
+from spherefer.data import DATASET_FORMATS
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result: Result, pattern: str) -> None:
+    """Exit code 2, a single 'error: ...' line on stderr matching ``pattern``, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    import re
+
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 pattern images per class, plus a corrupt .png and a text file in the same folder."""
+    root = make_pattern_folder(tmp_path_factory.mktemp("faces"), per_class=2)
+    (root / "happy" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
+    (root / "notes.txt").write_text("not an image, not even a candidate")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    make_tiny_model(folder, PATTERN_CLASSES)
+    return folder
+
+
+def good_images(faces: Path) -> list[Path]:
+    return sorted(path for path in faces.rglob("*.png") if path.name != "broken.png")
+
+
+# ---------------------------------------------------------------- help, version, datasets
+
+
+def test_help_lists_every_command() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    assert {"info", "train", "datasets", "evaluate", "predict"} <= set(main.commands)
+    for name in main.commands:
+        assert f"  {name}" in result.output
+    assert run("-h").output == result.output
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0 and spherefer.__version__ in result.output
+
+
+def test_datasets_lists_every_format_with_splits() -> None:
+    result = run("datasets")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    for name, fmt in DATASET_FORMATS.items():
+        [line] = [line for line in lines if line.split()[:1] == [name]]
+        for split in fmt.splits:
+            assert (f"{split}*" if split == fmt.default_split else split) in line
+        if not fmt.splits:
+            assert "(none)" in line
+        assert fmt.description in result.output
+
+
+# ---------------------------------------------------------------- train
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["epochs"], r"override 'epochs' must look like key=value"),
+        (["model.marginn=0.3"], r"unknown config keys in model: \['marginn'\]"),
+        (["epochz=3"], r"unknown config keys in the top level: \['epochz'\]"),
+        (["optim.lr=-1"], r"optim.lr must be positive"),
+        (["optim.lr=fast"], r"optim.lr must be a number"),
+        (["data.classes=[happy"], r"is not valid YAML"),
+        (["model.head=circle"], r"head 'circle' is not one of"),
+        (["--config", "no-such-config.yaml"], r"config not found: no-such-config.yaml"),
+    ],
+)
+def test_train_bad_config_is_a_one_line_error(args: list[str], pattern: str) -> None:
+    assert_one_line_error(run("train", "--no-progress", *args), pattern)
+
+
+def test_train_runs_from_a_config_file_with_overrides(tmp_path: Path) -> None:
+    root = make_pattern_folder(tmp_path / "data", per_class=8)
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(tiny_train_config(tmp_path / "runs", f"folder:{root}", PATTERN_CLASSES, name="cli").to_yaml())
+    result = run("train", "--config", config_file, "--no-progress", "model.margin=0.2")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "cli"
+    assert f"run folder: {run_dir}" in result.stdout
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
+    assert spherefer.load_model(run_dir / "best").config.margin == 0.2
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def test_evaluate_prints_markdown_and_writes_reports(faces: Path, model_dir: Path, tmp_path: Path) -> None:
+    fer = make_fer2013_folder(tmp_path / "fer")
+    out = tmp_path / "out"
+    result = run("evaluate", model_dir, "--data", f"folder:{faces}", "--data", f"fer2013:{fer}:privatetest", "--output", out, "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    assert f"## {model_dir} on folder:{faces}" in result.stdout
+    assert f"## {model_dir} on fer2013:{fer}:privatetest" in result.stdout
+    assert "excluded dataset classes the model does not know" in result.stdout  # FER2013's angry, ..., neutral
+    for stem in ("folder", "fer2013_privatetest"):
+        for suffix in (".json", ".md", "_confusion.png"):
+            path = out / f"{stem}{suffix}"
+            assert path.is_file() and path.stat().st_size > 0
+            assert f"wrote {path}" in result.stdout
+    report = json.loads((out / "folder.json").read_text())
+    # the corrupt broken.png is not in a class the dataset knows... it is: it sits in happy/, so ImageFolder lists it
+    assert report["classes"] == list(PATTERN_CLASSES)
+
+
+def test_evaluate_bad_spec_and_missing_model_are_one_line_errors(faces: Path, model_dir: Path, tmp_path: Path) -> None:
+    assert_one_line_error(run("evaluate", model_dir, "--data", "imagenet:/x"), r"unknown dataset format 'imagenet'")
+    assert_one_line_error(run("evaluate", tmp_path / "nomodel", "--data", f"folder:{faces}"), r"no model folder")
+
+
+# ---------------------------------------------------------------- predict
+
+
+def test_predict_jsonl_one_line_per_readable_image(faces: Path, model_dir: Path) -> None:
+    result = run("predict", faces, "--model", model_dir)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    expected_paths = good_images(faces)
+    assert [r["source"] for r in records] == [str(p) for p in expected_paths]
+    recognizer = spherefer.load_model(model_dir)
+    for record, prediction in zip(records, recognizer.predict(expected_paths)):
+        assert set(record) == {"source", "label", "cosine", "probabilities"}
+        assert record["label"] == prediction.label
+        assert record["cosine"] == pytest.approx(prediction.score, abs=1e-4)
+        assert list(record["probabilities"]) == list(PATTERN_CLASSES)
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    broken = faces / "happy" / "broken.png"
+    assert f"skipped {broken}: cannot read image" in result.stderr
+    assert f"1 of {len(expected_paths) + 1} files could not be read" in result.stderr
+    assert "notes.txt" not in result.output
+
+
+def test_predict_csv_header_and_rows(faces: Path, model_dir: Path) -> None:
+    images = good_images(faces)
+    result = run("predict", *images, "--model", model_dir, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["source", "label", "cosine", *PATTERN_CLASSES]
+    assert [row[0] for row in rows[1:]] == [str(p) for p in images]
+    for row in rows[1:]:
+        assert row[1] in (*PATTERN_CLASSES, "unknown")
+        assert -1.0 <= float(row[2]) <= 1.0 and sum(map(float, row[3:])) == pytest.approx(1.0, abs=1e-3)
+    assert result.stderr == ""
+
+
+def test_predict_threshold_option(faces: Path, model_dir: Path) -> None:
+    images = good_images(faces)[:3]
+    reject_all = [json.loads(line)["label"] for line in run("predict", *images, "--model", model_dir, "--threshold", "1.0").stdout.splitlines()]
+    accept_all = [json.loads(line)["label"] for line in run("predict", *images, "--model", model_dir, "--threshold", "-1").stdout.splitlines()]
+    assert reject_all == ["unknown"] * 3
+    assert len(accept_all) == 3 and "unknown" not in accept_all
+
+
+def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Path) -> None:
+    assert_one_line_error(run("predict", tmp_path / "nothing.png", "--model", model_dir), r"nothing\.png")

@@ -1,0 +1,307 @@
+"""Training loop: run folder layout, learning, resume, determinism, heads, balancing, augmentation, schedule, DDP.
+
+Every run is a seconds-long CPU run on :func:`fixtures.make_pattern_folder` images
+(16 px, three visually distinct classes) with the tiny network of :data:`fixtures.TINY_MODEL`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import spherefer
+from fixtures import NO_AUGMENT, PATTERN_CLASSES, make_pattern_folder, tiny_train_config
+from spherefer.config import AugmentConfig, OptimConfig, TrainConfig, load_train_config
+from spherefer.storage import read_safetensors
+from spherefer.train import _class_weights, _epoch_order, augment_batch, lr_factor, train
+
+NO_AUGMENT_OVERRIDES = [f"augment.{key}={value}" for key, value in NO_AUGMENT.items()]
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return read_safetensors(folder / "model.safetensors", "weights")[0]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0.0, atol=atol, msg=lambda m: f"{key}: {m}")
+
+
+@pytest.fixture(scope="module")
+def pattern_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """48 images, 16 per class, 16x16 (the tiny model's input size)."""
+    return make_pattern_folder(tmp_path_factory.mktemp("patterns"))
+
+
+@pytest.fixture(scope="module")
+def trained_run(pattern_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig, Path]:
+    """10 epochs x 6 steps without augmentation: enough to separate the three patterns."""
+    config = tiny_train_config(tmp_path_factory.mktemp("runs"), f"folder:{pattern_root}", PATTERN_CLASSES, "epochs=10", *NO_AUGMENT_OVERRIDES)
+    return config, train(config, progress=False)
+
+
+# ---------------------------------------------------------------- a full tiny run
+
+
+def test_run_folder_has_config_metrics_and_loadable_models(trained_run: tuple[TrainConfig, Path]) -> None:
+    config, run_dir = trained_run
+    assert run_dir == config.run_dir
+    assert load_train_config(run_dir / "config.yaml") == config  # the resolved config repeats the run
+
+    rows = read_metrics(run_dir)
+    assert [row["epoch"] for row in rows] == list(range(1, 11))
+    with (run_dir / "metrics.csv").open() as handle:
+        csv_rows = list(csv.DictReader(handle))
+    assert len(csv_rows) == 10 and list(csv_rows[0]) == list(rows[0])
+    for csv_row, row in zip(csv_rows, rows):
+        assert float(csv_row["val_acc"]) == pytest.approx(row["val_acc"]) and float(csv_row["train_loss"]) == pytest.approx(row["train_loss"])
+    assert all(math.isfinite(row["train_loss"]) and 0.0 <= row["val_acc"] <= 1.0 for row in rows)
+
+    state = json.loads((run_dir / "last" / "state.json").read_text())
+    assert state["epoch"] == 10 and state["history"] == rows
+    assert state["best_val_acc"] == max(row["val_acc"] for row in rows)
+
+    last, best = spherefer.load_model(run_dir / "last"), spherefer.load_model(run_dir / "best")
+    for recognizer in (last, best):
+        assert recognizer.trained and recognizer.bank.names == list(PATTERN_CLASSES)
+        assert recognizer.config == config.model
+    assert last.card["epochs"] == 10
+    best_epoch = next(row["epoch"] for row in rows if row["val_acc"] == state["best_val_acc"])  # the first epoch reaching the best
+    assert best.card["epochs"] == best_epoch and best.card["val_acc"] == state["best_val_acc"]
+
+
+def test_trained_model_beats_chance_on_its_training_images(trained_run: tuple[TrainConfig, Path], pattern_root: Path) -> None:
+    _, run_dir = trained_run
+    rows = read_metrics(run_dir)
+    assert rows[-1]["val_acc"] >= 0.6  # chance is 1/3
+    recognizer = spherefer.load_model(run_dir / "best")
+    paths = sorted(pattern_root.glob("*/*.png"))
+    predictions = recognizer.predict(paths)
+    accuracy = np.mean([p.nearest == path.parent.name for p, path in zip(predictions, paths)])
+    assert accuracy >= 0.6
+    # the saved model, through the public predict path, reproduces the accuracy measured during training
+    assert accuracy == pytest.approx(max(row["val_acc"] for row in rows), abs=1.5 / len(paths))
+
+
+# ---------------------------------------------------------------- resume and determinism
+
+
+@pytest.mark.slow
+def test_resume_appends_epochs_and_keeps_the_first_row(pattern_root: Path, tmp_path: Path) -> None:
+    spec = f"folder:{pattern_root}"
+    run_dir = train(tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=1"), progress=False)
+    first = read_metrics(run_dir)
+    assert len(first) == 1
+    train(tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=2"), progress=False)
+    rows = read_metrics(run_dir)
+    assert len(rows) == 2 and rows[0] == first[0] and rows[1]["epoch"] == 2
+    assert load_train_config(run_dir / "config.yaml").epochs == 2
+    assert spherefer.load_model(run_dir / "last").card["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pattern_root: Path, tmp_path: Path) -> None:
+    spec = f"folder:{pattern_root}"
+    straight = train(tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=2", name="straight"), progress=False)
+    resumed_config = tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=2", name="resumed")
+    train(resumed_config, progress=False, max_steps=6)  # 48 images / batch 8: stops after epoch 1
+    assert len(read_metrics(resumed_config.run_dir)) == 1
+    resumed = train(resumed_config, progress=False)
+    assert_same_weights(weights(straight / "last"), weights(resumed / "last"), atol=1e-6)
+    for a, b in zip(read_metrics(straight), read_metrics(resumed)):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5) and a["val_acc"] == b["val_acc"]
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_weights_and_another_seed_does_not(pattern_root: Path, tmp_path: Path) -> None:
+    spec = f"folder:{pattern_root}"
+    runs = [train(tiny_train_config(tmp_path / str(i), spec, PATTERN_CLASSES, "seed=3"), progress=False) for i in range(2)]
+    assert_same_weights(weights(runs[0] / "last"), weights(runs[1] / "last"))
+    assert read_metrics(runs[0])[0]["train_loss"] == read_metrics(runs[1])[0]["train_loss"]
+    other = train(tiny_train_config(tmp_path / "other", spec, PATTERN_CLASSES, "seed=4"), progress=False)
+    a, b = weights(runs[0] / "last"), weights(other / "last")
+    assert any(not torch.equal(a[key], b[key]) for key in a)
+
+
+# ---------------------------------------------------------------- heads and class balance
+
+
+@pytest.mark.parametrize(("head", "margin"), [("softmax", 0.0), ("cosface", 0.35), ("arcface", 0.5), ("sphereface", 4)])
+def test_every_head_trains_a_step_without_nan(pattern_root: Path, tmp_path: Path, head: str, margin: float) -> None:
+    config = tiny_train_config(tmp_path, f"folder:{pattern_root}", PATTERN_CLASSES, f"model.head={head}", f"model.margin={margin}")
+    run_dir = train(config, progress=False, max_steps=2)
+    [row] = read_metrics(run_dir)
+    assert math.isfinite(row["train_loss"]) and row["train_loss"] > 0
+    trained = weights(run_dir / "last")
+    assert all(torch.isfinite(value.float()).all() for value in trained.values())
+    torch.manual_seed(config.seed)  # as train() does before building the model
+    initial = spherefer.create_model(config.model).state_dict()
+    assert not torch.equal(trained["head.weight"], initial["head.weight"])  # the optimizer did step
+    recognizer = spherefer.load_model(run_dir / "last")
+    assert recognizer.config.head == head
+    assert np.isfinite(recognizer.embed(sorted(pattern_root.glob("*/*.png"))[:4])).all()
+
+
+@pytest.mark.parametrize("balance", ["sampler", "loss"])
+def test_class_balancing_runs_on_an_imbalanced_set(tmp_path: Path, balance: str) -> None:
+    root = make_pattern_folder(tmp_path / "data", classes=["happy"], per_class=24)
+    make_pattern_folder(tmp_path / "data", classes=["sad"], per_class=8, seed=1)
+    config = tiny_train_config(tmp_path, f"folder:{root}", ["happy", "sad"], f"data.balance={balance}")
+    run_dir = train(config, progress=False)
+    [row] = read_metrics(run_dir)
+    assert math.isfinite(row["train_loss"])
+    assert spherefer.load_model(run_dir / "best").bank.names == ["happy", "sad"]
+
+
+def test_class_weights_and_balanced_sampler() -> None:
+    labels = torch.tensor([0] * 30 + [1] * 10)
+    torch.testing.assert_close(_class_weights(labels, 2), torch.tensor([40 / 60, 40 / 20]))
+    torch.testing.assert_close(_class_weights(labels, 3), torch.tensor([41 / 90, 41 / 30, 41 / 3]))  # an absent class counts as 1
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([_epoch_order(labels, 2, "sampler", generator) for _ in range(50)])
+    assert abs(float((labels[draws] == 1).float().mean()) - 0.5) < 0.05  # the minority class is drawn half the time
+    order = _epoch_order(labels, 2, "none", generator)
+    assert sorted(order.tolist()) == list(range(40))  # a permutation
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def random_batch(n: int = 6, size: int = 16) -> torch.Tensor:
+    return torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def test_augment_default_keeps_shape_and_range_and_follows_the_generator() -> None:
+    images = random_batch()
+    out = augment_batch(images, AugmentConfig(), torch.Generator().manual_seed(5))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert not torch.allclose(out, images)
+    again = augment_batch(images, AugmentConfig(), torch.Generator().manual_seed(5))
+    assert torch.equal(out, again)
+
+
+def test_augment_with_everything_off_is_the_identity() -> None:
+    images = random_batch()
+    out = augment_batch(images, AugmentConfig(**NO_AUGMENT), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, images, rtol=0.0, atol=1e-5)
+
+
+def test_augment_flip_only_mirrors_some_images_exactly() -> None:
+    images = random_batch(n=16)
+    out = augment_batch(images, AugmentConfig(**{**NO_AUGMENT, "hflip": True}), torch.Generator().manual_seed(0))
+    flipped = [torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, images)]
+    kept = [torch.allclose(o, i, atol=1e-5) for o, i in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert 0 < sum(flipped) < len(images)
+
+
+def test_augment_erasing_fills_one_rectangle_with_a_constant() -> None:
+    images = random_batch(n=8)
+    out = augment_batch(images, AugmentConfig(**{**NO_AUGMENT, "erasing": 1.0}), torch.Generator().manual_seed(0))
+    for o, i in zip(out, images):
+        changed = ~torch.isclose(o[0], i[0], atol=1e-5)
+        rows, cols = torch.nonzero(changed, as_tuple=True)
+        assert len(rows) > 0
+        box = o[0, int(rows.min()) : int(rows.max()) + 1, int(cols.min()) : int(cols.max()) + 1]
+        assert torch.allclose(box, box[0, 0])  # one rectangle of one grey value
+
+
+# ---------------------------------------------------------------- learning-rate schedule
+
+
+def test_lr_factor_warmup_then_cosine() -> None:
+    cfg = OptimConfig(schedule="cosine")
+    total, warmup = 20, 4
+    assert [lr_factor(s, total, warmup, cfg, 5) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lr_factor(4, total, warmup, cfg, 5) == pytest.approx(1.0)
+    assert lr_factor(12, total, warmup, cfg, 5) == pytest.approx(0.5)  # half-way through the 16 decay steps
+    assert lr_factor(8, total, warmup, cfg, 5) == pytest.approx(0.5 * (1 + math.cos(math.pi * 4 / 16)))
+    assert lr_factor(19, total, warmup, cfg, 5) == pytest.approx(0.5 * (1 + math.cos(math.pi * 15 / 16)))
+    assert lr_factor(25, total, warmup, cfg, 5) == pytest.approx(0.0, abs=1e-12)  # clamped after the end
+    assert lr_factor(0, 10, 0, cfg, 5) == pytest.approx(1.0)
+
+
+def test_lr_factor_step_schedule_decays_at_epoch_milestones() -> None:
+    cfg = OptimConfig(schedule="step", milestones=[2, 4], gamma=0.1)
+    spe = 5
+    expected = {0: 1.0, 9: 1.0, 10: 0.1, 19: 0.1, 20: 0.01, 49: 0.01}
+    assert {s: lr_factor(s, 50, 0, cfg, spe) for s in expected} == pytest.approx(expected)
+    assert lr_factor(1, 50, 2, cfg, spe) == pytest.approx(1.0) and lr_factor(0, 50, 2, cfg, spe) == pytest.approx(0.5)
+
+
+def test_lr_in_metrics_follows_the_schedule(pattern_root: Path, tmp_path: Path) -> None:
+    config = tiny_train_config(tmp_path, f"folder:{pattern_root}", PATTERN_CLASSES, "epochs=3", "optim.schedule=step", "optim.milestones=[1, 2]", "optim.gamma=0.5", "optim.lr=0.04")
+    rows = read_metrics(train(config, progress=False))
+    assert [row["lr"] for row in rows] == pytest.approx([0.04, 0.02, 0.01])  # the last step's lr of each epoch
+
+
+# ---------------------------------------------------------------- DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, config: TrainConfig, out_dir: str) -> None:
+    """One torchrun-like rank: train, then save the parameters this rank ended with."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    import spherefer.train as train_module
+
+    wrapped: list[torch.nn.Module] = []
+
+    class RecordingDDP(torch.nn.parallel.DistributedDataParallel):
+        def __init__(self, module: torch.nn.Module, *args: object, **kwargs: object) -> None:
+            super().__init__(module, *args, **kwargs)
+            wrapped.append(module)
+
+    torch.nn.parallel.DistributedDataParallel = RecordingDDP
+    if hasattr(train_module, "DistributedDataParallel"):
+        train_module.DistributedDataParallel = RecordingDDP
+    train_module.train(config, progress=False)
+    assert len(wrapped) == 1, "train() did not wrap its model in DistributedDataParallel"
+    params = {name: p.detach().clone().contiguous() for name, p in wrapped[0].named_parameters()}
+    torch.save(params, Path(out_dir) / f"rank{rank}.pt")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_ranks_train_in_lockstep(pattern_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.multiprocessing as mp
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # two CPU ranks with gloo, even on a GPU machine
+    config = tiny_train_config(tmp_path, f"folder:{pattern_root}", PATTERN_CLASSES, "epochs=2")
+    context = mp.start_processes(_ddp_worker, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + 240
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("DDP training did not finish within 240 s")
+
+    rows = read_metrics(config.run_dir)  # written by rank 0 only
+    assert [row["epoch"] for row in rows] == [1, 2] and all(math.isfinite(row["train_loss"]) for row in rows)
+    recognizer = spherefer.load_model(config.run_dir / "best")
+    assert recognizer.bank.names == list(PATTERN_CLASSES)
+    # gradients are averaged across ranks, so both replicas end with the same parameters
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert_same_weights(rank0, rank1, atol=1e-6)
+    saved = weights(config.run_dir / "last")
+    for name, value in rank0.items():
+        key = name if name in saved else name.split(".", 1)[1]  # DDP may wrap the model in a step module
+        torch.testing.assert_close(saved[key], value, rtol=0.0, atol=0.0)
