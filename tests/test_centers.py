@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from spherefer import storage
-from spherefer.centers import UNKNOWN, CenterBank
+from spherefer.centers import UNKNOWN, CenterBank, angle_degrees, estimate_threshold
 from spherefer.heads import CosFaceHead
 
 NAMES = ["angry", "happy", "sad"]
@@ -208,3 +208,44 @@ def test_classify_empty_bank():
     empty = CenterBank([], torch.empty(0, 4))
     with pytest.raises(ValueError, match="no classes"):
         empty.classify(np.ones((1, 4)))
+
+
+def test_compose_is_the_normalised_weighted_sum(bank):
+    center = bank.compose("happily_sad", ["happy", "sad"], weights=[3.0, 1.0])
+    expected = F.normalize(torch.tensor([0.0, 3.0, 1.0, 0.0]), dim=0)
+    torch.testing.assert_close(center, expected)
+    assert bank.summary()[-1]["origin"] == "composed" and bank.summary()[-1]["count"] == 0
+    assert abs(angle_degrees(bank.compose("mix", ["angry", "happy"]), torch.tensor([1.0, 0, 0, 0])) - 45.0) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "components, weights, message",
+    [(["happy"], None, "at least two"), (["happy", "sad"], [1.0], "2 classes but 1 weights"), (["happy", "sad"], [1.0, 0.0], "positive"), (["happy", "joy"], None, "no class named")],
+)
+def test_compose_errors(bank, components, weights, message):
+    with pytest.raises((ValueError, KeyError), match=message):
+        bank.compose("new", components, weights)
+    assert "new" not in bank
+
+
+def test_estimate_threshold_from_leave_one_out_spread():
+    tight = np.array([[1.0, 0.01 * i, 0, 0] for i in range(5)])
+    assert estimate_threshold(tight, ceiling=0.6) == 0.6  # tight classes keep the global threshold
+    rng = np.random.default_rng(0)
+    loose = np.array([1.0, 0, 0, 0]) + rng.normal(0, 0.8, (10, 4))
+    unit = loose / np.linalg.norm(loose, axis=1, keepdims=True)
+    loo = [unit[i] @ (m := unit.sum(0) - unit[i]) / np.linalg.norm(m) for i in range(10)]
+    assert estimate_threshold(loose, ceiling=0.99) == pytest.approx(np.quantile(loo, 0.1), abs=1e-5)
+    with pytest.raises(ValueError, match="at least 3"):
+        estimate_threshold(tight[:2], ceiling=0.6)
+
+
+def test_restore_trained_drops_enrolled_and_per_class_thresholds(bank):
+    bank.add("contempt", np.ones((2, 4)))
+    bank.update("happy", np.array([[1.0, 0, 0, 0]]))
+    bank.set_threshold("sad", 0.3)
+    bank.remove("angry")
+    bank.restore_trained()
+    assert bank.names == NAMES
+    torch.testing.assert_close(bank.centers, torch.eye(4)[:3])
+    assert all(bank.info[n].threshold is None and bank.info[n].updates == 0 for n in NAMES)

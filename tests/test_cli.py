@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,6 @@ def assert_one_line_error(result: Result, pattern: str) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
-    import re
-
     assert re.search(pattern, lines[0]), lines[0]
 
 
@@ -117,7 +116,8 @@ def test_train_runs_from_a_config_file_with_overrides(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- evaluate
 
 
-def test_evaluate_prints_markdown_and_writes_reports(faces: Path, model_dir: Path, tmp_path: Path) -> None:
+def test_evaluate_prints_markdown_and_writes_reports(model_dir: Path, tmp_path: Path) -> None:
+    faces = make_pattern_folder(tmp_path / "faces", per_class=2)
     fer = make_fer2013_folder(tmp_path / "fer")
     out = tmp_path / "out"
     result = run("evaluate", model_dir, "--data", f"folder:{faces}", "--data", f"fer2013:{fer}:privatetest", "--output", out, "--batch-size", "4")
@@ -131,13 +131,15 @@ def test_evaluate_prints_markdown_and_writes_reports(faces: Path, model_dir: Pat
             assert path.is_file() and path.stat().st_size > 0
             assert f"wrote {path}" in result.stdout
     report = json.loads((out / "folder.json").read_text())
-    # the corrupt broken.png is not in a class the dataset knows... it is: it sits in happy/, so ImageFolder lists it
-    assert report["classes"] == list(PATTERN_CLASSES)
+    assert report["classes"] == list(PATTERN_CLASSES) and report["n"] == 6
+    assert json.loads((out / "fer2013_privatetest.json").read_text())["excluded"]["neutral"] == 1
 
 
 def test_evaluate_bad_spec_and_missing_model_are_one_line_errors(faces: Path, model_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("evaluate", model_dir, "--data", "imagenet:/x"), r"unknown dataset format 'imagenet'")
     assert_one_line_error(run("evaluate", tmp_path / "nomodel", "--data", f"folder:{faces}"), r"no model folder")
+    # faces/happy/broken.png is listed by the folder dataset but cannot be decoded
+    assert_one_line_error(run("evaluate", model_dir, "--data", f"folder:{faces}"), r"cannot read image .*broken\.png")
 
 
 # ---------------------------------------------------------------- predict

@@ -100,7 +100,6 @@ def test_trained_model_beats_chance_on_its_training_images(trained_run: tuple[Tr
 # ---------------------------------------------------------------- resume and determinism
 
 
-@pytest.mark.slow
 def test_resume_appends_epochs_and_keeps_the_first_row(pattern_root: Path, tmp_path: Path) -> None:
     spec = f"folder:{pattern_root}"
     run_dir = train(tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=1"), progress=False)
@@ -113,7 +112,6 @@ def test_resume_appends_epochs_and_keeps_the_first_row(pattern_root: Path, tmp_p
     assert spherefer.load_model(run_dir / "last").card["epochs"] == 2
 
 
-@pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pattern_root: Path, tmp_path: Path) -> None:
     spec = f"folder:{pattern_root}"
     straight = train(tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=2", name="straight"), progress=False)
@@ -126,7 +124,6 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(pattern_root: P
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5) and a["val_acc"] == b["val_acc"]
 
 
-@pytest.mark.slow
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(pattern_root: Path, tmp_path: Path) -> None:
     spec = f"folder:{pattern_root}"
     runs = [train(tiny_train_config(tmp_path / str(i), spec, PATTERN_CLASSES, "seed=3"), progress=False) for i in range(2)]

@@ -203,7 +203,7 @@ class CenterBank:
         if name == UNKNOWN:
             raise ValueError(f"{UNKNOWN!r} is reserved for rejected faces and cannot be a class name")
         if not allow_existing and name in self.names:
-            raise ValueError(f"class {name!r} already exists; use update() to add instances to it")
+            raise ValueError(f"class {name!r} already exists")
 
     @staticmethod
     def _check_threshold(value: float) -> None:
@@ -286,6 +286,14 @@ class CenterBank:
             self.names.append(name)
             self.centers = torch.cat([self.centers, center.unsqueeze(0)])
         self.info[name] = _ClassInfo(count=0, origin="trained")
+
+    def restore_trained(self) -> None:
+        """Back to the trained classes and centers only, in trained order; per-class thresholds cleared."""
+        if not self.trained_centers:
+            raise ValueError("this bank has no trained centers to restore")
+        self.names = list(self.trained_centers)
+        self.centers = torch.stack([c.clone() for c in self.trained_centers.values()])
+        self.info = {n: _ClassInfo(count=0, origin="trained") for n in self.names}
 
     def set_threshold(self, name: str | None, value: float | None) -> None:
         """Set the global threshold (``name=None``) or one class's (``value=None`` clears it)."""

@@ -183,6 +183,24 @@ def predict(images: tuple[Path, ...], model_name: str, bank_option: Path | None,
         click.echo(f"{failures} of {len(files)} files could not be read", err=True)
 
 
+@main.command()
+@MODEL_OPTION
+@BANK_OPTION
+@click.option("--data", "data_spec", required=True, help="Held-out labelled FORMAT:PATH[:SPLIT]; classes the bank lacks count as unknown faces.")
+@click.option("--target-far", type=float, default=0.05, show_default=True, help="Share of false matches still accepted.")
+@click.option("--min-false", type=int, default=20, show_default=True, help="False matches a class needs for its own threshold.")
+@click.option("--dry-run", is_flag=True, help="Report the thresholds without saving them.")
+def calibrate(model_name: str, bank_option: Path | None, data_spec: str, target_far: float, min_false: int, dry_run: bool) -> None:
+    """Choose the global and per-class cosine thresholds from held-out data and store them in the bank."""
+    from .calibrate import calibrate as run_calibration
+
+    recognizer, bank_file = open_model(model_name, bank_option)
+    result = run_calibration(recognizer, data_spec, target_far=target_far, min_false=min_false, apply=not dry_run)
+    click.echo(result.to_markdown())
+    if not dry_run:
+        _save_bank(recognizer, bank_file, "stored the thresholds")
+
+
 @main.group()
 def classes() -> None:
     """List, enrol, update, compose, remove, rename, reset, export and import expression classes.
@@ -304,20 +322,17 @@ def classes_rename(old: str, new: str, model_name: str, bank_option: Path | None
 @click.argument("names", nargs=-1)
 @MODEL_OPTION
 @BANK_OPTION
-@click.option("--all", "reset_all", is_flag=True, help="Restore the trained bank exactly, dropping every enrolled class.")
+@click.option("--all", "reset_all", is_flag=True, help="Restore every trained class and center, dropping enrolled classes and per-class thresholds.")
 def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | None, reset_all: bool) -> None:
     """Restore trained classes NAMES to their trained centers (or everything with --all)."""
-    if reset_all:
-        recognizer = load_model(model_name)
-        bank_file = bank_option or editable_bank_path(model_name)
-        _save_bank(recognizer, bank_file, "restored the trained center bank")
-        return
-    if not names:
+    if not names and not reset_all:
         raise ValueError("name the classes to reset, or pass --all")
     recognizer, bank_file = open_model(model_name, bank_option)
+    if reset_all:
+        recognizer.bank.restore_trained()
     for name in names:
         recognizer.bank.reset(name)
-    _save_bank(recognizer, bank_file, f"reset {', '.join(names)}")
+    _save_bank(recognizer, bank_file, "restored the trained classes" if reset_all else f"reset {', '.join(names)}")
 
 
 @classes.command("export")

@@ -141,8 +141,10 @@ def evaluate(recognizer: Recognizer, data: str, model_name: str = "model", batch
     if not shared:
         raise ValueError(f"{data} has classes {dataset.classes}, none of which the model knows ({bank_names})")
     counts = dataset.class_counts()
-    excluded = {c: counts.get(c, 0) for c in dataset.classes if c not in bank_names}
-    subset = open_dataset(data, classes=shared) if excluded else dataset
+    excluded = {c: counts[c] for c in dataset.classes if c not in bank_names and counts.get(c, 0) > 0}
+    if not any(counts.get(c, 0) for c in shared):
+        raise ValueError(f"{data} has no images of the classes the model knows ({shared})")
+    subset = open_dataset(data, classes=shared) if shared != list(dataset.classes) else dataset
     images, labels = subset.load_arrays(size=recognizer.config.input_size)
     embeddings = embed_arrays(recognizer, images, batch_size, progress)
     result = recognizer.bank.classify(embeddings)

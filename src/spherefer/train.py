@@ -236,6 +236,8 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
     num_classes = len(config.data.classes)
     class_weights = _class_weights(train_data.labels, num_classes).to(device) if config.data.balance == "loss" else None
     steps_per_epoch = len(train_data) // (config.batch_size * world)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_data)} training images are fewer than one batch ({config.batch_size} x {world} processes); lower batch_size")
     total_steps = steps_per_epoch * config.epochs
     warmup = int(config.optim.warmup_epochs * steps_per_epoch)
     step = start_epoch * steps_per_epoch

@@ -102,9 +102,17 @@ def parse_int(text: str, what: str, where: str) -> int:
 
 
 def read_image(path: Path) -> Image.Image:
-    """Open and fully load an image file (the file handle is closed on return)."""
-    image = Image.open(path)
-    image.load()
+    """Open and fully load an image file (the file handle is closed on return).
+
+    A missing file raises FileNotFoundError; a corrupt or non-image file raises ValueError naming it.
+    """
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
     return image
 
 
