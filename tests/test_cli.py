@@ -187,3 +187,104 @@ def test_predict_threshold_option(faces: Path, model_dir: Path) -> None:
 
 def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("predict", tmp_path / "nothing.png", "--model", model_dir), r"nothing\.png")
+
+
+# ---------------------------------------------------------------- classes and calibrate
+
+
+@pytest.fixture
+def editable(tmp_path: Path, faces: Path) -> Path:
+    """A fresh copy of the tiny model (classes happy, sad), each test editing its own bank."""
+    folder = tmp_path / "model"
+    make_tiny_model(folder, PATTERN_CLASSES[:2])
+    return folder
+
+
+def bank_names(folder: Path) -> list[str]:
+    return spherefer.load_model(folder).bank.names
+
+
+def test_classes_add_update_rename_remove_reset(editable: Path, faces: Path) -> None:
+    surprise = faces / "surprise"
+    result = run("classes", "add", "astonished", surprise, "--model", editable, "--min-images", "2")
+    assert result.exit_code == 0, result.output
+    assert "enrolled 'astonished' from 2 images" in result.output
+    bank = spherefer.load_model(editable).bank
+    assert bank.names == ["happy", "sad", "astonished"] and bank.info["astonished"].origin == "enrolled"
+
+    result = run("classes", "update", "happy", faces / "happy" / "000.png", "--model", editable, "--momentum", "0.5")
+    assert result.exit_code == 0, result.output
+    assert spherefer.load_model(editable).bank.info["happy"].updates == 1
+
+    assert run("classes", "rename", "astonished", "amazed", "--model", editable).exit_code == 0
+    assert run("classes", "remove", "sad", "--model", editable).exit_code == 0
+    assert bank_names(editable) == ["happy", "amazed"]
+    listing = run("classes", "list", "--model", editable).output
+    assert "amazed" in listing and "enrolled" in listing and "sad" not in listing
+
+    assert run("classes", "reset", "sad", "happy", "--model", editable).exit_code == 0
+    restored = spherefer.load_model(editable).bank
+    assert restored.names == ["happy", "amazed", "sad"] and restored.info["happy"].updates == 0
+    assert run("classes", "reset", "--all", "--model", editable).exit_code == 0
+    assert bank_names(editable) == ["happy", "sad"]
+
+
+def test_classes_add_with_shots_and_estimated_threshold(editable: Path, faces: Path, tmp_path: Path) -> None:
+    many = make_pattern_folder(tmp_path / "many", classes=["surprise"], per_class=8)
+    result = run("classes", "add", "wow", many, "--model", editable, "--shots", "5", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    bank = spherefer.load_model(editable).bank
+    assert bank.info["wow"].count == 5
+    assert bank.info["wow"].threshold is not None and bank.info["wow"].threshold <= bank.threshold
+
+
+def test_classes_errors_are_one_line(editable: Path, faces: Path) -> None:
+    assert_one_line_error(run("classes", "add", "happy", faces / "surprise", "--model", editable, "--min-images", "1"), "already exists")
+    assert_one_line_error(run("classes", "add", "new", faces / "surprise", "--model", editable), "at least 3 images, got 2")
+    assert_one_line_error(run("classes", "add", "new", faces / "nope", "--model", editable), "no such file or folder")
+    assert_one_line_error(run("classes", "add", "new", faces / "surprise", "--model", editable, "--shots", "9"), "only 2 images")
+    assert_one_line_error(run("classes", "update", "joy", faces / "surprise", "--model", editable), "no class named 'joy'")
+    assert_one_line_error(run("classes", "remove", "joy", "--model", editable), "no class named 'joy'")
+    assert_one_line_error(run("classes", "reset", "--model", editable), "name the classes")
+    assert_one_line_error(run("classes", "compose", "x", "happy", "--model", editable), "at least two")
+    assert bank_names(editable) == ["happy", "sad"]  # nothing was saved by a failed command
+
+
+def test_classes_compose_export_import(editable: Path, tmp_path: Path) -> None:
+    assert run("classes", "compose", "bittersweet", "happy", "sad", "--weights", "1,2", "--model", editable).exit_code == 0
+    exported = tmp_path / "bank.safetensors"
+    assert run("classes", "export", exported, "--model", editable).exit_code == 0
+    assert run("classes", "reset", "--all", "--model", editable).exit_code == 0
+    assert bank_names(editable) == ["happy", "sad"]
+    assert run("classes", "import", exported, "--model", editable).exit_code == 0
+    assert bank_names(editable) == ["happy", "sad", "bittersweet"]
+
+
+def test_classes_import_refuses_another_models_bank(editable: Path, tmp_path: Path) -> None:
+    other = make_tiny_model(tmp_path / "other", PATTERN_CLASSES[:2], embedding_size=4)
+    other.bank.save(tmp_path / "other.safetensors")
+    assert_one_line_error(run("classes", "import", tmp_path / "other.safetensors", "--model", editable), "4-d centers but the model embeds in 8")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes((tmp_path / "other.safetensors").read_bytes()[:50])
+    assert_one_line_error(run("classes", "import", truncated, "--model", editable), "truncated")
+
+
+def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faces: Path) -> None:
+    monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
+    package_bank = spherefer.shipped_models()["default"] / "bank.safetensors"
+    before = package_bank.read_bytes()
+    result = run("classes", "compose", "bittersweet", "happy", "sad")
+    assert result.exit_code == 0, result.output
+    user_bank = tmp_path / "home" / "banks" / "default.safetensors"
+    assert user_bank.is_file() and package_bank.read_bytes() == before
+    assert "bittersweet" in run("info").output
+    assert "bittersweet" not in spherefer.load_model("default").bank.names
+
+
+def test_calibrate_command(editable: Path, tmp_path: Path) -> None:
+    data = make_pattern_folder(tmp_path / "calib", per_class=6)
+    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1")
+    assert result.exit_code == 0, result.output
+    assert "global threshold" in result.output
+    assert spherefer.load_model(editable).bank.threshold != 0.6
+    assert_one_line_error(run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "2"), "target FAR")

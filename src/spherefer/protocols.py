@@ -1,0 +1,434 @@
+"""Open-vocabulary protocols: few-shot enrolment, zero-shot composition, center updates, open-set rejection.
+
+Everything here works on embeddings, never on images, so each protocol can be checked
+on synthetic clusters; ``benchmarks/open_vocabulary.py`` loads the real faces, embeds
+them and prints the tables.
+
+Embedding arrays are ``(N, D)``, or ``(N, V, D)`` holding ``V`` views of every face
+(the image and its mirror, say): test faces always use view 0, enrolment uses every
+view of its shots. A *method* (:data:`Fit`) turns the shots of each class into a
+:data:`Predictor` that names the class of each embedding; methods compared within
+one protocol see the same draws, shots and test faces.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .centers import CenterBank, angle_degrees
+from .data.ferplus import FERPLUS_VOTE_COLUMNS
+from .data.splits import subject_split
+from .data.vocabulary import EXPRESSIONS, canonical_name
+
+__all__ = [
+    "BASIC_EMOTIONS",
+    "Fit",
+    "Predictor",
+    "RecallDraws",
+    "NewClassDraws",
+    "OpenSetResult",
+    "compound_pair",
+    "compound_name",
+    "compound_sets",
+    "is_unknown_face",
+    "few_shot_splits",
+    "few_shot_draws",
+    "enrol_bank",
+    "nearest_center",
+    "composed_centers",
+    "logistic_regression",
+    "composition_angles",
+    "new_class_draws",
+    "update_draws",
+    "fpr_at_tpr",
+    "open_set",
+    "data_mean_cosines",
+]
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""(N, D) embeddings -> (N,) predicted class names."""
+
+Fit = Callable[[Mapping[str, np.ndarray]], Predictor]
+"""Shots by class name, each (k, D) -> a predictor."""
+
+_COMPOUND_COLUMNS = ("happiness", "surprise", "sadness", "anger", "disgust", "fear")
+BASIC_EMOTIONS: tuple[str, ...] = tuple(canonical_name(column) for column in _COMPOUND_COLUMNS)
+"""The six basic emotions compounds are made of (canonical names, in FER+ column order)."""
+
+_BASIC_INDEX = [FERPLUS_VOTE_COLUMNS.index(column) for column in _COMPOUND_COLUMNS]
+_UNKNOWN_INDEX = [FERPLUS_VOTE_COLUMNS.index(column) for column in ("unknown", "NF")]
+
+
+# ---------------------------------------------------------------- FER+ vote rules
+
+
+def _check_votes(votes: Sequence[int]) -> None:
+    if len(votes) != len(FERPLUS_VOTE_COLUMNS):
+        raise ValueError(f"expected {len(FERPLUS_VOTE_COLUMNS)} FER+ vote counts ({', '.join(FERPLUS_VOTE_COLUMNS)}), got {len(votes)}")
+
+
+def compound_pair(votes: Sequence[int], min_votes: int = 3) -> tuple[str, str] | None:
+    """The compound (A, B) of one FER+ row of 10 vote counts, or None.
+
+    Among the six basic emotions, the two most voted must each have at least
+    ``min_votes`` votes and the third most voted strictly fewer than the second.
+    A and B are canonical names in :data:`EXPRESSIONS` order.
+    """
+    _check_votes(votes)
+    counts = [votes[i] for i in _BASIC_INDEX]
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])
+    second, third = counts[order[1]], counts[order[2]]
+    if second < min_votes or third >= second:
+        return None
+    first, other = sorted((BASIC_EMOTIONS[order[0]], BASIC_EMOTIONS[order[1]]), key=EXPRESSIONS.index)
+    return first, other
+
+
+def compound_name(pair: Sequence[str]) -> str:
+    """The class name of a compound: its parts joined by ``+`` (``happy+surprise``)."""
+    return "+".join(pair)
+
+
+def compound_sets(rows: Sequence[Sequence[int]], min_faces: int = 20, min_votes: int = 3) -> dict[str, np.ndarray]:
+    """Row indices of every compound (:func:`compound_pair`) with at least ``min_faces`` rows, most frequent first."""
+    groups: dict[str, list[int]] = {}
+    for index, votes in enumerate(rows):
+        pair = compound_pair(votes, min_votes)
+        if pair is not None:
+            groups.setdefault(compound_name(pair), []).append(index)
+    kept = sorted((name for name, members in groups.items() if len(members) >= min_faces), key=lambda n: (-len(groups[n]), n))
+    return {name: np.array(groups[name]) for name in kept}
+
+
+def is_unknown_face(votes: Sequence[int]) -> bool:
+    """Whether raters called the face unknown: the unknown and NF votes together outnumber every emotion column."""
+    _check_votes(votes)
+    pooled = sum(votes[i] for i in _UNKNOWN_INDEX)
+    return pooled > max(v for i, v in enumerate(votes) if i not in _UNKNOWN_INDEX)
+
+
+# ---------------------------------------------------------------- embeddings, views, methods
+
+
+def _views(embeddings: np.ndarray, what: str) -> np.ndarray:
+    """Embeddings as (N, V, D) float32."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[:, None, :]
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ValueError(f"{what}: expected (N, D) or (N, V, D) embeddings with N > 0, got shape {x.shape}")
+    return x
+
+
+def _enrolment(views: np.ndarray) -> np.ndarray:
+    """Every view of the given faces as one (N * V, D) array."""
+    return views.reshape(-1, views.shape[-1])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def enrol_bank(shots: Mapping[str, np.ndarray], base: CenterBank | None = None) -> CenterBank:
+    """A copy of ``base`` (or an empty bank) plus every shot class it lacks, enrolled with :meth:`CenterBank.add`.
+
+    Classes ``base`` already has keep their centers.
+    """
+    if base is None:
+        dim = next(iter(shots.values())).shape[-1]
+        bank = CenterBank([], torch.empty(0, dim))
+    else:
+        bank = copy.deepcopy(base)
+    for name, x in shots.items():
+        if name not in bank:
+            bank.add(name, x)
+    return bank
+
+
+def _bank_predictor(bank: CenterBank) -> Predictor:
+    """Name of the nearest center of each embedding (no threshold)."""
+    names = np.array(bank.names)
+    return lambda x: names[bank.cosine(x).argmax(1).numpy()]
+
+
+def nearest_center(base: CenterBank | None = None) -> Fit:
+    """Nearest center (no threshold) of :func:`enrol_bank`: base's classes compete when given."""
+    return lambda shots: _bank_predictor(enrol_bank(shots, base))
+
+
+def composed_centers(base: CenterBank, pairs: Mapping[str, Sequence[str]], with_base: bool) -> Fit:
+    """Zero-shot: each compound's center composed (:meth:`CenterBank.compose`) from base's classes; shots are unused.
+
+    With ``with_base`` base's classes compete, otherwise the bank holds the composed centers only.
+    """
+    bank = copy.deepcopy(base)
+    for name, parts in pairs.items():
+        bank.compose(name, parts)
+    if not with_base:
+        bank = CenterBank(list(pairs), torch.stack([bank.center(name) for name in pairs]))
+    predict = _bank_predictor(bank)
+    return lambda shots: predict
+
+
+def logistic_regression() -> Fit:
+    """Multinomial logistic regression (scikit-learn, default C) on the L2-normalised shots."""
+    from sklearn.linear_model import LogisticRegression
+
+    def fit(shots: Mapping[str, np.ndarray]) -> Predictor:
+        x = np.concatenate([_unit(v) for v in shots.values()])
+        y = np.repeat(list(shots), [len(v) for v in shots.values()])
+        model = LogisticRegression(max_iter=1000).fit(x, y)
+        return lambda e: model.predict(_unit(np.asarray(e, dtype=np.float32)))
+
+    return fit
+
+
+# ---------------------------------------------------------------- few-shot enrolment of new classes
+
+
+@dataclass
+class RecallDraws:
+    """One method's recall of each class over draws: ``recall[d, c]`` for ``classes[c]``."""
+
+    classes: list[str]
+    recall: np.ndarray
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        """(draws,) mean over classes of the recall (each class weighs the same)."""
+        return self.recall.mean(axis=1)
+
+
+def few_shot_splits(sizes: Mapping[str, int], shots: int, draws: int, seed: int) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per draw and class: (enrolment indices, test indices), ``shots`` random faces and the rest.
+
+    Draw ``d`` uses ``numpy.random.default_rng([seed, d])``, so it does not depend on ``draws``.
+    """
+    if shots < 1 or draws < 1:
+        raise ValueError(f"shots and draws must be at least 1, got shots={shots}, draws={draws}")
+    small = {name: n for name, n in sizes.items() if n <= shots}
+    if small:
+        raise ValueError(f"{shots} shots leave no test faces for {small}; every class needs more than {shots} faces")
+    splits = []
+    for draw in range(draws):
+        rng = np.random.default_rng([seed, draw])
+        order = {name: rng.permutation(n) for name, n in sizes.items()}
+        splits.append({name: (np.sort(o[:shots]), np.sort(o[shots:])) for name, o in order.items()})
+    return splits
+
+
+def few_shot_draws(
+    embeddings_by_class: Mapping[str, np.ndarray], methods: Mapping[str, Fit], shots: int = 10, draws: int = 10, seed: int = 0
+) -> dict[str, RecallDraws]:
+    """Enrol every class from ``shots`` random faces, test each method on the rest, per draw."""
+    views = {name: _views(x, f"class {name!r}") for name, x in embeddings_by_class.items()}
+    names = list(views)
+    recall = {method: np.zeros((draws, len(names))) for method in methods}
+    for draw, split in enumerate(few_shot_splits({n: len(x) for n, x in views.items()}, shots, draws, seed)):
+        enrolment = {name: _enrolment(views[name][split[name][0]]) for name in names}
+        for method, fit in methods.items():
+            predict = fit(enrolment)
+            for c, name in enumerate(names):
+                recall[method][draw, c] = np.mean(predict(views[name][split[name][1], 0]) == name)
+    return {method: RecallDraws(names, r) for method, r in recall.items()}
+
+
+def composition_angles(
+    embeddings_by_class: Mapping[str, np.ndarray],
+    base: CenterBank,
+    pairs: Mapping[str, Sequence[str]],
+    shots: int = 10,
+    draws: int = 10,
+    seed: int = 0,
+) -> np.ndarray:
+    """(draws, P) angle in degrees between each pair's composed center and its ``shots``-shot enrolled center.
+
+    Uses the draws of :func:`few_shot_draws` with the same ``shots``, ``draws`` and ``seed``.
+    """
+    composed = copy.deepcopy(base)
+    for name, parts in pairs.items():
+        composed.compose(name, parts)
+    views = {name: _views(embeddings_by_class[name], f"class {name!r}") for name in pairs}
+    angles = np.zeros((draws, len(pairs)))
+    for draw, split in enumerate(few_shot_splits({n: len(x) for n, x in views.items()}, shots, draws, seed)):
+        enrolled = enrol_bank({name: _enrolment(views[name][split[name][0]]) for name in pairs})
+        angles[draw] = [angle_degrees(composed.center(name), enrolled.center(name)) for name in pairs]
+    return angles
+
+
+# ---------------------------------------------------------------- a new class on a subject split
+
+
+@dataclass
+class NewClassDraws:
+    """One method's results per draw when a new class joins: its recall and the other classes' accuracy."""
+
+    new_class: str
+    new_recall: np.ndarray
+    base_before: np.ndarray
+    base_after: np.ndarray
+    accuracy_after: np.ndarray
+
+
+def _subject_draws(
+    labels: np.ndarray, subjects: Sequence[str], draws: int, seed: int, test_fraction: float
+) -> Iterator[tuple[np.random.Generator, np.ndarray, np.ndarray]]:
+    """Per draw: (rng, enrolment indices, test indices); split ``d`` is ``subject_split`` with seed ``seed + d``."""
+    if len(labels) != len(subjects):
+        raise ValueError(f"{len(labels)} labels but {len(subjects)} subjects")
+    for draw in range(draws):
+        enrol, test = subject_split(subjects, test_fraction, seed=seed + draw)
+        yield np.random.default_rng([seed, draw]), enrol, test
+
+
+def _pick(rng: np.random.Generator, candidates: np.ndarray, k: int, name: str) -> np.ndarray:
+    """``k`` random distinct indices of ``candidates`` in random order, or ValueError."""
+    if len(candidates) < k:
+        raise ValueError(f"class {name!r} has {len(candidates)} enrolment faces in this split, fewer than the {k} needed")
+    return rng.permutation(candidates)[:k]
+
+
+def new_class_draws(
+    embeddings: np.ndarray,
+    labels: Sequence[str],
+    subjects: Sequence[str],
+    new_class: str,
+    methods: Mapping[str, Fit],
+    shots: int = 10,
+    draws: int = 10,
+    seed: int = 0,
+    test_fraction: float = 0.5,
+) -> dict[str, NewClassDraws]:
+    """Split by subject; every class gets ``shots`` shots from the enrolment subjects; test on the other subjects' faces.
+
+    Each method is fitted on all the shots ("after") and on the shots without ``new_class``
+    ("before"); base accuracy is over the test faces of the other classes.
+    """
+    views = _views(embeddings, "new-class protocol")
+    labels = np.asarray(labels)
+    classes = list(dict.fromkeys(labels.tolist()))
+    if new_class not in classes:
+        raise ValueError(f"no face is labelled {new_class!r}; labels are {classes}")
+    out = {
+        method: NewClassDraws(new_class, new_recall=np.zeros(draws), base_before=np.zeros(draws), base_after=np.zeros(draws), accuracy_after=np.zeros(draws))
+        for method in methods
+    }
+    for draw, (rng, enrol, test) in enumerate(_subject_draws(labels, subjects, draws, seed, test_fraction)):
+        shot_sets = {c: _enrolment(views[_pick(rng, enrol[labels[enrol] == c], shots, c)]) for c in classes}
+        before = {c: x for c, x in shot_sets.items() if c != new_class}
+        truth, x = labels[test], views[test, 0]
+        is_new = truth == new_class
+        for method, fit in methods.items():
+            after_pred, before_pred = fit(shot_sets)(x), fit(before)(x)
+            result = out[method]
+            result.new_recall[draw] = np.mean(after_pred[is_new] == new_class)
+            result.base_before[draw] = np.mean(before_pred[~is_new] == truth[~is_new])
+            result.base_after[draw] = np.mean(after_pred[~is_new] == truth[~is_new])
+            result.accuracy_after[draw] = np.mean(after_pred == truth)
+    return out
+
+
+def update_draws(
+    embeddings: np.ndarray,
+    labels: Sequence[str],
+    subjects: Sequence[str],
+    base: CenterBank,
+    ks: Sequence[int] = (1, 5, 10, 20),
+    momentum: float = 0.9,
+    draws: int = 10,
+    seed: int = 0,
+    test_fraction: float = 0.5,
+) -> np.ndarray:
+    """(draws, 1 + len(ks)) nearest-center accuracy on the test subjects' faces, before and after updates.
+
+    Column 0 is ``base`` as it is; column ``j`` starts again from ``base`` and updates every
+    labelled class (:meth:`CenterBank.update`) with the first ``ks[j-1]`` faces of one random
+    order of its enrolment-subject faces, so larger ``k`` extends the same sequence.
+    """
+    views = _views(embeddings, "update protocol")
+    labels = np.asarray(labels)
+    classes = list(dict.fromkeys(labels.tolist()))
+    missing = [c for c in classes if c not in base]
+    if missing:
+        raise ValueError(f"cannot update classes the bank lacks: {missing}; bank classes are {base.names}")
+    accuracy = np.zeros((draws, 1 + len(ks)))
+    for draw, (rng, enrol, test) in enumerate(_subject_draws(labels, subjects, draws, seed, test_fraction)):
+        order = {c: _pick(rng, enrol[labels[enrol] == c], max(ks), c) for c in classes}
+        truth, x = labels[test], views[test, 0]
+        accuracy[draw, 0] = np.mean(_bank_predictor(base)(x) == truth)
+        for j, k in enumerate(ks, start=1):
+            bank = copy.deepcopy(base)
+            for c in classes:
+                bank.update(c, views[order[c][:k], 0], momentum=momentum)
+            accuracy[draw, j] = np.mean(_bank_predictor(bank)(x) == truth)
+    return accuracy
+
+
+# ---------------------------------------------------------------- open-set rejection
+
+
+@dataclass
+class OpenSetResult:
+    """Known faces against faces of no known class, scored by their best cosine."""
+
+    n_known: int
+    n_unknown: int
+    auroc: float
+    fpr_at_95_tpr: float
+    threshold: float
+    accepted_accuracy: float
+    known_rejected: float
+    unknown_accepted: float
+
+
+def fpr_at_tpr(known_scores: np.ndarray, unknown_scores: np.ndarray, tpr: float = 0.95) -> float:
+    """Fraction of unknown faces accepted at the highest threshold that still accepts ``tpr`` of the known ones."""
+    ordered = np.sort(np.asarray(known_scores))
+    keep = int(np.ceil(tpr * len(ordered) - 1e-9))
+    if not 0 < keep <= len(ordered):
+        raise ValueError(f"tpr must be in (0, 1] with at least one known score, got tpr={tpr}, {len(ordered)} scores")
+    threshold = ordered[len(ordered) - keep]
+    return float(np.mean(np.asarray(unknown_scores) >= threshold))
+
+
+def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], unknown: np.ndarray) -> OpenSetResult:
+    """AUROC and FPR at 95% TPR of the max cosine (known = positive), and what the bank's thresholds accept."""
+    from sklearn.metrics import roc_auc_score
+
+    known_labels = np.asarray(known_labels)
+    if len(known_labels) != len(known):
+        raise ValueError(f"{len(known)} known embeddings but {len(known_labels)} labels")
+    foreign = sorted(set(known_labels.tolist()) - set(bank.names))
+    if foreign:
+        raise ValueError(f"known faces are labelled with classes the bank lacks: {foreign}")
+    seen, unseen = bank.classify(known), bank.classify(unknown)
+    known_scores, unknown_scores = seen.scores.numpy(), unseen.scores.numpy()
+    accepted = seen.indices.numpy() >= 0
+    predicted = np.array(seen.labels)
+    truth = np.r_[np.ones(len(known_scores)), np.zeros(len(unknown_scores))]
+    return OpenSetResult(
+        n_known=len(known_scores),
+        n_unknown=len(unknown_scores),
+        auroc=float(roc_auc_score(truth, np.r_[known_scores, unknown_scores])),
+        fpr_at_95_tpr=fpr_at_tpr(known_scores, unknown_scores),
+        threshold=bank.threshold,
+        accepted_accuracy=float(np.mean(predicted[accepted] == known_labels[accepted])) if accepted.any() else float("nan"),
+        known_rejected=float(np.mean(~accepted)),
+        unknown_accepted=float(np.mean(unseen.indices.numpy() >= 0)),
+    )
+
+
+# ---------------------------------------------------------------- trained centers against the data
+
+
+def data_mean_cosines(bank: CenterBank, embeddings_by_class: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Cosine between each class's center in ``bank`` and the normalised mean of its L2-normalised embeddings."""
+    return {
+        name: float(bank.cosine(_unit(np.asarray(x, dtype=np.float32)).mean(0))[0, bank.index(name)])
+        for name, x in embeddings_by_class.items()
+    }

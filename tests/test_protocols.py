@@ -1,0 +1,309 @@
+"""Open-vocabulary protocols on hand-made vote rows and synthetic embeddings whose outcome is known."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pytest
+import torch
+
+from realdata import realdata_path
+from spherefer.centers import CenterBank
+from spherefer.data import FERPlus
+from spherefer.protocols import (
+    compound_pair,
+    compound_sets,
+    composed_centers,
+    composition_angles,
+    data_mean_cosines,
+    enrol_bank,
+    few_shot_draws,
+    few_shot_splits,
+    fpr_at_tpr,
+    is_unknown_face,
+    logistic_regression,
+    nearest_center,
+    new_class_draws,
+    open_set,
+    update_draws,
+)
+
+DIM = 16
+
+
+def votes(**counts: int) -> list[int]:
+    """10 FER+ vote counts from column names (neutral, happiness, ..., unknown, NF)."""
+    columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+    assert set(counts) <= set(columns)
+    return [counts.get(column, 0) for column in columns]
+
+
+def axis(i: int) -> np.ndarray:
+    return np.eye(DIM, dtype=np.float32)[i]
+
+
+def cluster(i: int, n: int, rng: np.random.Generator, noise: float = 0.05) -> np.ndarray:
+    """``n`` embeddings scattered tightly around basis vector ``i``."""
+    return axis(i) + noise * rng.standard_normal((n, DIM)).astype(np.float32)
+
+
+def bank_of(**centers: np.ndarray) -> CenterBank:
+    return CenterBank(list(centers), torch.as_tensor(np.stack(list(centers.values()))))
+
+
+# ---------------------------------------------------------------- FER+ vote rules
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (votes(happiness=5, surprise=4, neutral=1), ("happy", "surprise")),
+        (votes(sadness=4, anger=4, neutral=2), ("angry", "sad")),  # tied top two: a pair, in EXPRESSIONS order
+        (votes(fear=5, surprise=3, disgust=2), ("fear", "surprise")),
+        (votes(neutral=4, fear=3, surprise=3), ("fear", "surprise")),  # neutral votes do not compete
+        (votes(happiness=4, surprise=3, fear=3), None),  # third not strictly below the second
+        (votes(happiness=3, surprise=3, fear=3, neutral=1), None),  # three-way tie
+        (votes(happiness=7, surprise=2, neutral=1), None),  # second below 3 votes
+        (votes(contempt=3, happiness=3, surprise=2, unknown=2), None),  # contempt is not one of the six
+    ],
+)
+def test_compound_pair(row: list[int], expected: tuple[str, str] | None) -> None:
+    assert compound_pair(row) == expected
+
+
+def test_compound_pair_needs_ten_votes() -> None:
+    with pytest.raises(ValueError, match="expected 10 FER\\+ vote counts"):
+        compound_pair([3, 3, 4])
+
+
+def test_compound_sets_keep_frequent_pairs_most_frequent_first() -> None:
+    rows = [votes(happiness=5, surprise=5)] * 3 + [votes(fear=4, surprise=6)] * 4 + [votes(anger=5, sadness=5)] + [votes(happiness=10)]
+    sets = compound_sets(rows, min_faces=3)
+    assert list(sets) == ["fear+surprise", "happy+surprise"]
+    np.testing.assert_array_equal(sets["fear+surprise"], [3, 4, 5, 6])
+    np.testing.assert_array_equal(sets["happy+surprise"], [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (votes(unknown=3, NF=2, happiness=4, neutral=1), True),  # pooled 5 beats 4
+        (votes(unknown=4, happiness=4, surprise=2), False),  # pooled ties the top emotion
+        (votes(NF=6, neutral=4), True),
+        (votes(unknown=2, happiness=5, surprise=3), False),
+    ],
+)
+def test_is_unknown_face(row: list[int], expected: bool) -> None:
+    assert is_unknown_face(row) is expected
+
+
+# ---------------------------------------------------------------- few-shot draws
+
+
+def test_few_shot_splits_are_disjoint_reproducible_and_independent_of_draw_count() -> None:
+    splits = few_shot_splits({"a": 12, "b": 30}, shots=10, draws=3, seed=7)
+    for split in splits:
+        for name, n in (("a", 12), ("b", 30)):
+            enrol, test = split[name]
+            assert len(enrol) == 10 and len(test) == n - 10
+            assert sorted(np.r_[enrol, test]) == list(range(n))
+    again = few_shot_splits({"a": 12, "b": 30}, shots=10, draws=2, seed=7)
+    np.testing.assert_array_equal(again[1]["b"][0], splits[1]["b"][0])
+    assert not np.array_equal(splits[0]["b"][0], splits[1]["b"][0])
+
+
+def test_few_shot_splits_need_test_faces() -> None:
+    with pytest.raises(ValueError, match="no test faces for \\{'a': 10\\}"):
+        few_shot_splits({"a": 10, "b": 30}, shots=10, draws=1, seed=0)
+
+
+def test_well_separated_clusters_are_recognised_perfectly() -> None:
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    classes = {"x": cluster(0, 25, rng), "y": cluster(1, 30, rng), "z": cluster(2, 20, rng)}
+    far_base = bank_of(angry=axis(5), happy=axis(6))
+    methods = {"alone": nearest_center(), "with base": nearest_center(far_base), "lr": logistic_regression()}
+    results = few_shot_draws(classes, methods, shots=10, draws=3, seed=0)
+    for result in results.values():
+        assert result.classes == ["x", "y", "z"] and result.recall.shape == (3, 3)
+        np.testing.assert_array_equal(result.accuracy, 1.0)
+
+
+def test_a_base_class_on_top_of_a_new_class_takes_its_faces() -> None:
+    rng = np.random.default_rng(1)
+    classes = {"x": cluster(0, 25, rng), "y": cluster(1, 25, rng)}
+    base = bank_of(happy=axis(0))  # exactly x's direction, closer to its faces than any noisy 10-shot mean
+    result = few_shot_draws(classes, {"with base": nearest_center(base)}, draws=10)["with base"]
+    np.testing.assert_array_equal(result.recall[:, 1], 1.0)
+    assert result.recall[:, 0].mean() < 0.5
+
+
+def test_enrolment_uses_every_view_and_testing_view_zero() -> None:
+    rng = np.random.default_rng(2)
+    faces = np.stack([cluster(0, 15, rng), cluster(1, 15, rng)], axis=1)  # (15, 2 views, D)
+    seen: dict[str, list] = {"shots": [], "tests": []}
+
+    def spy(shots: Mapping[str, np.ndarray]):
+        seen["shots"].append({n: x.shape for n, x in shots.items()})
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            seen["tests"].append(x)
+            return np.array(["a"] * len(x))
+
+        return predict
+
+    result = few_shot_draws({"a": faces}, {"spy": spy}, shots=10, draws=1)["spy"]
+    assert seen["shots"] == [{"a": (20, DIM)}]
+    assert seen["tests"][0].shape == (5, DIM) and (seen["tests"][0] @ axis(0)).min() > 0.8
+    np.testing.assert_array_equal(result.recall, [[1.0]])
+
+
+def test_enrol_bank_keeps_base_centers_and_adds_missing_classes() -> None:
+    base = bank_of(happy=axis(0))
+    bank = enrol_bank({"happy": np.stack([axis(1)] * 3), "new": np.stack([axis(2), axis(3)])}, base)
+    assert bank.names == ["happy", "new"] and base.names == ["happy"]
+    torch.testing.assert_close(bank.center("happy"), torch.as_tensor(axis(0)))
+    torch.testing.assert_close(bank.center("new"), torch.as_tensor((axis(2) + axis(3)) / np.float32(np.sqrt(2))))
+    assert enrol_bank({"new": np.stack([axis(2)])}).names == ["new"]
+
+
+# ---------------------------------------------------------------- composition
+
+
+def test_composed_center_of_orthogonal_centers_is_at_45_degrees() -> None:
+    rng = np.random.default_rng(3)
+    base = bank_of(happy=axis(0), surprise=axis(1), sad=axis(2))
+    pairs = {"happy+surprise": ["happy", "surprise"]}
+    along_happy = {"happy+surprise": np.stack([axis(0)] * 12)}
+    np.testing.assert_allclose(composition_angles(along_happy, base, pairs, draws=2), 45.0, atol=1e-3)
+
+    diagonal = {"happy+surprise": (axis(0) + axis(1)) + 0.05 * rng.standard_normal((12, DIM)).astype(np.float32)}
+    assert composition_angles(diagonal, base, pairs, draws=2).max() < 10.0
+    for with_base in (False, True):
+        result = few_shot_draws(diagonal, {"composed": composed_centers(base, pairs, with_base)}, draws=2)["composed"]
+        np.testing.assert_array_equal(result.recall, 1.0)
+
+
+def test_composed_alone_holds_only_the_compounds() -> None:
+    base = bank_of(happy=axis(0), surprise=axis(1))
+    predict = composed_centers(base, {"happy+surprise": ["happy", "surprise"]}, with_base=False)({})
+    assert predict(np.stack([axis(0)])).tolist() == ["happy+surprise"]
+    predict = composed_centers(base, {"happy+surprise": ["happy", "surprise"]}, with_base=True)({})
+    assert predict(np.stack([axis(0)])).tolist() == ["happy"]
+
+
+# ---------------------------------------------------------------- subject-split protocols
+
+
+def subject_faces(rng: np.random.Generator, classes: Mapping[str, int], subjects: int = 20, per_subject: int = 3):
+    """Every subject shows every class ``per_subject`` times around that class's basis vector."""
+    embeddings, labels, who = [], [], []
+    for s in range(subjects):
+        for name, i in classes.items():
+            embeddings.append(cluster(i, per_subject, rng))
+            labels += [name] * per_subject
+            who += [f"S{s:03d}"] * per_subject
+    return np.concatenate(embeddings), np.array(labels), np.array(who)
+
+
+def test_new_class_is_enrolled_without_hurting_separated_base_classes() -> None:
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(4)
+    x, labels, subjects = subject_faces(rng, {"happy": 0, "sad": 1, "contempt": 2})
+    base = bank_of(happy=axis(0), sad=axis(1), neutral=axis(3))
+    methods = {"centers": nearest_center(base), "lr": logistic_regression()}
+    results = new_class_draws(x, labels, subjects, "contempt", methods, shots=10, draws=3)
+    for result in results.values():
+        for values in (result.new_recall, result.base_before, result.base_after, result.accuracy_after):
+            np.testing.assert_array_equal(values, 1.0)
+
+
+def test_new_class_on_top_of_a_base_class_costs_base_accuracy() -> None:
+    rng = np.random.default_rng(5)
+    x, labels, subjects = subject_faces(rng, {"happy": 0, "sad": 1, "contempt": 1})  # contempt looks sad
+    base = bank_of(happy=axis(0), sad=axis(1) + 0.3 * axis(4))  # the trained sad center is off its faces
+    result = new_class_draws(x, labels, subjects, "contempt", {"c": nearest_center(base)}, draws=3)["c"]
+    np.testing.assert_array_equal(result.base_before, 1.0)
+    assert (result.base_after < 0.75).all() and (result.new_recall > 0.9).all()
+
+
+def test_new_class_errors() -> None:
+    rng = np.random.default_rng(6)
+    x, labels, subjects = subject_faces(rng, {"happy": 0, "contempt": 2}, subjects=4, per_subject=1)
+    with pytest.raises(ValueError, match="no face is labelled 'fear'"):
+        new_class_draws(x, labels, subjects, "fear", {"c": nearest_center()})
+    with pytest.raises(ValueError, match="fewer than the 10 needed"):
+        new_class_draws(x, labels, subjects, "contempt", {"c": nearest_center()})
+
+
+def test_updates_pull_a_wrong_center_onto_its_faces() -> None:
+    rng = np.random.default_rng(7)
+    x, labels, subjects = subject_faces(rng, {"happy": 0, "sad": 1})
+    base = bank_of(happy=axis(2), sad=axis(1), neutral=(axis(0) + axis(2)) / np.sqrt(2))  # neutral sits nearer happy's faces
+    accuracy = update_draws(x, labels, subjects, base, ks=(1, 5), momentum=0.5, draws=3)
+    assert accuracy.shape == (3, 3)
+    np.testing.assert_array_equal(accuracy[:, 0], 0.5)
+    np.testing.assert_array_equal(accuracy[:, 2], 1.0)
+    np.testing.assert_array_equal(update_draws(x, labels, subjects, base, ks=(1, 5), momentum=0.99, draws=3)[:, 2], 0.5)
+
+
+def test_update_errors() -> None:
+    rng = np.random.default_rng(8)
+    x, labels, subjects = subject_faces(rng, {"happy": 0, "sad": 1}, subjects=4)
+    with pytest.raises(ValueError, match="bank lacks: \\['sad'\\]"):
+        update_draws(x, labels, subjects, bank_of(happy=axis(0)))
+    with pytest.raises(ValueError, match="fewer than the 20 needed"):
+        update_draws(x, labels, subjects, bank_of(happy=axis(0), sad=axis(1)))
+
+
+# ---------------------------------------------------------------- open set and data means
+
+
+def test_fpr_at_tpr() -> None:
+    known = np.arange(100) / 100
+    assert fpr_at_tpr(known, np.array([0.0, 0.04, 0.05, 0.5])) == 0.5
+    assert fpr_at_tpr(known, np.array([0.0, 0.04, 0.05, 0.5]), tpr=1.0) == 1.0
+
+
+def test_open_set_on_hand_placed_faces() -> None:
+    pytest.importorskip("sklearn")
+    bank = bank_of(a=axis(0), b=axis(1))
+    known = np.stack([axis(0), axis(1), 0.5 * axis(0) + np.sqrt(0.75) * axis(2), axis(1)])  # scores 1, 1, 0.5 (rejected), 1
+    labels = ["a", "b", "a", "a"]  # the last is accepted but called b
+    unknown = np.stack([axis(2), 0.8 * axis(0) + 0.6 * axis(3)])  # scores 0 and 0.8 (accepted)
+    result = open_set(bank, known, labels, unknown)
+    assert (result.n_known, result.n_unknown, result.threshold) == (4, 2, 0.6)
+    assert result.auroc == pytest.approx(7 / 8)
+    assert result.fpr_at_95_tpr == pytest.approx(0.5)
+    assert result.accepted_accuracy == pytest.approx(2 / 3)
+    assert result.known_rejected == pytest.approx(0.25)
+    assert result.unknown_accepted == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="classes the bank lacks: \\['c'\\]"):
+        open_set(bank, known, ["a", "b", "a", "c"], unknown)
+
+
+def test_data_mean_cosines_average_normalised_embeddings() -> None:
+    bank = bank_of(happy=axis(0), sad=axis(1))
+    cosines = data_mean_cosines(bank, {"happy": np.stack([3 * (axis(0) + axis(2)), axis(0) - axis(2)]), "sad": np.stack([axis(3)])})
+    assert cosines == pytest.approx({"happy": 1.0, "sad": 0.0}, abs=1e-6)
+
+
+# ---------------------------------------------------------------- real FER+
+
+
+@pytest.mark.realdata
+def test_ferplus_compound_pair_counts() -> None:
+    root = realdata_path("ferplus")
+    rows = [row.votes for split in ("valid", "test") for row in FERPlus.raw_table(root, split)]
+    counts = {name: len(members) for name, members in compound_sets(rows).items()}
+    assert counts == {
+        "fear+surprise": 142,
+        "happy+surprise": 109,
+        "angry+sad": 56,
+        "angry+surprise": 45,
+        "angry+disgust": 40,
+        "fear+sad": 35,
+        "angry+fear": 23,
+        "angry+happy": 22,
+    }

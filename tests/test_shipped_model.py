@@ -1,0 +1,50 @@
+"""The shipped default model: it is trained, `spherefer info` shows its card, and it still
+reaches the accuracy its model card reports on the real data."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from realdata import realdata_path
+
+import spherefer
+from spherefer.cli import main
+from spherefer.evaluate import evaluate
+
+FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+@pytest.fixture(scope="module")
+def default() -> spherefer.Recognizer:
+    return spherefer.load_model("default")
+
+
+def test_default_model_is_trained_on_the_seven_fer_classes(default):
+    assert default.trained
+    assert default.bank.names == FER_CLASSES
+    assert "contempt" not in default.bank.names  # held out: the open-vocabulary protocols enrol it
+    assert default.config.head == "cosface" and default.config.scale == 30.0 and default.config.margin == 0.35
+
+
+def test_info_prints_version_card_and_classes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0, result.output
+    assert f"spherefer {spherefer.__version__}" in result.output
+    assert "status: trained" in result.output
+    assert "# Model card" in result.output and "Measured results" in result.output
+    for name in FER_CLASSES:
+        assert name in result.output
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    "stem, dataset, split",
+    [("ferplus_test", "ferplus", "test"), ("ckplus48", "ckplus48", None), ("fer2013_privatetest", "fer2013", "privatetest")],
+)
+def test_default_model_reaches_its_reported_accuracy(default, stem, dataset, split):
+    reported = default.card["results"][stem]
+    spec = f"{dataset}:{realdata_path(dataset)}" + (f":{split}" if split else "")
+    report = evaluate(default, spec, progress=False)
+    assert report.n == reported["n"]
+    assert report.accuracy == pytest.approx(reported["accuracy"], abs=0.002)
