@@ -23,9 +23,12 @@ from torch import Tensor
 
 from .storage import read_safetensors, write_safetensors
 
-__all__ = ["UNKNOWN", "CenterBank", "Classification", "Prediction", "angle_degrees", "estimate_threshold"]
+__all__ = ["UNKNOWN", "REJECTED", "NO_FACE", "RESERVED_LABELS", "CenterBank", "Classification", "Prediction", "angle_degrees", "estimate_threshold"]
 
 UNKNOWN = "unknown"
+REJECTED = "rejected"  # a face that failed a quality check and was not classified
+NO_FACE = "no_face"  # the record of a photo in which no face was found
+RESERVED_LABELS = (UNKNOWN, REJECTED, NO_FACE)
 SCHEMA = "spherefer.centerbank"
 SCHEMA_VERSION = 1
 ORIGINS = ("trained", "enrolled", "composed")
@@ -200,8 +203,8 @@ class CenterBank:
     def _check_new_name(self, name: str, allow_existing: bool = False) -> None:
         if not isinstance(name, str) or not name.strip() or name != name.strip():
             raise ValueError(f"class name must be a non-empty string without surrounding spaces, got {name!r}")
-        if name == UNKNOWN:
-            raise ValueError(f"{UNKNOWN!r} is reserved for rejected faces and cannot be a class name")
+        if name in RESERVED_LABELS:
+            raise ValueError(f"{name!r} is a reserved label ({', '.join(RESERVED_LABELS)}) and cannot be a class name")
         if not allow_existing and name in self.names:
             raise ValueError(f"class {name!r} already exists")
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import sys
 from pathlib import Path
 
 import click
+from PIL import Image
 
 from . import __version__
-from .images import collect_image_files
+from .centers import NO_FACE
+from .face import DETECTORS, LANDMARK_NAMES, DetectorUnavailable, FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
+from .images import collect_image_files, example_photo
 from .recognizer import Recognizer, editable_bank_path, load_model, resolve_model_path, shipped_models
 
 MODEL_OPTION = click.option("--model", "model_name", default="default", show_default=True, help="Shipped model name or model folder.")
@@ -30,7 +35,7 @@ class _CleanErrors(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (ValueError, FileNotFoundError, KeyError) as err:
+        except (ValueError, FileNotFoundError, KeyError, DetectorUnavailable) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
             click.echo(f"error: {message}", err=True)
             sys.exit(2)
@@ -147,21 +152,50 @@ def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | Non
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @MODEL_OPTION
 @BANK_OPTION
+@click.option("--aligned", is_flag=True, help="PATHS are aligned face crops: classify each whole image, no face detection.")
+@click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="blazeface", show_default=True,
+              help="Face detector (haar: OpenCV fallback, misses turned or covered faces).")
 @click.option("--threshold", type=float, default=None, help="Cosine below which a face is unknown (default: the bank's).")
+@click.option("--min-face", type=float, default=QualityConfig.min_face, show_default=True, help="Faces whose box is smaller (px) are rejected.")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-def predict(images: tuple[Path, ...], model_name: str, bank_option: Path | None, threshold: float | None, output_format: str) -> None:
-    """Classify aligned face crops (files or folders of images); one line per image.
+@click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write a copy of each photo with boxes, landmarks and labels drawn to DIR/<file name>.")
+@click.option("--example", is_flag=True, help="Also analyse the bundled example photo (a public-domain NASA portrait).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar shown for folders.")
+def predict(
+    paths: tuple[Path, ...], model_name: str, bank_option: Path | None, aligned: bool, detector: str, threshold: float | None,
+    min_face: float, output_format: str, annotate_dir: Path | None, example: bool, no_progress: bool,
+) -> None:
+    """Find, align and classify the faces in photos (files or folders, searched recursively).
 
-    Unreadable files are reported on stderr and skipped.
+    Writes one record per face (largest first): source, frame (null for images), face
+    index, box, landmarks, label -- a class, `unknown` (below the threshold) or
+    `rejected` (a failed quality check, with the reason) -- cosine and probabilities.
+    A photo without a face gives one `no_face` record. Unreadable files are reported on
+    stderr and skipped. With --aligned, PATHS are face crops, one record per image.
     """
-    import csv
-    import json
-
+    if not paths and not example:
+        raise click.UsageError("give image files or folders (or --example)")
     recognizer, _ = open_model(model_name, bank_option)
-    files = collect_image_files(images)
+    files = collect_image_files(paths)
+    if example:
+        files.append(example_photo())
+    if aligned:
+        if annotate_dir is not None:
+            raise click.UsageError("--annotate draws detected faces; it cannot be combined with --aligned")
+        _predict_aligned(recognizer, files, threshold, output_format)
+        return
+    _predict_photos(
+        recognizer, files, detector, threshold, QualityConfig(min_face=min_face), output_format, annotate_dir,
+        progress=not no_progress and any(path.is_dir() for path in paths),
+    )
+
+
+def _predict_aligned(recognizer: Recognizer, files: list[Path], threshold: float | None, output_format: str) -> None:
+    """One record per aligned face crop."""
     writer = csv.writer(sys.stdout) if output_format == "csv" else None
     if writer:
         writer.writerow(["source", "label", "cosine", *recognizer.bank.names])
@@ -179,6 +213,91 @@ def predict(images: tuple[Path, ...], model_name: str, bank_option: Path | None,
             record = {"source": str(path), "label": prediction.label, "cosine": round(prediction.score, 4),
                       "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()}}
             click.echo(json.dumps(record))
+    if failures:
+        click.echo(f"{failures} of {len(files)} files could not be read", err=True)
+
+
+PHOTO_COLUMNS = ["source", "frame", "face", "x0", "y0", "x1", "y1", "detector_score",
+                 *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
+                 "label", "reason", "cosine", "size", "sharpness", "yaw"]
+"""CSV columns of whole-photo predictions, followed by one probability column per class."""
+
+
+def _photo_rows(source: Path, records: list[FaceRecord]) -> list[dict[str, object]]:
+    """JSON-ready records of one photo: one per face, or one ``no_face`` record."""
+    if not records:
+        return [{"source": str(source), "frame": None, "face": None, "box": None, "landmarks": None, "detector_score": None,
+                 "label": NO_FACE, "reason": "no face found", "cosine": None, "probabilities": None, "quality": None}]
+    return [{"source": str(source), "frame": None, **record.to_dict()} for record in records]
+
+
+def _csv_row(row: dict[str, object], names: list[str]) -> list[object]:
+    def blank(value: object) -> object:
+        return "" if value is None else value
+
+    box = row["box"] or [None] * 4
+    landmarks = row["landmarks"] or {}
+    quality = row["quality"] or {}
+    probabilities = row["probabilities"] or {}
+    points = [blank((landmarks.get(name) or [None, None])[axis]) for name in LANDMARK_NAMES for axis in (0, 1)]
+    return [row["source"], blank(row["frame"]), blank(row["face"]), *map(blank, box), blank(row["detector_score"]), *points,
+            row["label"], blank(row["reason"]), blank(row["cosine"]),
+            *(blank(quality.get(key)) for key in ("size", "sharpness", "yaw")), *(blank(probabilities.get(name)) for name in names)]
+
+
+_ANNOTATION_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _annotation_path(folder: Path, source: Path, taken: set[str]) -> Path:
+    """``folder/<source's file name>``: only the base name of the input is used; an
+    unusual suffix becomes .png; a name already written in this run, or the source
+    itself, gets a -1, -2, ... suffix."""
+    name = source.name if source.name not in ("", ".", "..") else "image.png"
+    stem, suffix = Path(name).stem, Path(name).suffix
+    if suffix.lower() not in _ANNOTATION_SUFFIXES:
+        suffix = ".png"
+    candidate, number = f"{stem}{suffix}", 0
+    while candidate in taken or (folder / candidate).resolve() == source.resolve():
+        number += 1
+        candidate = f"{stem}-{number}{suffix}"
+    taken.add(candidate)
+    return folder / candidate
+
+
+def _predict_photos(
+    recognizer: Recognizer, files: list[Path], detector: str, threshold: float | None, quality: QualityConfig,
+    output_format: str, annotate_dir: Path | None, progress: bool,
+) -> None:
+    """Detect, align, check and classify every face of every photo; one record per face."""
+    from tqdm import tqdm
+
+    get_detector(detector)  # fail now, once, if the detector's files are missing
+    names = recognizer.bank.names
+    writer = csv.writer(sys.stdout) if output_format == "csv" else None
+    if writer:
+        writer.writerow([*PHOTO_COLUMNS, *names])
+    if annotate_dir is not None:
+        annotate_dir.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    failures = 0
+    bar = tqdm(files, unit="image", file=sys.stderr, disable=True if not progress else None, dynamic_ncols=True)
+    for path in bar:
+        try:
+            rgb = image_to_rgb(path)
+            records = recognizer.analyze(rgb, detector=detector, threshold=threshold, quality=quality)
+        except (ValueError, FileNotFoundError, OSError, Image.DecompressionBombError) as err:
+            failures += 1
+            bar.write(f"skipped {path}: {err}", file=sys.stderr)
+            continue
+        for row in _photo_rows(path, records):
+            if writer:
+                writer.writerow(_csv_row(row, names))
+            else:
+                click.echo(json.dumps(row))
+        if annotate_dir is not None:
+            target = _annotation_path(annotate_dir, path, taken)
+            draw_faces(rgb, records).save(target, **({"quality": 92} if target.suffix.lower() in (".jpg", ".jpeg") else {}))
+    bar.close()
     if failures:
         click.echo(f"{failures} of {len(files)} files could not be read", err=True)
 

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Iterable, Union
 
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["ImageInput", "IMAGE_EXTENSIONS", "to_pil", "flatten_to_mode", "collect_image_files"]
+__all__ = ["ImageInput", "IMAGE_EXTENSIONS", "to_pil", "flatten_to_mode", "collect_image_files", "example_photo"]
 
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+def example_photo() -> Path:
+    """The bundled example photo: NASA's public-domain portrait of astronaut Eileen Collins
+    (scikit-image's ``data.astronaut()``, 512x512, re-encoded as JPEG by
+    ``tools/make_example_photo.py``), one frontal smiling face."""
+    return Path(str(resources.files("spherefer") / "examples" / "astronaut.jpg"))
 
 
 def collect_image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .centers import CenterBank, Prediction
+from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
 from .images import ImageInput, flatten_to_mode, to_pil
 from .models import EmbeddingNet, ModelConfig, normalize_input
 from .storage import read_json, read_safetensors, write_json, write_safetensors
@@ -37,7 +38,11 @@ def shipped_models() -> dict[str, Path]:
 
 
 class Recognizer:
-    """A trained embedding network with its :class:`CenterBank`; embeds and classifies aligned face crops."""
+    """A trained embedding network with its :class:`CenterBank`.
+
+    :meth:`embed` and :meth:`predict` take aligned face crops; :meth:`analyze` takes a
+    whole photo and finds, aligns, checks and classifies every face in it.
+    """
 
     def __init__(self, model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> None:
         if bank.embedding_size != model.config.embedding_size:
@@ -92,6 +97,34 @@ class Recognizer:
         if len(embeddings) == 0:
             return []
         return list(self.bank.classify(embeddings, threshold=threshold))
+
+    def analyze(
+        self,
+        image: ImageInput,
+        detector: str | FaceDetector = "blazeface",
+        threshold: float | None = None,
+        quality: QualityConfig | None = None,
+    ) -> list[FaceRecord]:
+        """Every face in a photo, largest first: detected, aligned to the training framing,
+        checked for quality and, when the checks pass, classified.
+
+        ``image`` is anything :meth:`embed` accepts (a path has its EXIF orientation
+        applied). A face failing a check of ``quality`` (default :class:`QualityConfig`:
+        too small, too blurred, too sideways) keeps its box, landmarks and crop but gets
+        ``prediction=None`` and the reasons in ``issues``. An image without faces gives [].
+        """
+        rgb = image_to_rgb(image)
+        faces = detect_faces(rgb, detector)
+        limits = quality if quality is not None else QualityConfig()
+        records = []
+        for index, face in enumerate(faces):
+            crop = align_face(rgb, face, self.config)
+            measured, issues = assess_quality(face, crop, limits)
+            records.append(FaceRecord(index, face, crop, measured, issues))
+        usable = [record for record in records if record.accepted]
+        for record, prediction in zip(usable, self.predict([record.crop for record in usable], threshold=threshold)):
+            record.prediction = prediction
+        return records
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write weights, config/card and bank into folder ``path`` (each file atomically)."""
