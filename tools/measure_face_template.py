@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from spherefer.face import TEMPLATE, align_face, alignment_matrix, detect_faces, sharpness, yaw_ratio
+from spherefer.face import TEMPLATE, QualityConfig, align_face, alignment_matrix, detect_faces, sharpness, yaw_ratio
 
 SIDE = 48
 POINTS = ("right_eye", "left_eye", "nose_tip", "mouth_center")
@@ -120,7 +120,11 @@ def main() -> None:
     for sigma, values in aligned_sharp.items():
         what = "aligned crops:" if sigma == 0 else f"aligned, blur sigma {sigma:g}:"
         print(f"# sharpness, {what:<26}{percentiles(values)}")
-    print(f"# |yaw_ratio|:                 {percentiles(yaw, (50, 90, 95, 99, 99.5))}")
+    print(f"# |yaw_ratio|:                 {percentiles(yaw, (50, 90, 95, 98, 99, 99.5))}")
+    limits = QualityConfig()
+    print(f"# current QualityConfig: min_sharpness {limits.min_sharpness} flags "
+          + ", ".join(f"{np.mean(np.array(v) < limits.min_sharpness):.1%} of {'sharp' if s == 0 else f'sigma {s:g}'}" for s, v in aligned_sharp.items())
+          + f"; max_yaw {limits.max_yaw} flags {np.mean(np.array(yaw) > limits.max_yaw):.1%}")
 
 
 if __name__ == "__main__":

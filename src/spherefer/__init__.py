@@ -7,6 +7,7 @@ few samples and faces far from every center are rejected as unknown.
 """
 
 from .centers import UNKNOWN, CenterBank, Classification, Prediction
+from .face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_faces
 from .heads import HEADS, create_head
 from .models import BACKBONES, EmbeddingNet, ModelConfig, create_model
 from .recognizer import Recognizer, load_model, shipped_models
@@ -19,6 +20,11 @@ __all__ = [
     "CenterBank",
     "Classification",
     "Prediction",
+    "DetectedFace",
+    "FaceRecord",
+    "QualityConfig",
+    "align_face",
+    "detect_faces",
     "HEADS",
     "create_head",
     "BACKBONES",

@@ -119,7 +119,7 @@ class Recognizer:
         records = []
         for index, face in enumerate(faces):
             crop = align_face(rgb, face, self.config)
-            measured, issues = assess_quality(face, crop, limits)
+            measured, issues = assess_quality(face, rgb, limits)
             records.append(FaceRecord(index, face, crop, measured, issues))
         usable = [record for record in records if record.accepted]
         for record, prediction in zip(usable, self.predict([record.crop for record in usable], threshold=threshold)):
