@@ -8,13 +8,20 @@ import json
 import re
 from pathlib import Path
 
+import importlib.util
+
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from PIL import Image
+from skimage import data
 
 import spherefer
 from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, tiny_train_config
-from spherefer.cli import main
+from spherefer import face as face_module
+from spherefer.cli import PHOTO_COLUMNS, main
 from spherefer.data import DATASET_FORMATS
+from spherefer.face import LANDMARK_NAMES
 
 
 def run(*args: str) -> Result:
@@ -146,7 +153,7 @@ def test_evaluate_bad_spec_and_missing_model_are_one_line_errors(faces: Path, mo
 
 
 def test_predict_jsonl_one_line_per_readable_image(faces: Path, model_dir: Path) -> None:
-    result = run("predict", faces, "--model", model_dir)
+    result = run("predict", faces, "--aligned", "--model", model_dir)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     expected_paths = good_images(faces)
@@ -166,7 +173,7 @@ def test_predict_jsonl_one_line_per_readable_image(faces: Path, model_dir: Path)
 
 def test_predict_csv_header_and_rows(faces: Path, model_dir: Path) -> None:
     images = good_images(faces)
-    result = run("predict", *images, "--model", model_dir, "--format", "csv")
+    result = run("predict", *images, "--aligned", "--model", model_dir, "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["source", "label", "cosine", *PATTERN_CLASSES]
@@ -179,14 +186,119 @@ def test_predict_csv_header_and_rows(faces: Path, model_dir: Path) -> None:
 
 def test_predict_threshold_option(faces: Path, model_dir: Path) -> None:
     images = good_images(faces)[:3]
-    reject_all = [json.loads(line)["label"] for line in run("predict", *images, "--model", model_dir, "--threshold", "1.0").stdout.splitlines()]
-    accept_all = [json.loads(line)["label"] for line in run("predict", *images, "--model", model_dir, "--threshold", "-1").stdout.splitlines()]
+    reject_all = [json.loads(line)["label"] for line in run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "1.0").stdout.splitlines()]
+    accept_all = [json.loads(line)["label"] for line in run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "-1").stdout.splitlines()]
     assert reject_all == ["unknown"] * 3
     assert len(accept_all) == 3 and "unknown" not in accept_all
 
 
 def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("predict", tmp_path / "nothing.png", "--model", model_dir), r"nothing\.png")
+    assert_one_line_error(run("predict", tmp_path / "nothing.png", "--aligned", "--model", model_dir), r"nothing\.png")
+
+
+# ---------------------------------------------------------------- predict on whole photos
+
+PHOTO_KEYS = {"source", "frame", "face", "box", "landmarks", "detector_score", "label", "reason", "cosine", "probabilities", "quality"}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """astronaut.png, a mirrored copy of the same name in more/, a noise image and a corrupt JPEG."""
+    root = tmp_path_factory.mktemp("photos")
+    astronaut = data.astronaut()
+    Image.fromarray(astronaut).save(root / "astronaut.png")
+    (root / "more").mkdir()
+    Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1])).save(root / "more" / "astronaut.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(root / "noise.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return root
+
+
+def records_by_source(result: Result) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for line in result.stdout.splitlines():
+        record = json.loads(line)
+        out.setdefault(record["source"], []).append(record)
+    return out
+
+
+def test_predict_photos_one_record_per_face(photos: Path, model_dir: Path) -> None:
+    result = run("predict", photos, "--model", model_dir)
+    assert result.exit_code == 0, result.output
+    records = records_by_source(result)
+    assert sorted(records) == sorted(str(photos / name) for name in ("astronaut.png", "more/astronaut.png", "noise.png"))
+    for name in ("astronaut.png", "more/astronaut.png"):
+        [record] = records[str(photos / name)]
+        assert set(record) == PHOTO_KEYS
+        assert record["frame"] is None and record["face"] == 0 and record["reason"] is None
+        assert record["label"] in (*PATTERN_CLASSES, "unknown")
+        assert -1 <= record["cosine"] <= 1 and list(record["probabilities"]) == list(PATTERN_CLASSES)
+        assert set(record["landmarks"]) == set(LANDMARK_NAMES) and record["detector_score"] > 0.5
+        x0, y0, x1, y1 = record["box"]
+        middle = (x0 + x1) / 2 if name == "astronaut.png" else 512 - (x0 + x1) / 2
+        assert abs(middle - 226) < 10 and abs((y0 + y1) / 2 - 123) < 10
+    [nothing] = records[str(photos / "noise.png")]
+    assert set(nothing) == PHOTO_KEYS
+    assert nothing["label"] == "no_face" and nothing["reason"] == "no face found" and nothing["face"] is None and nothing["box"] is None
+    assert f"skipped {photos / 'broken.jpg'}: cannot read image" in result.stderr
+    assert "1 of 4 files could not be read" in result.stderr
+
+
+def test_predict_photos_csv(photos: Path, model_dir: Path) -> None:
+    result = run("predict", photos / "astronaut.png", photos / "noise.png", "--model", model_dir, "--format", "csv", "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0]) == [*PHOTO_COLUMNS, *PATTERN_CLASSES]
+    face, nothing = rows
+    assert face["face"] == "0" and face["frame"] == "" and float(face["right_eye_x"]) < float(face["left_eye_x"])
+    assert sum(float(face[name]) for name in PATTERN_CLASSES) == pytest.approx(1.0, abs=1e-3)
+    assert nothing["label"] == "no_face" and nothing["x0"] == "" and nothing["reason"] == "no face found"
+    assert result.stderr == ""
+
+
+def test_predict_photos_quality_rejection_and_detector_choice(photos: Path, model_dir: Path) -> None:
+    [rejected] = [json.loads(line) for line in run("predict", photos / "astronaut.png", "--model", model_dir, "--min-face", "500").stdout.splitlines()]
+    assert rejected["label"] == "rejected" and rejected["reason"].startswith("too small")
+    assert rejected["cosine"] is None and rejected["probabilities"] is None and rejected["box"] is not None
+    result = run("predict", photos / "astronaut.png", "--model", model_dir, "--detector", "haar")
+    assert result.exit_code == 0, result.output
+    [haar] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert haar["detector_score"] == 1.0 and set(haar["landmarks"]) == {"right_eye", "left_eye"}
+    assert run("predict", photos, "--model", model_dir, "--detector", "dlib").exit_code == 2
+
+
+def test_predict_annotate_writes_base_names_into_the_folder_only(photos: Path, model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "annotated"
+    before = {path: path.read_bytes() for path in photos.rglob("*") if path.is_file()}
+    result = run("predict", photos, "--model", model_dir, "--annotate", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut-1.png", "astronaut.png", "noise.png"]
+    drawn = np.asarray(Image.open(out / "astronaut.png"))
+    assert drawn.shape == (512, 512, 3) and (drawn != data.astronaut()).any()
+    # annotating into the photos' own folder never overwrites a photo
+    result = run("predict", photos / "more" / "astronaut.png", "--model", model_dir, "--annotate", photos / "more")
+    assert result.exit_code == 0, result.output
+    assert (photos / "more" / "astronaut-1.png").is_file()
+    (photos / "more" / "astronaut-1.png").unlink()
+    assert {path: path.read_bytes() for path in photos.rglob("*") if path.is_file()} == before
+
+
+def test_predict_example_and_usage_errors(model_dir: Path, photos: Path) -> None:
+    result = run("predict", "--example", "--model", model_dir)
+    assert result.exit_code == 0, result.output
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["source"].endswith("astronaut.jpg") and record["face"] == 0
+    assert "give image files or folders" in run("predict", "--model", model_dir).output
+    result = run("predict", photos, "--aligned", "--annotate", photos / "out", "--model", model_dir)
+    assert result.exit_code == 2 and "cannot be combined with --aligned" in result.output
+
+
+def test_predict_without_mediapipe_is_a_one_line_error(photos: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
+    monkeypatch.setattr(face_module, "_instances", {})
+    assert_one_line_error(run("predict", photos, "--model", model_dir), r"pip install --no-deps mediapipe==0\.10\.21")
 
 
 # ---------------------------------------------------------------- classes and calibrate
