@@ -199,7 +199,8 @@ def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Pa
 
 # ---------------------------------------------------------------- predict on whole photos
 
-PHOTO_KEYS = {"source", "frame", "face", "box", "landmarks", "detector_score", "label", "reason", "cosine", "probabilities", "quality"}
+PHOTO_KEYS = {"source", "frame", "time", "face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "reason",
+              "cosine", "probabilities", "quality"}
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +232,8 @@ def test_predict_photos_one_record_per_face(photos: Path, model_dir: Path) -> No
     for name in ("astronaut.png", "more/astronaut.png"):
         [record] = records[str(photos / name)]
         assert set(record) == PHOTO_KEYS
-        assert record["frame"] is None and record["face"] == 0 and record["reason"] is None
+        assert record["frame"] is None and record["time"] is None and record["track"] is None
+        assert record["face"] == 0 and record["reason"] is None and record["raw_label"] == record["label"]
         assert record["label"] in (*PATTERN_CLASSES, "unknown")
         assert -1 <= record["cosine"] <= 1 and list(record["probabilities"]) == list(PATTERN_CLASSES)
         assert set(record["landmarks"]) == set(LANDMARK_NAMES) and record["detector_score"] > 0.5
@@ -251,7 +253,8 @@ def test_predict_photos_csv(photos: Path, model_dir: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(rows[0]) == [*PHOTO_COLUMNS, *PATTERN_CLASSES]
     face, nothing = rows
-    assert face["face"] == "0" and face["frame"] == "" and float(face["right_eye_x"]) < float(face["left_eye_x"])
+    assert face["face"] == "0" and face["frame"] == face["track"] == "" and float(face["right_eye_x"]) < float(face["left_eye_x"])
+    assert face["raw_label"] == face["label"]
     assert sum(float(face[name]) for name in PATTERN_CLASSES) == pytest.approx(1.0, abs=1e-3)
     assert nothing["label"] == "no_face" and nothing["x0"] == "" and nothing["reason"] == "no face found"
     assert result.stderr == ""
@@ -289,7 +292,7 @@ def test_predict_example_and_usage_errors(model_dir: Path, photos: Path) -> None
     assert result.exit_code == 0, result.output
     [record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["source"].endswith("astronaut.jpg") and record["face"] == 0
-    assert "give image files or folders" in run("predict", "--model", model_dir).output
+    assert "give image or video files or folders" in run("predict", "--model", model_dir).output
     result = run("predict", photos, "--aligned", "--annotate", photos / "out", "--model", model_dir)
     assert result.exit_code == 2 and "cannot be combined with --aligned" in result.output
 

@@ -11,6 +11,7 @@ from .face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_fa
 from .heads import HEADS, create_head
 from .models import BACKBONES, EmbeddingNet, ModelConfig, create_model
 from .recognizer import Recognizer, load_model, shipped_models
+from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 
 __version__ = "0.1.0"
 
@@ -34,4 +35,7 @@ __all__ = [
     "Recognizer",
     "load_model",
     "shipped_models",
+    "FaceTracker",
+    "LabelSmoother",
+    "SmoothingConfig",
 ]

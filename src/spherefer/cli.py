@@ -5,16 +5,21 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import click
+import numpy as np
+import torch
 from PIL import Image
 
 from . import __version__
 from .centers import NO_FACE
 from .face import DETECTORS, LANDMARK_NAMES, DetectorUnavailable, FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
-from .images import collect_image_files, example_photo
+from .images import IMAGE_EXTENSIONS, collect_image_files, example_photo
 from .recognizer import Recognizer, editable_bank_path, load_model, resolve_model_path, shipped_models
+from .video import VIDEO_EXTENSIONS, WRITE_CODECS, VideoSource, VideoWriter, is_video
 
 MODEL_OPTION = click.option("--model", "model_name", default="default", show_default=True, help="Shipped model name or model folder.")
 BANK_OPTION = click.option(
@@ -171,25 +176,38 @@ def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | Non
 @click.option("--min-face", type=float, default=QualityConfig.min_face, show_default=True, help="Faces whose box is smaller (px) are rejected.")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write a copy of each photo with boxes, landmarks and labels drawn to DIR/<file name>.")
+              help="Write a copy of each photo or video with boxes, landmarks and labels drawn to DIR/<file name>.")
 @click.option("--example", is_flag=True, help="Also analyse the bundled example photo (a public-domain NASA portrait).")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar shown for folders.")
+@click.option("--webcam", type=click.IntRange(min=0), default=None, metavar="INDEX",
+              help="Also analyse camera INDEX (0: the first) until Ctrl-C or --max-frames.")
+@click.option("--no-smoothing", is_flag=True, help="Videos: report each frame's own label (no embedding averaging, no label hysteresis).")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, help="Videos: analyse every N-th frame only.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Videos: stop after this many analysed frames.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars (shown for folders and videos).")
 def predict(
     paths: tuple[Path, ...], model_name: str, bank_option: Path | None, aligned: bool, detector: str, threshold: float | None,
-    min_face: float, output_format: str, annotate_dir: Path | None, example: bool, no_progress: bool,
+    min_face: float, output_format: str, annotate_dir: Path | None, example: bool, webcam: int | None, no_smoothing: bool,
+    every: int, max_frames: int | None, no_progress: bool,
 ) -> None:
-    """Find, align and classify the faces in photos (files or folders, searched recursively).
+    """Find, align and classify the faces in photos and videos (files or folders, searched
+    recursively; videos are told by their suffix: .mp4, .avi, .mov, .mkv, .webm, ...).
 
-    Writes one record per face (largest first): source, frame (null for images), face
-    index, box, landmarks, label -- a class, `unknown` (below the threshold) or
-    `rejected` (a failed quality check, with the reason) -- cosine and probabilities.
-    A photo without a face gives one `no_face` record. Unreadable files are reported on
-    stderr and skipped. With --aligned, PATHS are face crops, one record per image.
+    Writes one record per face (largest first): source, frame and time (null for
+    images), face index, track id (videos), box, landmarks, label -- a class, `unknown`
+    (below the threshold) or `rejected` (a failed quality check, with the reason) --
+    raw_label, cosine and probabilities. A photo or video frame without a face gives one
+    `no_face` record. In videos faces are tracked across frames and, unless
+    --no-smoothing, each track's label is smoothed over time (raw_label is the frame's
+    own). Unreadable files are reported on stderr and skipped. With --aligned, PATHS
+    are face crops, one record per image. Photos and videos are analysed with one
+    PyTorch thread (fastest for the few crops of each frame).
     """
-    if not paths and not example:
-        raise click.UsageError("give image files or folders (or --example)")
+    if not paths and not example and webcam is None:
+        raise click.UsageError("give image or video files or folders (or --example, --webcam)")
+    if aligned and webcam is not None:
+        raise click.UsageError("--webcam detects faces; it cannot be combined with --aligned")
     recognizer, _ = open_model(model_name, bank_option)
-    files = collect_image_files(paths)
+    files = collect_image_files(paths, IMAGE_EXTENSIONS if aligned else IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
     if example:
         files.append(example_photo())
     if aligned:
@@ -197,9 +215,14 @@ def predict(
             raise click.UsageError("--annotate draws detected faces; it cannot be combined with --aligned")
         _predict_aligned(recognizer, files, threshold, output_format)
         return
+    # One or a few crops per photo or frame: one thread is fastest, and idle OpenMP threads
+    # spinning between frames made video ~20x slower on a busy 2-core machine.
+    torch.set_num_threads(1)
+    video = VideoOptions(smoothing=not no_smoothing, every=every, max_frames=max_frames, progress=not no_progress)
+    sources: list[Path | int] = [*files, *([webcam] if webcam is not None else [])]
     _predict_photos(
-        recognizer, files, detector, threshold, QualityConfig(min_face=min_face), output_format, annotate_dir,
-        progress=not no_progress and any(path.is_dir() for path in paths),
+        recognizer, sources, detector, threshold, QualityConfig(min_face=min_face), output_format, annotate_dir,
+        progress=not no_progress and any(path.is_dir() for path in paths), video=video,
     )
 
 
@@ -226,18 +249,19 @@ def _predict_aligned(recognizer: Recognizer, files: list[Path], threshold: float
         click.echo(f"{failures} of {len(files)} files could not be read", err=True)
 
 
-PHOTO_COLUMNS = ["source", "frame", "face", "x0", "y0", "x1", "y1", "detector_score",
+PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "y1", "detector_score",
                  *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
-                 "label", "reason", "cosine", "size", "sharpness", "yaw"]
-"""CSV columns of whole-photo predictions, followed by one probability column per class."""
+                 "label", "raw_label", "reason", "cosine", "size", "sharpness", "yaw"]
+"""CSV columns of whole-photo and video predictions, followed by one probability column per class."""
 
 
-def _photo_rows(source: Path, records: list[FaceRecord]) -> list[dict[str, object]]:
-    """JSON-ready records of one photo: one per face, or one ``no_face`` record."""
+def _photo_rows(source: str, records: list[FaceRecord], frame: int | None = None, time: float | None = None) -> list[dict[str, object]]:
+    """JSON-ready records of one photo or video frame: one per face, or one ``no_face`` record."""
+    where = {"source": source, "frame": frame, "time": None if time is None else round(time, 3)}
     if not records:
-        return [{"source": str(source), "frame": None, "face": None, "box": None, "landmarks": None, "detector_score": None,
-                 "label": NO_FACE, "reason": "no face found", "cosine": None, "probabilities": None, "quality": None}]
-    return [{"source": str(source), "frame": None, **record.to_dict()} for record in records]
+        return [{**where, "face": None, "track": None, "box": None, "landmarks": None, "detector_score": None,
+                 "label": NO_FACE, "raw_label": NO_FACE, "reason": "no face found", "cosine": None, "probabilities": None, "quality": None}]
+    return [{**where, **record.to_dict()} for record in records]
 
 
 def _csv_row(row: dict[str, object], names: list[str]) -> list[object]:
@@ -249,22 +273,22 @@ def _csv_row(row: dict[str, object], names: list[str]) -> list[object]:
     quality = row["quality"] or {}
     probabilities = row["probabilities"] or {}
     points = [blank((landmarks.get(name) or [None, None])[axis]) for name in LANDMARK_NAMES for axis in (0, 1)]
-    return [row["source"], blank(row["frame"]), blank(row["face"]), *map(blank, box), blank(row["detector_score"]), *points,
-            row["label"], blank(row["reason"]), blank(row["cosine"]),
+    return [row["source"], blank(row["frame"]), blank(row["time"]), blank(row["face"]), blank(row["track"]), *map(blank, box),
+            blank(row["detector_score"]), *points, row["label"], row["raw_label"], blank(row["reason"]), blank(row["cosine"]),
             *(blank(quality.get(key)) for key in ("size", "sharpness", "yaw")), *(blank(probabilities.get(name)) for name in names)]
 
 
 _ANNOTATION_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def _annotation_path(folder: Path, source: Path, taken: set[str]) -> Path:
-    """``folder/<source's file name>``: only the base name of the input is used; an
-    unusual suffix becomes .png; a name already written in this run, or the source
-    itself, gets a -1, -2, ... suffix."""
-    name = source.name if source.name not in ("", ".", "..") else "image.png"
+def _annotation_path(folder: Path, source: Path, taken: set[str], suffixes: tuple[str, ...] = _ANNOTATION_SUFFIXES, default: str = ".png") -> Path:
+    """``folder/<source's file name>``: only the base name of the input is used; a suffix
+    not in ``suffixes`` becomes ``default``; a name already written in this run, or the
+    source itself, gets a -1, -2, ... suffix."""
+    name = source.name if source.name not in ("", ".", "..") else f"image{default}"
     stem, suffix = Path(name).stem, Path(name).suffix
-    if suffix.lower() not in _ANNOTATION_SUFFIXES:
-        suffix = ".png"
+    if suffix.lower() not in suffixes:
+        suffix = default
     candidate, number = f"{stem}{suffix}", 0
     while candidate in taken or (folder / candidate).resolve() == source.resolve():
         number += 1
@@ -273,42 +297,135 @@ def _annotation_path(folder: Path, source: Path, taken: set[str]) -> Path:
     return folder / candidate
 
 
+@dataclass(frozen=True)
+class VideoOptions:
+    smoothing: bool = True
+    every: int = 1
+    max_frames: int | None = None
+    progress: bool = True
+
+
 def _predict_photos(
-    recognizer: Recognizer, files: list[Path], detector: str, threshold: float | None, quality: QualityConfig,
-    output_format: str, annotate_dir: Path | None, progress: bool,
+    recognizer: Recognizer, sources: list[Path | int], detector: str, threshold: float | None, quality: QualityConfig,
+    output_format: str, annotate_dir: Path | None, progress: bool, video: VideoOptions = VideoOptions(),
 ) -> None:
-    """Detect, align, check and classify every face of every photo; one record per face."""
+    """Detect, align, check and classify every face of every photo, video frame and
+    webcam (an int) in ``sources``; one record per face."""
     from tqdm import tqdm
 
     get_detector(detector)  # fail now, once, if the detector's files are missing
     names = recognizer.bank.names
     writer = csv.writer(sys.stdout) if output_format == "csv" else None
+
+    def emit(rows: list[dict[str, object]]) -> None:
+        for row in rows:
+            if writer:
+                writer.writerow(_csv_row(row, names))
+            else:
+                click.echo(json.dumps(row))
+
     if writer:
         writer.writerow([*PHOTO_COLUMNS, *names])
     if annotate_dir is not None:
         annotate_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     failures = 0
-    bar = tqdm(files, unit="image", file=sys.stderr, disable=True if not progress else None, dynamic_ncols=True)
-    for path in bar:
+    bar = tqdm(sources, unit="file", file=sys.stderr, disable=True if not progress else None, dynamic_ncols=True)
+    for source in bar:
+        if isinstance(source, int) or is_video(source):
+            target = None
+            if annotate_dir is not None:
+                named = Path(f"webcam{source}.mp4") if isinstance(source, int) else source
+                target = _annotation_path(annotate_dir, named, taken, tuple(WRITE_CODECS), ".mp4")
+            try:
+                _predict_video(recognizer, source, detector, threshold, quality, video, target, emit, bar)
+            except BrokenPipeError:
+                raise
+            except (ValueError, FileNotFoundError, OSError) as err:
+                failures += 1
+                bar.write(f"skipped {source if isinstance(source, Path) else f'webcam {source}'}: {err}", file=sys.stderr)
+            continue
         try:
-            rgb = image_to_rgb(path)
+            rgb = image_to_rgb(source)
             records = recognizer.analyze(rgb, detector=detector, threshold=threshold, quality=quality)
         except (ValueError, FileNotFoundError, OSError, Image.DecompressionBombError) as err:
             failures += 1
-            bar.write(f"skipped {path}: {err}", file=sys.stderr)
+            bar.write(f"skipped {source}: {err}", file=sys.stderr)
             continue
-        for row in _photo_rows(path, records):
-            if writer:
-                writer.writerow(_csv_row(row, names))
-            else:
-                click.echo(json.dumps(row))
+        emit(_photo_rows(str(source), records))
         if annotate_dir is not None:
-            target = _annotation_path(annotate_dir, path, taken)
+            target = _annotation_path(annotate_dir, source, taken)
             draw_faces(rgb, records).save(target, **({"quality": 92} if target.suffix.lower() in (".jpg", ".jpeg") else {}))
     bar.close()
     if failures:
-        click.echo(f"{failures} of {len(files)} files could not be read", err=True)
+        click.echo(f"{failures} of {len(sources)} files could not be read", err=True)
+
+
+def _predict_video(
+    recognizer: Recognizer, source: Path | int, detector: str, threshold: float | None, quality: QualityConfig,
+    options: VideoOptions, annotate: Path | None, emit: Callable[[list[dict[str, object]]], None], outer: Any,
+) -> None:
+    """One video file or webcam: records for every analysed frame, an annotated copy
+    (same size; same frame rate when every frame is analysed), a progress bar over frames.
+    Ctrl-C ends a webcam normally and a file after writing what was analysed."""
+    from tqdm import tqdm
+
+    with VideoSource(source) as stream:
+        total = None
+        if stream.frame_count is not None:
+            total = -(-stream.frame_count // options.every)
+        if options.max_frames is not None:
+            total = options.max_frames if total is None else min(total, options.max_frames)
+        out = VideoWriter(annotate, stream.fps / options.every, stream.size) if annotate is not None else None
+        bar = tqdm(total=total, unit="frame", desc=Path(stream.name).name, file=sys.stderr, leave=False,
+                   disable=True if not options.progress else None, dynamic_ncols=True)
+        frames = 0
+        try:
+            for record in recognizer.analyze_video(stream, detector=detector, threshold=threshold, quality=quality,
+                                                   smoothing=options.smoothing, every=options.every, max_frames=options.max_frames):
+                emit(_photo_rows(stream.name, record.faces, record.frame, record.time))
+                if out is not None:
+                    out.write(np.asarray(draw_faces(record.image, record.faces)))
+                frames += 1
+                bar.update(1)
+        except KeyboardInterrupt:
+            outer.write(f"stopped {stream.name} after {frames} frames", file=sys.stderr)
+            if not stream.is_camera:
+                raise
+        finally:
+            bar.close()
+            if out is not None:
+                out.close()
+                if out.frames == 0:
+                    out.path.unlink(missing_ok=True)
+        if out is not None:
+            outer.write(f"wrote {annotate} ({frames} frames)", file=sys.stderr)
+
+
+@main.command()
+@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the embedding network to this .onnx file (and its center bank to <name>.bank.safetensors).")
+@MODEL_OPTION
+@BANK_OPTION
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset version.")
+def export(onnx_path: Path, model_name: str, bank_option: Path | None, opset: int) -> None:
+    """Export the embedding network to ONNX, with the center bank next to it.
+
+    The graph maps the normalised input, float32 (N, C, S, S) with any batch size N, to
+    unit embeddings (N, D); the model config (input size, channels, mean, std) is stored
+    in the file's metadata. Classify by cosine against the bank's centers, or embed
+    with it through `Recognizer.use_onnx(path)` (a file named model.onnx inside a model
+    folder is picked up by `load_model(folder, backend="onnx")`). The export is checked
+    against PyTorch on a random batch.
+    """
+    from .export import export_onnx
+
+    recognizer, _ = open_model(model_name, bank_option)
+    result = export_onnx(recognizer, onnx_path, opset=opset)
+    cfg = recognizer.config
+    click.echo(f"wrote {result.path} (input N x {cfg.in_channels} x {cfg.input_size} x {cfg.input_size}, output N x {cfg.embedding_size})")
+    click.echo(f"wrote {result.bank_path} ({len(recognizer.bank)} classes)")
+    click.echo(f"max |ONNX Runtime - PyTorch| on a random batch: {result.max_abs_diff:.2e}")
 
 
 @main.command()

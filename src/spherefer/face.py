@@ -732,7 +732,12 @@ class FaceRecord:
 
     ``crop`` is the aligned (S, S, 3) uint8 RGB face the model saw (or would have seen);
     ``issues`` lists failed quality checks, and ``prediction`` is None exactly when it is
-    not empty.
+    not empty; ``embedding`` is the crop's (D,) unit embedding when it was classified.
+
+    In video (:meth:`~spherefer.recognizer.Recognizer.analyze_video`) ``track`` is the
+    face's track id, and with temporal smoothing ``prediction`` is the smoothed result
+    while ``raw_prediction`` keeps the frame's own one (otherwise it is None and the two
+    are the same).
     """
 
     index: int
@@ -741,6 +746,9 @@ class FaceRecord:
     quality: dict[str, float | None]
     issues: list[str] = field(default_factory=list)
     prediction: "Prediction | None" = None
+    embedding: np.ndarray | None = None
+    track: int | None = None
+    raw_prediction: "Prediction | None" = None
 
     @property
     def box(self) -> np.ndarray:
@@ -759,16 +767,24 @@ class FaceRecord:
         """The class, ``unknown`` (classified, below threshold) or ``rejected`` (not classified)."""
         return self.prediction.label if self.prediction is not None else REJECTED
 
+    @property
+    def raw_label(self) -> str:
+        """The frame's own label before temporal smoothing (:attr:`label` when not smoothed)."""
+        return self.raw_prediction.label if self.raw_prediction is not None else self.label
+
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
-        """A JSON-ready summary (no crop): face index, box, landmarks, detector score,
-        label, reason, cosine, probabilities and quality measurements."""
+        """A JSON-ready summary (no crop, no embedding): face index, track id, box,
+        landmarks, detector score, label, raw label, reason, cosine, probabilities and
+        quality measurements."""
         prediction = self.prediction
         return {
             "face": self.index,
+            "track": self.track,
             "box": [round(float(v), 1) for v in self.face.box],
             "landmarks": self.face.landmark_dict(),
             "detector_score": round(self.face.score, digits),
             "label": self.label,
+            "raw_label": self.raw_label,
             "reason": "; ".join(self.issues) or None,
             "cosine": None if prediction is None else round(prediction.score, digits),
             "probabilities": None if prediction is None else {k: round(v, digits) for k, v in prediction.probabilities.items()},
@@ -787,7 +803,8 @@ _POINT_COLORS = {
 
 def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
     """An RGB copy of ``image`` with every face's box, landmarks and label + cosine
-    (green: classified, orange: unknown, red: rejected, with the reason)."""
+    (green: classified, orange: unknown, red: rejected, with the reason), led by
+    ``#<track id>`` for tracked faces."""
     canvas = Image.fromarray(image_to_rgb(image).copy())  # never draw into the caller's array
     draw = ImageDraw.Draw(canvas)
     line = max(2, round(max(canvas.size) / 300))
@@ -804,6 +821,8 @@ def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
             text = f"{record.label} {record.prediction.score:.2f}"
         else:
             text = f"{REJECTED}: {record.issues[0].split(':')[0]}" if record.issues else REJECTED
+        if record.track is not None:
+            text = f"#{record.track} {text}"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         tx, ty = x0, y0 - (bottom - top) - 2 * line
         if ty < 0:

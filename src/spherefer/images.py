@@ -23,13 +23,15 @@ def example_photo() -> Path:
     return Path(str(resources.files("spherefer") / "examples" / "astronaut.jpg"))
 
 
-def collect_image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, plus image files found recursively in folders (sorted); a missing path raises."""
+def collect_image_files(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Files as given, plus files with one of ``extensions`` (lower case, default: images)
+    found recursively in folders (sorted); a missing path raises."""
+    suffixes = tuple(extensions)
     files: list[Path] = []
     for item in paths:
         path = Path(item).expanduser()
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
         elif path.is_file():
             files.append(path)
         else:

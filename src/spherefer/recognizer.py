@@ -8,10 +8,11 @@ results), ``bank.safetensors`` (the :class:`CenterBank`) and, for shipped models
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +24,11 @@ from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_qu
 from .images import ImageInput, flatten_to_mode, to_pil
 from .models import EmbeddingNet, ModelConfig, normalize_input
 from .storage import read_json, read_safetensors, write_json, write_safetensors
+from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
+
+if TYPE_CHECKING:
+    from .export import OnnxEmbedder
+    from .video import FrameRecord, VideoSource
 
 __all__ = ["Recognizer", "load_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
 
@@ -41,7 +47,10 @@ class Recognizer:
     """A trained embedding network with its :class:`CenterBank`.
 
     :meth:`embed` and :meth:`predict` take aligned face crops; :meth:`analyze` takes a
-    whole photo and finds, aligns, checks and classifies every face in it.
+    whole photo and finds, aligns, checks and classifies every face in it;
+    :meth:`analyze_video` does the same for every frame of a video or webcam, with
+    tracks and temporal smoothing. The network runs in PyTorch, or in ONNX Runtime
+    after :meth:`use_onnx`.
     """
 
     def __init__(self, model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> None:
@@ -54,10 +63,44 @@ class Recognizer:
         self.bank = bank
         self.card = dict(card or {})
         self.batch_size = batch_size
+        self.onnx: "OnnxEmbedder | None" = None
 
     @property
     def config(self) -> ModelConfig:
         return self.model.config
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"onnx"``: what :meth:`embed_tensor` runs."""
+        return "torch" if self.onnx is None else "onnx"
+
+    def use_onnx(self, path: str | os.PathLike[str] | None = None, threads: int | None = None) -> "Recognizer":
+        """Embed with ONNX Runtime from now on: the file at ``path`` (written by
+        :func:`~spherefer.export.export_onnx` or ``spherefer export --onnx``), or, without
+        a path, this recognizer's own network exported in memory. Returns ``self``.
+
+        The file must have been exported from a network with this one's input spec and
+        embedding size (checked against the config stored in it); the center bank stays
+        this recognizer's.
+        """
+        from .export import OnnxEmbedder, onnx_bytes
+
+        embedder = OnnxEmbedder(onnx_bytes(self.model, self.card) if path is None else path, threads=threads)
+        cfg = self.config
+        if embedder.config is not None:
+            mine = {k: getattr(cfg, k) for k in ("input_size", "in_channels", "mean", "std", "embedding_size")}
+            theirs = {k: getattr(embedder.config, k) for k in mine}
+            if mine != theirs:
+                raise ValueError(f"the ONNX model's input/embedding spec {theirs} differs from this model's {mine}")
+        elif embedder.embedding_size != cfg.embedding_size:
+            raise ValueError(f"the ONNX model embeds in {embedder.embedding_size} dimensions, this model's bank in {cfg.embedding_size}")
+        self.onnx = embedder
+        return self
+
+    def use_torch(self) -> "Recognizer":
+        """Embed with the PyTorch network again. Returns ``self``."""
+        self.onnx = None
+        return self
 
     @property
     def trained(self) -> bool:
@@ -80,7 +123,10 @@ class Recognizer:
     @torch.inference_mode()
     def embed_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """Unit embeddings (N, D) float32 of an already preprocessed batch."""
-        out = [F.normalize(self.model.embed(chunk).float(), dim=1) for chunk in batch.split(self.batch_size)]
+        if self.onnx is not None:
+            out = [torch.from_numpy(self.onnx(chunk.numpy())) for chunk in batch.split(self.batch_size)]
+        else:
+            out = [F.normalize(self.model.embed(chunk).float(), dim=1) for chunk in batch.split(self.batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.config.embedding_size)
 
     def embed(self, images: ImageInput | Iterable[ImageInput]) -> np.ndarray:
@@ -122,9 +168,70 @@ class Recognizer:
             measured, issues = assess_quality(face, rgb, limits)
             records.append(FaceRecord(index, face, crop, measured, issues))
         usable = [record for record in records if record.accepted]
-        for record, prediction in zip(usable, self.predict([record.crop for record in usable], threshold=threshold)):
-            record.prediction = prediction
+        if usable:
+            embeddings = self.embed([record.crop for record in usable])
+            for record, embedding, prediction in zip(usable, embeddings, self.bank.classify(embeddings, threshold=threshold)):
+                record.embedding, record.prediction = embedding, prediction
         return records
+
+    def analyze_video(
+        self,
+        source: "str | os.PathLike[str] | int | VideoSource",
+        detector: str | FaceDetector = "blazeface",
+        threshold: float | None = None,
+        quality: QualityConfig | None = None,
+        smoothing: bool | SmoothingConfig = True,
+        every: int = 1,
+        max_frames: int | None = None,
+        tracker: FaceTracker | None = None,
+    ) -> Iterator["FrameRecord"]:
+        """Every ``every``-th frame of a video file, a webcam (an integer index) or an open
+        :class:`~spherefer.video.VideoSource`, analysed like a photo by :meth:`analyze`:
+        yields one :class:`~spherefer.video.FrameRecord` (frame index, time, faces, image)
+        per analysed frame, at most ``max_frames`` of them.
+
+        Faces are followed across frames by ``tracker`` (default :class:`FaceTracker`;
+        its ``max_age`` counts analysed frames): each
+        :class:`~spherefer.face.FaceRecord` has a ``track`` id. With ``smoothing``
+        (on by default; True means :class:`SmoothingConfig`'s defaults) each track's
+        embedding is averaged over frames and its label changes only with hysteresis
+        (:mod:`spherefer.tracking` gives the exact rule): ``prediction`` is then the
+        smoothed result and ``raw_prediction`` the frame's own. Files that cannot be
+        opened or decoded raise ``ValueError`` (on the first frame); a source opened
+        here is closed when the generator ends.
+
+        Each frame embeds only a few crops, for which one PyTorch thread is fastest;
+        on a busy CPU, ``torch.set_num_threads(1)`` avoids idle OpenMP threads spinning
+        between frames (``spherefer predict`` does so).
+        """
+        from .video import FrameRecord, VideoSource
+
+        config = SmoothingConfig() if smoothing is True else (smoothing or None)
+        owned = not isinstance(source, VideoSource)
+        video = VideoSource(source) if owned else source
+        tracker = tracker if tracker is not None else FaceTracker()
+        smoother = LabelSmoother.from_bank(self.bank, threshold, config) if config is not None else None
+        try:
+            for frame in video.frames(every=every, max_frames=max_frames):
+                records = self.analyze(frame.rgb, detector=detector, threshold=threshold, quality=quality)
+                for record, track in zip(records, tracker.update([record.box for record in records])):
+                    record.track = track
+                if smoother is not None:
+                    smoother.forget(*tracker.removed)
+                    for record in records:
+                        if record.prediction is not None and record.embedding is not None and record.track is not None:
+                            self._smooth(record, smoother.update(record.track, record.embedding), threshold)
+                yield FrameRecord(frame.index, frame.time, records, frame.rgb)
+        finally:
+            if owned:
+                video.close()
+
+    def _smooth(self, record: FaceRecord, smoothed: Any, threshold: float | None) -> None:
+        """Replace a record's prediction by the smoothed one, keeping the frame's own as raw."""
+        [prediction] = list(self.bank.classify(smoothed.embedding[None], threshold=threshold))
+        score = prediction.cosines[smoothed.label] if smoothed.label in prediction.cosines else prediction.score
+        record.raw_prediction = record.prediction
+        record.prediction = dataclasses.replace(prediction, label=smoothed.label, score=float(score))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write weights, config/card and bank into folder ``path`` (each file atomically)."""
@@ -166,8 +273,17 @@ def editable_bank_path(path_or_name: str | os.PathLike[str]) -> Path:
     return resolve_model_path(path_or_name) / "bank.safetensors"
 
 
-def load_model(path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None, batch_size: int = 256) -> Recognizer:
-    """Load a shipped model by name (``"default"``) or a model folder; ``bank`` overrides its center bank file."""
+def load_model(
+    path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None, batch_size: int = 256,
+    backend: str = "torch",
+) -> Recognizer:
+    """Load a shipped model by name (``"default"``) or a model folder; ``bank`` overrides its center bank file.
+
+    ``backend="onnx"`` embeds with ONNX Runtime (:meth:`Recognizer.use_onnx`): the
+    folder's ``model.onnx`` when there is one, otherwise the network exported in memory.
+    """
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
     folder = resolve_model_path(path_or_name)
     meta = read_json(folder / "config.json", "model config")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
@@ -180,4 +296,7 @@ def load_model(path_or_name: str | os.PathLike[str] = "default", bank: str | os.
     except RuntimeError as err:
         raise ValueError(f"{folder / 'model.safetensors'} does not fit the architecture in config.json: {err}") from err
     center_bank = CenterBank.load(bank if bank is not None else folder / "bank.safetensors")
-    return Recognizer(model, center_bank, card=meta.get("card"), batch_size=batch_size)
+    recognizer = Recognizer(model, center_bank, card=meta.get("card"), batch_size=batch_size)
+    if backend == "onnx":
+        recognizer.use_onnx(folder / "model.onnx" if (folder / "model.onnx").is_file() else None)
+    return recognizer
