@@ -289,7 +289,7 @@ def run_margin(args: argparse.Namespace, recognizer: Recognizer) -> Report:
 def open_set_row(name: str, result: OpenSetResult) -> list[str]:
     """One markdown row of an :class:`OpenSetResult`, rates in percent."""
     return [
-        name, str(result.n_known), str(result.n_unknown), f"{result.auroc:.3f}", f"{100 * result.fpr_at_95_tpr:.1f}",
+        name, str(result.n_known), str(result.n_unknown), f"{result.auroc:.3f}", f"{100 * result.fpr_at_95_tpr:.1f}", f"{result.auroc_top2_margin:.3f}",
         f"{100 * result.accepted_accuracy:.1f}", f"{100 * result.known_rejected:.1f}", f"{100 * result.unknown_accepted:.1f}",
     ]
 
@@ -311,7 +311,7 @@ def run_openset(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     results["FER+ test: majority faces vs unknown/NF"] = open_set(
         base, embed(recognizer, known_images)[:, 0], np.array(test.classes)[targets], embed(recognizer, unknown_images)[:, 0]
     )
-    header = ["known vs unknown", "known", "unknown", "AUROC", "FPR @ 95% TPR (%)", "acc. of accepted known (%)", "known rejected (%)", "unknown accepted (%)"]
+    header = ["known vs unknown", "known", "unknown", "AUROC", "FPR @ 95% TPR (%)", "AUROC, top-2 margin score", "acc. of accepted known (%)", "known rejected (%)", "unknown accepted (%)"]
     text = (
         f"Score: best cosine to the trained centers; threshold columns at the bank's threshold {base.threshold:.2f}. "
         "FER+ unknown faces: unknown + NF votes together outnumber every emotion column (plurality of the pooled columns); "

@@ -143,13 +143,16 @@ def datasets() -> None:
 @click.option("--bank", "bank_option", default=None, type=click.Path(path_type=Path), help="Evaluate with this center bank instead of the model's own.")
 @click.option("--batch-size", default=512, show_default=True)
 @click.option("--plots", is_flag=True, help="Also write <stem>_sphere.png and <stem>_sphere.html (faces and centers on the sphere, as `spherefer visualize`) into --output.")
-def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | None, bank_option: Path | None, batch_size: int, plots: bool) -> None:
+@click.option("--threshold", type=float, default=None, help="Global cosine threshold for the reported unknown rate (default: the bank's).")
+def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | None, bank_option: Path | None, batch_size: int, plots: bool, threshold: float | None) -> None:
     """Accuracy, per-class recall, macro-F1 and confusion of MODEL (name or folder) on --data."""
     from .evaluate import evaluate as run_evaluation
 
     if plots and output_dir is None:
         raise click.UsageError("--plots writes files: give --output too")
     recognizer = load_model(model_name, bank=bank_option)
+    if threshold is not None:
+        recognizer.bank.set_threshold(None, threshold)
     for spec in data_specs:
         report = run_evaluation(recognizer, spec, model_name=model_name, batch_size=batch_size)
         click.echo(report.to_markdown())

@@ -374,12 +374,14 @@ def update_draws(
 
 @dataclass
 class OpenSetResult:
-    """Known faces against faces of no known class, scored by their best cosine."""
+    """Known faces against faces of no known class, scored by their best cosine
+    (``auroc_top2_margin``: scored by best minus second-best cosine instead)."""
 
     n_known: int
     n_unknown: int
     auroc: float
     fpr_at_95_tpr: float
+    auroc_top2_margin: float
     threshold: float
     accepted_accuracy: float
     known_rejected: float
@@ -411,11 +413,14 @@ def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], u
     accepted = seen.indices.numpy() >= 0
     predicted = np.array(seen.labels)
     truth = np.r_[np.ones(len(known_scores)), np.zeros(len(unknown_scores))]
+    top2 = [np.sort(result.cosines.numpy(), axis=1)[:, -2:] for result in (seen, unseen)]
+    margins = np.r_[top2[0][:, 1] - top2[0][:, 0], top2[1][:, 1] - top2[1][:, 0]]
     return OpenSetResult(
         n_known=len(known_scores),
         n_unknown=len(unknown_scores),
         auroc=float(roc_auc_score(truth, np.r_[known_scores, unknown_scores])),
         fpr_at_95_tpr=fpr_at_tpr(known_scores, unknown_scores),
+        auroc_top2_margin=float(roc_auc_score(truth, margins)) if len(bank) > 1 else float("nan"),
         threshold=bank.threshold,
         accepted_accuracy=float(np.mean(predicted[accepted] == known_labels[accepted])) if accepted.any() else float("nan"),
         known_rejected=float(np.mean(~accepted)),
