@@ -44,51 +44,17 @@ import torch
 from skimage import data
 
 import spherefer
-from spherefer.config import load_train_config
-from spherefer.face import image_to_rgb
+from common import load_recognizer, test_photos, timings
 from spherefer.video import VideoWriter
 
-SHARED_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
 
 
-def letterbox(rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
-    scale = min(width / rgb.shape[1], height / rgb.shape[0])
-    resized = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    canvas = np.full((height, width, 3), 90, np.uint8)
-    y, x = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    canvas[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
-    return canvas
 
 
-def best_of(fn, repeats: int) -> float:
-    """Fastest wall time of ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
-def median_of(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
-def load_recognizer(name: str) -> tuple[spherefer.Recognizer, str]:
-    try:
-        return spherefer.load_model(name), f"`{name}`"
-    except FileNotFoundError:
-        config = load_train_config("default", [])
-        model = spherefer.create_model(config.model, num_classes=len(config.data.classes)).eval()
-        bank = spherefer.CenterBank.from_head(model.head, list(config.data.classes))
-        return spherefer.Recognizer(model, bank), "untrained network of the default config"
 
 
 def moving_clip(path: Path, frames: int = 50) -> Path:
@@ -122,23 +88,21 @@ def main() -> None:
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (cfg.input_size, cfg.input_size), dtype=np.uint8) for _ in range(args.batch)]
     tensor = recognizer.preprocess(crops)
-    photos = {"astronaut": letterbox(data.astronaut())}
-    for path in sorted(SHARED_PHOTOS.glob("*.jpg")):
-        photos[path.stem] = letterbox(image_to_rgb(path))
+    photos = test_photos()
 
     with torch.inference_mode():
-        baseline = best_of(lambda: recognizer.model.embed(tensor), args.repeats) / args.batch
+        baseline = min(timings(lambda: recognizer.model.embed(tensor), args.repeats)) / args.batch
     rows: list[tuple[str, str, float, float]] = [("baseline: network forward on a ready tensor batch", "PyTorch", 1 / baseline, 1e3 * baseline)]
     for backend, rec in backends.items():
-        batched = best_of(lambda: rec.predict(crops), args.repeats) / args.batch
+        batched = min(timings(lambda: rec.predict(crops), args.repeats)) / args.batch
         rows.append((f"aligned {cfg.input_size}x{cfg.input_size} crops, predict in batches of {args.batch}", backend, 1 / batched, 1e3 * batched))
     for backend, rec in backends.items():
-        single = median_of(lambda: rec.predict(crops[0]), args.singles)
+        single = statistics.median(timings(lambda: rec.predict(crops[0]), args.singles))
         rows.append(("aligned crop, predict one per call (median)", backend, 1 / single, 1e3 * single))
     for name, rgb in photos.items():
         faces = len(recognizer.analyze(rgb, detector=args.detector))
         for backend, rec in backends.items():
-            photo = median_of(lambda: rec.analyze(rgb, detector=args.detector), args.photo_repeats)
+            photo = statistics.median(timings(lambda: rec.analyze(rgb, detector=args.detector), args.photo_repeats))
             rows.append((f"640x480 photo `{name}` ({faces} face{'s' if faces != 1 else ''}), analyze end to end (median)", backend, faces / photo, 1e3 * photo))
     with tempfile.TemporaryDirectory() as scratch:
         clip = moving_clip(Path(scratch) / "clip.avi")

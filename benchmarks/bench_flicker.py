@@ -50,6 +50,7 @@ import torch
 from skimage import data
 
 import spherefer
+from common import load_recognizer
 from spherefer.centers import REJECTED
 from spherefer.tracking import LabelSmoother, SmoothingConfig
 from spherefer.video import VideoWriter
@@ -145,11 +146,6 @@ def replay(recognizer: spherefer.Recognizer, embeddings: list[np.ndarray], thres
     return [smoother.update(0, e).label for e in embeddings]
 
 
-def load_recognizer(name: str) -> tuple[spherefer.Recognizer, str]:
-    recognizer = spherefer.load_model(name)
-    card = recognizer.card
-    what = f"`{name}`" + (f" (run {card.get('run')}, epoch {card.get('epoch', card.get('epochs', '?'))})" if card.get("run") else "")
-    return recognizer, what
 
 
 def measure(labels: list[str], majority: str, seconds: float) -> dict[str, float]:

@@ -21,48 +21,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
-from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
-from skimage import data
 
-import spherefer
-from spherefer.config import load_train_config
-from spherefer.face import align_face, detect_faces, image_to_rgb
-
-SHARED_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
+from common import load_recognizer, test_photos, timings
+from spherefer.face import align_face, detect_faces
 
 
-def letterbox(rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
-    scale = min(width / rgb.shape[1], height / rgb.shape[0])
-    resized = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    canvas = np.full((height, width, 3), 90, np.uint8)
-    y, x = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    canvas[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
-    return canvas
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
-def load_recognizer(name: str) -> tuple[spherefer.Recognizer, str]:
-    try:
-        return spherefer.load_model(name), name
-    except FileNotFoundError:
-        config = load_train_config("default", [])
-        model = spherefer.create_model(config.model, num_classes=len(config.data.classes)).eval()
-        bank = spherefer.CenterBank.from_head(model.head, list(config.data.classes))
-        return spherefer.Recognizer(model, bank), "untrained network of the default config"
+
 
 
 def main() -> None:
@@ -75,9 +45,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     recognizer, what = load_recognizer(args.model)
-    photos = {"astronaut": letterbox(data.astronaut())}
-    for path in sorted(SHARED_PHOTOS.glob("*.jpg")):
-        photos[path.stem] = letterbox(image_to_rgb(path))
+    photos = test_photos()
     load = os.getloadavg()
     print(f"model: {what}; torch threads {args.threads}; load average {load[0]:.2f} on {os.cpu_count()} CPUs; median of {args.repeats}\n")
     print("| photo (640x480) | detector | faces | detect ms | align ms | embed ms | analyze ms |")
@@ -87,10 +55,10 @@ def main() -> None:
         for name, rgb in photos.items():
             faces = detect_faces(rgb, detector)
             crops = [align_face(rgb, face, size) for face in faces]
-            detect = median_ms(lambda: detect_faces(rgb, detector), args.repeats)
-            align = median_ms(lambda: [align_face(rgb, face, size) for face in faces], args.repeats)
-            embed = median_ms(lambda: recognizer.embed(crops), args.repeats) if crops else 0.0
-            analyze = median_ms(lambda: recognizer.analyze(rgb, detector=detector), args.repeats)
+            detect = 1e3 * statistics.median(timings(lambda: detect_faces(rgb, detector), args.repeats))
+            align = 1e3 * statistics.median(timings(lambda: [align_face(rgb, face, size) for face in faces], args.repeats))
+            embed = 1e3 * statistics.median(timings(lambda: recognizer.embed(crops), args.repeats)) if crops else 0.0
+            analyze = 1e3 * statistics.median(timings(lambda: recognizer.analyze(rgb, detector=detector), args.repeats))
             print(f"| {name} | {detector} | {len(faces)} | {detect:.1f} | {align:.2f} | {embed:.1f} | {analyze:.1f} |")
 
 

@@ -56,7 +56,7 @@ def main() -> None:
     acc = np.array(accuracies)
     start = f"backbone from `{args.init_from}`" if args.init_from else "from scratch"
     print("")
-    print(f"| protocol | head | start | epochs | folds | accuracy (mean ± std) |")
+    print("| protocol | head | start | epochs | folds | accuracy (mean ± std) |")
     print("|---|---|---|---|---|---|")
     print(f"| CK+48, 7 classes, 10-fold by subject | {args.head} | {start} | {args.epochs} | " + ", ".join(f"{a:.1%}" for a in acc) + f" | **{acc.mean():.2%} ± {acc.std():.2%}** |")
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import spherefer
-from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, write_image
+from fixtures import make_fer2013_folder, make_pattern_folder, make_tiny_model, write_image
 from spherefer.evaluate import classification_metrics, evaluate
 
 

@@ -433,6 +433,7 @@ def test_cli_visualize_classes_max_points_and_seed(model_dir: Path, faces: Path,
         return read_html_data(tmp_path / folder / "sphere.html")
 
     first, again, other = draw("a", 1), draw("b", 1), draw("c", 2)
+    assert again == first
     assert len(first["points"]) == 5 and {p["class"] for p in first["points"]} <= {"happy", "sad"}
     assert [c["name"] for c in first["classes"]] == ["happy", "sad"]
     assert (tmp_path / "a" / "sphere.png").read_bytes() == (tmp_path / "b" / "sphere.png").read_bytes()

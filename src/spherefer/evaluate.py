@@ -7,7 +7,6 @@ CK+ face called "neutral" by a FER model counts as an error, as it should.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
