@@ -20,8 +20,7 @@ PyTorch and for ONNX Runtime's intra-op pool):
 
 Targets: >= 1000 aligned crops/s batched; <= 50 ms per 640x480 photo end to end. The
 machine may be shared: the load average is printed, and ratios to the baseline travel
-better than absolute numbers. When the named model is missing (no shipped weights
-yet), an untrained network of the default config is used: same speed, meaningless labels.
+better than absolute numbers.
 
 PyTorch runs with as many OpenMP threads as ``--threads``; per-photo work embeds one or
 a few crops at a time, where one thread is fastest (and idle OpenMP threads spinning

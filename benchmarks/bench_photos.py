@@ -11,8 +11,6 @@ median over ``--repeats`` calls (after one warm-up) of:
 * embed:   ``Recognizer.embed`` of the aligned crops;
 * analyze: ``Recognizer.analyze``, everything together (what ``spherefer predict`` runs).
 
-When the named model is not available (no shipped weights yet), an untrained network of
-the shipped ``default`` config is used: the timing is the same, the labels meaningless.
 The load average is printed too: the machine may be shared.
 """
 
