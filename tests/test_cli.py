@@ -47,13 +47,6 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("model")
-    make_tiny_model(folder, PATTERN_CLASSES)
-    return folder
-
-
 def good_images(faces: Path) -> list[Path]:
     return sorted(path for path in faces.rglob("*.png") if path.name != "broken.png")
 

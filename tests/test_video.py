@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from skimage import data
 
-from fixtures import PATTERN_CLASSES, make_tiny_model
+from fixtures import PATTERN_CLASSES
 from spherefer.cli import main
 from spherefer.tracking import FaceTracker, SmoothingConfig
 from spherefer.video import WRITE_CODECS, VideoSource, VideoWriter, is_video
@@ -42,13 +42,6 @@ def moving_astronaut(path: Path, frames: int = FRAMES, step: int = 3) -> Path:
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return moving_astronaut(tmp_path_factory.mktemp("video") / "astronaut.avi")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("model")
-    make_tiny_model(folder, PATTERN_CLASSES)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -389,13 +389,6 @@ def test_given_components_and_spread() -> None:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("model")
-    make_tiny_model(folder, PATTERN_CLASSES)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_pattern_folder(tmp_path_factory.mktemp("faces"), per_class=6)
 
