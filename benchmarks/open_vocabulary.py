@@ -7,6 +7,7 @@
     python benchmarks/open_vocabulary.py compose  --model default
     python benchmarks/open_vocabulary.py margin   --model default --control runs/softmax/best
     python benchmarks/open_vocabulary.py centers  --model default
+    python benchmarks/open_vocabulary.py heldout  --runs runs/heldout
 
 compound: FER+ valid+test compound faces (two basic emotions with >= 3 of 10 votes each,
   the third strictly fewer), pairs with >= 20 faces; each enrolled from --shots random
@@ -18,6 +19,9 @@ openset: max cosine as known score; CK+48 contempt vs the six base classes, and 
 update: CK+48 subject split; each base class updated with k enrolment-subject images.
 compose: zero-shot composed compound centers next to the --shots result, same draws.
 margin: compound (alone) and contempt with --control's features and with logistic regression.
+heldout: one model per class trained without it (RUNS/without-<class>/best, see docs/RESULTS.md);
+  the class is enrolled from --shots FER+ valid faces into the model's trained bank; FER+ test
+  faces of all seven classes are classified; also the open-set scores of the held-out class.
 centers: cosine between each trained center and the mean of its FER+ train embeddings.
 
 Common options: --draws 10 --seed 0 --shots 10 --data-root ~/.cache/spherefer-data
@@ -48,6 +52,7 @@ from spherefer.protocols import (
     compound_sets,
     data_mean_cosines,
     few_shot_draws,
+    held_out_class_draws,
     is_unknown_face,
     logistic_regression,
     nearest_center,
@@ -321,6 +326,48 @@ def run_openset(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     return text, {"results": {name: vars(r) for name, r in results.items()}}
 
 
+def run_heldout(args: argparse.Namespace, recognizer: Recognizer) -> Report:
+    if args.runs is None:
+        raise SystemExit("the heldout protocol reads one model per class: give --runs DIR holding without-<class>/best")
+    root = args.data_root / "ferplus"
+    classes = trained_bank(recognizer).names
+    rows, data = [], {}
+    for name in classes:
+        folder = args.runs / f"without-{name}" / "best"
+        if not (folder / "model.safetensors").is_file():
+            raise SystemExit(f"no model trained without {name!r}: {folder} is missing (train it with data.classes leaving {name} out)")
+        model = load_model(folder)
+        base = trained_bank(model)
+        size = model.config.input_size
+        test = FERPlus(root, "test", classes=classes)
+        images, targets = test.load_arrays(size)
+        labels = np.array(test.classes)[targets]
+        x = embed(model, images)[:, 0]
+        valid = FERPlus(root, "valid", classes=[name])
+        pool = embed(model, valid.load_arrays(size)[0])
+        draws = held_out_class_draws(pool, x, labels, base, name, args.shots, args.draws, args.seed)
+        unknown = labels == name
+        opened = open_set(base, x[~unknown], labels[~unknown], x[unknown])
+        rows.append([name, str(int(unknown.sum())), pct(draws.new_recall), pct(draws.base_before), pct(draws.base_after), pct(draws.accuracy_after),
+                     f"{opened.auroc:.3f}", f"{100 * opened.fpr_at_95_tpr:.1f}", f"{opened.auroc_top2_margin:.3f}"])
+        data[name] = {"faces": int(unknown.sum()), "model": str(folder), "open_set": vars(opened),
+                      **{f: stats(getattr(draws, f)) for f in NewClassDraws.__dataclass_fields__ if f != "new_class"}}
+    fields = ("new_recall", "base_before", "base_after", "accuracy_after")
+    scores = ("auroc", "fpr_at_95_tpr", "auroc_top2_margin")
+    mean = {f: np.mean([d[f]["mean"] for d in data.values()]) for f in fields} | {f: np.mean([d["open_set"][f] for d in data.values()]) for f in scores}
+    rows.append(["**mean over classes**", "", *(f"{100 * mean[f]:.1f}" for f in fields), f"{mean['auroc']:.3f}", f"{100 * mean['fpr_at_95_tpr']:.1f}", f"{mean['auroc_top2_margin']:.3f}"])
+    header = ["held-out class", "test faces", "recall after enrolment", "other classes before", "other classes after", "all classes after",
+              "AUROC (max cos)", "FPR @ 95% TPR (%)", "AUROC (top-2 margin)"]
+    text = (
+        f"Each row is a model trained with the recipe below on FER+ train without that class (`--runs {args.runs}`). The class is "
+        f"enrolled from {args.shots} random FER+ valid faces into the model's six trained centers; FER+ test majority faces of all "
+        "seven classes are classified by nearest center (no threshold). Open-set columns: the held-out class's test faces as "
+        "unknown against the other test faces, before enrolment, scored by the best cosine (and by best minus second best).\n\n"
+        + table(header, rows)
+    )
+    return text, {"results": data}
+
+
 def run_update(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     base = trained_bank(recognizer)
     images, labels, subjects = ckplus(args.data_root, recognizer.config.input_size)
@@ -361,6 +408,7 @@ PROTOCOLS: dict[str, tuple[str, Callable[[argparse.Namespace, Recognizer], Repor
     "compound": ("1. Few-shot compound expressions from FER+ votes", run_compound),
     "contempt": (f"2. Enrolling {NEW_CLASS} on CK+48", run_contempt),
     "openset": ("4. Open-set rejection", run_openset),
+    "heldout": ("3. Leave one class out", run_heldout),
     "update": ("5. Center updates", run_update),
     "compose": ("6. Zero-shot composed compounds", run_compose),
     "margin": ("7. Does the margin matter?", run_margin),
@@ -373,6 +421,7 @@ def main() -> None:
     parser.add_argument("protocol", choices=PROTOCOLS)
     parser.add_argument("--model", default="default", help="shipped model name or model folder")
     parser.add_argument("--control", default=None, help="control model (softmax head) for the margin protocol")
+    parser.add_argument("--runs", type=lambda p: Path(p).expanduser(), default=None, help="heldout protocol: folder of without-<class>/best models")
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shots", type=int, default=10)

@@ -21,6 +21,7 @@ from spherefer.protocols import (
     few_shot_draws,
     few_shot_splits,
     fpr_at_tpr,
+    held_out_class_draws,
     is_unknown_face,
     logistic_regression,
     nearest_center,
@@ -235,6 +236,35 @@ def test_new_class_errors() -> None:
         new_class_draws(x, labels, subjects, "fear", {"c": nearest_center()})
     with pytest.raises(ValueError, match="fewer than the 10 needed"):
         new_class_draws(x, labels, subjects, "contempt", {"c": nearest_center()})
+
+
+def test_held_out_class_is_enrolled_into_the_trained_bank() -> None:
+    rng = np.random.default_rng(7)
+    base = bank_of(happy=axis(0), sad=axis(1))
+    test = np.concatenate([cluster(0, 20, rng), cluster(1, 20, rng), cluster(2, 10, rng)])
+    labels = ["happy"] * 20 + ["sad"] * 20 + ["fear"] * 10
+    result = held_out_class_draws(cluster(2, 30, rng), test, labels, base, "fear", shots=10, draws=3)
+    for values in (result.new_recall, result.base_before, result.base_after, result.accuracy_after):
+        np.testing.assert_array_equal(values, 1.0)
+    # a held-out class whose shots look like a trained class takes that class's faces
+    lookalike = held_out_class_draws(cluster(1, 30, rng), test, labels, base, "fear", draws=2)
+    assert (lookalike.base_after < lookalike.base_before).all()
+
+
+def test_held_out_class_errors() -> None:
+    rng = np.random.default_rng(8)
+    base = bank_of(happy=axis(0), sad=axis(1))
+    test, labels = cluster(0, 4, rng), ["happy", "happy", "fear", "fear"]
+    with pytest.raises(ValueError, match="already a class of the bank"):
+        held_out_class_draws(cluster(2, 20, rng), test, labels, base, "sad")
+    with pytest.raises(ValueError, match="no test face is labelled 'angry'"):
+        held_out_class_draws(cluster(2, 20, rng), test, labels, base, "angry")
+    with pytest.raises(ValueError, match="fewer than the 10 needed"):
+        held_out_class_draws(cluster(2, 5, rng), test, labels, base, "fear")
+    with pytest.raises(ValueError, match="classes the bank lacks: \\['surprise'\\]"):
+        held_out_class_draws(cluster(2, 20, rng), test, ["happy", "surprise", "fear", "fear"], base, "fear")
+    with pytest.raises(ValueError, match="4 test embeddings but 3 labels"):
+        held_out_class_draws(cluster(2, 20, rng), test, labels[:3], base, "fear")
 
 
 def test_updates_pull_a_wrong_center_onto_its_faces() -> None:

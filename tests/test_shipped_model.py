@@ -1,5 +1,5 @@
-"""The shipped default model: it is trained, `spherefer info` shows its card, and it still
-reaches the accuracy its model card reports on the real data."""
+"""The shipped models: they are trained, `spherefer info` shows the default's card, and each
+still reaches the accuracy its model card reports on the real data."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def test_default_model_is_trained_on_the_seven_fer_classes(default):
     assert default.bank.names == FER_CLASSES
     assert "contempt" not in default.bank.names  # held out: the open-vocabulary protocols enrol it
     assert default.config.head == "cosface" and default.config.scale == 30.0 and default.config.margin == 0.35
+    assert not default.config.neck_bias
+
+
+def test_shipped_models_are_the_default_the_softmax_control_and_the_3d_model():
+    models = {name: spherefer.load_model(name) for name in spherefer.shipped_models()}
+    assert set(models) == {"default", "softmax", "sphere3d"}
+    assert models["softmax"].config.head == "softmax" and models["sphere3d"].config.embedding_size == 3
+    for name, model in models.items():
+        assert model.trained and model.bank.names == FER_CLASSES, name
+        assert model.card["name"] == name and set(model.card["results"]) == {"ferplus_test", "ckplus48", "fer2013_privatetest"}
 
 
 def test_info_prints_version_card_and_classes(tmp_path, monkeypatch):
@@ -38,13 +48,15 @@ def test_info_prints_version_card_and_classes(tmp_path, monkeypatch):
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("model", ["default", "softmax", "sphere3d"])
 @pytest.mark.parametrize(
     "stem, dataset, split",
     [("ferplus_test", "ferplus", "test"), ("ckplus48", "ckplus48", None), ("fer2013_privatetest", "fer2013", "privatetest")],
 )
-def test_default_model_reaches_its_reported_accuracy(default, stem, dataset, split):
-    reported = default.card["results"][stem]
+def test_shipped_model_reaches_its_reported_accuracy(model, stem, dataset, split):
+    recognizer = spherefer.load_model(model)
+    reported = recognizer.card["results"][stem]
     spec = f"{dataset}:{realdata_path(dataset)}" + (f":{split}" if split else "")
-    report = evaluate(default, spec, progress=False)
+    report = evaluate(recognizer, spec, progress=False)
     assert report.n == reported["n"]
     assert report.accuracy == pytest.approx(reported["accuracy"], abs=0.002)

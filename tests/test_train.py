@@ -153,6 +153,27 @@ def test_every_head_trains_a_step_without_nan(pattern_root: Path, tmp_path: Path
     assert np.isfinite(recognizer.embed(sorted(pattern_root.glob("*/*.png"))[:4])).all()
 
 
+def test_bias_free_neck_keeps_the_batch_norm_shift_at_zero(pattern_root: Path, tmp_path: Path) -> None:
+    shifts = {}
+    for neck_bias in (True, False):
+        config = tiny_train_config(tmp_path / str(neck_bias), f"folder:{pattern_root}", PATTERN_CLASSES, f"model.neck_bias={neck_bias}")
+        shifts[neck_bias] = weights(train(config, progress=False, max_steps=3) / "last")["neck.2.bias"]
+    assert shifts[True].abs().max() > 0  # the ordinary neck learns a common direction
+    assert torch.equal(shifts[False], torch.zeros_like(shifts[False]))
+    assert not spherefer.load_model(tmp_path / "False" / "run" / "last").config.neck_bias
+
+
+def test_margin_warmup_starts_training_without_the_margin(pattern_root: Path, tmp_path: Path) -> None:
+    """First-step loss with a long margin warm-up equals the loss of a margin-free run, and is below the full margin's."""
+    first_loss = {}
+    for name, overrides in {"full": [], "warm": ["optim.margin_warmup_epochs=1000"], "none": ["model.margin=0.0"]}.items():
+        config = tiny_train_config(tmp_path / name, f"folder:{pattern_root}", PATTERN_CLASSES, "model.head=cosface", "model.margin=0.35", *overrides)
+        [row] = read_metrics(train(config, progress=False, max_steps=1))
+        first_loss[name] = row["train_loss"]
+    assert first_loss["warm"] == pytest.approx(first_loss["none"], rel=1e-3)
+    assert first_loss["warm"] < first_loss["full"] - 0.1
+
+
 @pytest.mark.parametrize("balance", ["sampler", "loss"])
 def test_class_balancing_runs_on_an_imbalanced_set(tmp_path: Path, balance: str) -> None:
     root = make_pattern_folder(tmp_path / "data", classes=["happy"], per_class=24)

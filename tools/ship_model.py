@@ -12,6 +12,7 @@ reports (JSON, markdown, confusion PNG) go to docs/results/<name>/.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 import spherefer
 from spherefer.data import open_dataset
 from spherefer.evaluate import embed_arrays, evaluate
-from spherefer.storage import atomic_write, read_json
+from spherefer.storage import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,12 +34,13 @@ def main() -> None:
     parser.add_argument("--command", default="spherefer train --config default", help="the command that trained the run")
     parser.add_argument("--threshold-data", default=None, help="FORMAT:PATH[:SPLIT] of known faces that sets the global threshold")
     parser.add_argument("--accept-known", type=float, default=0.95, help="share of --threshold-data faces the threshold accepts")
+    parser.add_argument("--hardware", default="a shared 2-core CPU (other jobs ran beside it)", help="where the run trained, for the card")
     parser.add_argument("--training-data", default="FER+ majority labels (train split), seven FER2013 classes; contempt never seen")
     args = parser.parse_args()
 
     run_dir: Path = args.run_dir
     recognizer = spherefer.load_model(run_dir / "best")
-    history = read_json(run_dir / "last" / "state.json", "training state")["history"]
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     best = max(history, key=lambda row: row["val_acc"])
     recognizer.card.update(
         {
@@ -46,6 +48,7 @@ def main() -> None:
             "name": args.name,
             "training_data": args.training_data,
             "command": args.command,
+            "hardware": args.hardware,
             "epochs_run": len(history),
             "best_epoch": best["epoch"],
             "training_minutes": round(sum(row["seconds"] for row in history) / 60, 1),
@@ -89,7 +92,7 @@ def model_card(name: str, recognizer: spherefer.Recognizer, config_yaml: str, re
         f"- **Classes**: {', '.join(recognizer.bank.names)}; faces below cosine {recognizer.bank.threshold} are `unknown`"
         + (f" (the {card['threshold_rule']}; the paper's 0.6 would call most faces unknown with this model, see docs/RESULTS.md)." if "threshold_rule" in card else "."),
         f"- **Training data**: {card['training_data']}.",
-        f"- **Training**: `{card['command']}` — {card['epochs_run']} epochs on a shared 2-core CPU in {card['training_minutes']} min (median epoch {card['median_epoch_seconds']:.0f} s; other jobs ran beside it);"
+        f"- **Training**: `{card['command']}` — {card['epochs_run']} epochs on {card['hardware']} in {card['training_minutes']} min (median epoch {card['median_epoch_seconds']:.0f} s);"
         f" best validation accuracy (FER+ valid, nearest center) {history[card['best_epoch'] - 1]['val_acc']:.2%} at epoch {card['best_epoch']}.",
         "",
         "## Measured results (nearest class center, no threshold, no test-time augmentation)",

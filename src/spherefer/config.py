@@ -60,8 +60,11 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     warmup_epochs: float = 1.0
+    margin_warmup_epochs: float = 0.0  # additive-margin heads: the margin ramps up linearly from 0 over these epochs
 
     def __post_init__(self) -> None:
+        if self.margin_warmup_epochs < 0:
+            raise ValueError(f"optim.margin_warmup_epochs must be >= 0, got {self.margin_warmup_epochs}")
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be positive, got {self.lr}")
         if self.schedule not in ("cosine", "step"):

@@ -37,6 +37,7 @@ class ModelConfig:
     scale: float = 30.0
     margin: float = 0.35
     dropout: float = 0.2
+    neck_bias: bool = True
     small_input_stem: bool = True
     widths: tuple[int, ...] = field(default=(32, 48, 96, 192))
 
@@ -156,7 +157,12 @@ def _resnet50(config: ModelConfig) -> tuple[nn.Module, int]:
 
 
 class EmbeddingNet(nn.Module):
-    """Backbone -> neck (dropout, linear, batch-norm) -> embedding -> margin head."""
+    """Backbone -> neck (dropout, linear, batch-norm) -> embedding -> margin head.
+
+    With ``neck_bias=False`` the batch-norm's shift is fixed at zero (a "BNNeck"), so the
+    embeddings of the training set are centred on the origin instead of sharing a learnt
+    common direction that crowds every face towards the same part of the sphere.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -167,6 +173,8 @@ class EmbeddingNet(nn.Module):
             nn.Linear(features, config.embedding_size, bias=False),
             nn.BatchNorm1d(config.embedding_size),
         )
+        if not config.neck_bias:
+            self.neck[2].bias.requires_grad_(False)
         self.head: ClassificationHead = create_head(
             config.head, config.embedding_size, config.num_classes, scale=config.scale, margin=config.margin
         )

@@ -45,6 +45,7 @@ __all__ = [
     "composition_angles",
     "new_class_draws",
     "update_draws",
+    "held_out_class_draws",
     "fpr_at_tpr",
     "open_set",
     "data_mean_cosines",
@@ -367,6 +368,48 @@ def update_draws(
                 bank.update(c, views[order[c][:k], 0], momentum=momentum)
             accuracy[draw, j] = np.mean(_bank_predictor(bank)(x) == truth)
     return accuracy
+
+
+def held_out_class_draws(
+    shots_pool: np.ndarray,
+    test: np.ndarray,
+    test_labels: Sequence[str],
+    base: CenterBank,
+    new_class: str,
+    shots: int = 10,
+    draws: int = 10,
+    seed: int = 0,
+) -> NewClassDraws:
+    """A class the model never saw, enrolled into its trained ``base`` bank from ``shots`` faces of ``shots_pool``.
+
+    ``shots_pool`` holds faces of ``new_class`` only (from another split than ``test``);
+    draw ``d`` enrols ``shots`` of them chosen by ``numpy.random.default_rng([seed, d])``.
+    Nearest center, no threshold; base accuracy is over the test faces of the other classes.
+    """
+    pool = _views(shots_pool, f"shots of {new_class!r}")
+    x = _views(test, "held-out-class test faces")[:, 0]
+    truth = np.asarray(test_labels)
+    if len(truth) != len(x):
+        raise ValueError(f"{len(x)} test embeddings but {len(truth)} labels")
+    if new_class in base:
+        raise ValueError(f"{new_class!r} is already a class of the bank; it cannot be held out")
+    is_new = truth == new_class
+    if not is_new.any():
+        raise ValueError(f"no test face is labelled {new_class!r}")
+    foreign = sorted(set(truth[~is_new].tolist()) - set(base.names))
+    if foreign:
+        raise ValueError(f"test faces are labelled with classes the bank lacks: {foreign}")
+    result = NewClassDraws(new_class, np.zeros(draws), np.zeros(draws), np.zeros(draws), np.zeros(draws))
+    before = _bank_predictor(base)(x)
+    for draw in range(draws):
+        rng = np.random.default_rng([seed, draw])
+        bank = enrol_bank({new_class: _enrolment(pool[_pick(rng, np.arange(len(pool)), shots, new_class)])}, base)
+        after = _bank_predictor(bank)(x)
+        result.new_recall[draw] = np.mean(after[is_new] == new_class)
+        result.base_before[draw] = np.mean(before[~is_new] == truth[~is_new])
+        result.base_after[draw] = np.mean(after[~is_new] == truth[~is_new])
+        result.accuracy_after[draw] = np.mean(after == truth)
+    return result
 
 
 # ---------------------------------------------------------------- open-set rejection
