@@ -477,6 +477,24 @@ def test_cli_geometry_writes_report(model_dir: Path, faces: Path, enrolled_bank:
     assert_one_line_error(run("geometry", "--model", model_dir, "--output", tmp_path / "x", "--compound", "happy=sad"), r"NAME=A,B")
 
 
+def test_cli_train_plots(tmp_path: Path) -> None:
+    from fixtures import tiny_train_config
+
+    root = make_pattern_folder(tmp_path / "data", per_class=8)
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(tiny_train_config(tmp_path / "runs", f"folder:{root}", PATTERN_CLASSES, name="viz").to_yaml())
+    result = run("train", "--config", config_file, "--no-progress", "--plots")
+    assert result.exit_code == 0, result.output
+    plots = tmp_path / "runs" / "viz" / "plots"
+    for name in ("val_sphere.png", "val_sphere.html", "geometry.md", "geometry.json", "angles.png"):
+        assert f"wrote {plots / name}" in result.stdout
+    scene = read_html_data(plots / "val_sphere.html")
+    assert len(scene["points"]) == 8 * len(PATTERN_CLASSES)
+    assert json.loads((plots / "geometry.json").read_text())["classes"][0]["name"] == PATTERN_CLASSES[0]
+    with Image.open(plots / "val_sphere.png") as image:
+        assert image.format == "PNG" and image.size[0] > 400
+
+
 def test_cli_evaluate_plots(model_dir: Path, faces: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     result = run("evaluate", model_dir, "--data", f"folder:{faces}", "--output", out, "--plots")

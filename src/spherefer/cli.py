@@ -86,7 +86,9 @@ def info(model_name: str, bank_option: Path | None) -> None:
 @click.option("--config", "config_path", default=None, help="YAML config file or shipped config name (default, paper).")
 @click.argument("overrides", nargs=-1)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def train(config_path: str | None, overrides: tuple[str, ...], no_progress: bool) -> None:
+@click.option("--plots", is_flag=True, help="Afterwards write the best model's validation faces on the sphere "
+              "(plots/val_sphere.png, .html) and its center geometry (plots/geometry.md, angles.png) into the run folder.")
+def train(config_path: str | None, overrides: tuple[str, ...], no_progress: bool, plots: bool) -> None:
     """Train a model; OVERRIDES are key=value pairs such as epochs=5 model.margin=0.4.
 
     Re-running the same command resumes from the run's last checkpoint.
@@ -97,6 +99,15 @@ def train(config_path: str | None, overrides: tuple[str, ...], no_progress: bool
     config = load_train_config(config_path, overrides)
     run_dir = run_training(config, progress=not no_progress)
     click.echo(f"run folder: {run_dir} (best model: {Path(run_dir) / 'best'})")
+    if plots:
+        from .viz import center_geometry, render_dataset, write_geometry
+
+        best = load_model(Path(run_dir) / "best")
+        data = config.data.train if config.data.folds else config.data.val  # a fold's validation subjects are no spec
+        paths = render_dataset(best, data, Path(run_dir) / "plots", stem="val_sphere", title=f"{config.name} on {data}")
+        paths += write_geometry(center_geometry(best.bank), Path(run_dir) / "plots", title=f"Center geometry of {config.name}")
+        for path in paths:
+            click.echo(f"wrote {path}")
 
 
 @main.command()

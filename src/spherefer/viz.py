@@ -499,7 +499,7 @@ def plot_sphere_png(scene: SphereScene, path: str | Path, size: tuple[int, int] 
     counts = scene.counts()
     handles = [
         Line2D([], [], marker=ORIGIN_MARKERS.get(o, "o"), ls="", mfc=col, mec="black", ms={"*": 13, "D": 7}.get(ORIGIN_MARKERS.get(o, "o"), 9),
-               label=f"{n} ({counts[n]} faces)" + ("" if o == "trained" else f" - {o}"))
+               label=f"{n} ({counts[n]} faces)")  # the marker says trained / enrolled / composed
         for n, o, col in zip(scene.names, scene.origins, scene.colors)
     ]
     handles += [Line2D([], [], ls="", label=" ")]
