@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .storage import read_safetensors, write_safetensors
+from .storage import parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
 
 __all__ = ["UNKNOWN", "REJECTED", "NO_FACE", "RESERVED_LABELS", "CenterBank", "Classification", "Prediction", "angle_degrees", "estimate_threshold"]
 
@@ -347,17 +347,34 @@ class CenterBank:
             "trained_names": list(self.trained_centers),
         }
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the bank atomically as safetensors (centers) + JSON metadata."""
+    def _tensors(self) -> dict[str, Tensor]:
         tensors = {"centers": self.centers}
         if self.trained_centers:
             tensors["trained_centers"] = torch.stack(list(self.trained_centers.values()))
-        write_safetensors(path, tensors, metadata={"spherefer": json.dumps(self.to_metadata())})
+        return tensors
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the bank atomically as safetensors (centers) + JSON metadata."""
+        write_safetensors(path, self._tensors(), metadata={"spherefer": json.dumps(self.to_metadata())})
+
+    def to_bytes(self) -> bytes:
+        """The bytes :meth:`save` writes (for databases and network transfer)."""
+        return safetensors_bytes(self._tensors(), metadata={"spherefer": json.dumps(self.to_metadata())})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "CenterBank":
         """Read a bank written by :meth:`save`; a corrupt or foreign file raises ``ValueError``."""
         tensors, metadata = read_safetensors(path, "center bank")
+        return cls._from_parts(tensors, metadata, str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "center bank bytes") -> "CenterBank":
+        """Read the bytes of :meth:`to_bytes`; ``source`` names them in errors."""
+        tensors, metadata = parse_safetensors(data, source)
+        return cls._from_parts(tensors, metadata, source)
+
+    @classmethod
+    def _from_parts(cls, tensors: dict[str, Tensor], metadata: dict[str, str], path: str) -> "CenterBank":
         try:
             meta = json.loads(metadata["spherefer"])
         except (KeyError, json.JSONDecodeError) as err:

@@ -540,6 +540,37 @@ def geometry(model_name: str, bank_option: Path | None, output_dir: Path, data_s
         click.echo(f"wrote {path}")
 
 
+@main.command()
+@MODEL_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--db", "db_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file of the profiles' banks (default: ~/.spherefer/serve/<model>.sqlite3).")
+@click.option("--max-upload-mb", default=10.0, show_default=True, help="Largest accepted image file.")
+@click.option("--max-images", default=50, show_default=True, help="Most images in one enrol/update request.")
+@click.option("--workers", default=1, show_default=True, help="Server processes (they share the database safely).")
+def serve(model_name: str, host: str, port: int, db_path: Path | None, max_upload_mb: float, max_images: int, workers: int) -> None:
+    """Serve the HTTP API (/v1/..., OpenAPI at /docs) and the browser app (/) for MODEL.
+
+    Changes need the API key (header X-API-Key): $SPHEREFER_API_KEY, or the key in
+    ~/.spherefer/serve/api_key, created on first start. The key is never printed.
+    """
+    import os
+
+    import uvicorn
+
+    from .serve import load_api_key, serve_home
+
+    key_source = "$SPHEREFER_API_KEY" if os.environ.get("SPHEREFER_API_KEY") else str(serve_home() / "api_key")
+    load_api_key(serve_home() / "api_key")  # create it now, so every worker reads the same key
+    os.environ["SPHEREFER_SERVE_MODEL"] = model_name
+    os.environ["SPHEREFER_SERVE_LIMITS"] = json.dumps({"max_upload_bytes": int(max_upload_mb * 2**20), "max_images": max_images})
+    if db_path is not None:
+        os.environ["SPHEREFER_SERVE_DB"] = str(db_path)
+    click.echo(f"spherefer serve: model {model_name}, http://{host}:{port}/ (API docs /docs); write requests need the API key in {key_source}")
+    uvicorn.run("spherefer.serve:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
 @main.group()
 def classes() -> None:
     """List, enrol, update, compose, remove, rename, reset, export and import expression classes.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO, Any, Iterator
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import load, load_file, save
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -61,11 +62,27 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         raise ValueError(f"{what} {path} is not valid JSON: {err}") from err
 
 
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """Tensors (made contiguous, on CPU) and string metadata as safetensors bytes."""
+    return save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+
+
 def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomically write tensors (made contiguous, on CPU) to a safetensors file."""
-    payload = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    payload = safetensors_bytes(tensors, metadata)
     with atomic_write(path) as handle:
         handle.write(payload)
+
+
+def parse_safetensors(data: bytes, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of safetensors bytes; truncated or foreign bytes raise ``ValueError`` naming ``what``."""
+    try:
+        (header_size,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + header_size])
+        tensors = load(data)
+    except (SafetensorError, struct.error, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} is truncated or not safetensors data: {err}") from err
+    return tensors, dict(header.get("__metadata__") or {})
 
 
 def read_safetensors(path: str | os.PathLike[str], what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -1,0 +1,53 @@
+"""``spherefer serve``: an HTTP API and browser app over one model, with versioned banks per profile.
+
+``build_server(model, db, api_key)`` makes the FastAPI app; :mod:`.store` keeps the banks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from ..recognizer import load_model
+from .app import ServeSettings, create_app
+from .store import BankStore
+
+__all__ = ["ServeSettings", "BankStore", "create_app", "build_app", "app_from_environment", "serve_home", "load_api_key"]
+
+
+def serve_home() -> Path:
+    """``$SPHEREFER_HOME/serve`` (default ``~/.spherefer/serve``): the default database and API key live here."""
+    return Path(os.environ.get("SPHEREFER_HOME", "~/.spherefer")).expanduser() / "serve"
+
+
+def load_api_key(key_file: Path) -> str:
+    """``$SPHEREFER_API_KEY`` if set; otherwise the key in ``key_file``, created (random, owner-only) if missing."""
+    key = os.environ.get("SPHEREFER_API_KEY")
+    if key:
+        return key
+    if not key_file.is_file():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    key = key_file.read_text().strip()
+    if len(key) < 16:
+        raise ValueError(f"the API key in {key_file} is shorter than 16 characters")
+    return key
+
+
+def build_app(model: str = "default", db: str | Path | None = None, api_key: str | None = None, **limits: int):
+    """The app for ``model`` with its banks in SQLite file ``db`` (default ``serve_home()/<model>.sqlite3``)."""
+    recognizer = load_model(model)
+    name = Path(model).name if Path(model).is_dir() else model
+    store = BankStore(db or serve_home() / f"{name}.sqlite3", recognizer.bank, model_id=name)
+    settings = ServeSettings(api_key=api_key or load_api_key(serve_home() / "api_key"), **limits)
+    return create_app(recognizer, store, settings, model_name=name)
+
+
+def app_from_environment():
+    """The app ``spherefer serve`` starts in each worker process (settings passed through the environment)."""
+    limits = json.loads(os.environ.get("SPHEREFER_SERVE_LIMITS", "{}"))
+    return build_app(os.environ.get("SPHEREFER_SERVE_MODEL", "default"), os.environ.get("SPHEREFER_SERVE_DB"), **limits)

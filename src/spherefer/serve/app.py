@@ -1,0 +1,287 @@
+"""The HTTP API and browser app of ``spherefer serve`` (FastAPI).
+
+Read endpoints are open; endpoints that change a bank need the API key in the
+``X-API-Key`` header. Every bank belongs to a *profile* (query parameter ``profile``,
+default ``default``): profiles never see each other's classes. Uploaded images are
+decoded in memory and never written to disk.
+"""
+
+
+import copy
+import hmac
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+
+from .. import __version__
+from ..centers import RESERVED_LABELS, CenterBank, estimate_threshold
+from ..recognizer import Recognizer
+from .store import BankStore, NothingToUndo, check_profile
+
+__all__ = ["ServeSettings", "create_app"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class ServeSettings:
+    """Limits and secrets of one server."""
+
+    api_key: str
+    max_upload_bytes: int = 10 * 2**20
+    max_pixels: int = 40_000_000
+    max_images: int = 50
+    min_images: int = 3
+
+
+class UserError(Exception):
+    """A request the client can fix: answered with ``status`` and ``detail``, never a 500."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _decode(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
+    """An uploaded image as an RGB array, checked against the size and pixel limits."""
+    data = upload.file.read(settings.max_upload_bytes + 1)
+    name = upload.filename or "upload"
+    if len(data) > settings.max_upload_bytes:
+        raise UserError(413, f"{name} is larger than the {settings.max_upload_bytes} byte limit")
+    if not data:
+        raise UserError(400, f"{name} is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > settings.max_pixels:
+                raise UserError(413, f"{name} has {width}x{height} pixels, more than the {settings.max_pixels} limit")
+            return np.asarray(image.convert("RGB"))
+    except UserError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise UserError(400, f"{name} is not a readable image ({type(err).__name__}: {err})") from err
+
+
+def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings, model_name: str = "model") -> FastAPI:
+    """The API and browser app over ``recognizer`` (network and trained bank) and ``store`` (profiles' banks)."""
+    app = FastAPI(title="spherefer", version=__version__, description=__doc__)
+    app.state.store, app.state.settings = store, settings
+
+    @app.exception_handler(UserError)
+    async def _user_error(request: Request, err: UserError) -> JSONResponse:
+        return JSONResponse({"detail": err.detail}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors())
+        return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+
+    def write_access(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        if x_api_key is None:
+            raise UserError(401, "this endpoint changes a bank: send the API key in the X-API-Key header")
+        if not hmac.compare_digest(x_api_key.encode(), settings.api_key.encode()):
+            raise UserError(403, "wrong API key")
+
+    def profile_of(profile: Annotated[str, Query(description="whose bank: 1-64 letters, digits, _ or -")] = "default") -> str:
+        try:
+            return check_profile(profile)
+        except ValueError as err:
+            raise UserError(400, str(err)) from err
+
+    Profile = Annotated[str, Depends(profile_of)]
+    Writer = Depends(write_access)
+
+    def view(bank: CenterBank) -> Recognizer:
+        """The shared network with one profile's bank (the network is never copied)."""
+        shown = copy.copy(recognizer)
+        shown.bank = bank
+        return shown
+
+    def embeddings_of(files: list[UploadFile], aligned: bool) -> np.ndarray:
+        """One embedding per image: the whole crop (``aligned``) or the largest accepted face of a photo."""
+        if len(files) > settings.max_images:
+            raise UserError(413, f"{len(files)} images, more than the {settings.max_images} allowed per request")
+        images = [(f.filename or f"file {i + 1}", _decode(f, settings)) for i, f in enumerate(files)]
+        if aligned:
+            return recognizer.embed([image for _, image in images])
+        out = []
+        for name, image in images:
+            accepted = [r for r in recognizer.analyze(image) if r.accepted]
+            if not accepted:
+                raise UserError(422, f"{name}: no usable face found (none detected, or too small, blurred or sideways)")
+            out.append(recognizer.embed([accepted[0].crop])[0])
+        return np.stack(out)
+
+    def class_list(profile: str) -> dict[str, Any]:
+        version, bank = store.current(profile)
+        return {"profile": profile, "version": version, "threshold": bank.threshold, "classes": bank.summary()}
+
+    def require_class(bank: CenterBank, name: str) -> None:
+        if name not in bank:
+            raise UserError(404, f"no class {name!r}; classes are {bank.names}")
+
+    def check_new_name(bank: CenterBank, name: str) -> None:
+        if name in bank:
+            raise UserError(409, f"class {name!r} already exists")
+        if not name or len(name) > 64 or name in RESERVED_LABELS or not name.isprintable() or name != name.strip():
+            raise UserError(400, f"{name!r} cannot be a class name (1-64 printable characters, no outer spaces, not {list(RESERVED_LABELS)})")
+
+    def changed(profile: str, action: str, edit: Any) -> dict[str, Any]:
+        try:
+            store.change(profile, action, edit)
+        except UserError:
+            raise
+        except ValueError as err:
+            raise UserError(400, str(err)) from err
+        return class_list(profile)
+
+    @app.get("/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/info")
+    def info(profile: Profile) -> dict[str, Any]:
+        version, bank = store.current(profile)
+        card = recognizer.card
+        return {
+            "spherefer": __version__, "model": model_name, "trained": recognizer.trained,
+            "embedding_size": recognizer.config.embedding_size, "input_size": recognizer.config.input_size,
+            "head": recognizer.config.head, "results": card.get("results", {}),
+            "profile": profile, "version": version, "classes": bank.names, "threshold": bank.threshold,
+            "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
+                       "max_images": settings.max_images, "min_images": settings.min_images},
+        }
+
+    @app.post("/v1/predict")
+    def predict(profile: Profile, file: Annotated[UploadFile, File(description="a photo")],
+                aligned: Annotated[bool, Query(description="the file is an aligned face crop: no detection")] = False,
+                sphere: Annotated[bool, Query(description="add each face's point on the bank's 3-D sphere view")] = False) -> dict[str, Any]:
+        image = _decode(file, settings)
+        version, bank = store.current(profile)
+        shown = view(bank)
+        if aligned:
+            embedding = shown.embed([image])
+            prediction = bank.classify(embedding)[0]
+            faces = [{"face": 0, "box": [0, 0, image.shape[1], image.shape[0]], "label": prediction.label,
+                      "cosine": round(prediction.score, 4), "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()}}]
+            embeddings = [embedding[0]]
+        else:
+            records = shown.analyze(image)
+            faces = [record.to_dict() for record in records]
+            embeddings = [record.embedding for record in records]
+        if sphere:
+            for face, embedding in zip(faces, embeddings):
+                face["sphere"] = None if embedding is None else _sphere(bank, embedding[None])[1][0].round(4).tolist()
+        return {"profile": profile, "version": version, "width": image.shape[1], "height": image.shape[0], "faces": faces}
+
+    @app.get("/v1/classes")
+    def list_classes(profile: Profile) -> dict[str, Any]:
+        return class_list(profile)
+
+    @app.post("/v1/classes", status_code=201, dependencies=[Writer])
+    def enrol(profile: Profile, name: Annotated[str, Form()], files: Annotated[list[UploadFile], File(description="photos or crops of the expression")],
+              aligned: Annotated[bool, Form()] = False) -> dict[str, Any]:
+        check_new_name(store.current(profile)[1], name)
+        if len(files) < settings.min_images:
+            raise UserError(400, f"need at least {settings.min_images} images to enrol a class, got {len(files)}")
+        x = embeddings_of(files, aligned)
+
+        def add(bank: CenterBank) -> None:
+            check_new_name(bank, name)  # again inside the transaction: a concurrent request may have taken it
+            bank.add(name, x, threshold=estimate_threshold(x, ceiling=bank.threshold))
+
+        return changed(profile, f"enrol {name!r} from {len(x)} images", add)
+
+    @app.patch("/v1/classes/{name}", dependencies=[Writer])
+    def update(profile: Profile, name: str, files: Annotated[list[UploadFile] | None, File()] = None,
+               momentum: Annotated[float, Form(ge=0.0, lt=1.0)] = 0.9, new_name: Annotated[str | None, Form()] = None,
+               aligned: Annotated[bool, Form()] = False) -> dict[str, Any]:
+        bank = store.current(profile)[1]
+        require_class(bank, name)
+        if not files and new_name is None:
+            raise UserError(400, "send new instances (files) to move the center, new_name to rename it, or both")
+        if new_name is not None:
+            check_new_name(bank, new_name)
+        x = embeddings_of(files, aligned) if files else None
+
+        def edit(bank: CenterBank) -> None:
+            require_class(bank, name)
+            if x is not None:
+                bank.update(name, x, momentum=momentum)
+            if new_name is not None:
+                check_new_name(bank, new_name)
+                bank.rename(name, new_name)
+
+        steps = ([f"update {name!r} with {len(x)} images (momentum {momentum})"] if x is not None else []) + (
+            [f"rename {name!r} to {new_name!r}"] if new_name is not None else [])
+        return changed(profile, "; ".join(steps), edit)
+
+    @app.delete("/v1/classes/{name}", dependencies=[Writer])
+    def remove(profile: Profile, name: str) -> dict[str, Any]:
+        require_class(store.current(profile)[1], name)
+
+        def edit(bank: CenterBank) -> None:
+            require_class(bank, name)
+            bank.remove(name)
+
+        return changed(profile, f"remove {name!r}", edit)
+
+    @app.post("/v1/classes/{name}:reset", dependencies=[Writer])
+    def reset(profile: Profile, name: str) -> dict[str, Any]:
+        def edit(bank: CenterBank) -> None:
+            if name not in bank.trained_centers:
+                raise UserError(404, f"{name!r} is not a trained class of the model; trained classes are {list(bank.trained_centers)}")
+            bank.reset(name)
+
+        return changed(profile, f"reset {name!r} to its trained center", edit)
+
+    @app.get("/v1/versions")
+    def versions(profile: Profile) -> dict[str, Any]:
+        history = store.history(profile)
+        return {"profile": profile, "version": history[-1].version if history else 0, "versions": [vars(v) for v in history]}
+
+    @app.post("/v1/undo", dependencies=[Writer])
+    def undo(profile: Profile) -> dict[str, Any]:
+        try:
+            _, action = store.undo(profile)
+        except NothingToUndo as err:
+            raise UserError(409, str(err)) from err
+        return {"undone": action, **class_list(profile)}
+
+    @app.get("/v1/sphere")
+    def sphere(profile: Profile) -> dict[str, Any]:
+        from ..viz import class_colors
+
+        version, bank = store.current(profile)
+        projection, _, centers = _sphere(bank, np.zeros((0, bank.embedding_size), dtype=np.float32))
+        colors = class_colors(bank.names)
+        return {"profile": profile, "version": version, "projection": projection.short,
+                "centers": [{"name": n, "origin": bank.info[n].origin, "color": colors[n], "point": p.round(4).tolist()}
+                            for n, p in zip(bank.names, centers)]}
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app
+
+
+def _sphere(bank: CenterBank, embeddings: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(projection, face points, center points) of the bank's 3-D view; the axes depend on the centers only."""
+    from ..viz import project_to_sphere
+
+    faces, centers, projection = project_to_sphere(np.asarray(embeddings, dtype=np.float32), bank.centers.numpy(), "between")
+    return projection, faces, centers

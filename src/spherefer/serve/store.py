@@ -1,0 +1,168 @@
+"""Versioned center banks, one per named profile, in an embedded SQLite database.
+
+Every change appends a new version of the profile's whole bank (a few kB) inside one
+``BEGIN IMMEDIATE`` transaction, so concurrent requests — threads or server processes
+sharing the file — are serialised and none is lost. Version 0 of every profile is the
+model's trained bank and is never stored. An undo appends a version equal to the state
+before the last change still in effect, so repeated undos walk back through history
+and every step stays in the log.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from ..centers import CenterBank
+
+__all__ = ["BankStore", "Version", "check_profile", "NothingToUndo"]
+
+T = TypeVar("T")
+PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bank_versions (
+    profile TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    previous INTEGER,
+    created REAL NOT NULL,
+    action TEXT NOT NULL,
+    bank BLOB NOT NULL,
+    PRIMARY KEY (profile, version)
+);
+CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class NothingToUndo(ValueError):
+    """The profile is at its trained bank (or every change was already undone)."""
+
+
+@dataclass
+class Version:
+    """One entry of a profile's history; ``previous`` is the state an undo returns to (None: nothing to undo)."""
+
+    version: int
+    previous: int | None
+    created: float
+    action: str
+
+
+def check_profile(name: str) -> str:
+    """A profile name (letters, digits, ``_``, ``-``; at most 64), or ``ValueError``."""
+    if not isinstance(name, str) or not PROFILE_PATTERN.match(name):
+        raise ValueError(f"profile names are 1-64 letters, digits, '_' or '-'; got {name!r}")
+    return name
+
+
+class BankStore:
+    """Versioned banks per profile on top of the trained bank ``base`` of model ``model_id``."""
+
+    def __init__(self, path: str | Path, base: CenterBank, model_id: str) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.base = copy.deepcopy(base)
+        with closing(self._connect()) as db:
+            db.executescript(_SCHEMA)
+            db.execute("PRAGMA journal_mode=WAL")
+            found = dict(db.execute("SELECT key, value FROM store_info").fetchall())
+            identity = {"model": model_id, "embedding_size": str(base.embedding_size)}
+            if not found:
+                db.executemany("INSERT INTO store_info VALUES (?, ?)", identity.items())
+            elif found != identity:
+                raise ValueError(f"database {self.path} holds banks of model {found.get('model')!r} "
+                                 f"({found.get('embedding_size')}-d), not of {model_id!r} ({base.embedding_size}-d); use another --db")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=60000")
+        return db
+
+    def _latest(self, db: sqlite3.Connection, profile: str) -> tuple[Version, bytes | None]:
+        row = db.execute(
+            "SELECT version, previous, created, action, bank FROM bank_versions WHERE profile = ? ORDER BY version DESC LIMIT 1", (profile,)
+        ).fetchone()
+        if row is None:
+            return Version(0, None, 0.0, "trained bank"), None
+        return Version(*row[:4]), row[4]
+
+    def _bank(self, db: sqlite3.Connection, profile: str, version: int) -> CenterBank:
+        if version == 0:
+            return copy.deepcopy(self.base)
+        (data,) = db.execute("SELECT bank FROM bank_versions WHERE profile = ? AND version = ?", (profile, version)).fetchone()
+        return CenterBank.from_bytes(data, f"bank of profile {profile!r} version {version}")
+
+    def current(self, profile: str) -> tuple[int, CenterBank]:
+        """(version, bank) of ``profile`` now; a profile never changed is at version 0, the trained bank."""
+        check_profile(profile)
+        with closing(self._connect()) as db:
+            latest, data = self._latest(db, profile)
+        bank = copy.deepcopy(self.base) if data is None else CenterBank.from_bytes(data, f"bank of profile {profile!r}")
+        return latest.version, bank
+
+    def change(self, profile: str, action: str, edit: Callable[[CenterBank], T]) -> tuple[int, T]:
+        """Apply ``edit`` to the latest bank and store the result as a new version, atomically.
+
+        ``edit``'s exceptions propagate and nothing is stored.
+        """
+        check_profile(profile)
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            latest, data = self._latest(db, profile)
+            bank = copy.deepcopy(self.base) if data is None else CenterBank.from_bytes(data, f"bank of profile {profile!r}")
+            result = edit(bank)
+            version = latest.version + 1
+            db.execute("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)", (profile, version, latest.version, time.time(), action, bank.to_bytes()))
+            db.execute("COMMIT")
+            return version, result
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def undo(self, profile: str) -> tuple[int, str]:
+        """Return ``profile`` to the state before its last change still in effect; (new version, undone action)."""
+        check_profile(profile)
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            latest, _ = self._latest(db, profile)
+            if latest.previous is None:
+                raise NothingToUndo(f"profile {profile!r} has no change to undo (it is at the trained bank or everything was undone)")
+            target = latest.previous
+            bank = self._bank(db, profile, target)
+            before = None if target == 0 else db.execute(
+                "SELECT previous FROM bank_versions WHERE profile = ? AND version = ?", (profile, target)).fetchone()[0]
+            version = latest.version + 1
+            db.execute("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)",
+                       (profile, version, before, time.time(), f"undo: {latest.action}", bank.to_bytes()))
+            db.execute("COMMIT")
+            return version, latest.action
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def history(self, profile: str) -> list[Version]:
+        """Every stored version of ``profile``, oldest first (version 0, the trained bank, is implicit)."""
+        check_profile(profile)
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT version, previous, created, action FROM bank_versions WHERE profile = ? ORDER BY version", (profile,)).fetchall()
+        return [Version(*row) for row in rows]
+
+    def profiles(self) -> list[str]:
+        """Profiles with at least one change."""
+        with closing(self._connect()) as db:
+            return [row[0] for row in db.execute("SELECT DISTINCT profile FROM bank_versions ORDER BY profile")]

@@ -1,0 +1,402 @@
+"""`spherefer serve`: every endpoint and its errors, versioned per-profile banks, concurrency,
+a fuzz test of the uploads, and the browser app in headless Chromium with a fake camera."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import spherefer
+from fixtures import make_pattern_folder
+from spherefer.cli import main
+from spherefer.images import example_photo
+from spherefer.serve import BankStore, ServeSettings, build_app, create_app, load_api_key
+from spherefer.serve.store import NothingToUndo, check_profile
+
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+KEY = "test-key-0123456789abcdef"
+AUTH = {"X-API-Key": KEY}
+FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> spherefer.Recognizer:
+    return spherefer.load_model("default")
+
+
+@pytest.fixture()
+def client(recognizer: spherefer.Recognizer, tmp_path: Path) -> TestClient:
+    store = BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default")
+    return TestClient(create_app(recognizer, store, ServeSettings(api_key=KEY, max_upload_bytes=2 * 2**20, max_pixels=4_000_000), "default"))
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    return example_photo().read_bytes()
+
+
+def files_of(data: bytes, n: int, field: str = "files") -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [(field, (f"shot{i}.jpg", data, "image/jpeg")) for i in range(n)]
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def enrol(client: TestClient, name: str, data: bytes, n: int = 3, profile: str = "default", **form: str):
+    return client.post(f"/v1/classes?profile={profile}", data={"name": name, **form}, files=files_of(data, n), headers=AUTH)
+
+
+# ---------------------------------------------------------------- read endpoints
+
+
+def test_health_info_and_openapi(client: TestClient) -> None:
+    assert client.get("/v1/health").json() == {"status": "ok"}
+    info = client.get("/v1/info").json()
+    assert info["model"] == "default" and info["classes"] == FER_CLASSES and info["version"] == 0
+    assert info["embedding_size"] == 512 and info["limits"]["max_images"] == 50
+    assert info["results"]["ferplus_test"]["accuracy"] > 0.8
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/predict", "/v1/classes", "/v1/classes/{name}", "/v1/classes/{name}:reset", "/v1/undo", "/v1/versions", "/v1/sphere"} <= set(paths)
+    page = client.get("/")
+    assert page.status_code == 200 and "teach" in page.text and "/static/app.js" in page.text
+    assert "getUserMedia" in client.get("/static/app.js").text
+
+
+def test_predict_a_photo_finds_the_face_with_label_cosine_probabilities_and_sphere_point(client: TestClient, photo: bytes, recognizer) -> None:
+    result = client.post("/v1/predict?sphere=true", files={"file": ("astronaut.jpg", photo, "image/jpeg")}).json()
+    assert (result["width"], result["height"]) == (512, 512) and len(result["faces"]) == 1
+    face = result["faces"][0]
+    expected = recognizer.analyze(example_photo())[0]
+    assert face["label"] == expected.label and face["cosine"] == pytest.approx(expected.prediction.score, abs=1e-3)
+    assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    x0, y0, x1, y1 = face["box"]
+    assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
+    assert np.linalg.norm(face["sphere"]) == pytest.approx(1.0, abs=1e-3)
+    assert "sphere" not in client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]
+
+
+def test_predict_aligned_crop_and_a_photo_without_faces(client: TestClient, recognizer, tmp_path: Path) -> None:
+    crop = recognizer.analyze(example_photo())[0].crop
+    aligned = client.post("/v1/predict?aligned=true", files={"file": ("crop.png", png_bytes(crop), "image/png")}).json()
+    assert aligned["faces"][0]["label"] == recognizer.predict(crop)[0].label
+    blank = client.post("/v1/predict", files={"file": ("blank.png", png_bytes(np.full((200, 300, 3), 128, np.uint8)), "image/png")})
+    assert blank.status_code == 200 and blank.json()["faces"] == []
+
+
+def test_sphere_view_has_every_center_on_the_unit_sphere(client: TestClient) -> None:
+    view = client.get("/v1/sphere").json()
+    assert [c["name"] for c in view["centers"]] == FER_CLASSES and view["projection"]
+    for center in view["centers"]:
+        assert np.linalg.norm(center["point"]) == pytest.approx(1.0, abs=1e-3) and center["origin"] == "trained"
+        assert center["color"].startswith("#")
+
+
+@pytest.mark.parametrize(
+    ("upload", "status", "message"),
+    [
+        (("junk.jpg", b"this is not an image", "image/jpeg"), 400, "junk.jpg is not a readable image"),
+        (("empty.png", b"", "image/png"), 400, "empty.png is empty"),
+        (("truncated.jpg", None, "image/jpeg"), 400, "truncated.jpg is not a readable image"),
+        (("huge.png", "pixels", "image/png"), 413, "more than the 4000000 limit"),
+        (("big.bin", b"\0" * (2 * 2**20 + 1), "image/png"), 413, "larger than the 2097152 byte limit"),
+    ],
+)
+def test_predict_bad_uploads_are_4xx_with_the_file_named(client: TestClient, photo: bytes, upload, status: int, message: str) -> None:
+    name, data, kind = upload
+    if data is None:
+        data = photo[: len(photo) // 3]
+    elif data == "pixels":
+        data = png_bytes(np.zeros((2100, 2000), np.uint8))
+    response = client.post("/v1/predict", files={"file": (name, data, kind)})
+    assert response.status_code == status and message in response.json()["detail"]
+
+
+def test_request_errors(client: TestClient, photo: bytes) -> None:
+    assert client.post("/v1/predict").status_code == 422
+    assert "file" in client.post("/v1/predict").json()["detail"]
+    bad_profile = client.get("/v1/classes?profile=../../etc")
+    assert bad_profile.status_code == 400 and "profile names" in bad_profile.json()["detail"]
+
+
+# ---------------------------------------------------------------- changing classes
+
+
+def test_write_endpoints_need_the_api_key(client: TestClient, photo: bytes) -> None:
+    calls = [
+        ("post", "/v1/classes", {"data": {"name": "x"}, "files": files_of(photo, 3)}),
+        ("patch", "/v1/classes/happy", {"data": {"new_name": "joy"}}),
+        ("delete", "/v1/classes/happy", {}),
+        ("post", "/v1/classes/happy:reset", {}),
+        ("post", "/v1/undo", {}),
+    ]
+    for method, path, kwargs in calls:
+        assert getattr(client, method)(path, **kwargs).status_code == 401, path
+        wrong = getattr(client, method)(path, headers={"X-API-Key": "nope"}, **kwargs)
+        assert wrong.status_code == 403 and wrong.json()["detail"] == "wrong API key", path
+    assert client.get("/v1/classes").json()["version"] == 0  # nothing changed
+
+
+def test_enrol_then_predict_the_new_class(client: TestClient, photo: bytes) -> None:
+    response = enrol(client, "astronaut_smile", photo)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["version"] == 1 and body["classes"][-1]["name"] == "astronaut_smile" and body["classes"][-1]["origin"] == "enrolled"
+    assert body["classes"][-1]["count"] == 3
+    face = client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]
+    assert face["label"] == "astronaut_smile" and face["cosine"] > 0.99
+
+
+def test_enrol_errors(client: TestClient, photo: bytes, tmp_path: Path) -> None:
+    assert enrol(client, "happy", photo).status_code == 409
+    few = enrol(client, "newone", photo, n=2)
+    assert few.status_code == 400 and "at least 3 images" in few.json()["detail"]
+    many = enrol(client, "newone", photo, n=51)
+    assert many.status_code == 413 and "51 images" in many.json()["detail"]
+    for name in ("unknown", " padded", "x" * 65, ""):
+        assert enrol(client, name, photo).status_code in (400, 422), name
+    blank = png_bytes(np.full((240, 320, 3), 90, np.uint8))
+    files = files_of(photo, 2) + [("files", ("wall.png", blank, "image/png"))]
+    no_face = client.post("/v1/classes", data={"name": "newone"}, files=files, headers=AUTH)
+    assert no_face.status_code == 422 and "wall.png: no usable face" in no_face.json()["detail"]
+    assert client.get("/v1/classes").json()["version"] == 0  # failed requests store nothing
+
+
+def test_enrol_from_aligned_crops(client: TestClient, tmp_path: Path) -> None:
+    crops = sorted(make_pattern_folder(tmp_path / "faces", classes=["surprise"], per_class=4).glob("*/*.png"))
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in crops]
+    response = client.post("/v1/classes", data={"name": "checkers", "aligned": "true"}, files=files, headers=AUTH)
+    assert response.status_code == 201 and response.json()["classes"][-1]["count"] == 4
+
+
+def test_update_rename_remove_and_reset(client: TestClient, photo: bytes, recognizer) -> None:
+    trained = recognizer.bank.center("happy").clone()
+    moved = client.patch("/v1/classes/happy", data={"momentum": "0.5"}, files=files_of(photo, 2), headers=AUTH)
+    assert moved.status_code == 200
+    happy = next(c for c in moved.json()["classes"] if c["name"] == "happy")
+    assert happy["updates"] == 1
+    assert not torch.allclose(client.app.state.store.current("default")[1].center("happy"), trained)
+    renamed = client.patch("/v1/classes/happy", data={"new_name": "joy"}, headers=AUTH).json()
+    assert [c["name"] for c in renamed["classes"]] == ["angry", "disgust", "fear", "joy", "sad", "surprise", "neutral"]
+    assert client.patch("/v1/classes/happy", data={"new_name": "x"}, headers=AUTH).status_code == 404
+    assert client.patch("/v1/classes/joy", headers=AUTH).status_code == 400
+    assert client.patch("/v1/classes/joy", data={"new_name": "sad"}, headers=AUTH).status_code == 409
+    assert client.patch("/v1/classes/joy", data={"momentum": "1.5"}, files=files_of(photo, 1), headers=AUTH).status_code == 422
+    removed = client.delete("/v1/classes/sad", headers=AUTH).json()
+    assert "sad" not in [c["name"] for c in removed["classes"]]
+    assert client.delete("/v1/classes/sad", headers=AUTH).status_code == 404
+    client.patch("/v1/classes/joy", data={"new_name": "happy"}, headers=AUTH)
+    reset = client.post("/v1/classes/happy:reset", headers=AUTH)
+    assert reset.status_code == 200
+    assert torch.allclose(client.app.state.store.current("default")[1].center("happy"), trained)
+    assert client.post("/v1/classes/nosuch:reset", headers=AUTH).status_code == 404
+
+
+def test_every_change_is_versioned_and_undone_step_by_step(client: TestClient, photo: bytes) -> None:
+    enrol(client, "first", photo)
+    client.delete("/v1/classes/angry", headers=AUTH)
+    client.patch("/v1/classes/first", data={"new_name": "second"}, headers=AUTH)
+    history = client.get("/v1/versions").json()
+    assert [v["version"] for v in history["versions"]] == [1, 2, 3] and "remove 'angry'" in history["versions"][1]["action"]
+    names = lambda r: [c["name"] for c in r.json()["classes"]]  # noqa: E731
+    step = client.post("/v1/undo", headers=AUTH)
+    assert step.json()["undone"] == "rename 'first' to 'second'" and "first" in names(step) and "angry" not in names(step)
+    step = client.post("/v1/undo", headers=AUTH)
+    assert "angry" in names(step) and "first" in names(step)
+    step = client.post("/v1/undo", headers=AUTH)
+    assert names(step) == FER_CLASSES
+    nothing = client.post("/v1/undo", headers=AUTH)
+    assert nothing.status_code == 409 and "no change to undo" in nothing.json()["detail"]
+    assert client.get("/v1/versions").json()["version"] == 6  # the undos are in the log too
+
+
+def test_profiles_are_isolated_and_banks_survive_a_restart(recognizer, photo: bytes, tmp_path: Path) -> None:
+    db = tmp_path / "banks.sqlite3"
+    first = TestClient(create_app(recognizer, BankStore(db, recognizer.bank, "default"), ServeSettings(api_key=KEY), "default"))
+    assert enrol(first, "mine", photo, profile="alice").status_code == 201
+    assert "mine" in [c["name"] for c in first.get("/v1/classes?profile=alice").json()["classes"]]
+    assert "mine" not in [c["name"] for c in first.get("/v1/classes?profile=bob").json()["classes"]]
+    assert first.post("/v1/undo?profile=bob", headers=AUTH).status_code == 409
+    restarted = TestClient(create_app(recognizer, BankStore(db, recognizer.bank, "default"), ServeSettings(api_key=KEY), "default"))
+    assert restarted.get("/v1/classes?profile=alice").json()["classes"][-1]["name"] == "mine"
+    label = restarted.post("/v1/predict?profile=alice", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]["label"]
+    assert label == "mine"
+
+
+def test_concurrent_enrolments_are_never_lost(client: TestClient, photo: bytes) -> None:
+    names = [f"class{i}" for i in range(12)]
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda n: enrol(client, n, photo).status_code, names))
+    assert codes == [201] * len(names)
+    classes = [c["name"] for c in client.get("/v1/classes").json()["classes"]]
+    assert set(names) <= set(classes) and len(classes) == len(FER_CLASSES) + len(names)
+    assert [v["version"] for v in client.get("/v1/versions").json()["versions"]] == list(range(1, 13))
+
+
+# ---------------------------------------------------------------- the store on its own
+
+
+def test_two_stores_on_one_file_serialise_their_changes(recognizer, tmp_path: Path) -> None:
+    """Two BankStore objects stand for two server processes sharing the database."""
+    stores = [BankStore(tmp_path / "shared.sqlite3", recognizer.bank, "default") for _ in range(2)]
+    x = np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32)
+
+    def add(i: int) -> int:
+        return stores[i % 2].change("p", f"add c{i}", lambda bank: bank.add(f"c{i}", x + i))[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = sorted(pool.map(add, range(20)))
+    assert versions == list(range(1, 21))
+    assert {f"c{i}" for i in range(20)} <= set(stores[0].current("p")[1].names)
+
+
+def test_store_errors(recognizer, tmp_path: Path) -> None:
+    store = BankStore(tmp_path / "s.sqlite3", recognizer.bank, "default")
+    with pytest.raises(ValueError, match="already exists|already"):
+        store.change("p", "dup", lambda bank: bank.add("happy", np.ones((1, 512), np.float32)))
+    assert store.history("p") == []  # a failed edit stores nothing
+    with pytest.raises(NothingToUndo):
+        store.undo("p")
+    with pytest.raises(ValueError, match="profile names"):
+        store.current("a/b")
+    other = spherefer.load_model("sphere3d")
+    with pytest.raises(ValueError, match="holds banks of model 'default'.*use another --db"):
+        BankStore(tmp_path / "s.sqlite3", other.bank, "sphere3d")
+    for good in ("a", "A_b-9", "x" * 64):
+        assert check_profile(good) == good
+
+
+def test_api_key_file_is_created_private_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPHEREFER_API_KEY", raising=False)
+    key_file = tmp_path / "serve" / "api_key"
+    key = load_api_key(key_file)
+    assert len(key) >= 32 and key_file.stat().st_mode & 0o777 == 0o600
+    assert load_api_key(key_file) == key
+    monkeypatch.setenv("SPHEREFER_API_KEY", "from-the-environment-123")
+    assert load_api_key(key_file) == "from-the-environment-123"
+    key_file.write_text("short\n")
+    monkeypatch.delenv("SPHEREFER_API_KEY")
+    with pytest.raises(ValueError, match="shorter than 16"):
+        load_api_key(key_file)
+
+
+def test_build_app_uses_the_home_folder_and_the_cli_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path))
+    monkeypatch.delenv("SPHEREFER_API_KEY", raising=False)
+    client = TestClient(build_app("default"))
+    assert client.get("/v1/health").status_code == 200
+    assert (tmp_path / "serve" / "default.sqlite3").is_file() and (tmp_path / "serve" / "api_key").is_file()
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0 and "X-API-Key" in result.output
+
+
+# ---------------------------------------------------------------- fuzzing the uploads
+
+
+def test_fuzzed_uploads_and_names_never_cause_a_server_error(client: TestClient, photo: bytes) -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    prefixes = st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", photo[:200]])
+
+    @hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(prefix=prefixes, body=st.binary(max_size=2048), name=st.text(max_size=80), profile=st.text(max_size=20),
+                      aligned=st.booleans())
+    def check(prefix: bytes, body: bytes, name: str, profile: str, aligned: bool) -> None:
+        data = prefix + body
+        predicted = client.post("/v1/predict", params={"profile": profile, "aligned": aligned}, files={"file": ("f", data, "image/png")})
+        assert predicted.status_code < 500, predicted.text
+        enrolled = client.post("/v1/classes", params={"profile": profile}, data={"name": name, "aligned": str(aligned).lower()},
+                               files=files_of(data, 3), headers=AUTH)
+        assert enrolled.status_code < 500, enrolled.text
+        renamed = client.patch(f"/v1/classes/{quote(name or 'x', safe='')}", params={"profile": profile}, data={"new_name": name}, headers=AUTH)
+        assert renamed.status_code < 500, renamed.text
+
+    check()
+
+
+# ---------------------------------------------------------------- the browser app
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _fake_camera(path: Path, frames: int = 10) -> Path:
+    """A Y4M clip (what Chromium's fake camera plays) of the astronaut photo on a 640x480 frame."""
+    import cv2
+
+    rgb = np.asarray(Image.open(example_photo()).convert("RGB").resize((400, 400)))
+    frame = np.full((480, 640, 3), 40, np.uint8)
+    frame[40:440, 120:520] = rgb
+    yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with path.open("wb") as handle:
+        handle.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            handle.write(b"FRAME\n" + yuv)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="no chromium for the browser test")
+def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import uvicorn
+
+    store = BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default")
+    app = create_app(recognizer, store, ServeSettings(api_key=KEY), "default")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    camera = _fake_camera(tmp_path / "camera.y4m")
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=_chromium(), args=[
+                "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#classes li[data-name='happy']")
+            page.fill("#apikey", KEY)
+            page.click("#camera")
+            page.wait_for_function("() => /\\d\\.\\d\\d/.test(document.querySelector('#labels').textContent)", timeout=30000)
+            before = page.text_content("#labels")
+            page.fill("#newname", "astronaut_face")
+            page.click("#teach")
+            page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('enrolled astronaut_face')", timeout=60000)
+            page.wait_for_selector("#classes li[data-name='astronaut_face']")
+            page.wait_for_function("() => document.querySelector('#labels').textContent.startsWith('astronaut_face')", timeout=30000)
+            page.screenshot(path=str(tmp_path / "app.png"))
+            page.click("#classes li[data-name='astronaut_face'] button")
+            page.wait_for_function("() => !document.querySelector(\"#classes li[data-name='astronaut_face']\")")
+            browser.close()
+        assert errors == []
+        assert not before.startswith("astronaut_face")
+        assert store.history("default")[-1].action == "remove 'astronaut_face'"
+        assert "astronaut_face" not in store.current("default")[1].names
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
