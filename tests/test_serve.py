@@ -38,9 +38,55 @@ def recognizer() -> spherefer.Recognizer:
     return spherefer.load_model("default")
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A throw-away PostgreSQL cluster (initdb + pg_ctl, as user postgres when run as root); its base URL."""
+    pytest.importorskip("psycopg")
+    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl)")
+    import os
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="spherefer-pg-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_owner, "initdb", "-D", str(folder / "data"), "-A", "trust", "-U", "spherefer"], check=True, capture_output=True)
+    subprocess.run([*as_owner, "pg_ctl", "-D", str(folder / "data"), "-o", f"-k {folder} -p {port} -c listen_addresses=''",
+                    "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
+    yield f"postgresql://spherefer@/{{dbname}}?host={folder}&port={port}"
+    subprocess.run([*as_owner, "pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path):
+    """A factory of empty databases of one kind: ``database()`` gives a new SQLite path or PostgreSQL URL."""
+    if request.param == "sqlite":
+        return lambda: tmp_path / f"banks{len(list(tmp_path.glob('*.sqlite3')))}.sqlite3"
+    import uuid
+
+    import psycopg
+
+    base = request.getfixturevalue("postgres_server")
+
+    def create() -> str:
+        name = f"t{uuid.uuid4().hex}"
+        with psycopg.connect(base.format(dbname="postgres"), autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return base.format(dbname=name)
+
+    return create
+
+
 @pytest.fixture()
-def client(recognizer: spherefer.Recognizer, tmp_path: Path) -> TestClient:
-    store = BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default")
+def client(recognizer: spherefer.Recognizer, database) -> TestClient:
+    store = BankStore(database(), recognizer.bank, "default")
     return TestClient(create_app(recognizer, store, ServeSettings(api_key=KEY, max_upload_bytes=2 * 2**20, max_pixels=4_000_000), "default"))
 
 
@@ -226,8 +272,8 @@ def test_every_change_is_versioned_and_undone_step_by_step(client: TestClient, p
     assert client.get("/v1/versions").json()["version"] == 6  # the undos are in the log too
 
 
-def test_profiles_are_isolated_and_banks_survive_a_restart(recognizer, photo: bytes, tmp_path: Path) -> None:
-    db = tmp_path / "banks.sqlite3"
+def test_profiles_are_isolated_and_banks_survive_a_restart(recognizer, photo: bytes, database) -> None:
+    db = database()
     first = TestClient(create_app(recognizer, BankStore(db, recognizer.bank, "default"), ServeSettings(api_key=KEY), "default"))
     assert enrol(first, "mine", photo, profile="alice").status_code == 201
     assert "mine" in [c["name"] for c in first.get("/v1/classes?profile=alice").json()["classes"]]
@@ -252,9 +298,10 @@ def test_concurrent_enrolments_are_never_lost(client: TestClient, photo: bytes) 
 # ---------------------------------------------------------------- the store on its own
 
 
-def test_two_stores_on_one_file_serialise_their_changes(recognizer, tmp_path: Path) -> None:
+def test_two_stores_on_one_database_serialise_their_changes(recognizer, database) -> None:
     """Two BankStore objects stand for two server processes sharing the database."""
-    stores = [BankStore(tmp_path / "shared.sqlite3", recognizer.bank, "default") for _ in range(2)]
+    db = database()
+    stores = [BankStore(db, recognizer.bank, "default") for _ in range(2)]
     x = np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32)
 
     def add(i: int) -> int:
@@ -266,8 +313,9 @@ def test_two_stores_on_one_file_serialise_their_changes(recognizer, tmp_path: Pa
     assert {f"c{i}" for i in range(20)} <= set(stores[0].current("p")[1].names)
 
 
-def test_store_errors(recognizer, tmp_path: Path) -> None:
-    store = BankStore(tmp_path / "s.sqlite3", recognizer.bank, "default")
+def test_store_errors(recognizer, database) -> None:
+    db = database()
+    store = BankStore(db, recognizer.bank, "default")
     with pytest.raises(ValueError, match="already exists|already"):
         store.change("p", "dup", lambda bank: bank.add("happy", np.ones((1, 512), np.float32)))
     assert store.history("p") == []  # a failed edit stores nothing
@@ -277,7 +325,7 @@ def test_store_errors(recognizer, tmp_path: Path) -> None:
         store.current("a/b")
     other = spherefer.load_model("sphere3d")
     with pytest.raises(ValueError, match="holds banks of model 'default'.*use another --db"):
-        BankStore(tmp_path / "s.sqlite3", other.bank, "sphere3d")
+        BankStore(db, other.bank, "sphere3d")
     for good in ("a", "A_b-9", "x" * 64):
         assert check_profile(good) == good
 

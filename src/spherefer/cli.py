@@ -544,12 +544,12 @@ def geometry(model_name: str, bank_option: Path | None, output_dir: Path, data_s
 @MODEL_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--db", "db_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite file of the profiles' banks (default: ~/.spherefer/serve/<model>.sqlite3).")
+@click.option("--db", "db_path", default=None,
+              help="Database of the profiles' banks: a SQLite file (default: ~/.spherefer/serve/<model>.sqlite3) or a postgresql:// URL.")
 @click.option("--max-upload-mb", default=10.0, show_default=True, help="Largest accepted image file.")
 @click.option("--max-images", default=50, show_default=True, help="Most images in one enrol/update request.")
 @click.option("--workers", default=1, show_default=True, help="Server processes (they share the database safely).")
-def serve(model_name: str, host: str, port: int, db_path: Path | None, max_upload_mb: float, max_images: int, workers: int) -> None:
+def serve(model_name: str, host: str, port: int, db_path: str | None, max_upload_mb: float, max_images: int, workers: int) -> None:
     """Serve the HTTP API (/v1/..., OpenAPI at /docs) and the browser app (/) for MODEL.
 
     Changes need the API key (header X-API-Key): $SPHEREFER_API_KEY, or the key in
@@ -566,7 +566,7 @@ def serve(model_name: str, host: str, port: int, db_path: Path | None, max_uploa
     os.environ["SPHEREFER_SERVE_MODEL"] = model_name
     os.environ["SPHEREFER_SERVE_LIMITS"] = json.dumps({"max_upload_bytes": int(max_upload_mb * 2**20), "max_images": max_images})
     if db_path is not None:
-        os.environ["SPHEREFER_SERVE_DB"] = str(db_path)
+        os.environ["SPHEREFER_SERVE_DB"] = db_path
     click.echo(f"spherefer serve: model {model_name}, http://{host}:{port}/ (API docs /docs); write requests need the API key in {key_source}")
     uvicorn.run("spherefer.serve:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
 

@@ -39,7 +39,7 @@ def load_api_key(key_file: Path) -> str:
 
 
 def build_app(model: str = "default", db: str | Path | None = None, api_key: str | None = None, **limits: int):
-    """The app for ``model`` with its banks in SQLite file ``db`` (default ``serve_home()/<model>.sqlite3``)."""
+    """The app for ``model`` with its banks in ``db``: a SQLite file (default ``serve_home()/<model>.sqlite3``) or a postgresql:// URL."""
     recognizer = load_model(model)
     name = Path(model).name if Path(model).is_dir() else model
     store = BankStore(db or serve_home() / f"{name}.sqlite3", recognizer.bank, model_id=name)

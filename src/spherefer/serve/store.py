@@ -1,8 +1,9 @@
-"""Versioned center banks, one per named profile, in an embedded SQLite database.
+"""Versioned center banks, one per named profile, in SQLite (embedded, the default) or PostgreSQL.
 
 Every change appends a new version of the profile's whole bank (a few kB) inside one
-``BEGIN IMMEDIATE`` transaction, so concurrent requests — threads or server processes
-sharing the file — are serialised and none is lost. Version 0 of every profile is the
+write transaction — ``BEGIN IMMEDIATE`` in SQLite, a per-profile advisory lock in
+PostgreSQL — so concurrent requests, threads or server processes sharing the database,
+are serialised and none is lost. Version 0 of every profile is the
 model's trained bank and is never stored. An undo appends a version equal to the state
 before the last change still in effect, so repeated undos walk back through history
 and every step stays in the log.
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..centers import CenterBank
 
@@ -27,18 +28,59 @@ __all__ = ["BankStore", "Version", "check_profile", "NothingToUndo"]
 T = TypeVar("T")
 PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS bank_versions (
-    profile TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    previous INTEGER,
-    created REAL NOT NULL,
-    action TEXT NOT NULL,
-    bank BLOB NOT NULL,
-    PRIMARY KEY (profile, version)
-);
-CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS bank_versions (
+        profile TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, created {real} NOT NULL,
+        action TEXT NOT NULL, bank {blob} NOT NULL, PRIMARY KEY (profile, version))""",
+    "CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+class _Database:
+    """The few things SQLite and PostgreSQL do differently here: connecting, parameters, types, locking."""
+
+    def __init__(self, url: str) -> None:
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        if self.postgres:
+            try:
+                import psycopg
+            except ImportError as err:
+                raise ValueError("a postgresql:// database needs psycopg: pip install 'psycopg[binary]'") from err
+            self._psycopg, self.url, self.where = psycopg, url, url.split("@")[-1]  # never show a password
+        else:
+            path = Path(url.removeprefix("sqlite:///")).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.url = self.where = str(path)
+
+    def connect(self) -> Any:
+        if self.postgres:
+            return self._psycopg.connect(self.url, autocommit=True)
+        db = sqlite3.connect(self.url, timeout=60.0, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=60000")
+        return db
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.postgres else statement
+
+    def create(self, db: Any) -> None:
+        types = {"real": "DOUBLE PRECISION", "blob": "BYTEA"} if self.postgres else {"real": "REAL", "blob": "BLOB"}
+        for statement in _SCHEMA:
+            db.execute(statement.format(**types))
+        if not self.postgres:
+            db.execute("PRAGMA journal_mode=WAL")
+
+    def begin_write(self, db: Any, profile: str) -> None:
+        """Start a transaction that holds the profile's write lock until COMMIT or ROLLBACK."""
+        if self.postgres:
+            db.execute("BEGIN")
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (profile,))
+        else:
+            db.execute("BEGIN IMMEDIATE")
+
+    def in_transaction(self, db: Any) -> bool:
+        if self.postgres:
+            return db.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE
+        return db.in_transaction
 
 
 class NothingToUndo(ValueError):
@@ -63,41 +105,42 @@ def check_profile(name: str) -> str:
 
 
 class BankStore:
-    """Versioned banks per profile on top of the trained bank ``base`` of model ``model_id``."""
+    """Versioned banks per profile on top of the trained bank ``base`` of model ``model_id``.
 
-    def __init__(self, path: str | Path, base: CenterBank, model_id: str) -> None:
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    ``database`` is a SQLite file path (or ``sqlite:///PATH``) or a ``postgresql://`` URL.
+    """
+
+    def __init__(self, database: str | Path, base: CenterBank, model_id: str) -> None:
+        self.db = _Database(str(database))
         self.base = copy.deepcopy(base)
         with closing(self._connect()) as db:
-            db.executescript(_SCHEMA)
-            db.execute("PRAGMA journal_mode=WAL")
+            self.db.create(db)
             found = dict(db.execute("SELECT key, value FROM store_info").fetchall())
             identity = {"model": model_id, "embedding_size": str(base.embedding_size)}
             if not found:
-                db.executemany("INSERT INTO store_info VALUES (?, ?)", identity.items())
-            elif found != identity:
-                raise ValueError(f"database {self.path} holds banks of model {found.get('model')!r} "
+                for item in identity.items():
+                    db.execute(self.db.sql("INSERT INTO store_info VALUES (?, ?) ON CONFLICT (key) DO NOTHING"), item)
+                found = dict(db.execute("SELECT key, value FROM store_info").fetchall())
+            if found != identity:
+                raise ValueError(f"database {self.db.where} holds banks of model {found.get('model')!r} "
                                  f"({found.get('embedding_size')}-d), not of {model_id!r} ({base.embedding_size}-d); use another --db")
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        db.execute("PRAGMA busy_timeout=60000")
-        return db
+    def _connect(self) -> Any:
+        return self.db.connect()
 
     def _latest(self, db: sqlite3.Connection, profile: str) -> tuple[Version, bytes | None]:
-        row = db.execute(
-            "SELECT version, previous, created, action, bank FROM bank_versions WHERE profile = ? ORDER BY version DESC LIMIT 1", (profile,)
+        row = db.execute(self.db.sql(
+            "SELECT version, previous, created, action, bank FROM bank_versions WHERE profile = ? ORDER BY version DESC LIMIT 1"), (profile,)
         ).fetchone()
         if row is None:
             return Version(0, None, 0.0, "trained bank"), None
-        return Version(*row[:4]), row[4]
+        return Version(*row[:4]), bytes(row[4])
 
     def _bank(self, db: sqlite3.Connection, profile: str, version: int) -> CenterBank:
         if version == 0:
             return copy.deepcopy(self.base)
-        (data,) = db.execute("SELECT bank FROM bank_versions WHERE profile = ? AND version = ?", (profile, version)).fetchone()
-        return CenterBank.from_bytes(data, f"bank of profile {profile!r} version {version}")
+        (data,) = db.execute(self.db.sql("SELECT bank FROM bank_versions WHERE profile = ? AND version = ?"), (profile, version)).fetchone()
+        return CenterBank.from_bytes(bytes(data), f"bank of profile {profile!r} version {version}")
 
     def current(self, profile: str) -> tuple[int, CenterBank]:
         """(version, bank) of ``profile`` now; a profile never changed is at version 0, the trained bank."""
@@ -115,16 +158,16 @@ class BankStore:
         check_profile(profile)
         db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self.db.begin_write(db, profile)
             latest, data = self._latest(db, profile)
             bank = copy.deepcopy(self.base) if data is None else CenterBank.from_bytes(data, f"bank of profile {profile!r}")
             result = edit(bank)
             version = latest.version + 1
-            db.execute("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)", (profile, version, latest.version, time.time(), action, bank.to_bytes()))
+            db.execute(self.db.sql("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)"), (profile, version, latest.version, time.time(), action, bank.to_bytes()))
             db.execute("COMMIT")
             return version, result
         except BaseException:
-            if db.in_transaction:
+            if self.db.in_transaction(db):
                 db.execute("ROLLBACK")
             raise
         finally:
@@ -135,21 +178,21 @@ class BankStore:
         check_profile(profile)
         db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self.db.begin_write(db, profile)
             latest, _ = self._latest(db, profile)
             if latest.previous is None:
                 raise NothingToUndo(f"profile {profile!r} has no change to undo (it is at the trained bank or everything was undone)")
             target = latest.previous
             bank = self._bank(db, profile, target)
-            before = None if target == 0 else db.execute(
-                "SELECT previous FROM bank_versions WHERE profile = ? AND version = ?", (profile, target)).fetchone()[0]
+            before = None if target == 0 else db.execute(self.db.sql(
+                "SELECT previous FROM bank_versions WHERE profile = ? AND version = ?"), (profile, target)).fetchone()[0]
             version = latest.version + 1
-            db.execute("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute(self.db.sql("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)"),
                        (profile, version, before, time.time(), f"undo: {latest.action}", bank.to_bytes()))
             db.execute("COMMIT")
             return version, latest.action
         except BaseException:
-            if db.in_transaction:
+            if self.db.in_transaction(db):
                 db.execute("ROLLBACK")
             raise
         finally:
@@ -159,7 +202,7 @@ class BankStore:
         """Every stored version of ``profile``, oldest first (version 0, the trained bank, is implicit)."""
         check_profile(profile)
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT version, previous, created, action FROM bank_versions WHERE profile = ? ORDER BY version", (profile,)).fetchall()
+            rows = db.execute(self.db.sql("SELECT version, previous, created, action FROM bank_versions WHERE profile = ? ORDER BY version"), (profile,)).fetchall()
         return [Version(*row) for row in rows]
 
     def profiles(self) -> list[str]:
