@@ -15,7 +15,6 @@ present). Baseline, same run: `Recognizer.analyze` on the same photo in this pro
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
