@@ -4,7 +4,7 @@
 
 Starts `spherefer serve` (a fresh SQLite database and API key in a temporary home), then
 for each client count runs that many concurrent HTTP clients for --seconds: every client
-posts the example photo (640x... astronaut, one face) to /v1/predict in a loop, and one
+posts the example photo (the 512x512 astronaut, one face) to /v1/predict in a loop, and one
 extra client enrols a new class (3 photos) after another into the same profile. Reports
 requests/s and p50/p99 latency per endpoint, and compares the enrolments the server
 acknowledged (201) with the classes the bank holds afterwards (lost = acknowledged -
