@@ -157,10 +157,13 @@ def test_sphere_view_has_every_center_on_the_unit_sphere(client: TestClient) -> 
 @pytest.mark.parametrize(
     ("upload", "status", "message"),
     [
-        (("junk.jpg", b"this is not an image", "image/jpeg"), 400, "junk.jpg is not a readable image"),
-        (("empty.png", b"", "image/png"), 400, "empty.png is empty"),
-        (("truncated.jpg", None, "image/jpeg"), 400, "truncated.jpg is not a readable image"),
-        (("huge.png", "pixels", "image/png"), 413, "more than the 4000000 limit"),
+        (("junk.jpg", b"this is not an image", "image/jpeg"), 400, "'junk.jpg' is not a readable JPEG/PNG"),
+        (("empty.png", b"", "image/png"), 400, "'empty.png' is empty"),
+        (("truncated.jpg", None, "image/jpeg"), 400, "'truncated.jpg' is not a readable"),
+        (("wide.png", "wide", "image/png"), 400, "'wide.png' is 4000x100 pixels: not a photo"),
+        (("side.png", "side", "image/png"), 413, "12000x1000 pixels, more than the limit"),
+        (("image.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "application/postscript"), 400, "'image.eps' is not a readable"),
+        (("huge.png", "pixels", "image/png"), 413, "more than the limit (4000000 pixels"),
         (("big.bin", b"\0" * (2 * 2**20 + 1), "image/png"), 413, "larger than the 2097152 byte limit"),
     ],
 )
@@ -170,6 +173,10 @@ def test_predict_bad_uploads_are_4xx_with_the_file_named(client: TestClient, pho
         data = photo[: len(photo) // 3]
     elif data == "pixels":
         data = png_bytes(np.zeros((2100, 2000), np.uint8))
+    elif data == "wide":
+        data = png_bytes(np.zeros((100, 4000), np.uint8))
+    elif data == "side":
+        data = png_bytes(np.zeros((1000, 12000), np.uint8))
     response = client.post("/v1/predict", files={"file": (name, data, kind)})
     assert response.status_code == status and message in response.json()["detail"]
 
@@ -220,7 +227,7 @@ def test_enrol_errors(client: TestClient, photo: bytes, tmp_path: Path) -> None:
     blank = png_bytes(np.full((240, 320, 3), 90, np.uint8))
     files = files_of(photo, 2) + [("files", ("wall.png", blank, "image/png"))]
     no_face = client.post("/v1/classes", data={"name": "newone"}, files=files, headers=AUTH)
-    assert no_face.status_code == 422 and "wall.png: no usable face" in no_face.json()["detail"]
+    assert no_face.status_code == 422 and "'wall.png': no usable face" in no_face.json()["detail"]
     assert client.get("/v1/classes").json()["version"] == 0  # failed requests store nothing
 
 
@@ -264,12 +271,48 @@ def test_every_change_is_versioned_and_undone_step_by_step(client: TestClient, p
     step = client.post("/v1/undo", headers=AUTH)
     assert step.json()["undone"] == "rename 'first' to 'second'" and "first" in names(step) and "angry" not in names(step)
     step = client.post("/v1/undo", headers=AUTH)
-    assert "angry" in names(step) and "first" in names(step)
+    assert step.json()["undone"] == "remove 'angry'" and "angry" in names(step) and "first" in names(step)
     step = client.post("/v1/undo", headers=AUTH)
-    assert names(step) == FER_CLASSES
+    assert step.json()["undone"] == "enrol 'first' from 3 images" and names(step) == FER_CLASSES
+    assert [v["action"] for v in client.get("/v1/versions").json()["versions"]][3:] == [
+        "undo: rename 'first' to 'second'", "undo: remove 'angry'", "undo: enrol 'first' from 3 images"]
     nothing = client.post("/v1/undo", headers=AUTH)
     assert nothing.status_code == 409 and "no change to undo" in nothing.json()["detail"]
     assert client.get("/v1/versions").json()["version"] == 6  # the undos are in the log too
+
+
+def test_the_last_class_of_a_profile_cannot_be_removed(client: TestClient, photo: bytes) -> None:
+    for name in FER_CLASSES[:-1]:
+        assert client.delete(f"/v1/classes/{name}?profile=solo", headers=AUTH).status_code == 200
+    last = client.delete("/v1/classes/neutral?profile=solo", headers=AUTH)
+    assert last.status_code == 409 and "last class" in last.json()["detail"]
+    assert client.post("/v1/predict?profile=solo", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]["label"] in ("neutral", "unknown")
+    assert [c["name"] for c in client.get("/v1/sphere?profile=solo").json()["centers"]] == ["neutral"]
+
+
+def test_class_names_that_no_url_could_reach_are_refused(client: TestClient, photo: bytes) -> None:
+    for name in ("a/b", "back\\slash", ".", ".."):
+        response = enrol(client, name, photo)
+        assert response.status_code == 400 and "cannot be a class name" in response.json()["detail"], name
+
+
+def test_16_bit_and_palette_images_are_read_like_the_8_bit_photo(client: TestClient, photo: bytes) -> None:
+    rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    expected = client.post("/v1/predict", files={"file": ("a.png", png_bytes(rgb), "image/png")}).json()["faces"][0]
+    grey16 = Image.fromarray((np.asarray(Image.fromarray(rgb).convert("L"), np.uint16) * 257))
+    palette = Image.fromarray(rgb).convert("P")
+    for image in (grey16, palette):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        faces = client.post("/v1/predict", files={"file": ("x.png", buffer.getvalue(), "image/png")}).json()["faces"]
+        assert len(faces) == 1 and faces[0]["box"] == pytest.approx(expected["box"], abs=8), image.mode
+
+
+def test_oversized_request_bodies_are_refused_before_parsing(recognizer, database) -> None:
+    settings = ServeSettings(api_key=KEY, max_upload_bytes=1000, max_images=3)
+    small = TestClient(create_app(recognizer, BankStore(database(), recognizer.bank, "default"), settings, "default"))
+    response = small.post("/v1/predict", files={"file": ("big.jpg", b"\0" * (settings.max_request_bytes + 10), "image/jpeg")})
+    assert response.status_code == 413 and "more than the" in response.json()["detail"]
 
 
 def test_profiles_are_isolated_and_banks_survive_a_restart(recognizer, photo: bytes, database) -> None:
@@ -313,6 +356,15 @@ def test_two_stores_on_one_database_serialise_their_changes(recognizer, database
     assert {f"c{i}" for i in range(20)} <= set(stores[0].current("p")[1].names)
 
 
+def test_servers_starting_together_on_a_new_database_agree(recognizer, database) -> None:
+    db = database()
+    with ThreadPoolExecutor(6) as pool:
+        stores = list(pool.map(lambda _: BankStore(db, recognizer.bank, "default"), range(6)))
+    assert all(store.current("p")[0] == 0 for store in stores)
+    assert stores[0].change("p", "x", lambda bank: bank.remove("happy"))[0] == 1
+    assert stores[5].current("p")[0] == 1
+
+
 def test_store_errors(recognizer, database) -> None:
     db = database()
     store = BankStore(db, recognizer.bank, "default")
@@ -338,10 +390,17 @@ def test_api_key_file_is_created_private_and_reused(tmp_path: Path, monkeypatch:
     assert load_api_key(key_file) == key
     monkeypatch.setenv("SPHEREFER_API_KEY", "from-the-environment-123")
     assert load_api_key(key_file) == "from-the-environment-123"
+    monkeypatch.setenv("SPHEREFER_API_KEY", "short")
+    with pytest.raises(ValueError, match="SPHEREFER_API_KEY is shorter than 16"):
+        load_api_key(key_file)
     key_file.write_text("short\n")
     monkeypatch.delenv("SPHEREFER_API_KEY")
     with pytest.raises(ValueError, match="shorter than 16"):
         load_api_key(key_file)
+    other = tmp_path / "race" / "api_key"
+    with ThreadPoolExecutor(6) as pool:
+        keys = set(pool.map(lambda _: load_api_key(other), range(6)))
+    assert len(keys) == 1 and sorted(p.name for p in other.parent.iterdir()) == ["api_key"]
 
 
 def test_build_app_uses_the_home_folder_and_the_cli_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

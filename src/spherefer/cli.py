@@ -546,10 +546,11 @@ def geometry(model_name: str, bank_option: Path | None, output_dir: Path, data_s
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--db", "db_path", default=None,
               help="Database of the profiles' banks: a SQLite file (default: ~/.spherefer/serve/<model>.sqlite3) or a postgresql:// URL.")
-@click.option("--max-upload-mb", default=10.0, show_default=True, help="Largest accepted image file.")
-@click.option("--max-images", default=50, show_default=True, help="Most images in one enrol/update request.")
-@click.option("--workers", default=1, show_default=True, help="Server processes (they share the database safely).")
-def serve(model_name: str, host: str, port: int, db_path: str | None, max_upload_mb: float, max_images: int, workers: int) -> None:
+@click.option("--max-upload-mb", default=10.0, show_default=True, type=click.FloatRange(0.01, 1024), help="Largest accepted image file.")
+@click.option("--max-megapixels", default=25.0, show_default=True, type=click.FloatRange(0.01, 500), help="Largest accepted image, in pixels.")
+@click.option("--max-images", default=50, show_default=True, type=click.IntRange(3, 1000), help="Most images in one enrol/update request.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes (they share the database safely).")
+def serve(model_name: str, host: str, port: int, db_path: str | None, max_upload_mb: float, max_megapixels: float, max_images: int, workers: int) -> None:
     """Serve the HTTP API (/v1/..., OpenAPI at /docs) and the browser app (/) for MODEL.
 
     Changes need the API key (header X-API-Key): $SPHEREFER_API_KEY, or the key in
@@ -564,7 +565,9 @@ def serve(model_name: str, host: str, port: int, db_path: str | None, max_upload
     key_source = "$SPHEREFER_API_KEY" if os.environ.get("SPHEREFER_API_KEY") else str(serve_home() / "api_key")
     load_api_key(serve_home() / "api_key")  # create it now, so every worker reads the same key
     os.environ["SPHEREFER_SERVE_MODEL"] = model_name
-    os.environ["SPHEREFER_SERVE_LIMITS"] = json.dumps({"max_upload_bytes": int(max_upload_mb * 2**20), "max_images": max_images})
+    limits = {"max_upload_bytes": int(max_upload_mb * 2**20), "max_pixels": int(max_megapixels * 1e6), "max_images": max_images}
+    os.environ["SPHEREFER_SERVE_LIMITS"] = json.dumps(limits)
+    os.environ.pop("SPHEREFER_SERVE_DB", None)
     if db_path is not None:
         os.environ["SPHEREFER_SERVE_DB"] = db_path
     click.echo(f"spherefer serve: model {model_name}, http://{host}:{port}/ (API docs /docs); write requests need the API key in {key_source}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from ..recognizer import load_model
@@ -23,18 +24,27 @@ def serve_home() -> Path:
 
 
 def load_api_key(key_file: Path) -> str:
-    """``$SPHEREFER_API_KEY`` if set; otherwise the key in ``key_file``, created (random, owner-only) if missing."""
+    """``$SPHEREFER_API_KEY`` if set; otherwise the key in ``key_file``, created (random, owner-only) if missing.
+
+    Either must be at least 16 characters. Creation is atomic: servers starting together agree on one key.
+    """
     key = os.environ.get("SPHEREFER_API_KEY")
-    if key:
-        return key
-    if not key_file.is_file():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32) + "\n")
-    key = key_file.read_text().strip()
+    where = "$SPHEREFER_API_KEY"
+    if not key:
+        if not key_file.is_file():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=key_file.parent, prefix=".api_key.")  # owner-only (0600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32) + "\n")
+            try:
+                os.link(temporary, key_file)  # fails if another process made the key first: then use theirs
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(temporary)
+        key, where = key_file.read_text().strip(), str(key_file)
     if len(key) < 16:
-        raise ValueError(f"the API key in {key_file} is shorter than 16 characters")
+        raise ValueError(f"the API key in {where} is shorter than 16 characters")
     return key
 
 

@@ -3,14 +3,14 @@
 Read endpoints are open; endpoints that change a bank need the API key in the
 ``X-API-Key`` header. Every bank belongs to a *profile* (query parameter ``profile``,
 default ``default``): profiles never see each other's classes. Uploaded images are
-decoded in memory and never written to disk.
+decoded in memory, one at a time, and never stored (while parsing a request, the
+multipart parser may spool a large part to an anonymous temporary file).
 """
 
 
 import copy
 import hmac
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,10 +20,11 @@ from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, Upload
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .. import __version__
 from ..centers import RESERVED_LABELS, CenterBank, estimate_threshold
+from ..images import flatten_to_mode
 from ..recognizer import Recognizer
 from .store import BankStore, NothingToUndo, check_profile
 
@@ -38,9 +39,27 @@ class ServeSettings:
 
     api_key: str
     max_upload_bytes: int = 10 * 2**20
-    max_pixels: int = 40_000_000
+    max_pixels: int = 25_000_000
+    max_side: int = 10_000
+    max_aspect: float = 20.0
     max_images: int = 50
     min_images: int = 3
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body: every allowed image at the size limit, plus the form fields."""
+        return self.max_upload_bytes * self.max_images + 2**20
+
+
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+"""What uploads may be; other formats Pillow knows (EPS, AVIF, ...) are refused."""
+Image.init()  # register every plugin, so that Image.open(formats=IMAGE_FORMATS) finds them
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """``repr`` of user input for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class UserError(Exception):
@@ -52,25 +71,26 @@ class UserError(Exception):
 
 
 def _decode(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
-    """An uploaded image as an RGB array, checked against the size and pixel limits."""
+    """An uploaded image as an RGB array, checked against the size, pixel and shape limits."""
     data = upload.file.read(settings.max_upload_bytes + 1)
-    name = upload.filename or "upload"
+    name = _shown(upload.filename or "upload")
     if len(data) > settings.max_upload_bytes:
         raise UserError(413, f"{name} is larger than the {settings.max_upload_bytes} byte limit")
     if not data:
         raise UserError(400, f"{name} is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > settings.max_pixels:
-                raise UserError(413, f"{name} has {width}x{height} pixels, more than the {settings.max_pixels} limit")
-            return np.asarray(image.convert("RGB"))
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        width, height = image.size
+        if width * height > settings.max_pixels or max(width, height) > settings.max_side:
+            raise UserError(413, f"{name} has {width}x{height} pixels, more than the limit "
+                                 f"({settings.max_pixels} pixels, {settings.max_side} on a side)")
+        if min(width, height) < 1 or max(width, height) > settings.max_aspect * min(width, height):
+            raise UserError(400, f"{name} is {width}x{height} pixels: not a photo (sides more than {settings.max_aspect:g}:1)")
+        return np.asarray(flatten_to_mode(image, "RGB"))
     except UserError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise UserError(400, f"{name} is not a readable image ({type(err).__name__}: {err})") from err
+    except Exception as err:  # Pillow raises many kinds for broken files; all are the client's to fix
+        raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image ({type(err).__name__})") from err
 
 
 def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings, model_name: str = "model") -> FastAPI:
@@ -81,6 +101,13 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     @app.exception_handler(UserError)
     async def _user_error(request: Request, err: UserError) -> JSONResponse:
         return JSONResponse({"detail": err.detail}, status_code=err.status)
+
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > settings.max_request_bytes:
+            return JSONResponse({"detail": f"request body of {length} bytes, more than the {settings.max_request_bytes} limit"}, status_code=413)
+        return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -112,39 +139,46 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         """One embedding per image: the whole crop (``aligned``) or the largest accepted face of a photo."""
         if len(files) > settings.max_images:
             raise UserError(413, f"{len(files)} images, more than the {settings.max_images} allowed per request")
-        images = [(f.filename or f"file {i + 1}", _decode(f, settings)) for i, f in enumerate(files)]
-        if aligned:
-            return recognizer.embed([image for _, image in images])
         out = []
-        for name, image in images:
+        for upload in files:  # one decoded image in memory at a time
+            image = _decode(upload, settings)
+            if aligned:
+                out.append(recognizer.embed([image])[0])
+                continue
             accepted = [r for r in recognizer.analyze(image) if r.accepted]
             if not accepted:
-                raise UserError(422, f"{name}: no usable face found (none detected, or too small, blurred or sideways)")
-            out.append(recognizer.embed([accepted[0].crop])[0])
+                raise UserError(422, f"{_shown(upload.filename or 'upload')}: no usable face found (none detected, or too small, blurred or sideways)")
+            out.append(accepted[0].embedding)
         return np.stack(out)
 
-    def class_list(profile: str) -> dict[str, Any]:
-        version, bank = store.current(profile)
+    def class_list(profile: str, version: int, bank: CenterBank) -> dict[str, Any]:
         return {"profile": profile, "version": version, "threshold": bank.threshold, "classes": bank.summary()}
 
     def require_class(bank: CenterBank, name: str) -> None:
         if name not in bank:
-            raise UserError(404, f"no class {name!r}; classes are {bank.names}")
+            raise UserError(404, f"no class {_shown(name)}; classes are {bank.names}")
 
     def check_new_name(bank: CenterBank, name: str) -> None:
         if name in bank:
-            raise UserError(409, f"class {name!r} already exists")
-        if not name or len(name) > 64 or name in RESERVED_LABELS or not name.isprintable() or name != name.strip():
-            raise UserError(400, f"{name!r} cannot be a class name (1-64 printable characters, no outer spaces, not {list(RESERVED_LABELS)})")
+            raise UserError(409, f"class {_shown(name)} already exists")
+        if (not name or len(name) > 64 or name in RESERVED_LABELS or name in (".", "..") or not name.isprintable()
+                or name != name.strip() or "/" in name or "\\" in name):
+            raise UserError(400, f"{_shown(name)} cannot be a class name (1-64 printable characters, no outer spaces, "
+                                 f"no / or \\, not . or .., not {list(RESERVED_LABELS)})")
 
     def changed(profile: str, action: str, edit: Any) -> dict[str, Any]:
+        """Apply ``edit`` as one new version; the answer is the bank that version holds."""
+        def apply(bank: CenterBank) -> CenterBank:
+            edit(bank)
+            return bank
+
         try:
-            store.change(profile, action, edit)
+            version, bank = store.change(profile, action, apply)
         except UserError:
             raise
         except ValueError as err:
             raise UserError(400, str(err)) from err
-        return class_list(profile)
+        return class_list(profile, version, bank)
 
     @app.get("/v1/health")
     def health() -> dict[str, str]:
@@ -187,7 +221,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     @app.get("/v1/classes")
     def list_classes(profile: Profile) -> dict[str, Any]:
-        return class_list(profile)
+        return class_list(profile, *store.current(profile))
 
     @app.post("/v1/classes", status_code=201, dependencies=[Writer])
     def enrol(profile: Profile, name: Annotated[str, Form()], files: Annotated[list[UploadFile], File(description="photos or crops of the expression")],
@@ -233,6 +267,8 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
         def edit(bank: CenterBank) -> None:
             require_class(bank, name)
+            if len(bank) == 1:
+                raise UserError(409, f"{_shown(name)} is the profile's last class; a bank needs at least one (enrol another first)")
             bank.remove(name)
 
         return changed(profile, f"remove {name!r}", edit)
@@ -241,7 +277,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     def reset(profile: Profile, name: str) -> dict[str, Any]:
         def edit(bank: CenterBank) -> None:
             if name not in bank.trained_centers:
-                raise UserError(404, f"{name!r} is not a trained class of the model; trained classes are {list(bank.trained_centers)}")
+                raise UserError(404, f"{_shown(name)} is not a trained class of the model; trained classes are {list(bank.trained_centers)}")
             bank.reset(name)
 
         return changed(profile, f"reset {name!r} to its trained center", edit)
@@ -254,10 +290,10 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     @app.post("/v1/undo", dependencies=[Writer])
     def undo(profile: Profile) -> dict[str, Any]:
         try:
-            _, action = store.undo(profile)
+            version, action, bank = store.undo(profile)
         except NothingToUndo as err:
             raise UserError(409, str(err)) from err
-        return {"undone": action, **class_list(profile)}
+        return {"undone": action, **class_list(profile, version, bank)}
 
     @app.get("/v1/sphere")
     def sphere(profile: Profile) -> dict[str, Any]:

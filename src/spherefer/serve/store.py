@@ -15,8 +15,8 @@ import copy
 import re
 import sqlite3
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS bank_versions (
-        profile TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, created {real} NOT NULL,
+        profile TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, restores INTEGER, created {real} NOT NULL,
         action TEXT NOT NULL, bank {blob} NOT NULL, PRIMARY KEY (profile, version))""",
     "CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
@@ -46,7 +46,8 @@ class _Database:
                 import psycopg
             except ImportError as err:
                 raise ValueError("a postgresql:// database needs psycopg: pip install 'psycopg[binary]'") from err
-            self._psycopg, self.url, self.where = psycopg, url, url.split("@")[-1]  # never show a password
+            self._psycopg, self.url = psycopg, url
+            self.where = "postgresql://" + url.split("@")[-1].split("?")[0].split("://")[-1]  # never show a password
         else:
             path = Path(url.removeprefix("sqlite:///")).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,12 +63,23 @@ class _Database:
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.postgres else statement
 
+    def prepare(self) -> None:
+        """SQLite: switch the file to write-ahead logging (readers never wait for the writer); retried while another process does it."""
+        if self.postgres:
+            return
+        for attempt in range(50):
+            try:
+                with closing(self.connect()) as db:
+                    db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                time.sleep(0.1 * (attempt + 1))
+        raise ValueError(f"database {self.where} stays locked; is another program holding it?")
+
     def create(self, db: Any) -> None:
         types = {"real": "DOUBLE PRECISION", "blob": "BYTEA"} if self.postgres else {"real": "REAL", "blob": "BLOB"}
         for statement in _SCHEMA:
             db.execute(statement.format(**types))
-        if not self.postgres:
-            db.execute("PRAGMA journal_mode=WAL")
 
     def begin_write(self, db: Any, profile: str) -> None:
         """Start a transaction that holds the profile's write lock until COMMIT or ROLLBACK."""
@@ -89,10 +101,12 @@ class NothingToUndo(ValueError):
 
 @dataclass
 class Version:
-    """One entry of a profile's history; ``previous`` is the state an undo returns to (None: nothing to undo)."""
+    """One entry of a profile's history: ``previous`` is the state an undo returns to (None: nothing
+    to undo); an undo's ``restores`` is the version whose state it brought back (0: the trained bank)."""
 
     version: int
     previous: int | None
+    restores: int | None
     created: float
     action: str
 
@@ -100,7 +114,8 @@ class Version:
 def check_profile(name: str) -> str:
     """A profile name (letters, digits, ``_``, ``-``; at most 64), or ``ValueError``."""
     if not isinstance(name, str) or not PROFILE_PATTERN.match(name):
-        raise ValueError(f"profile names are 1-64 letters, digits, '_' or '-'; got {name!r}")
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:76] + "...'"
+        raise ValueError(f"profile names are 1-64 letters, digits, '_' or '-'; got {shown}")
     return name
 
 
@@ -113,28 +128,34 @@ class BankStore:
     def __init__(self, database: str | Path, base: CenterBank, model_id: str) -> None:
         self.db = _Database(str(database))
         self.base = copy.deepcopy(base)
-        with closing(self._connect()) as db:
+        identity = {"model": model_id, "embedding_size": str(base.embedding_size)}
+        self.db.prepare()
+        with self._writing("__schema__") as db:  # servers starting together create the tables once
             self.db.create(db)
             found = dict(db.execute("SELECT key, value FROM store_info").fetchall())
-            identity = {"model": model_id, "embedding_size": str(base.embedding_size)}
             if not found:
                 for item in identity.items():
-                    db.execute(self.db.sql("INSERT INTO store_info VALUES (?, ?) ON CONFLICT (key) DO NOTHING"), item)
-                found = dict(db.execute("SELECT key, value FROM store_info").fetchall())
-            if found != identity:
-                raise ValueError(f"database {self.db.where} holds banks of model {found.get('model')!r} "
-                                 f"({found.get('embedding_size')}-d), not of {model_id!r} ({base.embedding_size}-d); use another --db")
+                    db.execute(self.db.sql("INSERT INTO store_info VALUES (?, ?)"), item)
+                found = identity
+        if found != identity:
+            raise ValueError(f"database {self.db.where} holds banks of model {found.get('model')!r} "
+                             f"({found.get('embedding_size')}-d), not of {model_id!r} ({base.embedding_size}-d); use another --db")
 
     def _connect(self) -> Any:
         return self.db.connect()
 
     def _latest(self, db: sqlite3.Connection, profile: str) -> tuple[Version, bytes | None]:
         row = db.execute(self.db.sql(
-            "SELECT version, previous, created, action, bank FROM bank_versions WHERE profile = ? ORDER BY version DESC LIMIT 1"), (profile,)
+            "SELECT version, previous, restores, created, action, bank FROM bank_versions WHERE profile = ? ORDER BY version DESC LIMIT 1"), (profile,)
         ).fetchone()
         if row is None:
-            return Version(0, None, 0.0, "trained bank"), None
-        return Version(*row[:4]), bytes(row[4])
+            return Version(0, None, None, 0.0, "trained bank"), None
+        return Version(*row[:5]), bytes(row[5])
+
+    def _version(self, db: Any, profile: str, version: int) -> Version:
+        row = db.execute(self.db.sql("SELECT version, previous, restores, created, action FROM bank_versions WHERE profile = ? AND version = ?"),
+                         (profile, version)).fetchone()
+        return Version(*row)
 
     def _bank(self, db: sqlite3.Connection, profile: str, version: int) -> CenterBank:
         if version == 0:
@@ -150,59 +171,63 @@ class BankStore:
         bank = copy.deepcopy(self.base) if data is None else CenterBank.from_bytes(data, f"bank of profile {profile!r}")
         return latest.version, bank
 
+    @contextmanager
+    def _writing(self, profile: str) -> Iterator[Any]:
+        """A connection in a write transaction holding ``profile``'s lock: committed if the block succeeds, else rolled back."""
+        check_profile(profile)
+        db = self._connect()
+        try:
+            self.db.begin_write(db, profile)
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction(db):
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def _append(self, db: Any, profile: str, latest: Version, previous: int | None, restores: int | None, action: str, bank: CenterBank) -> int:
+        version = latest.version + 1
+        db.execute(self.db.sql("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                   (profile, version, previous, restores, time.time(), action, bank.to_bytes()))
+        return version
+
     def change(self, profile: str, action: str, edit: Callable[[CenterBank], T]) -> tuple[int, T]:
         """Apply ``edit`` to the latest bank and store the result as a new version, atomically.
 
         ``edit``'s exceptions propagate and nothing is stored.
         """
-        check_profile(profile)
-        db = self._connect()
-        try:
-            self.db.begin_write(db, profile)
+        with self._writing(profile) as db:
             latest, data = self._latest(db, profile)
             bank = copy.deepcopy(self.base) if data is None else CenterBank.from_bytes(data, f"bank of profile {profile!r}")
             result = edit(bank)
-            version = latest.version + 1
-            db.execute(self.db.sql("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)"), (profile, version, latest.version, time.time(), action, bank.to_bytes()))
-            db.execute("COMMIT")
-            return version, result
-        except BaseException:
-            if self.db.in_transaction(db):
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+            return self._append(db, profile, latest, latest.version, None, action, bank), result
 
-    def undo(self, profile: str) -> tuple[int, str]:
-        """Return ``profile`` to the state before its last change still in effect; (new version, undone action)."""
-        check_profile(profile)
-        db = self._connect()
-        try:
-            self.db.begin_write(db, profile)
+    def undo(self, profile: str) -> tuple[int, str, CenterBank]:
+        """Return ``profile`` to the state before its last change still in effect.
+
+        Returns the new version, the action it undid and the bank it holds now.
+        """
+        with self._writing(profile) as db:
             latest, _ = self._latest(db, profile)
             if latest.previous is None:
                 raise NothingToUndo(f"profile {profile!r} has no change to undo (it is at the trained bank or everything was undone)")
+            undone = latest  # the change that made the current state: follow undos back to it
+            while undone.restores is not None:
+                undone = self._version(db, profile, undone.restores)
             target = latest.previous
+            before = None if target == 0 else self._version(db, profile, target).previous
             bank = self._bank(db, profile, target)
-            before = None if target == 0 else db.execute(self.db.sql(
-                "SELECT previous FROM bank_versions WHERE profile = ? AND version = ?"), (profile, target)).fetchone()[0]
-            version = latest.version + 1
-            db.execute(self.db.sql("INSERT INTO bank_versions VALUES (?, ?, ?, ?, ?, ?)"),
-                       (profile, version, before, time.time(), f"undo: {latest.action}", bank.to_bytes()))
-            db.execute("COMMIT")
-            return version, latest.action
-        except BaseException:
-            if self.db.in_transaction(db):
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+            version = self._append(db, profile, latest, before, target, f"undo: {undone.action}", bank)
+            return version, undone.action, bank
 
     def history(self, profile: str) -> list[Version]:
         """Every stored version of ``profile``, oldest first (version 0, the trained bank, is implicit)."""
         check_profile(profile)
         with closing(self._connect()) as db:
-            rows = db.execute(self.db.sql("SELECT version, previous, created, action FROM bank_versions WHERE profile = ? ORDER BY version"), (profile,)).fetchall()
+            rows = db.execute(self.db.sql("SELECT version, previous, restores, created, action FROM bank_versions WHERE profile = ? ORDER BY version"),
+                              (profile,)).fetchall()
         return [Version(*row) for row in rows]
 
     def profiles(self) -> list[str]:

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { stream: null, busy: false, centers: [], face: null, rot: [0.4, -0.5], classes: [] };
+const state = { stream: null, busy: false, centers: [], face: null, rot: [0.4, -0.5], limits: { min_images: 3, max_images: 50 } };
 
 const profile = () => encodeURIComponent($("profile").value.trim() || "default");
 $("apikey").value = localStorage.getItem("spherefer-api-key") || "";
@@ -14,9 +14,9 @@ function status(text, error = false) {
   $("status").className = error ? "error" : "";
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, write = true) {
   const headers = {};
-  if (method !== "GET") headers["X-API-Key"] = $("apikey").value;
+  if (method !== "GET" && write) headers["X-API-Key"] = $("apikey").value;  // only requests that change a bank carry the key
   const sep = path.includes("?") ? "&" : "?";
   const response = await fetch(`${path}${sep}profile=${profile()}`, { method, body, headers });
   const data = await response.json().catch(() => ({ detail: response.statusText }));
@@ -55,7 +55,7 @@ async function loop() {
     try {
       const form = new FormData();
       form.append("file", await snapshot(), "frame.jpg");
-      draw(await api("POST", "/v1/predict?sphere=true", form));
+      draw(await api("POST", "/v1/predict?sphere=true", form, false));
     } catch (err) {
       status(`predict: ${err.message}`, true);
     }
@@ -92,26 +92,30 @@ function draw(result) {
 
 async function teach() {
   const name = $("newname").value.trim();
-  const shots = Math.max(3, Math.min(50, parseInt($("shots").value, 10) || 10));
+  const { min_images, max_images } = state.limits;
+  const shots = Math.max(min_images, Math.min(max_images, parseInt($("shots").value, 10) || 10));
   if (!name) return status("type a name for the new expression first", true);
   $("teach").disabled = true;
-  const form = new FormData();
-  form.append("name", name);
-  for (let i = 0; i < shots; i++) {
-    status(`snapshot ${i + 1} of ${shots}...`);
-    form.append("files", await snapshot(), `snapshot-${i + 1}.jpg`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  status(`enrolling ${name}...`);
   try {
+    const form = new FormData();
+    form.append("name", name);
+    for (let i = 0; i < shots; i++) {
+      status(`snapshot ${i + 1} of ${shots}...`);
+      const shot = await snapshot();
+      if (!shot) throw new Error("the camera gave no picture");
+      form.append("files", shot, `snapshot-${i + 1}.jpg`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    status(`enrolling ${name}...`);
     const data = await api("POST", "/v1/classes", form);
     await loadSphere();
     showClasses(data);
     status(`enrolled ${name} from ${shots} snapshots (version ${data.version})`);
   } catch (err) {
     status(`teach: ${err.message}`, true);
+  } finally {
+    $("teach").disabled = false;
   }
-  $("teach").disabled = false;
 }
 
 function showClasses(data) {
@@ -157,8 +161,11 @@ async function refresh() {
   try {
     const info = await api("GET", "/v1/info");
     $("model").textContent = `model ${info.model} (${info.embedding_size}-d, ${info.head})`;
-    await loadSphere();
+    state.limits = info.limits;
+    $("shots").min = info.limits.min_images;
+    $("shots").max = info.limits.max_images;
     showClasses(await api("GET", "/v1/classes"));
+    await loadSphere();
   } catch (err) {
     status(err.message, true);
   }
@@ -170,6 +177,10 @@ async function loadSphere() {
   const data = await api("GET", "/v1/sphere");
   state.centers = data.centers;
   $("projection").textContent = data.projection;
+  for (const li of $("classes").children) {
+    const center = state.centers.find((c) => c.name === li.dataset.name);
+    if (center) li.querySelector(".swatch").style.background = center.color;
+  }
   drawSphere();
 }
 
