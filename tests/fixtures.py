@@ -123,3 +123,11 @@ def make_tiny_model(folder: Path, classes: Sequence[str] = PATTERN_CLASSES, seed
     recognizer = Recognizer(model, CenterBank.from_head(model.head, list(classes)), card={"trained": False})
     recognizer.save(folder)
     return recognizer
+
+
+def tiny_config_file(tmp_path: Path, name: str) -> Path:
+    """A YAML config of :func:`tiny_train_config` on a fresh pattern folder; runs go to ``tmp_path/runs/<name>``."""
+    root = make_pattern_folder(tmp_path / "data", per_class=8)
+    config_file = tmp_path / f"{name}.yaml"
+    config_file.write_text(tiny_train_config(tmp_path / "runs", f"folder:{root}", PATTERN_CLASSES, name=name).to_yaml())
+    return config_file

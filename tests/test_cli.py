@@ -17,7 +17,7 @@ from PIL import Image
 from skimage import data
 
 import spherefer
-from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, tiny_train_config
+from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, tiny_config_file
 from spherefer import face as face_module
 from spherefer.cli import PHOTO_COLUMNS, main
 from spherefer.data import DATASET_FORMATS
@@ -102,10 +102,7 @@ def test_train_bad_config_is_a_one_line_error(args: list[str], pattern: str) -> 
 
 
 def test_train_runs_from_a_config_file_with_overrides(tmp_path: Path) -> None:
-    root = make_pattern_folder(tmp_path / "data", per_class=8)
-    config_file = tmp_path / "tiny.yaml"
-    config_file.write_text(tiny_train_config(tmp_path / "runs", f"folder:{root}", PATTERN_CLASSES, name="cli").to_yaml())
-    result = run("train", "--config", config_file, "--no-progress", "model.margin=0.2")
+    result = run("train", "--config", tiny_config_file(tmp_path, "cli"), "--no-progress", "model.margin=0.2")
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "cli"
     assert f"run folder: {run_dir}" in result.stdout

@@ -478,12 +478,9 @@ def test_cli_geometry_writes_report(model_dir: Path, faces: Path, enrolled_bank:
 
 
 def test_cli_train_plots(tmp_path: Path) -> None:
-    from fixtures import tiny_train_config
+    from fixtures import tiny_config_file
 
-    root = make_pattern_folder(tmp_path / "data", per_class=8)
-    config_file = tmp_path / "tiny.yaml"
-    config_file.write_text(tiny_train_config(tmp_path / "runs", f"folder:{root}", PATTERN_CLASSES, name="viz").to_yaml())
-    result = run("train", "--config", config_file, "--no-progress", "--plots")
+    result = run("train", "--config", tiny_config_file(tmp_path, "viz"), "--no-progress", "--plots")
     assert result.exit_code == 0, result.output
     plots = tmp_path / "runs" / "viz" / "plots"
     for name in ("val_sphere.png", "val_sphere.html", "geometry.md", "geometry.json", "angles.png"):
