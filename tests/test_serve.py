@@ -496,6 +496,9 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
             page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('enrolled astronaut_face')", timeout=60000)
             page.wait_for_selector("#classes li[data-name='astronaut_face']")
             page.wait_for_function("() => document.querySelector('#labels').textContent.startsWith('astronaut_face')", timeout=30000)
+            sphere = page.evaluate("() => ({face: state.face, centers: state.centers.map((c) => c.name)})")
+            assert sphere["centers"][-1] == "astronaut_face" and len(sphere["centers"]) == 8
+            assert sphere["face"] is not None and abs(sum(v * v for v in sphere["face"]) - 1) < 1e-3  # the live face on the sphere
             page.screenshot(path=str(tmp_path / "app.png"))
             page.click("#classes li[data-name='astronaut_face'] button")
             page.wait_for_function("() => !document.querySelector(\"#classes li[data-name='astronaut_face']\")")
