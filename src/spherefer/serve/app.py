@@ -174,9 +174,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
         try:
             version, bank = store.change(profile, action, apply)
-        except UserError:
-            raise
-        except ValueError as err:
+        except ValueError as err:  # the bank's own checks (UserError, raised by edits, passes through)
             raise UserError(400, str(err)) from err
         return class_list(profile, version, bank)
 
@@ -215,8 +213,12 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             faces = [record.to_dict() for record in records]
             embeddings = [record.embedding for record in records]
         if sphere:
-            for face, embedding in zip(faces, embeddings):
-                face["sphere"] = None if embedding is None else _sphere(bank, embedding[None])[1][0].round(4).tolist()
+            found = [i for i, embedding in enumerate(embeddings) if embedding is not None]
+            points = _sphere(bank, np.stack([embeddings[i] for i in found]))[1] if found else []
+            for face in faces:
+                face["sphere"] = None
+            for i, point in zip(found, points):
+                faces[i]["sphere"] = point.round(4).tolist()
         return {"profile": profile, "version": version, "width": image.shape[1], "height": image.shape[0], "faces": faces}
 
     @app.get("/v1/classes")
