@@ -7,6 +7,7 @@ and 8-d embeddings.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Sequence
 
@@ -131,3 +132,43 @@ def tiny_config_file(tmp_path: Path, name: str) -> Path:
     config_file = tmp_path / f"{name}.yaml"
     config_file.write_text(tiny_train_config(tmp_path / "runs", f"folder:{root}", PATTERN_CLASSES, name=name).to_yaml())
     return config_file
+
+
+def write_csv(path: Path, rows: list[list[object]]) -> Path:
+    """Write ``rows`` as CSV, creating parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+# name, votes (neutral happiness surprise sadness anger disgust fear contempt unknown NF), expected majority
+FERPLUS_TRAIN_ROWS = [
+    ("fer0000000.png", (4, 0, 0, 1, 3, 2, 0, 0, 0, 0), "neutral"),
+    ("fer0000001.png", (0, 8, 2, 0, 0, 0, 0, 0, 0, 0), "happy"),
+    ("fer0000002.png", (0, 0, 0, 0, 0, 0, 0, 6, 4, 0), "contempt"),
+    ("fer0000003.png", (0, 4, 4, 0, 0, 0, 0, 0, 2, 0), None),  # tie
+    ("fer0000004.png", (2, 0, 0, 0, 0, 0, 0, 0, 8, 0), None),  # unknown
+    ("fer0000005.png", (0, 0, 0, 0, 0, 0, 0, 0, 0, 10), None),  # not a face
+    ("fer0000006.png", (0, 0, 3, 0, 0, 0, 5, 0, 2, 0), "fear"),
+]
+
+
+def make_ferplus(root: Path) -> Path:
+    """FER+ layout: Train from FERPLUS_TRAIN_ROWS, Valid and Test one image each, plus fer2013new.csv."""
+    splits = {
+        "FER2013Train": [(name, votes) for name, votes, _ in FERPLUS_TRAIN_ROWS],
+        "FER2013Valid": [("fer0000007.png", (0, 0, 0, 0, 9, 1, 0, 0, 0, 0))],
+        "FER2013Test": [("fer0000008.png", (0, 0, 0, 7, 0, 0, 0, 0, 3, 0))],
+    }
+    for folder, rows in splits.items():
+        for name, _ in rows:
+            write_image(root / "data" / folder / name)
+        write_csv(root / "data" / folder / "label.csv", [[name, "(0, 0, 48, 48)", *votes] for name, votes in rows])
+    header = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+    write_csv(
+        root / "fer2013new.csv",
+        [header, ["Training", "fer0000000.png", 4, 0, 0, 1, 3, 2, 0, 0, 0, 0], ["Training", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10],
+         ["PrivateTest", "fer0000001.png", 0, 8, 2, 0, 0, 0, 0, 0, 0, 0]],
+    )
+    return root

@@ -153,3 +153,37 @@ def test_unknown_head_name():
 
 def test_registry_has_the_papers_heads():
     assert {"softmax": SoftmaxHead, "cosface": CosFaceHead, "arcface": ArcFaceHead, "sphereface": SphereFaceHead}.items() <= HEADS.items()
+
+
+# ---------------------------------------------------------------- soft targets (vote distributions, mixup)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cosface_soft_targets_subtract_the_margin_times_the_target_mass(dtype):
+    head, x, _ = _setup("cosface", dtype, 0.35)
+    q = torch.softmax(torch.randn(len(x), 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64), 1).to(dtype)
+    expected = 30.0 * (_np_cos(head, x) - 0.35 * q.double().numpy())
+    np.testing.assert_allclose(head(x, q).detach().double().numpy(), expected, atol=TOL[dtype] * 30)
+
+
+@pytest.mark.parametrize("name", ["cosface", "arcface", "sphereface"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_hot_distribution_equals_class_indices(name, dtype):
+    head, x, y = _setup(name, dtype, 4 if name == "sphereface" else 0.35)
+    head.eval()  # SphereFace's annealing counter stays put
+    onehot = torch.nn.functional.one_hot(y, 5).to(dtype)
+    torch.testing.assert_close(head(x, onehot), head(x, y), rtol=0.0, atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_arcface_soft_target_interpolates_between_plain_and_margin_cosine(dtype):
+    head, x, y = _setup("arcface", dtype, 0.5)
+    q = 0.3 * torch.nn.functional.one_hot(y, 5).to(dtype)
+    plain, full = head(x).double(), head(x, y).double()
+    torch.testing.assert_close(head(x, q).double(), plain + 0.3 * (full - plain), rtol=0.0, atol=TOL[dtype] * 30)
+
+
+def test_labels_of_the_wrong_shape_are_refused():
+    head, x, _ = _setup("cosface", torch.float32, 0.35)
+    with pytest.raises(ValueError, match=r"\(N, 5\)"):
+        head(x, torch.ones(len(x), 4) / 4)

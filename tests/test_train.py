@@ -19,10 +19,11 @@ import pytest
 import torch
 
 import spherefer
-from fixtures import NO_AUGMENT, PATTERN_CLASSES, make_pattern_folder, tiny_train_config
-from spherefer.config import AugmentConfig, OptimConfig, TrainConfig, load_train_config
+from fixtures import FERPLUS_TRAIN_ROWS, NO_AUGMENT, PATTERN_CLASSES, TINY_MODEL, make_ferplus, make_pattern_folder, tiny_train_config
+from spherefer.config import OptimConfig, TrainConfig, load_train_config
 from spherefer.storage import read_safetensors
-from spherefer.train import _class_weights, _epoch_order, augment_batch, lr_factor, train
+from spherefer.objective import class_weights
+from spherefer.train import WeightAverage, _epoch_order, load_face_arrays, lr_factor, train
 
 NO_AUGMENT_OVERRIDES = [f"augment.{key}={value}" for key, value in NO_AUGMENT.items()]
 
@@ -187,56 +188,13 @@ def test_class_balancing_runs_on_an_imbalanced_set(tmp_path: Path, balance: str)
 
 def test_class_weights_and_balanced_sampler() -> None:
     labels = torch.tensor([0] * 30 + [1] * 10)
-    torch.testing.assert_close(_class_weights(labels, 2), torch.tensor([40 / 60, 40 / 20]))
-    torch.testing.assert_close(_class_weights(labels, 3), torch.tensor([41 / 90, 41 / 30, 41 / 3]))  # an absent class counts as 1
+    torch.testing.assert_close(class_weights(torch.bincount(labels, minlength=2)), torch.tensor([40 / 60, 40 / 20]))
+    torch.testing.assert_close(class_weights(torch.bincount(labels, minlength=3)), torch.tensor([41 / 90, 41 / 30, 41 / 3]))  # an absent class counts as 1
     generator = torch.Generator().manual_seed(0)
     draws = torch.cat([_epoch_order(labels, 2, "sampler", generator) for _ in range(50)])
     assert abs(float((labels[draws] == 1).float().mean()) - 0.5) < 0.05  # the minority class is drawn half the time
     order = _epoch_order(labels, 2, "none", generator)
     assert sorted(order.tolist()) == list(range(40))  # a permutation
-
-
-# ---------------------------------------------------------------- augmentation
-
-
-def random_batch(n: int = 6, size: int = 16) -> torch.Tensor:
-    return torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(1))
-
-
-def test_augment_default_keeps_shape_and_range_and_follows_the_generator() -> None:
-    images = random_batch()
-    out = augment_batch(images, AugmentConfig(), torch.Generator().manual_seed(5))
-    assert out.shape == images.shape and out.dtype == images.dtype
-    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
-    assert not torch.allclose(out, images)
-    again = augment_batch(images, AugmentConfig(), torch.Generator().manual_seed(5))
-    assert torch.equal(out, again)
-
-
-def test_augment_with_everything_off_is_the_identity() -> None:
-    images = random_batch()
-    out = augment_batch(images, AugmentConfig(**NO_AUGMENT), torch.Generator().manual_seed(0))
-    torch.testing.assert_close(out, images, rtol=0.0, atol=1e-5)
-
-
-def test_augment_flip_only_mirrors_some_images_exactly() -> None:
-    images = random_batch(n=16)
-    out = augment_batch(images, AugmentConfig(**{**NO_AUGMENT, "hflip": True}), torch.Generator().manual_seed(0))
-    flipped = [torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, images)]
-    kept = [torch.allclose(o, i, atol=1e-5) for o, i in zip(out, images)]
-    assert all(f or k for f, k in zip(flipped, kept))
-    assert 0 < sum(flipped) < len(images)
-
-
-def test_augment_erasing_fills_one_rectangle_with_a_constant() -> None:
-    images = random_batch(n=8)
-    out = augment_batch(images, AugmentConfig(**{**NO_AUGMENT, "erasing": 1.0}), torch.Generator().manual_seed(0))
-    for o, i in zip(out, images):
-        changed = ~torch.isclose(o[0], i[0], atol=1e-5)
-        rows, cols = torch.nonzero(changed, as_tuple=True)
-        assert len(rows) > 0
-        box = o[0, int(rows.min()) : int(rows.max()) + 1, int(cols.min()) : int(cols.max()) + 1]
-        assert torch.allclose(box, box[0, 0])  # one rectangle of one grey value
 
 
 # ---------------------------------------------------------------- learning-rate schedule
@@ -323,3 +281,45 @@ def test_ddp_two_cpu_ranks_train_in_lockstep(pattern_root: Path, tmp_path: Path,
     for name, value in rank0.items():
         key = name if name in saved else name.split(".", 1)[1]  # DDP may wrap the model in a step module
         torch.testing.assert_close(saved[key], value, rtol=0.0, atol=0.0)
+
+
+# ---------------------------------------------------------------- targets and weight averaging
+
+
+def test_votes_target_loads_each_faces_vote_distribution(tmp_path: Path) -> None:
+    root = make_ferplus(tmp_path)
+    classes = ["neutral", "happy", "fear"]
+    majority = load_face_arrays(f"ferplus:{root}:train", classes, 16)
+    votes = load_face_arrays(f"ferplus:{root}:train", classes, 16, target="votes")
+    torch.testing.assert_close(majority.targets, torch.eye(3)[majority.labels])
+    # neutral face: 4 neutral, 0 happy, 0 fear votes of the kept columns -> all mass on neutral; fear face: 5 fear of 5
+    rows = {row[2]: np.array(row[1], dtype=np.float32) for row in FERPLUS_TRAIN_ROWS if row[2] in classes}
+    for label, target in zip(votes.labels.tolist(), votes.targets):
+        column_votes = rows[classes[label]][[0, 1, 6]]  # neutral, happiness, fear vote columns
+        torch.testing.assert_close(target, torch.from_numpy(column_votes / column_votes.sum()))
+    with pytest.raises(ValueError, match="votes"):
+        load_face_arrays(f"folder:{make_pattern_folder(tmp_path / 'p')}", PATTERN_CLASSES, 16, target="votes")
+
+
+def test_weight_average_is_saved_and_resumes_exactly(pattern_root: Path, tmp_path: Path) -> None:
+    spec = f"folder:{pattern_root}"
+    straight = train(tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=2", "optim.ema=0.9", name="straight"), progress=False)
+    saved, live = weights(straight / "last"), read_safetensors(straight / "last" / "training.safetensors", "w")[0]
+    assert any(not torch.allclose(saved[k].float(), live[k].float()) for k in saved)  # the model folder holds the average
+    resumed_config = tiny_train_config(tmp_path, spec, PATTERN_CLASSES, "epochs=2", "optim.ema=0.9", name="resumed")
+    train(resumed_config, progress=False, max_steps=6)
+    assert_same_weights(weights(straight / "last"), weights(train(resumed_config, progress=False) / "last"), atol=1e-6)
+
+
+def test_weight_average_update_is_the_documented_lerp() -> None:
+    torch.manual_seed(0)
+    model = spherefer.create_model(**TINY_MODEL)
+    average = WeightAverage(model, decay=0.9)
+    before = {k: v.clone() for k, v in average.model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    average.update(model, step=100)  # decay min(0.9, 101/110) = 0.9
+    for key, value in average.model.state_dict().items():
+        if value.dtype.is_floating_point:
+            torch.testing.assert_close(value, 0.9 * before[key] + 0.1 * model.state_dict()[key])

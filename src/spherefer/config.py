@@ -16,7 +16,7 @@ import yaml
 
 from .models import ModelConfig
 
-__all__ = ["DataConfig", "OptimConfig", "AugmentConfig", "TrainConfig", "load_train_config", "shipped_configs"]
+__all__ = ["DataConfig", "OptimConfig", "AugmentConfig", "LossConfig", "TrainConfig", "load_train_config", "shipped_configs"]
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -34,6 +34,7 @@ class DataConfig:
     val: str = "ferplus:~/.cache/spherefer-data/ferplus:valid"
     classes: list[str] = field(default_factory=lambda: list(FER_CLASSES))
     balance: str = "none"  # none | sampler | loss
+    target: str = "majority"  # majority (one class per face) | votes (FER+ vote distribution as a soft target)
     folds: int = 0
     fold: int = 0
     fold_seed: int = 0
@@ -43,6 +44,8 @@ class DataConfig:
             raise ValueError(f"data.folds must be 0 (off) or >= 2 with 0 <= data.fold < data.folds, got folds={self.folds}, fold={self.fold}")
         if self.balance not in ("none", "sampler", "loss"):
             raise ValueError(f"data.balance must be none, sampler or loss, got {self.balance!r}")
+        if self.target not in ("majority", "votes"):
+            raise ValueError(f"data.target must be majority or votes, got {self.target!r}")
         if not self.classes:
             raise ValueError("data.classes must name at least one class")
 
@@ -61,8 +64,11 @@ class OptimConfig:
     gamma: float = 0.1
     warmup_epochs: float = 1.0
     margin_warmup_epochs: float = 0.0  # additive-margin heads: the margin ramps up linearly from 0 over these epochs
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0 = off); the average is evaluated and saved
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"optim.ema must be in [0, 1), got {self.ema}")
         if self.margin_warmup_epochs < 0:
             raise ValueError(f"optim.margin_warmup_epochs must be >= 0, got {self.margin_warmup_epochs}")
         if self.lr <= 0:
@@ -82,6 +88,37 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     erasing: float = 0.25  # probability of one random erased rectangle
+    gamma: float = 0.0  # gamma drawn log-uniformly in [exp(-g), exp(g)] (other cameras' tone curves)
+    blur: float = 0.0  # probability of a Gaussian blur, sigma uniform in [0.3, 1.2] px
+    downscale: float = 0.0  # probability of a down-and-up resample by 0.4-0.8 (low-resolution cameras)
+    mix: str = "none"  # none | mixup | cutmix: mix pairs of faces and their targets
+    mix_alpha: float = 0.4  # Beta(alpha, alpha) of the mixing weight
+    mix_prob: float = 0.5  # share of batches that are mixed
+
+    def __post_init__(self) -> None:
+        if self.mix not in ("none", "mixup", "cutmix"):
+            raise ValueError(f"augment.mix must be none, mixup or cutmix, got {self.mix!r}")
+        for name in ("erasing", "blur", "downscale", "mix_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment.{name} is a probability in [0, 1], got {getattr(self, name)}")
+        if self.mix_alpha <= 0 or self.gamma < 0:
+            raise ValueError(f"augment.mix_alpha must be positive and augment.gamma >= 0, got {self.mix_alpha}, {self.gamma}")
+
+
+@dataclass
+class LossConfig:
+    """The training objective around the head (see :mod:`spherefer.objective`)."""
+
+    label_smoothing: float = 0.0  # mix the target with the uniform distribution
+    logit_adjustment: float = 0.0  # tau: add tau * log(class prior) to the training logits (Menon et al. 2021)
+    plain_weight: float = 0.0  # hybrid: weight of a margin-free cross-entropy on the same normalised logits
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.plain_weight <= 1.0 or self.logit_adjustment < 0:
+            raise ValueError(
+                "loss.label_smoothing must be in [0, 1), loss.plain_weight in [0, 1] and loss.logit_adjustment >= 0, "
+                f"got {self.label_smoothing}, {self.plain_weight}, {self.logit_adjustment}"
+            )
 
 
 @dataclass
@@ -100,6 +137,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -120,7 +158,7 @@ class TrainConfig:
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
 
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "augment": AugmentConfig}
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "augment": AugmentConfig, "loss": LossConfig}
 
 
 def _plain(value: Any) -> Any:

@@ -26,6 +26,7 @@ __all__ = [
     "SphereFaceHead",
     "HEADS",
     "create_head",
+    "target_mass",
 ]
 
 _EPS = 1e-7
@@ -80,7 +81,11 @@ class ClassificationHead(nn.Module):
         return F.normalize(self.weight.detach().float(), dim=1)
 
     def logits(self, embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Logits; the training margin is applied to the target class only when ``labels`` is given."""
+        """Logits; the training margin is applied only when ``labels`` is given.
+
+        ``labels`` are class indices (N,) or target distributions (N, C) (soft labels,
+        mixup); see :func:`target_mass`.
+        """
         raise NotImplementedError
 
     def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -105,8 +110,23 @@ class SoftmaxHead(ClassificationHead):
         return F.linear(embeddings.to(dtype), self.weight.to(dtype), self.bias.to(dtype))
 
 
+def target_mass(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """(N, C) target distribution: one-hot rows for class indices (N,), or ``labels`` itself if already (N, C)."""
+    if labels.dim() == 1:
+        return F.one_hot(labels.long(), num_classes).to(dtype)
+    if labels.dim() != 2 or labels.shape[1] != num_classes:
+        raise ValueError(f"labels must be class indices (N,) or distributions (N, {num_classes}), got shape {tuple(labels.shape)}")
+    return labels.to(dtype)
+
+
 class MarginHead(ClassificationHead):
-    """Normalised-weight heads: logits = scale * cos(theta), the target's cosine replaced by a margin hook."""
+    """Normalised-weight heads: logits = scale * cos(theta), the target's cosine replaced by a margin hook.
+
+    With a target distribution ``q`` (soft labels, mixup) each class's cosine moves
+    towards its margin-modified value in proportion to its target mass:
+    ``lerp(cos, target_logit(cos), q)``; one-hot ``q`` is the usual margin on the
+    target class only (for CosFace: ``s * (cos - m q)``).
+    """
 
     def target_logit(self, cos_target: Tensor) -> Tensor:
         """Margin-modified cosine of the target class (hook for subclasses)."""
@@ -119,9 +139,7 @@ class MarginHead(ClassificationHead):
     def logits(self, embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
         cos = self.cosine(embeddings)
         if labels is not None:
-            index = labels.long().view(-1, 1)
-            cos_target = cos.gather(1, index)
-            cos = cos.scatter(1, index, self.target_logit(cos_target))
+            cos = torch.lerp(cos, self.target_logit(cos), target_mass(labels, self.num_classes, cos.dtype))
         return self.logit_scale(embeddings) * cos
 
 

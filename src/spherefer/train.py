@@ -11,6 +11,7 @@ command resumes from ``last/``. Under ``torchrun`` the loop runs as PyTorch DDP
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -28,86 +29,69 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .centers import CenterBank
-from .config import AugmentConfig, DataConfig, OptimConfig, TrainConfig
+from .augment import augment_batch, mix_batch
+from .config import DataConfig, OptimConfig, TrainConfig
 from .data import open_dataset, subject_kfold
 from .models import EmbeddingNet, create_model, normalize_input
+from .objective import TrainingObjective, class_weights
 from .recognizer import Recognizer, load_model
 from .storage import atomic_write, read_json, read_safetensors, write_json, write_safetensors
 
-__all__ = ["train", "augment_batch", "load_face_arrays", "load_train_val", "FaceArrays", "lr_factor"]
+__all__ = ["train", "load_face_arrays", "load_train_val", "FaceArrays", "lr_factor", "WeightAverage"]
 
 
 @dataclass
 class FaceArrays:
-    """A dataset held in memory: uint8 images (N, 1, S, S) and int64 labels (N,)."""
+    """A dataset held in memory: uint8 images (N, 1, S, S), int64 labels (N,) and float32 targets (N, C).
+
+    ``targets`` are one-hot rows of ``labels``, or each face's vote distribution (FER+, ``data.target=votes``).
+    """
 
     images: Tensor
     labels: Tensor
     classes: list[str]
+    targets: Tensor
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-
     def subset(self, indices: np.ndarray) -> "FaceArrays":
         index = torch.as_tensor(indices, dtype=torch.long)
-        return FaceArrays(self.images[index], self.labels[index], self.classes)
+        return FaceArrays(self.images[index], self.labels[index], self.classes, self.targets[index])
 
 
-def load_face_arrays(spec: str, classes: list[str], size: int) -> FaceArrays:
-    """Load a ``FORMAT:PATH[:SPLIT]`` dataset restricted to ``classes`` into memory."""
+def load_face_arrays(spec: str, classes: list[str], size: int, target: str = "majority") -> FaceArrays:
+    """Load a ``FORMAT:PATH[:SPLIT]`` dataset restricted to ``classes`` into memory.
+
+    ``target="votes"`` takes each face's vote distribution over ``classes`` as its target
+    (datasets with votes only: FER+).
+    """
     dataset = open_dataset(spec, classes=classes)
     images, labels = dataset.load_arrays(size=size)
     if len(labels) == 0:
         raise ValueError(f"{spec} has no images of the classes {classes}")
-    return FaceArrays(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(), list(dataset.classes))
+    labels_t = torch.from_numpy(labels).long()
+    if target == "votes":
+        votes = getattr(dataset, "votes", None)
+        if votes is None:
+            raise ValueError(f"data.target=votes needs a dataset with vote distributions (ferplus); {spec} has none")
+        targets = torch.from_numpy(np.asarray(votes, dtype=np.float32))
+    else:
+        targets = F.one_hot(labels_t, len(dataset.classes)).float()
+    return FaceArrays(torch.from_numpy(images).unsqueeze(1), labels_t, list(dataset.classes), targets)
 
 
 def load_train_val(data: DataConfig, size: int) -> tuple[FaceArrays, FaceArrays]:
     """Training and validation arrays: two specs, or subject-disjoint folds of one."""
     if not data.folds:
-        return load_face_arrays(data.train, data.classes, size), load_face_arrays(data.val, data.classes, size)
+        return load_face_arrays(data.train, data.classes, size, data.target), load_face_arrays(data.val, data.classes, size)
     dataset = open_dataset(data.train, classes=data.classes)
     subjects = getattr(dataset, "subjects", None)
     if subjects is None:
         raise ValueError(f"data.folds needs a dataset with subjects (ckplus48, ckplus); {data.train} has none")
     train_idx, val_idx = subject_kfold(subjects, data.folds, seed=data.fold_seed)[data.fold]
-    everything = load_face_arrays(data.train, data.classes, size)
+    everything = load_face_arrays(data.train, data.classes, size, data.target)
     return everything.subset(train_idx), everything.subset(val_idx)
-
-
-def augment_batch(images: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
-    """Random flip, rotation/zoom/shift, brightness/contrast and erasing on a float batch in [0, 1]."""
-    n, _, h, w = images.shape
-    dev = images.device
-
-    def uniform(low: float, high: float, *shape: int) -> Tensor:
-        return torch.empty(*shape).uniform_(low, high, generator=generator).to(dev)
-
-    angle = uniform(-cfg.rotation, cfg.rotation, n) * math.pi / 180.0
-    zoom = uniform(1.0 - cfg.scale, 1.0 + cfg.scale, n)
-    flip = torch.where(uniform(0, 1, n) < 0.5, -1.0, 1.0) if cfg.hflip else torch.ones(n, device=dev)
-    shift = uniform(-cfg.translate, cfg.translate, n, 2) * 2.0
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = uniform(1.0 - cfg.contrast, 1.0 + cfg.contrast, n).view(n, 1, 1, 1)
-    brightness = uniform(-cfg.brightness, cfg.brightness, n).view(n, 1, 1, 1)
-    out = ((out - mean) * contrast + mean + brightness).clamp_(0.0, 1.0)
-    if cfg.erasing > 0:
-        erase = uniform(0, 1, n) < cfg.erasing
-        eh = (uniform(0.1, 0.4, n) * h).long()
-        ew = (uniform(0.1, 0.4, n) * w).long()
-        top = (uniform(0, 1, n) * (h - eh)).long()
-        left = (uniform(0, 1, n) * (w - ew)).long()
-        rows = torch.arange(h, device=dev).view(1, h, 1)
-        cols = torch.arange(w, device=dev).view(1, 1, w)
-        box = (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1)) & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
-        mask = (box & erase.view(n, 1, 1)).unsqueeze(1)
-        out = torch.where(mask, uniform(0, 1, n, 1, 1, 1).expand_as(out), out)
-    return out
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, cfg: OptimConfig, steps_per_epoch: int) -> float:
@@ -147,18 +131,37 @@ def evaluate_arrays(model: EmbeddingNet, data: FaceArrays, batch_size: int, devi
     return {"val_acc": correct_centers / len(data), "val_acc_logits": correct_logits / len(data)}
 
 
-def _class_weights(labels: Tensor, num_classes: int) -> Tensor:
-    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
-    return counts.sum() / (num_classes * counts)
-
-
 def _epoch_order(labels: Tensor, num_classes: int, balance: str, generator: torch.Generator) -> Tensor:
     """Sample order for one epoch: a permutation, or class-balanced draws with replacement."""
     n = labels.shape[0]
     if balance == "sampler":
-        weights = _class_weights(labels, num_classes)[labels]
+        weights = class_weights(torch.bincount(labels, minlength=num_classes))[labels]
         return torch.multinomial(weights, n, replacement=True, generator=generator)
     return torch.randperm(n, generator=generator)
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point parameters and buffers.
+
+    The decay ramps up as ``min(decay, (1 + step) / (10 + step))`` so that the first
+    steps do not freeze the random initialisation into the average.
+    """
+
+    def __init__(self, model: EmbeddingNet, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: EmbeddingNet, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        averaged = self.model.state_dict()
+        for name, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                averaged[name].lerp_(value, 1.0 - decay)
+            else:
+                averaged[name].copy_(value)
 
 
 def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
@@ -202,6 +205,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
     """Train (or resume) the run described by ``config``; returns the run folder.
 
     ``max_steps`` stops after that many optimizer steps in total (for smoke tests).
+    With ``optim.ema`` the weight average is what is evaluated and saved.
     """
     rank, world = _distributed()
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
@@ -219,22 +223,26 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config.optim)
+    average = WeightAverage(model, config.optim.ema) if config.optim.ema > 0 else None
     history: list[dict[str, Any]] = []
     start_epoch, best_acc = 0, -1.0
     if (last_dir / "state.json").is_file():
         state = read_json(last_dir / "state.json", "training state")
-        weights, _ = read_safetensors(last_dir / "model.safetensors", "checkpoint weights")
+        weights, _ = read_safetensors(last_dir / "training.safetensors", "checkpoint weights")
         model.load_state_dict(weights)
+        if average is not None:
+            average.model.load_state_dict(read_safetensors(last_dir / "model.safetensors", "averaged weights")[0])
         _load_optimizer(last_dir / "optimizer.safetensors", optimizer)
         start_epoch, best_acc, history = state["epoch"], state["best_val_acc"], state["history"]
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(run_dir / "config.yaml", "w") as handle:
             handle.write(config.to_yaml())
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-
     num_classes = len(config.data.classes)
-    class_weights = _class_weights(train_data.labels, num_classes).to(device) if config.data.balance == "loss" else None
+    counts = torch.bincount(train_data.labels, minlength=num_classes)
+    objective = TrainingObjective(model, config.loss, counts, balance_loss=config.data.balance == "loss").to(device)
+    step_fn = torch.nn.parallel.DistributedDataParallel(objective) if world > 1 else objective
+
     steps_per_epoch = len(train_data) // (config.batch_size * world)
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train_data)} training images are fewer than one batch ({config.batch_size} x {world} processes); lower batch_size")
@@ -256,36 +264,39 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
         for i in bar:
             idx = order[i * config.batch_size : (i + 1) * config.batch_size]
             x = augment_batch(train_data.images[idx].to(device).float().div_(255.0), config.augment, generator)
+            x, q = mix_batch(x, train_data.targets[idx].to(device), config.augment, generator)
             x = normalize_input(x, config.model)
             if device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = train_data.labels[idx].to(device)
             for group in optimizer.param_groups:
                 group["lr"] = config.optim.lr * lr_factor(step, total_steps, warmup, config.optim, steps_per_epoch)
             if margin_warmup:
                 model.head.margin = config.model.margin * min(1.0, (step + 1) / margin_warmup)
-            logits = net(x, y)
-            loss = F.cross_entropy(logits, y, weight=class_weights)
+            loss, logits = step_fn(x, q)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update(model, step)
             step += 1
             loss_sum += loss.item() * len(idx)
-            correct += int((logits.detach().argmax(1) == y).sum())
+            correct += int((logits.detach().argmax(1) == q.argmax(1)).sum())
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
             if max_steps is not None and step >= max_steps:
                 break
         if rank == 0:
+            kept = model if average is None else average.model
             row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / max(seen, 1), "train_acc_margin": correct / max(seen, 1)}
-            row.update(evaluate_arrays(model, val_data, config.eval_batch_size, device))
+            row.update(evaluate_arrays(kept, val_data, config.eval_batch_size, device))
             row["seconds"] = round(time.time() - started, 1)
             history.append(row)
             card_now = {**card, "epochs": epoch + 1, "val_acc": row["val_acc"]}
             if row["val_acc"] > best_acc:
                 best_acc = row["val_acc"]
-                _recognizer(model, config.data.classes, card_now).save(best_dir)
-            _recognizer(model, config.data.classes, card_now).save(last_dir)
+                _recognizer(kept, config.data.classes, card_now).save(best_dir)
+            _recognizer(kept, config.data.classes, card_now).save(last_dir)
+            write_safetensors(last_dir / "training.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()})
             _save_optimizer(last_dir / "optimizer.safetensors", optimizer)
             write_json(last_dir / "state.json", {"epoch": epoch + 1, "best_val_acc": best_acc, "history": history})
             _write_metrics(run_dir, history)
