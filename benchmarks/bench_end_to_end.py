@@ -42,7 +42,6 @@ import numpy as np
 import torch
 from skimage import data
 
-import spherefer
 from common import load_recognizer, test_photos, timings
 from spherefer.video import VideoWriter
 
@@ -82,7 +81,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     recognizer, what = load_recognizer(args.model)
     recognizer.batch_size = args.batch
-    backends = {"PyTorch": recognizer, "ONNX Runtime": spherefer.Recognizer(recognizer.model, recognizer.bank, batch_size=args.batch).use_onnx(threads=args.threads)}
+    backends = {"PyTorch": recognizer, "ONNX Runtime": recognizer.with_bank(recognizer.bank).use_onnx(threads=args.threads)}
     cfg = recognizer.config
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (cfg.input_size, cfg.input_size), dtype=np.uint8) for _ in range(args.batch)]

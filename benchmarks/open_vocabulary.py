@@ -1,4 +1,4 @@
-"""Open-vocabulary protocols (Lu & Wu 2022) on real faces; logic in :mod:`spherefer.protocols`.
+"""Open-vocabulary protocols (Lu & Wu 2022) on real faces; logic in :mod:`spherefer.protocols` (FER+ vote rules: :mod:`spherefer.data.ferplus`).
 
     python benchmarks/open_vocabulary.py compound --model default [--augment-shots]
     python benchmarks/open_vocabulary.py contempt --model default [--augment-shots]
@@ -40,7 +40,7 @@ import numpy as np
 
 from spherefer import CenterBank, Recognizer, load_model
 from spherefer.data import CKPlus48, FERPlus, ImageFile, ImageFileDataset
-from spherefer.data.ferplus import FERPLUS_SPLITS
+from spherefer.data.ferplus import FERPLUS_SPLITS, compound_sets, is_unknown_face
 from spherefer.evaluate import embed_arrays
 from spherefer.protocols import (
     Fit,
@@ -49,11 +49,9 @@ from spherefer.protocols import (
     RecallDraws,
     composed_centers,
     composition_angles,
-    compound_sets,
     data_mean_cosines,
     few_shot_draws,
     held_out_class_draws,
-    is_unknown_face,
     logistic_regression,
     nearest_center,
     new_class_draws,

@@ -41,7 +41,6 @@ def main() -> None:
     args = parser.parse_args()
 
     recognizer = load_model(args.model)
-    trained = copy.deepcopy(recognizer.bank)
     root = args.data_root
     views = {"fer2013": f"fer2013:{root / 'fer2013'}:privatetest", "ckplus48": f"ckplus48:{root / 'ckplus48'}"}
     written = []
@@ -50,6 +49,7 @@ def main() -> None:
                                   method=args.projection, title=f"{args.model} on {spec.split(':')[0]}")
 
     faces = compound_faces(root, recognizer.config.input_size)
+    enrolled = recognizer.with_bank(copy.deepcopy(recognizer.bank))  # the trained bank plus the compounds
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         for name, images in faces.items():
@@ -58,12 +58,11 @@ def main() -> None:
             for i, image in enumerate(images):
                 Image.fromarray(image).save(folder / f"{i:04d}.png")
             shots = rng.permutation(len(images))[: args.shots]
-            recognizer.bank.add(name, embed_arrays(recognizer, images[shots], progress=False))
-        written += render_dataset(recognizer, f"folder:{tmp}", args.output, stem="compounds", max_points=0, method=args.projection,
+            enrolled.bank.add(name, embed_arrays(enrolled, images[shots], progress=False))
+        written += render_dataset(enrolled, f"folder:{tmp}", args.output, stem="compounds", max_points=0, method=args.projection,
                                   title=f"{args.model}: FER+ compounds, {args.shots} shots each")
-    report = center_geometry(recognizer.bank)
+    report = center_geometry(enrolled.bank)
     written += write_geometry(report, args.output / "compounds_geometry", title=f"{args.model}: trained and enrolled compound centers")
-    recognizer.bank = trained
     for path in written:
         print(f"wrote {path}")
 

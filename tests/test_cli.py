@@ -18,10 +18,10 @@ from skimage import data
 
 import spherefer
 from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, tiny_config_file
-from spherefer import face as face_module
 from spherefer.cli import PHOTO_COLUMNS, main
 from spherefer.data import DATASET_FORMATS
 from spherefer.face import LANDMARK_NAMES
+from spherefer.face import detect as face_detect
 
 
 def run(*args: str) -> Result:
@@ -290,7 +290,7 @@ def test_predict_example_and_usage_errors(model_dir: Path, photos: Path) -> None
 def test_predict_without_mediapipe_is_a_one_line_error(photos: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
-    monkeypatch.setattr(face_module, "_instances", {})
+    monkeypatch.setattr(face_detect, "_instances", {})
     assert_one_line_error(run("predict", photos, "--model", model_dir), r"pip install --no-deps mediapipe==0\.10\.21")
 
 

@@ -131,3 +131,35 @@ def test_resolved_yaml_round_trips_to_an_equal_config(tmp_path: Path, source: st
     again = load_train_config(path)
     assert again == config
     assert again.to_yaml() == config.to_yaml()
+
+
+def test_margin_defaults_to_null_meaning_the_heads_default(tmp_path: Path) -> None:
+    from spherefer.models import create_model
+
+    assert load_train_config().model.margin is None and TrainConfig().model.margin is None
+    sphere = load_train_config(None, ["model.head=sphereface", "model.input_size=16", "model.widths=[4, 8]"])
+    assert sphere.model.margin is None and create_model(sphere.model).head.margin == 4
+    assert load_train_config("default", ["model.margin=null"]).model.margin is None
+    assert load_train_config(None, ["model.margin=4"]).model.margin == 4.0
+    assert load_train_config(None, ["model.margin=1e-3"]).model.margin == 0.001  # YAML 1.1's string "1e-3"
+    path = tmp_path / "config.yaml"
+    path.write_text(load_train_config().to_yaml())
+    assert "margin: null" in path.read_text() and load_train_config(path) == load_train_config()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("model.margin=wide", "model.margin must be a number or null, got 'wide'"), ("model.margin=true", "model.margin must be a number or null")],
+)
+def test_a_margin_that_is_not_a_number_is_refused(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_train_config(None, [override])
+
+
+def test_shipped_configs_set_their_margins_explicitly() -> None:
+    import yaml
+
+    for name, path in shipped_configs().items():
+        written = yaml.safe_load(path.read_text())["model"]
+        assert isinstance(written.get("margin"), float), name
+        assert load_train_config(name).model.margin == written["margin"]

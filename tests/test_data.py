@@ -24,6 +24,9 @@ from spherefer.data import (
     FERPlus,
     ImageFolder,
     canonical_name,
+    compound_pair,
+    compound_sets,
+    is_unknown_face,
     majority_emotion,
     open_dataset,
     parse_data_spec,
@@ -321,6 +324,59 @@ def test_read_fer2013new(tmp_path: Path) -> None:
         read_fer2013new(bad)
 
 
+# ---------------------------------------------------------------- FER+ vote rules: compounds and unknown faces
+
+
+def votes(**counts: int) -> list[int]:
+    """10 FER+ vote counts from column names (neutral, happiness, ..., unknown, NF)."""
+    columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+    assert set(counts) <= set(columns)
+    return [counts.get(column, 0) for column in columns]
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (votes(happiness=5, surprise=4, neutral=1), ("happy", "surprise")),
+        (votes(sadness=4, anger=4, neutral=2), ("angry", "sad")),  # tied top two: a pair, in EXPRESSIONS order
+        (votes(fear=5, surprise=3, disgust=2), ("fear", "surprise")),
+        (votes(neutral=4, fear=3, surprise=3), ("fear", "surprise")),  # neutral votes do not compete
+        (votes(happiness=4, surprise=3, fear=3), None),  # third not strictly below the second
+        (votes(happiness=3, surprise=3, fear=3, neutral=1), None),  # three-way tie
+        (votes(happiness=7, surprise=2, neutral=1), None),  # second below 3 votes
+        (votes(contempt=3, happiness=3, surprise=2, unknown=2), None),  # contempt is not one of the six
+    ],
+)
+def test_compound_pair(row: list[int], expected: tuple[str, str] | None) -> None:
+    assert compound_pair(row) == expected
+
+
+def test_compound_pair_needs_ten_votes() -> None:
+    with pytest.raises(ValueError, match="expected 10 FER\\+ vote counts"):
+        compound_pair([3, 3, 4])
+
+
+def test_compound_sets_keep_frequent_pairs_most_frequent_first() -> None:
+    rows = [votes(happiness=5, surprise=5)] * 3 + [votes(fear=4, surprise=6)] * 4 + [votes(anger=5, sadness=5)] + [votes(happiness=10)]
+    sets = compound_sets(rows, min_faces=3)
+    assert list(sets) == ["fear+surprise", "happy+surprise"]
+    np.testing.assert_array_equal(sets["fear+surprise"], [3, 4, 5, 6])
+    np.testing.assert_array_equal(sets["happy+surprise"], [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (votes(unknown=3, NF=2, happiness=4, neutral=1), True),  # pooled 5 beats 4
+        (votes(unknown=4, happiness=4, surprise=2), False),  # pooled ties the top emotion
+        (votes(NF=6, neutral=4), True),
+        (votes(unknown=2, happiness=5, surprise=3), False),
+    ],
+)
+def test_is_unknown_face(row: list[int], expected: bool) -> None:
+    assert is_unknown_face(row) is expected
+
+
 # ---------------------------------------------------------------- CK+
 
 
@@ -597,3 +653,20 @@ def test_real_fer2013new_rows() -> None:
     rows = read_fer2013new(realdata_path("ferplus") / "fer2013new.csv")
     assert len(rows) == 35887
     assert sum(1 for row in rows if row.usage == "Training") == 28709
+
+
+@pytest.mark.realdata
+def test_ferplus_compound_pair_counts() -> None:
+    root = realdata_path("ferplus")
+    rows = [row.votes for split in ("valid", "test") for row in FERPlus.raw_table(root, split)]
+    counts = {name: len(members) for name, members in compound_sets(rows).items()}
+    assert counts == {
+        "fear+surprise": 142,
+        "happy+surprise": 109,
+        "angry+sad": 56,
+        "angry+surprise": 45,
+        "angry+disgust": 40,
+        "fear+sad": 35,
+        "angry+fear": 23,
+        "angry+happy": 22,
+    }

@@ -18,6 +18,7 @@ from skimage import data
 
 from spherefer import CenterBank, Recognizer, create_model
 from spherefer import face as face_module
+from spherefer.face import detect as face_detect
 from spherefer.face import (
     LANDMARK_NAMES,
     MEDIAPIPE_INSTALL,
@@ -344,7 +345,7 @@ def test_custom_detector_through_the_registry(astronaut, recognizer, monkeypatch
         def detect(self, rgb):
             return [reference, reference.shifted(200, 300)]
 
-    monkeypatch.setattr(face_module, "_instances", {})
+    monkeypatch.setattr(face_detect, "_instances", {})
     monkeypatch.setitem(face_module.DETECTORS, "fixed", Fixed)
     records = recognizer.analyze(astronaut, detector="fixed")
     assert len(records) == 2 and [r.index for r in records] == [0, 1]

@@ -187,3 +187,94 @@ def test_labels_of_the_wrong_shape_are_refused():
     head, x, _ = _setup("cosface", torch.float32, 0.35)
     with pytest.raises(ValueError, match=r"\(N, 5\)"):
         head(x, torch.ones(len(x), 4) / 4)
+
+
+# ---------------------------------------------------------------- margin defaults and the additive capability
+
+
+@pytest.mark.parametrize(("name", "margin"), [("softmax", 0.0), ("cosface", 0.35), ("arcface", 0.5), ("sphereface", 4)])
+def test_each_head_owns_its_default_margin(name, margin):
+    assert HEADS[name].default_margin == margin
+    assert create_head(name, 6, 3).margin == margin  # margin=None: the head's default
+    assert create_head(name, 6, 3, margin=None).base_margin == margin
+
+
+def test_an_explicit_margin_beats_the_default_except_for_softmax():
+    assert create_head("cosface", 6, 3, margin=0.2).margin == 0.2
+    assert create_head("arcface", 6, 3, margin=0.3).margin == 0.3
+    assert create_head("sphereface", 6, 3, margin=2).margin == 2
+    assert create_head("softmax", 6, 3, margin=0.35).margin == 0.0  # the control has no margin
+
+
+def test_sphereface_model_without_a_margin_builds_with_m_4():
+    from spherefer.models import create_model
+
+    model = create_model(head="sphereface", input_size=16, widths=(4, 8), embedding_size=8, num_classes=3)
+    assert isinstance(model.head, SphereFaceHead) and model.head.margin == 4 and model.config.margin is None
+    logits = model.train()(torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 0]))
+    assert torch.isfinite(logits).all()
+
+
+def test_model_config_margin_none_means_the_heads_default_and_explicit_values_are_kept():
+    from spherefer.models import ModelConfig, create_model
+
+    assert ModelConfig().margin is None
+    for head, margin in (("cosface", 0.35), ("arcface", 0.5)):
+        assert create_model(head=head, input_size=16, widths=(4, 8), embedding_size=8).head.margin == margin
+    explicit = create_model(head="arcface", margin=0.3, input_size=16, widths=(4, 8), embedding_size=8)
+    assert explicit.head.margin == 0.3 and explicit.config.margin == 0.3
+    assert ModelConfig(head="sphereface", margin=4).margin == 4.0 and isinstance(ModelConfig(margin=4).margin, float)
+    with pytest.raises(ValueError, match="margin must be a number, or null"):
+        ModelConfig(margin="wide")
+    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()  # a saved null margin loads back
+
+
+def test_shipped_model_configs_keep_their_explicit_margins():
+    import json
+
+    from spherefer.models import ModelConfig
+    from spherefer.recognizer import load_model, shipped_models
+
+    assert shipped_models()
+    for name, folder in shipped_models().items():
+        saved = json.loads((folder / "config.json").read_text())["model"]
+        assert isinstance(saved["margin"], float), name
+        config = ModelConfig.from_dict(saved)
+        assert config.margin == saved["margin"]
+        head = load_model(name).model.head
+        assert head.margin == (0.0 if config.head == "softmax" else saved["margin"])
+
+
+def test_additive_margin_heads_are_a_property_of_the_head_classes():
+    from spherefer.heads import additive_margin_heads
+
+    assert additive_margin_heads() == ("arcface", "cosface")
+    assert {name for name, cls in HEADS.items() if cls.additive} == {"arcface", "cosface"}
+    assert CosFaceHead.additive and ArcFaceHead.additive and not SphereFaceHead.additive and not SoftmaxHead.additive
+
+
+@pytest.mark.parametrize("name", ["cosface", "arcface"])
+def test_set_margin_factor_scales_the_configured_margin(name):
+    torch.manual_seed(0)
+    head = create_head(name, 6, 3, margin=0.4)
+    x, y = torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])
+    head.set_margin_factor(0.25)
+    assert head.margin == pytest.approx(0.1) and head.base_margin == 0.4
+    reference = create_head(name, 6, 3, margin=0.1)
+    reference.load_state_dict(head.state_dict())
+    torch.testing.assert_close(head(x, y), reference(x, y))
+    head.set_margin_factor(0.0)
+    torch.testing.assert_close(head(x, y), head(x))  # no margin left
+    head.set_margin_factor(0.5)
+    head.set_margin_factor(1.0)  # never compounds: always a factor of the configured margin
+    assert head.margin == pytest.approx(0.4)
+
+
+def test_set_margin_factor_refuses_to_scale_a_non_additive_margin():
+    head = SphereFaceHead(6, 3)
+    head.set_margin_factor(1.0)
+    assert head.margin == 4
+    with pytest.raises(ValueError, match="sphereface head's margin is not additive"):
+        head.set_margin_factor(0.5)
+    with pytest.raises(ValueError, match="not additive"):
+        SoftmaxHead(6, 3).set_margin_factor(0.0)

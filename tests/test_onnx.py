@@ -119,6 +119,22 @@ def test_use_onnx_in_memory_and_load_model_backend(tmp_path: Path) -> None:
     assert np.abs(from_file.embed(crops) - other.embed(crops)).max() < TOLERANCE
 
 
+def test_with_bank_keeps_the_onnx_session_and_the_backend_module_serves_both(tmp_path: Path) -> None:
+    import spherefer.export as export
+    import spherefer.onnx_backend as backend
+
+    recognizer = make_tiny_model(tmp_path / "tiny", PATTERN_CLASSES).use_onnx()
+    crops = [np.random.default_rng(i).integers(0, 256, (16, 16), dtype=np.uint8) for i in range(4)]
+    bank = CenterBank(["x", "y"], torch.eye(recognizer.config.embedding_size)[:2])
+    other = recognizer.with_bank(bank)
+    assert other.backend == "onnx" and other.onnx is recognizer.onnx and other.model is recognizer.model
+    np.testing.assert_array_equal(other.embed(crops), recognizer.embed(crops))
+    assert {p.label for p in other.predict(crops, threshold=-1.0)} <= {"x", "y"} and recognizer.bank.names == list(PATTERN_CLASSES)
+    assert isinstance(recognizer.onnx, backend.OnnxEmbedder)
+    for name in ("OnnxEmbedder", "onnx_bytes", "METADATA_KEY", "ONNX_INPUT", "ONNX_OUTPUT", "DEFAULT_OPSET"):
+        assert getattr(export, name) is getattr(backend, name), name  # spherefer.export keeps its public names
+
+
 def test_use_onnx_refuses_another_models_file(big_onnx: Path, tmp_path: Path) -> None:
     tiny = make_tiny_model(tmp_path / "tiny", PATTERN_CLASSES)
     with pytest.raises(ValueError, match="differs from this model's"):

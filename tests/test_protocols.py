@@ -1,4 +1,4 @@
-"""Open-vocabulary protocols on hand-made vote rows and synthetic embeddings whose outcome is known."""
+"""Open-vocabulary protocols on synthetic embeddings whose outcome is known (the FER+ vote rules are tested in test_data.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from realdata import realdata_path
 from spherefer.centers import CenterBank
-from spherefer.data import FERPlus
 from spherefer.protocols import (
-    compound_pair,
-    compound_sets,
     composed_centers,
     composition_angles,
     data_mean_cosines,
@@ -22,7 +18,6 @@ from spherefer.protocols import (
     few_shot_splits,
     fpr_at_tpr,
     held_out_class_draws,
-    is_unknown_face,
     logistic_regression,
     nearest_center,
     new_class_draws,
@@ -31,13 +26,6 @@ from spherefer.protocols import (
 )
 
 DIM = 16
-
-
-def votes(**counts: int) -> list[int]:
-    """10 FER+ vote counts from column names (neutral, happiness, ..., unknown, NF)."""
-    columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
-    assert set(counts) <= set(columns)
-    return [counts.get(column, 0) for column in columns]
 
 
 def axis(i: int) -> np.ndarray:
@@ -51,52 +39,6 @@ def cluster(i: int, n: int, rng: np.random.Generator, noise: float = 0.05) -> np
 
 def bank_of(**centers: np.ndarray) -> CenterBank:
     return CenterBank(list(centers), torch.as_tensor(np.stack(list(centers.values()))))
-
-
-# ---------------------------------------------------------------- FER+ vote rules
-
-
-@pytest.mark.parametrize(
-    ("row", "expected"),
-    [
-        (votes(happiness=5, surprise=4, neutral=1), ("happy", "surprise")),
-        (votes(sadness=4, anger=4, neutral=2), ("angry", "sad")),  # tied top two: a pair, in EXPRESSIONS order
-        (votes(fear=5, surprise=3, disgust=2), ("fear", "surprise")),
-        (votes(neutral=4, fear=3, surprise=3), ("fear", "surprise")),  # neutral votes do not compete
-        (votes(happiness=4, surprise=3, fear=3), None),  # third not strictly below the second
-        (votes(happiness=3, surprise=3, fear=3, neutral=1), None),  # three-way tie
-        (votes(happiness=7, surprise=2, neutral=1), None),  # second below 3 votes
-        (votes(contempt=3, happiness=3, surprise=2, unknown=2), None),  # contempt is not one of the six
-    ],
-)
-def test_compound_pair(row: list[int], expected: tuple[str, str] | None) -> None:
-    assert compound_pair(row) == expected
-
-
-def test_compound_pair_needs_ten_votes() -> None:
-    with pytest.raises(ValueError, match="expected 10 FER\\+ vote counts"):
-        compound_pair([3, 3, 4])
-
-
-def test_compound_sets_keep_frequent_pairs_most_frequent_first() -> None:
-    rows = [votes(happiness=5, surprise=5)] * 3 + [votes(fear=4, surprise=6)] * 4 + [votes(anger=5, sadness=5)] + [votes(happiness=10)]
-    sets = compound_sets(rows, min_faces=3)
-    assert list(sets) == ["fear+surprise", "happy+surprise"]
-    np.testing.assert_array_equal(sets["fear+surprise"], [3, 4, 5, 6])
-    np.testing.assert_array_equal(sets["happy+surprise"], [0, 1, 2])
-
-
-@pytest.mark.parametrize(
-    ("row", "expected"),
-    [
-        (votes(unknown=3, NF=2, happiness=4, neutral=1), True),  # pooled 5 beats 4
-        (votes(unknown=4, happiness=4, surprise=2), False),  # pooled ties the top emotion
-        (votes(NF=6, neutral=4), True),
-        (votes(unknown=2, happiness=5, surprise=3), False),
-    ],
-)
-def test_is_unknown_face(row: list[int], expected: bool) -> None:
-    assert is_unknown_face(row) is expected
 
 
 # ---------------------------------------------------------------- few-shot draws
@@ -319,21 +261,32 @@ def test_data_mean_cosines_average_normalised_embeddings() -> None:
     assert cosines == pytest.approx({"happy": 1.0, "sad": 0.0}, abs=1e-6)
 
 
-# ---------------------------------------------------------------- real FER+
+# ---------------------------------------------------------------- scikit-learn is optional
 
 
-@pytest.mark.realdata
-def test_ferplus_compound_pair_counts() -> None:
-    root = realdata_path("ferplus")
-    rows = [row.votes for split in ("valid", "test") for row in FERPlus.raw_table(root, split)]
-    counts = {name: len(members) for name, members in compound_sets(rows).items()}
-    assert counts == {
-        "fear+surprise": 142,
-        "happy+surprise": 109,
-        "angry+sad": 56,
-        "angry+surprise": 45,
-        "angry+disgust": 40,
-        "fear+sad": 35,
-        "angry+fear": 23,
-        "angry+happy": 22,
-    }
+@pytest.mark.parametrize("missing", ["sklearn", "sklearn.linear_model"])
+def test_logistic_regression_without_scikit_learn_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, missing, None)  # makes ``import sklearn...`` raise ImportError
+    if missing == "sklearn":
+        monkeypatch.delitem(sys.modules, "sklearn.linear_model", raising=False)
+    with pytest.raises(ImportError, match="logistic_regression\\(\\) needs scikit-learn.*pip install scikit-learn"):
+        logistic_regression()
+
+
+def test_open_set_without_scikit_learn_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.metrics", None)
+    bank = bank_of(a=axis(0), b=axis(1))
+    with pytest.raises(ImportError, match="open_set\\(\\) needs scikit-learn.*pip install scikit-learn"):
+        open_set(bank, np.stack([axis(0)]), ["a"], np.stack([axis(2)]))
+
+
+def test_the_fer_plus_vote_rules_moved_to_the_dataset_module() -> None:
+    import spherefer.data.ferplus as ferplus
+    import spherefer.protocols as protocols
+
+    for name in ("compound_pair", "compound_name", "compound_sets", "is_unknown_face", "BASIC_EMOTIONS"):
+        assert hasattr(ferplus, name) and not hasattr(protocols, name), name

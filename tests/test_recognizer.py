@@ -146,3 +146,90 @@ def test_truncated_weights_and_bad_config(recognizer, tmp_path):
 def test_unknown_model_name():
     with pytest.raises(FileNotFoundError, match="no model folder 'nope'"):
         load_model("nope")
+
+
+# ---------------------------------------------------------------- the caller's model, other banks
+
+
+def test_recognizer_leaves_the_model_it_is_given_unchanged(face):
+    torch.manual_seed(1)
+    model = create_model(embedding_size=16, num_classes=7).train()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    recognizer = Recognizer(model, CenterBank.from_head(model.head, NAMES))
+    assert model.training and all(module.training for module in model.modules())
+    assert all(p.is_contiguous() for p in model.parameters())  # not switched to channels-last
+    assert recognizer.model is not model and not recognizer.model.training
+    assert recognizer.model.backbone[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]) and torch.equal(recognizer.model.state_dict()[name], value), name
+    with torch.no_grad():  # a later change to the caller's network does not reach the recognizer
+        first = recognizer.embed(face)
+        model.neck[1].weight.add_(1.0)
+        np.testing.assert_array_equal(recognizer.embed(face), first)
+
+
+def test_load_model_gives_an_inference_ready_network(recognizer, tmp_path):
+    loaded = load_model(recognizer.save(tmp_path / "model"))
+    assert not loaded.model.training
+    assert loaded.model.backbone[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_with_bank_shares_the_network_and_leaves_the_original_alone(recognizer, face):
+    other_bank = CenterBank(["a", "b"], torch.nn.functional.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(0)), dim=1))
+    other = recognizer.with_bank(other_bank)
+    assert isinstance(other, Recognizer) and other is not recognizer
+    assert other.model is recognizer.model and other.bank is other_bank
+    assert recognizer.bank.names == NAMES  # the original keeps its bank
+    assert other.card == recognizer.card and other.card is not recognizer.card
+    assert (other.batch_size, other.backend) == (recognizer.batch_size, recognizer.backend)
+    np.testing.assert_array_equal(other.embed(face), recognizer.embed(face))
+    assert other.predict(face, threshold=-1.0)[0].label in ("a", "b")
+    assert recognizer.predict(face, threshold=-1.0)[0].label in NAMES
+    with pytest.raises(ValueError, match="8-d centers but the model embeds in 16"):
+        recognizer.with_bank(CenterBank(["a"], torch.eye(8)[:1]))
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> spherefer modules it imports (every import statement, TYPE_CHECKING and function-level ones included)."""
+    import ast
+    from pathlib import Path
+
+    import spherefer
+
+    root = Path(spherefer.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = (path, parts[-1] == "__init__")
+    graph: dict[str, set[str]] = {}
+    for name, (path, is_package) in modules.items():
+        package = name if is_package else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+                stem = ".".join(p for p in (base, node.module or "") if p)
+                targets |= {stem} | {f"{stem}.{alias.name}" for alias in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_recognizer_export_and_the_onnx_backend_import_no_cycle():
+    graph = _import_graph()
+    touched = {"spherefer.recognizer", "spherefer.export", "spherefer.onnx_backend"}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                if nxt == goal:
+                    return True
+                seen.add(nxt)
+                todo.append(nxt)
+        return False
+
+    assert "spherefer.export" not in graph["spherefer.recognizer"]
+    assert "spherefer.onnx_backend" in graph["spherefer.recognizer"] and "spherefer.onnx_backend" in graph["spherefer.export"]
+    assert [module for module in sorted(touched) if reaches(module, module)] == []

@@ -510,3 +510,14 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_package_docstring_and_exports_name_what_exists() -> None:
+    import re
+
+    import spherefer.serve as serve
+
+    assert all(hasattr(serve, name) for name in serve.__all__)
+    called = set(re.findall(r"``(\w+)\(", serve.__doc__)) | set(re.findall(r":func:`~?[\w.]*?(\w+)`", serve.__doc__))
+    assert called and all(hasattr(serve, name) for name in called), called
+    assert "build_app" in called and not hasattr(serve, "build_server")

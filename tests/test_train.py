@@ -175,6 +175,52 @@ def test_margin_warmup_starts_training_without_the_margin(pattern_root: Path, tm
     assert first_loss["warm"] < first_loss["full"] - 0.1
 
 
+@pytest.mark.parametrize(("head", "ramped"), [("cosface", True), ("arcface", True), ("sphereface", False), ("softmax", False)])
+def test_margin_warmup_ramps_the_heads_with_an_additive_margin(
+    pattern_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head: str, ramped: bool
+) -> None:
+    """The warm-up asks the head class (``additive``), not a list of names; the head scales its own margin."""
+    from spherefer.heads import ClassificationHead
+
+    factors: list[float] = []
+    original = ClassificationHead.set_margin_factor
+
+    def recording(self: ClassificationHead, factor: float) -> None:
+        factors.append(factor)
+        original(self, factor)
+
+    monkeypatch.setattr(ClassificationHead, "set_margin_factor", recording)
+    config = tiny_train_config(tmp_path, f"folder:{pattern_root}", PATTERN_CLASSES, f"model.head={head}", "optim.margin_warmup_epochs=1000")
+    train(config, progress=False, max_steps=2)
+    warmup_steps = 1000 * 48 // 8  # 1000 epochs of 48 pattern images in batches of 8
+    assert factors == (pytest.approx([1 / warmup_steps, 2 / warmup_steps]) if ramped else [])
+
+
+def test_warmup_ramps_the_default_margin_of_a_config_without_one(pattern_root: Path, tmp_path: Path) -> None:
+    """model.margin unset (null): the warm-up scales the head's own default (ArcFace 0.5)."""
+    config = tiny_train_config(tmp_path, f"folder:{pattern_root}", PATTERN_CLASSES, "model.head=arcface", "optim.margin_warmup_epochs=1")
+    assert config.model.margin is None
+    run_dir = train(config, progress=False, max_steps=1)
+    assert spherefer.load_model(run_dir / "last").config.margin is None
+    assert spherefer.load_model(run_dir / "last").model.head.margin == 0.5
+
+
+def test_saving_a_recognizer_leaves_the_training_model_as_it_was() -> None:
+    """train's ``_recognizer`` saves the model's weights without switching it to eval mode or another memory format."""
+    from spherefer.train import _recognizer
+
+    torch.manual_seed(0)
+    model = spherefer.create_model(**TINY_MODEL, num_classes=3).train()
+    recognizer = _recognizer(model, PATTERN_CLASSES, {"trained": True})
+    assert model.training and all(m.training for m in model.modules())
+    assert all(p.is_contiguous() for p in model.parameters())  # not converted to channels-last
+    assert recognizer.model is not model and not recognizer.model.training
+    saved = recognizer.model.state_dict()
+    for name, value in model.state_dict().items():
+        assert torch.equal(saved[name], value), name
+    torch.testing.assert_close(recognizer.bank.centers, model.head.centers())
+
+
 @pytest.mark.parametrize("balance", ["sampler", "loss"])
 def test_class_balancing_runs_on_an_imbalanced_set(tmp_path: Path, balance: str) -> None:
     root = make_pattern_folder(tmp_path / "data", classes=["happy"], per_class=24)

@@ -488,10 +488,13 @@ def visualize(model_name: str, bank_option: Path | None, data_spec: str, class_o
     variance and how often a face's pictured nearest center is its true one are written
     on both outputs.
     """
-    from .viz import render_dataset
+    from .viz import check_class_names, render_dataset
 
     recognizer, _ = open_model(model_name, bank_option)
-    paths = render_dataset(recognizer, data_spec, output_dir, stem="sphere", classes=_class_names(class_options),
+    classes = check_class_names(recognizer.bank, _class_names(class_options), argument="--classes")
+    if max_points < 0:
+        raise ValueError(f"--max-points must be 0 (all) or positive, got {max_points}")
+    paths = render_dataset(recognizer, data_spec, output_dir, stem="sphere", classes=classes,
                            max_points=max_points or None, seed=seed, method=projection, batch_size=batch_size)
     for path in paths:
         click.echo(f"wrote {path}")

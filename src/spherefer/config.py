@@ -170,11 +170,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_OPTIONAL_KINDS = {f"{kind.__name__} | None": kind for kind in (bool, int, float, str)}
+"""Annotations of fields whose default is None (``model.margin: float | None``) -> the type a value must have."""
+
+
 def _checked(field: dataclasses.Field, value: Any, prefix: str) -> Any:
     """``value`` if it has the type of the field's default (ints and numeric strings such as
-    YAML's ``1e-3`` become floats for float fields), else a ValueError naming the key."""
+    YAML's ``1e-3`` become floats for float fields), else a ValueError naming the key.
+
+    A field defaulting to None and annotated ``T | None`` takes None (YAML ``null``) or a ``T``."""
     default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
     kind = type(default)
+    optional = default is None and str(field.type) in _OPTIONAL_KINDS
+    if optional:
+        if value is None:
+            return None
+        kind = _OPTIONAL_KINDS[str(field.type)]
     if kind is float and isinstance(value, str):
         try:
             value = float(value)
@@ -192,6 +203,7 @@ def _checked(field: dataclasses.Field, value: Any, prefix: str) -> Any:
     }.get(kind, lambda: True)()
     if not ok:
         expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, "a list")
+        expected += " or null" if optional else ""
         raise ValueError(f"config key {prefix}{field.name} must be {expected}, got {value!r}")
     return value
 

@@ -8,6 +8,7 @@ markdown table and a heatmap PNG.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,11 +17,12 @@ import numpy as np
 
 from .config import TrainConfig, load_train_config
 from .evaluate import evaluate
+from .heads import additive_margin_heads
 from .recognizer import load_model
 from .storage import atomic_write, write_json
 from .train import train
 
-__all__ = ["GridResult", "run_grid"]
+__all__ = ["GridResult", "grid_cell", "run_grid"]
 
 
 @dataclass
@@ -77,6 +79,19 @@ class GridResult:
         plt.close(fig)
 
 
+def _check_head(head: str) -> None:
+    heads = additive_margin_heads()
+    if head not in heads:
+        raise ValueError(f"a scale/margin grid needs an additive-margin head ({', '.join(heads)}), not {head!r}")
+
+
+def grid_cell(base: TrainConfig, scale: float, margin: float) -> TrainConfig:
+    """The run of one (s, m) cell: ``base`` named ``<base name>/s<S>-m<M>`` with the model's scale and margin replaced."""
+    _check_head(base.model.head)
+    model = dataclasses.replace(base.model, scale=float(scale), margin=float(margin))
+    return dataclasses.replace(base, name=f"{base.name}/s{scale:g}-m{margin:.2f}", model=model)
+
+
 def run_grid(
     config_path: str | None,
     overrides: Sequence[str],
@@ -87,13 +102,12 @@ def run_grid(
 ) -> tuple[GridResult, Path]:
     """Train (or resume) every (s, m) cell, evaluate each best model on every ``eval_data`` spec."""
     base: TrainConfig = load_train_config(config_path, overrides)
-    if base.model.head not in ("cosface", "arcface"):
-        raise ValueError(f"a scale/margin grid needs an additive-margin head (cosface, arcface), not {base.model.head!r}")
+    _check_head(base.model.head)
+    cells = [[grid_cell(base, s, m) for m in margins] for s in scales]
     grid_dir = base.run_dir
     accuracy = {spec: np.full((len(scales), len(margins)), np.nan) for spec in eval_data}
-    for i, s in enumerate(scales):
-        for j, m in enumerate(margins):
-            cell = load_train_config(config_path, [*overrides, f"name={base.name}/s{s:g}-m{m:.2f}", f"model.scale={s}", f"model.margin={m}"])
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
             recognizer = load_model(train(cell, progress=progress) / "best")
             for spec in eval_data:
                 accuracy[spec][i, j] = evaluate(recognizer, spec, model_name=cell.name, progress=False).accuracy

@@ -4,7 +4,10 @@ Every head owns a weight matrix ``W`` of shape (num_classes, embedding_size). It
 L2-normalised rows are the *class centers* on the unit hypersphere. The margin heads
 share one base class, :class:`MarginHead`; each subclass only says how the cosine of
 the target class is changed during training (``target_logit``) and, where needed, how
-the logits are scaled. Margin math runs in at least float32 and clamps cosines so
+the logits are scaled. Each head class owns its margin's default (``default_margin``)
+and says whether its margin is additive (``additive``: CosFace, ArcFace), the kind a
+scale/margin grid sweeps and the margin warm-up ramps (:meth:`ClassificationHead.set_margin_factor`).
+Margin math runs in at least float32 and clamps cosines so
 that no NaN or infinite gradient appears at cos = +-1.
 """
 
@@ -26,6 +29,7 @@ __all__ = [
     "SphereFaceHead",
     "HEADS",
     "create_head",
+    "additive_margin_heads",
     "target_mass",
 ]
 
@@ -40,11 +44,19 @@ def register_head(cls: type["ClassificationHead"]) -> type["ClassificationHead"]
     return cls
 
 
-def create_head(name: str, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float = 0.35) -> "ClassificationHead":
-    """Build a head by registry name (``softmax``, ``cosface``, ``arcface``, ``sphereface``)."""
+def create_head(name: str, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float | None = None) -> "ClassificationHead":
+    """Build a head by registry name (``softmax``, ``cosface``, ``arcface``, ``sphereface``).
+
+    ``margin=None`` takes the head's own default (:attr:`ClassificationHead.default_margin`).
+    """
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r}; choose one of {sorted(HEADS)}")
     return HEADS[name](embedding_size, num_classes, scale=scale, margin=margin)
+
+
+def additive_margin_heads() -> tuple[str, ...]:
+    """Registry names of the heads whose margin is additive (``ClassificationHead.additive``), sorted."""
+    return tuple(sorted(name for name, cls in HEADS.items() if cls.additive))
 
 
 def _math_dtype(x: Tensor) -> torch.dtype:
@@ -53,20 +65,40 @@ def _math_dtype(x: Tensor) -> torch.dtype:
 
 
 class ClassificationHead(nn.Module):
-    """Base of all heads: a (C, D) weight matrix whose normalised rows are class centers."""
+    """Base of all heads: a (C, D) weight matrix whose normalised rows are class centers.
+
+    ``margin=None`` means the class's :attr:`default_margin`. :attr:`margin` is the margin
+    in use; :attr:`base_margin` the configured one, which :meth:`set_margin_factor` scales.
+    """
 
     name: ClassVar[str]
+    default_margin: ClassVar[float] = 0.0
+    """The margin used when none is given."""
+    additive: ClassVar[bool] = False
+    """Whether the margin is additive (subtracted from the cosine or added to the angle): such a
+    margin can be scaled continuously (warm-up from 0, a scale/margin grid)."""
 
-    def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float = 0.35) -> None:
+    def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float | None = None) -> None:
         super().__init__()
         if embedding_size < 1 or num_classes < 1:
             raise ValueError(f"embedding_size and num_classes must be positive, got {embedding_size}, {num_classes}")
         self.embedding_size = embedding_size
         self.num_classes = num_classes
         self.scale = float(scale)
-        self.margin = float(margin)
+        self.base_margin = float(self.default_margin if margin is None else margin)
+        self.margin = self.base_margin
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
         nn.init.xavier_uniform_(self.weight)
+
+    def set_margin_factor(self, factor: float) -> None:
+        """Use ``factor`` times the configured margin (a margin warm-up ramps ``factor`` from 0 to 1).
+
+        Only additive margins scale; other heads accept ``factor=1`` (their margin as configured) only.
+        """
+        factor = float(factor)
+        if not self.additive and factor != 1.0:
+            raise ValueError(f"the {self.name} head's margin is not additive and cannot be scaled (factor {factor})")
+        self.margin = self.base_margin * factor
 
     def cosine(self, embeddings: Tensor) -> Tensor:
         """Cosine between each embedding and each class center, (N, C), clamped to [-1, 1]."""
@@ -101,8 +133,8 @@ class SoftmaxHead(ClassificationHead):
 
     name = "softmax"
 
-    def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float = 0.35) -> None:
-        super().__init__(embedding_size, num_classes, scale=scale, margin=0.0)
+    def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float | None = None) -> None:
+        super().__init__(embedding_size, num_classes, scale=scale, margin=0.0)  # no margin, whatever is configured
         self.bias = nn.Parameter(torch.zeros(num_classes))
 
     def logits(self, embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -148,6 +180,8 @@ class CosFaceHead(MarginHead):
     """LMCL / CosFace (Wang et al. 2018): s * (cos(theta) - m) for the target class."""
 
     name = "cosface"
+    default_margin = 0.35
+    additive = True
 
     def target_logit(self, cos_target: Tensor) -> Tensor:
         return cos_target - self.margin
@@ -162,6 +196,8 @@ class ArcFaceHead(MarginHead):
     """
 
     name = "arcface"
+    default_margin = 0.5
+    additive = True
 
     def target_logit(self, cos_target: Tensor) -> Tensor:
         m = self.margin
@@ -185,12 +221,14 @@ class SphereFaceHead(MarginHead):
     """
 
     name = "sphereface"
+    default_margin = 4
     lambda_base: ClassVar[float] = 1000.0
     lambda_gamma: ClassVar[float] = 0.12
     lambda_power: ClassVar[float] = 1.0
     lambda_min: ClassVar[float] = 5.0
 
-    def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float = 4) -> None:
+    def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float | None = None) -> None:
+        margin = self.default_margin if margin is None else margin
         if float(margin) != int(margin) or int(margin) < 1:
             raise ValueError(f"sphereface needs an integer margin m >= 1, got {margin}")
         super().__init__(embedding_size, num_classes, scale=scale, margin=int(margin))

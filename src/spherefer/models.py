@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,7 +25,11 @@ __all__ = ["ModelConfig", "EmbeddingNet", "BACKBONES", "register_backbone", "cre
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a network and preprocess its input; saved beside the weights."""
+    """Everything needed to rebuild a network and preprocess its input; saved beside the weights.
+
+    ``margin=None`` means the head's own default (``HEADS[head].default_margin``: CosFace
+    0.35, ArcFace 0.5, SphereFace 4), and is saved as such (``null``).
+    """
 
     arch: str = "fercnn"
     input_size: int = 48
@@ -35,7 +40,7 @@ class ModelConfig:
     num_classes: int = 7
     head: str = "cosface"
     scale: float = 30.0
-    margin: float = 0.35
+    margin: float | None = None
     dropout: float = 0.2
     neck_bias: bool = True
     small_input_stem: bool = True
@@ -62,6 +67,11 @@ class ModelConfig:
             problems.append(f"embedding_size must be at least 2, got {self.embedding_size}")
         if self.num_classes < 1:
             problems.append(f"num_classes must be positive, got {self.num_classes}")
+        if self.margin is not None:
+            if isinstance(self.margin, bool) or not isinstance(self.margin, numbers.Real):
+                problems.append(f"margin must be a number, or null for the head's default, got {self.margin!r}")
+            else:
+                self.margin = float(self.margin)
         if self.scale <= 0:
             problems.append(f"scale must be positive, got {self.scale}")
         if not 0.0 <= self.dropout < 1.0:

@@ -9,33 +9,33 @@ Embedding arrays are ``(N, D)``, or ``(N, V, D)`` holding ``V`` views of every f
 view of its shots. A *method* (:data:`Fit`) turns the shots of each class into a
 :data:`Predictor` that names the class of each embedding; methods compared within
 one protocol see the same draws, shots and test faces.
+
+The FER+ vote rules that pick the compound and unknown faces of the benchmarks
+(``compound_pair``, ``compound_sets``, ``is_unknown_face``) are in :mod:`spherefer.data.ferplus`.
+:func:`logistic_regression` and :func:`open_set` need scikit-learn (``pip install scikit-learn``;
+the ``test`` extra has it), imported only when they are called.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from .centers import CenterBank, angle_degrees
-from .data.ferplus import FERPLUS_VOTE_COLUMNS
 from .data.splits import subject_split
-from .data.vocabulary import EXPRESSIONS, canonical_name
 
 __all__ = [
-    "BASIC_EMOTIONS",
     "Fit",
     "Predictor",
     "RecallDraws",
     "NewClassDraws",
     "OpenSetResult",
-    "compound_pair",
-    "compound_name",
-    "compound_sets",
-    "is_unknown_face",
     "few_shot_splits",
     "few_shot_draws",
     "enrol_bank",
@@ -56,61 +56,6 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 Fit = Callable[[Mapping[str, np.ndarray]], Predictor]
 """Shots by class name, each (k, D) -> a predictor."""
-
-_COMPOUND_COLUMNS = ("happiness", "surprise", "sadness", "anger", "disgust", "fear")
-BASIC_EMOTIONS: tuple[str, ...] = tuple(canonical_name(column) for column in _COMPOUND_COLUMNS)
-"""The six basic emotions compounds are made of (canonical names, in FER+ column order)."""
-
-_BASIC_INDEX = [FERPLUS_VOTE_COLUMNS.index(column) for column in _COMPOUND_COLUMNS]
-_UNKNOWN_INDEX = [FERPLUS_VOTE_COLUMNS.index(column) for column in ("unknown", "NF")]
-
-
-# ---------------------------------------------------------------- FER+ vote rules
-
-
-def _check_votes(votes: Sequence[int]) -> None:
-    if len(votes) != len(FERPLUS_VOTE_COLUMNS):
-        raise ValueError(f"expected {len(FERPLUS_VOTE_COLUMNS)} FER+ vote counts ({', '.join(FERPLUS_VOTE_COLUMNS)}), got {len(votes)}")
-
-
-def compound_pair(votes: Sequence[int], min_votes: int = 3) -> tuple[str, str] | None:
-    """The compound (A, B) of one FER+ row of 10 vote counts, or None.
-
-    Among the six basic emotions, the two most voted must each have at least
-    ``min_votes`` votes and the third most voted strictly fewer than the second.
-    A and B are canonical names in :data:`EXPRESSIONS` order.
-    """
-    _check_votes(votes)
-    counts = [votes[i] for i in _BASIC_INDEX]
-    order = sorted(range(len(counts)), key=lambda i: -counts[i])
-    second, third = counts[order[1]], counts[order[2]]
-    if second < min_votes or third >= second:
-        return None
-    first, other = sorted((BASIC_EMOTIONS[order[0]], BASIC_EMOTIONS[order[1]]), key=EXPRESSIONS.index)
-    return first, other
-
-
-def compound_name(pair: Sequence[str]) -> str:
-    """The class name of a compound: its parts joined by ``+`` (``happy+surprise``)."""
-    return "+".join(pair)
-
-
-def compound_sets(rows: Sequence[Sequence[int]], min_faces: int = 20, min_votes: int = 3) -> dict[str, np.ndarray]:
-    """Row indices of every compound (:func:`compound_pair`) with at least ``min_faces`` rows, most frequent first."""
-    groups: dict[str, list[int]] = {}
-    for index, votes in enumerate(rows):
-        pair = compound_pair(votes, min_votes)
-        if pair is not None:
-            groups.setdefault(compound_name(pair), []).append(index)
-    kept = sorted((name for name, members in groups.items() if len(members) >= min_faces), key=lambda n: (-len(groups[n]), n))
-    return {name: np.array(groups[name]) for name in kept}
-
-
-def is_unknown_face(votes: Sequence[int]) -> bool:
-    """Whether raters called the face unknown: the unknown and NF votes together outnumber every emotion column."""
-    _check_votes(votes)
-    pooled = sum(votes[i] for i in _UNKNOWN_INDEX)
-    return pooled > max(v for i, v in enumerate(votes) if i not in _UNKNOWN_INDEX)
 
 
 # ---------------------------------------------------------------- embeddings, views, methods
@@ -176,9 +121,23 @@ def composed_centers(base: CenterBank, pairs: Mapping[str, Sequence[str]], with_
     return lambda shots: predict
 
 
+_SKLEARN_HINT = "pip install scikit-learn"
+
+
+def _sklearn(module: str, what: str) -> Any:
+    """``sklearn.<module>``, or an ImportError saying how to install scikit-learn (only the test extra brings it)."""
+    try:
+        return importlib.import_module(f"sklearn.{module}")
+    except ImportError as err:
+        raise ImportError(f"{what} needs scikit-learn, which spherefer does not install by default: {_SKLEARN_HINT}") from err
+
+
 def logistic_regression() -> Fit:
-    """Multinomial logistic regression (scikit-learn, default C) on the L2-normalised shots."""
-    from sklearn.linear_model import LogisticRegression
+    """Multinomial logistic regression (scikit-learn, default C) on the L2-normalised shots.
+
+    Raises ImportError naming ``pip install scikit-learn`` when scikit-learn is missing.
+    """
+    LogisticRegression = _sklearn("linear_model", "logistic_regression()").LogisticRegression
 
     def fit(shots: Mapping[str, np.ndarray]) -> Predictor:
         x = np.concatenate([_unit(v) for v in shots.values()])
@@ -443,8 +402,7 @@ def fpr_at_tpr(known_scores: np.ndarray, unknown_scores: np.ndarray, tpr: float 
 
 def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], unknown: np.ndarray) -> OpenSetResult:
     """AUROC and FPR at 95% TPR of the max cosine (known = positive), and what the bank's thresholds accept."""
-    from sklearn.metrics import roc_auc_score
-
+    roc_auc_score = _sklearn("metrics", "open_set()").roc_auc_score
     known_labels = np.asarray(known_labels)
     if len(known_labels) != len(known):
         raise ValueError(f"{len(known)} known embeddings but {len(known_labels)} labels")

@@ -8,6 +8,7 @@ results), ``bank.safetensors`` (the :class:`CenterBank`) and, for shipped models
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from importlib import resources
@@ -23,11 +24,11 @@ from .centers import CenterBank, Prediction
 from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
 from .images import ImageInput, flatten_to_mode, to_pil
 from .models import EmbeddingNet, ModelConfig, normalize_input
+from .onnx_backend import OnnxEmbedder, onnx_bytes
 from .storage import read_json, read_safetensors, write_json, write_safetensors
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 
 if TYPE_CHECKING:
-    from .export import OnnxEmbedder
     from .video import FrameRecord, VideoSource
 
 __all__ = ["Recognizer", "load_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
@@ -51,19 +52,42 @@ class Recognizer:
     :meth:`analyze_video` does the same for every frame of a video or webcam, with
     tracks and temporal smoothing. The network runs in PyTorch, or in ONNX Runtime
     after :meth:`use_onnx`.
+
+    The recognizer works on its own copy of ``model`` (in eval mode, channels-last), so
+    the caller's network -- a model still training, say -- is left as it was; later
+    changes to it do not reach the recognizer. ``bank`` is used as given (not copied):
+    edits to it are the recognizer's edits. :meth:`with_bank` gives a recognizer sharing
+    this one's network with another bank.
     """
 
     def __init__(self, model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> None:
-        if bank.embedding_size != model.config.embedding_size:
-            raise ValueError(
-                f"the center bank has {bank.embedding_size}-d centers but the model embeds in "
-                f"{model.config.embedding_size} dimensions; the bank belongs to another model"
-            )
-        self.model = model.eval().to(memory_format=torch.channels_last)  # about 1.5x faster convolutions on CPU
+        _check_bank(bank, model.config)
+        self._setup(copy.deepcopy(model), bank, card, batch_size)
+
+    @classmethod
+    def _adopt(cls, model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> "Recognizer":
+        """A recognizer that takes ``model`` over instead of copying it (for a network nobody else holds, as in :func:`load_model`)."""
+        _check_bank(bank, model.config)
+        recognizer = cls.__new__(cls)
+        recognizer._setup(model, bank, card, batch_size)
+        return recognizer
+
+    def _setup(self, own_model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None, batch_size: int) -> None:
+        self.model = own_model.eval().to(memory_format=torch.channels_last)  # about 1.5x faster convolutions on CPU
         self.bank = bank
         self.card = dict(card or {})
         self.batch_size = batch_size
-        self.onnx: "OnnxEmbedder | None" = None
+        self.onnx: OnnxEmbedder | None = None
+
+    def with_bank(self, bank: CenterBank) -> "Recognizer":
+        """A recognizer with ``bank`` that shares this one's network and backend (PyTorch or the
+        ONNX session; neither is copied) and has the same card and batch size: use it to
+        classify against another bank, e.g. one profile's. This recognizer is not changed."""
+        _check_bank(bank, self.config)
+        other = copy.copy(self)
+        other.bank = bank
+        other.card = dict(self.card)
+        return other
 
     @property
     def config(self) -> ModelConfig:
@@ -83,8 +107,6 @@ class Recognizer:
         embedding size (checked against the config stored in it); the center bank stays
         this recognizer's.
         """
-        from .export import OnnxEmbedder, onnx_bytes
-
         embedder = OnnxEmbedder(onnx_bytes(self.model, self.card) if path is None else path, threads=threads)
         cfg = self.config
         if embedder.config is not None:
@@ -246,6 +268,14 @@ class Recognizer:
         return folder
 
 
+def _check_bank(bank: CenterBank, config: ModelConfig) -> None:
+    if bank.embedding_size != config.embedding_size:
+        raise ValueError(
+            f"the center bank has {bank.embedding_size}-d centers but the model embeds in "
+            f"{config.embedding_size} dimensions; the bank belongs to another model"
+        )
+
+
 def _as_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
     """One image (PIL, path, (H, W) or (H, W, 1|3|4) array) as a list of one; otherwise the items."""
     if isinstance(images, (Image.Image, str, os.PathLike)):
@@ -299,7 +329,7 @@ def load_model(
     except RuntimeError as err:
         raise ValueError(f"{folder / 'model.safetensors'} does not fit the architecture in config.json: {err}") from err
     center_bank = CenterBank.load(bank if bank is not None else folder / "bank.safetensors")
-    recognizer = Recognizer(model, center_bank, card=meta.get("card"), batch_size=batch_size)
+    recognizer = Recognizer._adopt(model, center_bank, card=meta.get("card"), batch_size=batch_size)
     if backend == "onnx":
         recognizer.use_onnx(folder / "model.onnx" if (folder / "model.onnx").is_file() else None)
     return recognizer

@@ -248,7 +248,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
         raise ValueError(f"{len(train_data)} training images are fewer than one batch ({config.batch_size} x {world} processes); lower batch_size")
     total_steps = steps_per_epoch * config.epochs
     warmup = int(config.optim.warmup_epochs * steps_per_epoch)
-    margin_warmup = int(config.optim.margin_warmup_epochs * steps_per_epoch) if config.model.head in ("cosface", "arcface") else 0
+    margin_warmup = int(config.optim.margin_warmup_epochs * steps_per_epoch) if model.head.additive else 0
     step = start_epoch * steps_per_epoch
     val_name = f"fold {config.data.fold} of {config.data.folds} by subject" if config.data.folds else config.data.val
     card = {"trained": True, "run": config.name, "train_data": config.data.train, "val_data": val_name, "classes": config.data.classes}
@@ -271,7 +271,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
             for group in optimizer.param_groups:
                 group["lr"] = config.optim.lr * lr_factor(step, total_steps, warmup, config.optim, steps_per_epoch)
             if margin_warmup:
-                model.head.margin = config.model.margin * min(1.0, (step + 1) / margin_warmup)
+                model.head.set_margin_factor(min(1.0, (step + 1) / margin_warmup))
             loss, logits = step_fn(x, q)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

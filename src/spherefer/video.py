@@ -20,7 +20,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .face import FaceRecord, _quiet_native_stderr
+from .face import FaceRecord
+from .native import quiet_native_stderr
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -93,7 +94,7 @@ class VideoSource:
             if not path.is_file():
                 raise FileNotFoundError(f"no such video file: {path}")
             target = str(path)
-        with _quiet_native_stderr():  # FFmpeg's own complaints; ours follows
+        with quiet_native_stderr():  # FFmpeg's own complaints; ours follows
             self._capture = cv2.VideoCapture(target)
         if not self._capture.isOpened():
             self._capture.release()
@@ -124,13 +125,13 @@ class VideoSource:
         index, produced, start = 0, 0, None
         while max_frames is None or produced < max_frames:
             if index % every:
-                with _quiet_native_stderr():
+                with quiet_native_stderr():
                     grabbed = self._capture.grab()
                 if not grabbed:
                     return
                 index += 1
                 continue
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 ok, bgr = self._capture.read()
             if not ok or bgr is None:
                 if index == 0:
@@ -160,7 +161,7 @@ class VideoWriter:
             raise ValueError(f"cannot write video {self.path}: use one of {', '.join(WRITE_CODECS)}")
         self.size = (int(size[0]), int(size[1]))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), float(fps), self.size)
         if not self._writer.isOpened():
             raise ValueError(f"cannot write video {self.path}: OpenCV could not open a {codec} writer")

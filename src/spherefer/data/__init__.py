@@ -12,10 +12,15 @@ from spherefer.data.ckplus import CKPlus, CKPlus48
 from spherefer.data.expw import ExpW
 from spherefer.data.fer2013 import FER2013_CLASSES, FER2013CSV, FER2013Folder
 from spherefer.data.ferplus import (
+    BASIC_EMOTIONS,
     FERPLUS_VOTE_COLUMNS,
     FER2013NewRow,
     FERPlus,
     FERPlusRow,
+    compound_name,
+    compound_pair,
+    compound_sets,
+    is_unknown_face,
     majority_emotion,
     read_fer2013new,
 )
@@ -42,6 +47,11 @@ __all__ = [
     "FER2013NewRow",
     "majority_emotion",
     "read_fer2013new",
+    "BASIC_EMOTIONS",
+    "compound_pair",
+    "compound_name",
+    "compound_sets",
+    "is_unknown_face",
     "CKPlus48",
     "CKPlus",
     "RAFDB",

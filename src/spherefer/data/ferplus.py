@@ -9,6 +9,10 @@ On disk::
 :data:`FERPLUS_VOTE_COLUMNS` order; it has no header. ``fer2013new.csv`` has a
 header ``Usage,Image name,<10 vote columns>`` and one row per ``fer2013.csv`` row
 (the image name is empty where FER+ dropped the image).
+
+The vote rules beyond the majority label live here too: :func:`compound_pair` /
+:func:`compound_sets` (faces whose raters split between two basic emotions, the
+compound classes of the open-vocabulary benchmarks) and :func:`is_unknown_face`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ __all__ = [
     "FERPlus",
     "majority_emotion",
     "read_fer2013new",
+    "BASIC_EMOTIONS",
+    "compound_pair",
+    "compound_name",
+    "compound_sets",
+    "is_unknown_face",
 ]
 
 FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
@@ -44,6 +53,13 @@ _EMOTION_COLUMNS = 8
 
 _COLUMN_CLASSES: tuple[str, ...] = tuple(canonical_name(name) for name in FERPLUS_VOTE_COLUMNS[:_EMOTION_COLUMNS])
 """Canonical class name of each emotion vote column."""
+
+_COMPOUND_COLUMNS = ("happiness", "surprise", "sadness", "anger", "disgust", "fear")
+BASIC_EMOTIONS: tuple[str, ...] = tuple(canonical_name(column) for column in _COMPOUND_COLUMNS)
+"""The six basic emotions compounds are made of (canonical names, in FER+ column order)."""
+
+_BASIC_INDEX = [FERPLUS_VOTE_COLUMNS.index(column) for column in _COMPOUND_COLUMNS]
+_UNKNOWN_INDEX = [FERPLUS_VOTE_COLUMNS.index(column) for column in ("unknown", "NF")]
 
 FERPLUS_SPLITS: dict[str, str] = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
 """Split name -> folder under ``ROOT/data``."""
@@ -85,6 +101,51 @@ def majority_emotion(votes: Sequence[int]) -> str | None:
     if len(winners) > 1 or winners[0] >= _EMOTION_COLUMNS:
         return None
     return _COLUMN_CLASSES[winners[0]]
+
+
+def _check_votes(votes: Sequence[int]) -> None:
+    if len(votes) != len(FERPLUS_VOTE_COLUMNS):
+        raise ValueError(f"expected {len(FERPLUS_VOTE_COLUMNS)} FER+ vote counts ({', '.join(FERPLUS_VOTE_COLUMNS)}), got {len(votes)}")
+
+
+def compound_pair(votes: Sequence[int], min_votes: int = 3) -> tuple[str, str] | None:
+    """The compound (A, B) of one FER+ row of 10 vote counts, or None.
+
+    Among the six basic emotions, the two most voted must each have at least
+    ``min_votes`` votes and the third most voted strictly fewer than the second.
+    A and B are canonical names in :data:`EXPRESSIONS` order.
+    """
+    _check_votes(votes)
+    counts = [votes[i] for i in _BASIC_INDEX]
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])
+    second, third = counts[order[1]], counts[order[2]]
+    if second < min_votes or third >= second:
+        return None
+    first, other = sorted((BASIC_EMOTIONS[order[0]], BASIC_EMOTIONS[order[1]]), key=EXPRESSIONS.index)
+    return first, other
+
+
+def compound_name(pair: Sequence[str]) -> str:
+    """The class name of a compound: its parts joined by ``+`` (``happy+surprise``)."""
+    return "+".join(pair)
+
+
+def compound_sets(rows: Sequence[Sequence[int]], min_faces: int = 20, min_votes: int = 3) -> dict[str, np.ndarray]:
+    """Row indices of every compound (:func:`compound_pair`) with at least ``min_faces`` rows, most frequent first."""
+    groups: dict[str, list[int]] = {}
+    for index, votes in enumerate(rows):
+        pair = compound_pair(votes, min_votes)
+        if pair is not None:
+            groups.setdefault(compound_name(pair), []).append(index)
+    kept = sorted((name for name, members in groups.items() if len(members) >= min_faces), key=lambda n: (-len(groups[n]), n))
+    return {name: np.array(groups[name]) for name in kept}
+
+
+def is_unknown_face(votes: Sequence[int]) -> bool:
+    """Whether raters called the face unknown: the unknown and NF votes together outnumber every emotion column."""
+    _check_votes(votes)
+    pooled = sum(votes[i] for i in _UNKNOWN_INDEX)
+    return pooled > max(v for i, v in enumerate(votes) if i not in _UNKNOWN_INDEX)
 
 
 def _parse_votes(fields: Sequence[str], where: str) -> tuple[int, ...]:

@@ -1,6 +1,10 @@
 """``spherefer serve``: an HTTP API and browser app over one model, with versioned banks per profile.
 
-``build_server(model, db, api_key)`` makes the FastAPI app; :mod:`.store` keeps the banks.
+``build_app(model, db, api_key, **limits)`` makes the FastAPI app of a model (loaded by
+name or folder) from :func:`~.app.create_app`, which takes a recognizer, a
+:class:`~.store.BankStore` (the versioned banks) and :class:`~.app.ServeSettings`;
+``app_from_environment()`` is what each worker of ``spherefer serve`` starts;
+``serve_home()`` and ``load_api_key()`` locate the default database and API key.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ multipart parser may spool a large part to an anonymous temporary file).
 """
 
 
-import copy
 import hmac
 import io
 from dataclasses import dataclass
@@ -131,9 +130,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     def view(bank: CenterBank) -> Recognizer:
         """The shared network with one profile's bank (the network is never copied)."""
-        shown = copy.copy(recognizer)
-        shown.bank = bank
-        return shown
+        return recognizer.with_bank(bank)
 
     def embeddings_of(files: list[UploadFile], aligned: bool) -> np.ndarray:
         """One embedding per image: the whole crop (``aligned``) or the largest accepted face of a photo."""
@@ -299,7 +296,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     @app.get("/v1/sphere")
     def sphere(profile: Profile) -> dict[str, Any]:
-        from ..viz import class_colors
+        from ..viz.scene import class_colors
 
         version, bank = store.current(profile)
         projection, _, centers = _sphere(bank, np.zeros((0, bank.embedding_size), dtype=np.float32))
@@ -319,7 +316,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
 def _sphere(bank: CenterBank, embeddings: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
     """(projection, face points, center points) of the bank's 3-D view; the axes depend on the centers only."""
-    from ..viz import project_to_sphere
+    from ..viz.projection import project_to_sphere
 
     faces, centers, projection = project_to_sphere(np.asarray(embeddings, dtype=np.float32), bank.centers.numpy(), "between")
     return projection, faces, centers

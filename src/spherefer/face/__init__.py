@@ -1,0 +1,114 @@
+"""Faces in whole photos: detection, landmark alignment to the training framing, quality checks.
+
+The network is trained on FER2013/FER+ crops: 48x48 greyscale faces framed the way
+those datasets framed them. A photo goes through three steps before it reaches it:
+
+1. **Detection** (:func:`detect_faces`) by a registered detector (:data:`DETECTORS`):
+
+   * ``blazeface`` (default): MediaPipe BlazeFace short-range, a 128x128 SSD with six
+     keypoints per face, run with LiteRT (``ai-edge-litert``), each face then re-detected
+     in an upright view centred on it for accurate landmarks. Made for faces that fill a
+     good part of the picture (portraits, selfies, webcams); faces smaller than about a
+     sixth of the image's long side are often missed.
+   * ``blazeface_full``: MediaPipe BlazeFace full-range (192x192), for smaller faces
+     further from the camera; weaker on large or occluded faces.
+   * ``haar``: OpenCV's frontal-face Haar cascade, eyes from the eye cascade inside the
+     upper face box. A fallback without the MediaPipe files: it misses turned, tilted
+     and occluded faces, gives no confidence score (1.0) and often no eyes, in which
+     case the face is aligned from its box alone (no rotation).
+
+   The BlazeFace model files are read from the ``mediapipe`` wheel, which is installed
+   without its dependencies (``pip install --no-deps mediapipe==0.10.21``; its declared
+   dependencies conflict with spherefer's) and is never imported -- only located.
+
+2. **Alignment** (:func:`align_face`): a similarity transform (rotation, uniform scale,
+   shift; weighted least squares in closed form) takes the face's eyes, nose tip and
+   mouth centre onto :data:`TEMPLATE`, their median positions in FER+ training crops,
+   so a photo's face is framed like the faces the model learnt from.
+
+3. **Quality checks** (:func:`assess_quality`): a face that is too small, too blurred
+   or too sideways is reported with the reason instead of being classified.
+
+Coordinates are continuous pixel coordinates: pixel ``(i, j)`` covers ``[j, j + 1) x
+[i, i + 1)``, so the image spans ``[0, W] x [0, H]`` and pixel centres sit at ``+0.5``.
+Landmark names follow the subject: ``right_eye`` is the subject's right eye, on the
+image's left for a frontal face.
+
+The package: :mod:`~spherefer.face.detect` (detectors and their registry),
+:mod:`~spherefer.face.align` (template and alignment), :mod:`~spherefer.face.quality`
+(quality checks) and :mod:`~spherefer.face.results` (detected faces, per-face results,
+drawing); every public name is re-exported here.
+"""
+
+from __future__ import annotations
+
+from ..centers import NO_FACE, REJECTED
+from .align import (
+    BOX_TEMPLATES,
+    TEMPLATE,
+    TEMPLATE_WEIGHTS,
+    align_face,
+    alignment_matrix,
+    invert_similarity,
+    similarity_transform,
+    warp_image,
+)
+from .detect import (
+    BLAZEFACE_FULL_RANGE,
+    BLAZEFACE_SHORT_RANGE,
+    DETECTORS,
+    MEDIAPIPE_INSTALL,
+    MEDIAPIPE_VERSION,
+    BlazeFaceDetector,
+    BlazeFaceSpec,
+    DetectorUnavailable,
+    FaceDetector,
+    HaarDetector,
+    anchor_centers,
+    detect_faces,
+    get_detector,
+    mediapipe_file,
+    register_detector,
+    weighted_nms,
+)
+from .quality import SHARPNESS_SIZE, QualityConfig, assess_quality, sharpness, yaw_ratio
+from .results import LANDMARK_NAMES, DetectedFace, FaceRecord, draw_faces, image_to_rgb
+
+__all__ = [
+    "LANDMARK_NAMES",
+    "TEMPLATE",
+    "TEMPLATE_WEIGHTS",
+    "BOX_TEMPLATES",
+    "MEDIAPIPE_VERSION",
+    "MEDIAPIPE_INSTALL",
+    "REJECTED",
+    "NO_FACE",
+    "DetectorUnavailable",
+    "DetectedFace",
+    "FaceDetector",
+    "BlazeFaceSpec",
+    "BLAZEFACE_SHORT_RANGE",
+    "BLAZEFACE_FULL_RANGE",
+    "BlazeFaceDetector",
+    "HaarDetector",
+    "mediapipe_file",
+    "anchor_centers",
+    "weighted_nms",
+    "warp_image",
+    "invert_similarity",
+    "DETECTORS",
+    "register_detector",
+    "get_detector",
+    "image_to_rgb",
+    "detect_faces",
+    "similarity_transform",
+    "alignment_matrix",
+    "align_face",
+    "QualityConfig",
+    "SHARPNESS_SIZE",
+    "sharpness",
+    "yaw_ratio",
+    "assess_quality",
+    "FaceRecord",
+    "draw_faces",
+]
