@@ -13,7 +13,8 @@ def test_shipped_configs_are_listed_and_load() -> None:
     assert {"default", "paper"} <= set(shipped_configs())
     default = load_train_config("default")
     assert (default.name, default.model.arch, default.model.head) == ("default", "fercnn", "cosface")
-    assert (default.model.scale, default.model.margin, default.model.embedding_size) == (30.0, 0.35, 512)
+    assert (default.model.scale, default.model.margin, default.model.embedding_size) == (16.0, 0.25, 512)
+    assert (default.data.target, default.data.balance, default.epochs) == ("votes", "sampler", 30)
     assert default.data.classes == FER_CLASSES and default.model.num_classes == 7
     paper = load_train_config("paper")
     assert (paper.model.arch, paper.model.in_channels, paper.model.mean) == ("resnet50", 3, (0.5, 0.5, 0.5))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import spherefer
-from spherefer.data import open_dataset
+from spherefer.data import data_spec_stem, open_dataset
 from spherefer.evaluate import embed_arrays, evaluate
 from spherefer.storage import atomic_write
 
@@ -68,7 +68,7 @@ def main() -> None:
     docs = ROOT / "docs" / "results" / args.name
     for spec in args.evals:
         report = evaluate(recognizer, spec, model_name=args.name)
-        stem = spec.split(":")[0] + ("_" + spec.split(":")[2] if spec.count(":") == 2 else "")
+        stem = data_spec_stem(spec)
         report.save(docs, stem=stem)
         results[stem] = {"data": report.data, "n": report.n, "accuracy": report.accuracy, "macro_f1": report.macro_f1, "excluded": report.excluded}
         print(f"{stem}: accuracy {report.accuracy:.4f} macro-F1 {report.macro_f1:.4f} (n={report.n})", file=sys.stderr)
@@ -88,7 +88,8 @@ def model_card(name: str, recognizer: spherefer.Recognizer, config_yaml: str, re
         f"# Model card: spherefer `{name}`",
         "",
         f"- **Network**: {cfg.arch}, {n_params / 1e6:.2f} M parameters, input {cfg.input_size}x{cfg.input_size}"
-        f" {'greyscale' if cfg.in_channels == 1 else 'RGB'}, {cfg.embedding_size}-d embedding, head `{cfg.head}` (s={cfg.scale}, m={cfg.margin}).",
+        f" {'greyscale' if cfg.in_channels == 1 else 'RGB'}, {cfg.embedding_size}-d embedding, head `{cfg.head}`"
+        + (" (plain linear layer with bias: no scale or margin; centers = its normalised weight rows)." if cfg.head == "softmax" else f" (s={cfg.scale}, m={recognizer.model.head.margin})."),
         f"- **Classes**: {', '.join(recognizer.bank.names)}; faces below cosine {recognizer.bank.threshold} are `unknown`"
         + (f" (the {card['threshold_rule']}; the paper's 0.6 would call most faces unknown with this model, see docs/RESULTS.md)." if "threshold_rule" in card else "."),
         f"- **Training data**: {card['training_data']}.",

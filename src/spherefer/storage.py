@@ -4,10 +4,17 @@ Every file spherefer writes goes through :func:`atomic_write`: the bytes land in
 temporary file in the same folder, are flushed to disk, and only then replace the
 target with ``os.replace``. A crash at any point leaves either the old file or the
 new one, never half of one.
+
+Every safetensors file or byte string spherefer writes carries a SHA-256 checksum of
+its header (tensor names, shapes, dtypes, offsets, metadata) and tensor bytes in its
+metadata (key ``sha256``); reading verifies it, so a flipped bit is an error naming the
+file instead of a silently different model or bank. Files without the key (written
+before checksums existed) are read unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -17,13 +24,13 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load, load_file, save
+from safetensors import SafetensorError
+from safetensors.torch import load, save
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-__all__ = ["atomic_write", "write_json", "read_json", "write_safetensors", "read_safetensors"]
+__all__ = ["atomic_write", "write_json", "read_json", "safetensors_bytes", "write_safetensors", "parse_safetensors", "read_safetensors", "CHECKSUM_KEY"]
 
 
 @contextmanager
@@ -62,9 +69,31 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         raise ValueError(f"{what} {path} is not valid JSON: {err}") from err
 
 
+CHECKSUM_KEY = "sha256"
+"""Metadata key of the checksum in every safetensors file spherefer writes."""
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON header and the tensor bytes of safetensors ``data``."""
+    (header_size,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + header_size]), data[8 + header_size :]
+
+
+def _checksum(header: dict[str, Any], body: bytes) -> str:
+    """SHA-256 of the header (without the checksum itself, canonical JSON) and the tensor bytes."""
+    header = dict(header)
+    header["__metadata__"] = {k: v for k, v in (header.get("__metadata__") or {}).items() if k != CHECKSUM_KEY}
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
 def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    """Tensors (made contiguous, on CPU) and string metadata as safetensors bytes."""
-    return save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    """Tensors (made contiguous, on CPU) and string metadata as safetensors bytes, with their checksum."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    metadata = {k: v for k, v in (metadata or {}).items() if k != CHECKSUM_KEY}
+    header, body = _split(save(tensors, metadata=metadata))
+    return save(tensors, metadata={**metadata, CHECKSUM_KEY: _checksum(header, body)})
 
 
 def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -75,25 +104,22 @@ def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Ten
 
 
 def parse_safetensors(data: bytes, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of safetensors bytes; truncated or foreign bytes raise ``ValueError`` naming ``what``."""
+    """Tensors and metadata of safetensors bytes; truncated, foreign or corrupted bytes raise ``ValueError`` naming ``what``."""
     try:
-        (header_size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8 : 8 + header_size])
+        header, body = _split(data)
         tensors = load(data)
     except (SafetensorError, struct.error, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} is truncated or not safetensors data: {err}") from err
-    return tensors, dict(header.get("__metadata__") or {})
+        raise ValueError(f"{what} is truncated or not a safetensors file: {err}") from err
+    metadata = dict(header.get("__metadata__") or {})
+    expected = metadata.pop(CHECKSUM_KEY, None)
+    if expected is not None and _checksum(header, body) != expected:
+        raise ValueError(f"{what} is corrupted: its checksum does not match its contents (damaged on disk or in transfer)")
+    return tensors, metadata
 
 
 def read_safetensors(path: str | os.PathLike[str], what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read tensors and metadata; a missing, truncated or corrupt file raises an error naming it."""
+    """Read tensors and metadata; a missing, truncated or corrupted file raises an error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{what} {path} is truncated or not a safetensors file: {err}") from err
-    return tensors, metadata
+    return parse_safetensors(path.read_bytes(), f"{what} {path}")

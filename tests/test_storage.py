@@ -1,0 +1,69 @@
+"""Checked safetensors: every file and byte string carries a checksum; one flipped bit is an error naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import spherefer
+from fixtures import make_tiny_model
+from spherefer import CenterBank
+from spherefer.storage import CHECKSUM_KEY, parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
+from safetensors.torch import save
+
+
+def tensors() -> dict[str, torch.Tensor]:
+    return {"a": torch.arange(12, dtype=torch.float32).view(3, 4), "b": torch.ones(2, dtype=torch.int64)}
+
+
+def flip_bit(data: bytes, position: int) -> bytes:
+    changed = bytearray(data)
+    changed[position] ^= 0x01
+    return bytes(changed)
+
+
+def test_round_trip_keeps_tensors_and_metadata_and_hides_the_checksum(tmp_path: Path) -> None:
+    write_safetensors(tmp_path / "t.safetensors", tensors(), metadata={"note": "x"})
+    loaded, metadata = read_safetensors(tmp_path / "t.safetensors", "test file")
+    assert metadata == {"note": "x"}
+    for key, value in tensors().items():
+        assert torch.equal(loaded[key], value)
+
+
+@pytest.mark.parametrize("where", ["tensor bytes", "metadata"])
+def test_one_flipped_bit_is_refused_with_the_files_name(tmp_path: Path, where: str) -> None:
+    data = safetensors_bytes(tensors(), metadata={"threshold": "0.60"})
+    position = len(data) - 5 if where == "tensor bytes" else data.index(b"0.60") + 2  # "0.60" -> "0.70": still valid JSON
+    path = tmp_path / "t.safetensors"
+    path.write_bytes(flip_bit(data, position))
+    with pytest.raises(ValueError, match=rf"test file {path}.*corrupted.*checksum"):
+        read_safetensors(path, "test file")
+
+
+def test_files_without_a_checksum_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "old.safetensors"
+    path.write_bytes(save(tensors(), metadata={"note": "old"}))
+    loaded, metadata = read_safetensors(path, "old file")
+    assert metadata == {"note": "old"} and torch.equal(loaded["a"], tensors()["a"])
+
+
+def test_corrupted_bank_bytes_and_bank_file_are_refused(tmp_path: Path) -> None:
+    bank = CenterBank(["a", "b"], torch.eye(2, 4))
+    data = bank.to_bytes()
+    assert CHECKSUM_KEY not in parse_safetensors(data, "bank")[1]
+    with pytest.raises(ValueError, match="profile bank.*corrupted"):
+        CenterBank.from_bytes(flip_bit(data, len(data) - 3), source="profile bank")
+    bank.save(tmp_path / "bank.safetensors")
+    (tmp_path / "bank.safetensors").write_bytes(flip_bit((tmp_path / "bank.safetensors").read_bytes(), len(data) - 3))
+    with pytest.raises(ValueError, match="center bank .*bank.safetensors is corrupted"):
+        CenterBank.load(tmp_path / "bank.safetensors")
+
+
+def test_a_model_with_a_flipped_weight_bit_does_not_load(tmp_path: Path) -> None:
+    make_tiny_model(tmp_path / "model")
+    weights = tmp_path / "model" / "model.safetensors"
+    weights.write_bytes(flip_bit(weights.read_bytes(), weights.stat().st_size - 7))
+    with pytest.raises(ValueError, match="model weights .*corrupted"):
+        spherefer.load_model(tmp_path / "model")
