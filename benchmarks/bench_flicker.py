@@ -51,7 +51,7 @@ from skimage import data
 
 import spherefer
 from common import load_recognizer
-from spherefer.centers import REJECTED
+from spherefer.labels import REJECTED
 from spherefer.tracking import LabelSmoother, SmoothingConfig
 from spherefer.video import VideoWriter
 

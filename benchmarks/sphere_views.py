@@ -25,6 +25,7 @@ from open_vocabulary import compound_faces
 from PIL import Image
 
 from spherefer import load_model
+from spherefer.data import parse_data_spec
 from spherefer.evaluate import embed_arrays
 from spherefer.viz import center_geometry, render_dataset, write_geometry
 
@@ -46,7 +47,7 @@ def main() -> None:
     written = []
     for stem, spec in views.items():
         written += render_dataset(recognizer, spec, args.output, stem=stem, max_points=args.max_points, seed=args.seed,
-                                  method=args.projection, title=f"{args.model} on {spec.split(':')[0]}")
+                                  method=args.projection, title=f"{args.model} on {parse_data_spec(spec).format}")
 
     faces = compound_faces(root, recognizer.config.input_size)
     enrolled = recognizer.with_bank(copy.deepcopy(recognizer.bank))  # the trained bank plus the compounds

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from spherefer import storage
-from spherefer.centers import UNKNOWN, CenterBank, angle_degrees, estimate_threshold
+from spherefer.centers import UNKNOWN, CenterBank, ClassExists, angle_degrees
 from spherefer.heads import CosFaceHead
+from spherefer.labels import check_class_name
 
 NAMES = ["angry", "happy", "sad"]
 
@@ -228,18 +229,6 @@ def test_compose_errors(bank, components, weights, message):
     assert "new" not in bank
 
 
-def test_estimate_threshold_from_leave_one_out_spread():
-    tight = np.array([[1.0, 0.01 * i, 0, 0] for i in range(5)])
-    assert estimate_threshold(tight, ceiling=0.6) == 0.6  # tight classes keep the global threshold
-    rng = np.random.default_rng(0)
-    loose = np.array([1.0, 0, 0, 0]) + rng.normal(0, 0.8, (10, 4))
-    unit = loose / np.linalg.norm(loose, axis=1, keepdims=True)
-    loo = [unit[i] @ (m := unit.sum(0) - unit[i]) / np.linalg.norm(m) for i in range(10)]
-    assert estimate_threshold(loose, ceiling=0.99) == pytest.approx(np.quantile(loo, 0.1), abs=1e-5)
-    with pytest.raises(ValueError, match="at least 3"):
-        estimate_threshold(tight[:2], ceiling=0.6)
-
-
 def test_restore_trained_drops_enrolled_and_per_class_thresholds(bank):
     bank.add("contempt", np.ones((2, 4)))
     bank.update("happy", np.array([[1.0, 0, 0, 0]]))
@@ -249,3 +238,24 @@ def test_restore_trained_drops_enrolled_and_per_class_thresholds(bank):
     assert bank.names == NAMES
     torch.testing.assert_close(bank.centers, torch.eye(4)[:3])
     assert all(bank.info[n].threshold is None and bank.info[n].updates == 0 for n in NAMES)
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "line\nbreak", "x" * 10_000, "no_face", " x", ""], ids=lambda n: repr(n)[:20])
+def test_add_rename_compose_and_loading_refuse_bad_names_with_the_one_rule(bank, name, tmp_path):
+    with pytest.raises(ValueError) as rule:
+        check_class_name(name)
+    for edit in (lambda: bank.add(name, np.ones((2, 4))), lambda: bank.rename("happy", name),
+                 lambda: bank.compose(name, ["angry", "sad"]), lambda: bank.check_new_name(name)):
+        with pytest.raises(ValueError) as refused:
+            edit()
+        assert str(refused.value) == str(rule.value)
+    assert bank.names == NAMES
+    with pytest.raises(ValueError, match="cannot be a class name"):
+        CenterBank(["angry", name], torch.eye(2, 4))
+
+
+def test_a_taken_name_is_class_exists(bank):
+    for edit in (lambda: bank.add("sad", np.ones((2, 4))), lambda: bank.rename("happy", "sad"), lambda: bank.compose("sad", ["angry", "happy"])):
+        with pytest.raises(ClassExists, match="class 'sad' already exists"):
+            edit()
+    assert bank.check_new_name("joy") == "joy"

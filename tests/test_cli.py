@@ -18,7 +18,8 @@ from skimage import data
 
 import spherefer
 from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, tiny_config_file
-from spherefer.cli import PHOTO_COLUMNS, main
+from spherefer.cli import main
+from spherefer.cli.predict import PHOTO_COLUMNS
 from spherefer.data import DATASET_FORMATS
 from spherefer.face import LANDMARK_NAMES
 from spherefer.face import detect as face_detect
@@ -393,3 +394,14 @@ def test_calibrate_command(editable: Path, tmp_path: Path) -> None:
     assert "global threshold" in result.output
     assert spherefer.load_model(editable).bank.threshold != 0.6
     assert_one_line_error(run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "2"), "target FAR")
+
+
+def test_the_cli_is_a_package_that_runs_with_python_m() -> None:
+    import subprocess
+    import sys
+
+    import spherefer.cli.predict as predict_module
+
+    assert predict_module.PHOTO_COLUMNS is PHOTO_COLUMNS and predict_module.__name__ == "spherefer.cli.predict"
+    result = subprocess.run([sys.executable, "-m", "spherefer.cli", "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"spherefer, version {spherefer.__version__}"

@@ -26,6 +26,8 @@ from spherefer.data import (
     canonical_name,
     compound_pair,
     compound_sets,
+    data_spec_stem,
+    given_split,
     is_unknown_face,
     majority_emotion,
     open_dataset,
@@ -585,6 +587,18 @@ def test_data_spec_expands_home_and_defaults_split(tmp_path: Path, monkeypatch: 
     assert len(open_dataset("fer2013:~/fer:publictest")) == 1
     assert parse_data_spec("ckplus48:~/ck").split is None
     assert all(fmt.default_split in fmt.splits or not fmt.splits for fmt in DATASET_FORMATS.values())
+
+
+def test_data_spec_names_its_split_stem_and_canonical_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert given_split("fer2013:~/fer:privatetest") == "privatetest" and given_split("fer2013:~/fer") is None
+    assert data_spec_stem("fer2013:~/fer:privatetest") == "fer2013_privatetest"
+    assert data_spec_stem("fer2013:~/fer") == "fer2013" and data_spec_stem("folder:/x") == "folder"
+    assert parse_data_spec("fer2013:~/fer").canonical == f"fer2013:{tmp_path / 'fer'}:train"
+    assert parse_data_spec("ckplus48:/ck").canonical == "ckplus48:/ck"
+    for bad in ("imagenet:/x", "fer2013:/x:test", "fer2013"):
+        with pytest.raises(ValueError):
+            data_spec_stem(bad)
 
 
 @pytest.mark.parametrize(

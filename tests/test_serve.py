@@ -296,6 +296,47 @@ def test_class_names_that_no_url_could_reach_are_refused(client: TestClient, pho
         assert response.status_code == 400 and "cannot be a class name" in response.json()["detail"], name
 
 
+BAD_CLASS_NAMES = ["a/b", "back\\slash", ".", "..", "line\nbreak", "x" * 10_000, "x" * 65, "unknown", "no_face", " padded", "tab\tname"]
+GOOD_CLASS_NAMES = ["happily surprised", "Überraschung-2", "x" * 64]
+
+
+def test_one_class_name_rule_for_the_bank_the_cli_and_the_service(client: TestClient, recognizer, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same names are refused with the same message by CenterBank.add, `spherefer classes add`
+    and POST /v1/classes, and the same names are accepted by all three, with the same threshold."""
+    import copy
+
+    from spherefer.enrol import enrol_class
+
+    monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
+    crops = sorted(make_pattern_folder(tmp_path / "faces", classes=["surprise"], per_class=3).glob("*/*.png"))
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in crops]
+    embeddings = recognizer.embed(crops)
+    runner = CliRunner()
+    for name in BAD_CLASS_NAMES:
+        with pytest.raises(ValueError) as library:
+            copy.deepcopy(recognizer.bank).add(name, embeddings)
+        assert "cannot be a class name" in str(library.value)
+        cli = runner.invoke(main, ["classes", "add", name, *map(str, crops)])
+        assert cli.exit_code == 2 and cli.stderr == f"error: {library.value}\n", repr(name)[:30]
+        http = client.post("/v1/classes", data={"name": name, "aligned": "true"}, files=files, headers=AUTH)
+        assert http.status_code == 400 and http.json()["detail"] == str(library.value), repr(name)[:30]
+    assert client.get("/v1/classes").json()["version"] == 0
+    for name in GOOD_CLASS_NAMES:
+        expected = enrol_class(copy.deepcopy(recognizer.bank), name, embeddings)
+        cli = runner.invoke(main, ["classes", "add", name, *map(str, crops)])
+        assert cli.exit_code == 0 and f"enrolled {name!r} from 3 images" in cli.output, cli.output
+        http = client.post("/v1/classes", data={"name": name, "aligned": "true"}, files=files, headers=AUTH)
+        assert http.status_code == 201, http.text
+        served = client.app.state.store.current("default")[1]
+        saved = spherefer.load_model("default", bank=tmp_path / "home" / "banks" / "default.safetensors").bank
+        for bank in (served, saved):
+            assert bank.names[-1] == name and bank.info[name].threshold == pytest.approx(expected.threshold, abs=1e-5)
+    for taken in GOOD_CLASS_NAMES[:1]:  # taken names: ClassExists, 409 over HTTP
+        assert runner.invoke(main, ["classes", "add", taken, *map(str, crops)]).stderr == f"error: class {taken!r} already exists\n"
+        assert client.post("/v1/classes", data={"name": taken, "aligned": "true"}, files=files, headers=AUTH).status_code == 409
+
+
 def test_16_bit_and_palette_images_are_read_like_the_8_bit_photo(client: TestClient, photo: bytes) -> None:
     rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
     expected = client.post("/v1/predict", files={"file": ("a.png", png_bytes(rgb), "image/png")}).json()["faces"][0]
@@ -521,3 +562,25 @@ def test_the_package_docstring_and_exports_name_what_exists() -> None:
     called = set(re.findall(r"``(\w+)\(", serve.__doc__)) | set(re.findall(r":func:`~?[\w.]*?(\w+)`", serve.__doc__))
     assert called and all(hasattr(serve, name) for name in called), called
     assert "build_app" in called and not hasattr(serve, "build_server")
+
+
+def test_serve_command_hands_its_settings_to_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    import uvicorn
+
+    monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path))
+    monkeypatch.delenv("SPHEREFER_API_KEY", raising=False)
+    for name in ("SPHEREFER_SERVE_MODEL", "SPHEREFER_SERVE_LIMITS", "SPHEREFER_SERVE_DB"):
+        monkeypatch.setenv(name, "stale")  # restored (removed) after the test; serve overwrites them
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs, dict(os.environ))))
+    result = CliRunner().invoke(main, ["serve", "--port", "8123", "--max-images", "7", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "http://127.0.0.1:8123/" in result.output and f"API key in {tmp_path / 'serve' / 'api_key'}" in result.output
+    [(args, kwargs, env)] = calls
+    assert args == ("spherefer.serve:app_from_environment",) and kwargs["factory"] and (kwargs["port"], kwargs["workers"]) == (8123, 2)
+    assert json.loads(env["SPHEREFER_SERVE_LIMITS"]) == {"max_upload_bytes": 10 * 2**20, "max_pixels": 25_000_000, "max_images": 7}
+    assert env["SPHEREFER_SERVE_MODEL"] == "default" and "SPHEREFER_SERVE_DB" not in env
+    assert (tmp_path / "serve" / "api_key").is_file()  # created before the workers start

@@ -6,9 +6,10 @@ whose normalised head weights are class centers; new expressions are enrolled fr
 few samples and faces far from every center are rejected as unknown.
 """
 
-from .centers import UNKNOWN, CenterBank, Classification, Prediction
+from .centers import CenterBank, Classification
 from .face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_faces
 from .heads import HEADS, create_head
+from .labels import UNKNOWN, Prediction
 from .models import BACKBONES, EmbeddingNet, ModelConfig, create_model
 from .recognizer import Recognizer, load_model, shipped_models
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig

@@ -17,6 +17,7 @@ import numpy as np
 
 from .data import open_dataset
 from .evaluate import embed_arrays
+from .labels import decide, nearest_match
 from .recognizer import Recognizer
 
 __all__ = ["Calibration", "calibrate", "choose_thresholds"]
@@ -52,8 +53,7 @@ def choose_thresholds(
     """(global, per-class) thresholds; ``labels`` index ``names`` or are -1 for unknown faces."""
     if not 0.0 < target_far < 1.0:
         raise ValueError(f"target FAR must be between 0 and 1, got {target_far}")
-    nearest = cosines.argmax(1)
-    score = cosines.max(1)
+    nearest, score = nearest_match(cosines)
     false = nearest != labels
     if false.sum() == 0:
         raise ValueError("the calibration data has no false matches at all; it cannot set a false-accept rate")
@@ -74,8 +74,8 @@ def calibrate(recognizer: Recognizer, data: str, target_far: float = 0.05, min_f
     cosines = bank.cosine(embed_arrays(recognizer, images)).numpy()
     global_t, per_class = choose_thresholds(cosines, labels, bank.names, target_far, min_false)
     thresholds = np.array([global_t if per_class[n] is None else per_class[n] for n in bank.names])
-    nearest, score = cosines.argmax(1), cosines.max(1)
-    accepted = score >= thresholds[nearest]
+    nearest, _, index = decide(cosines, thresholds)
+    accepted = index >= 0
     correct = nearest == labels
     result = Calibration(
         target_far=target_far,

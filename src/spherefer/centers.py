@@ -5,7 +5,9 @@ class centers. Trained centers come from a head's normalised weight rows; new
 expressions are enrolled from a few embeddings (paper eq. 4: normalise each sample,
 average, renormalise) and existing centers move with new instances by a moving
 average on the sphere. Classification is the cosine to every center, rejected as
-``unknown`` below a threshold.
+``unknown`` below a threshold. The accept rule, the class-name rule and the result
+records are :mod:`spherefer.labels`'; the enrolment policy (shots, a new class's
+threshold) is :mod:`spherefer.enrol`'.
 """
 
 from __future__ import annotations
@@ -21,32 +23,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .labels import NO_FACE, REJECTED, RESERVED_LABELS, UNKNOWN, Prediction, check_class_name, decide, label_of, shown
 from .storage import parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
 
-__all__ = ["UNKNOWN", "REJECTED", "NO_FACE", "RESERVED_LABELS", "CenterBank", "Classification", "Prediction", "angle_degrees", "estimate_threshold"]
+__all__ = ["UNKNOWN", "REJECTED", "NO_FACE", "RESERVED_LABELS", "CenterBank", "ClassExists", "Classification", "Prediction",
+           "angle_degrees", "as_embeddings"]
+# UNKNOWN, REJECTED, NO_FACE, RESERVED_LABELS and Prediction live in spherefer.labels and are importable from here too.
 
-UNKNOWN = "unknown"
-REJECTED = "rejected"  # a face that failed a quality check and was not classified
-NO_FACE = "no_face"  # the record of a photo in which no face was found
-RESERVED_LABELS = (UNKNOWN, REJECTED, NO_FACE)
 SCHEMA = "spherefer.centerbank"
 SCHEMA_VERSION = 1
 ORIGINS = ("trained", "enrolled", "composed")
 
 
-@dataclass
-class Prediction:
-    """One face's result: the label (or ``unknown``), its cosine, and per-class scores."""
-
-    label: str
-    score: float
-    nearest: str
-    cosines: dict[str, float]
-    probabilities: dict[str, float]
-
-    @property
-    def is_unknown(self) -> bool:
-        return self.label == UNKNOWN
+class ClassExists(ValueError):
+    """A new class name that the bank already has."""
 
 
 @dataclass
@@ -85,7 +75,7 @@ class _ClassInfo:
     threshold: float | None = None
 
 
-def _as_embeddings(embeddings: Tensor | np.ndarray | Sequence[Sequence[float]], dim: int | None, what: str) -> Tensor:
+def as_embeddings(embeddings: Tensor | np.ndarray | Sequence[Sequence[float]], dim: int | None, what: str) -> Tensor:
     """Validate and convert embeddings to an (N, D) float32 tensor."""
     x = torch.as_tensor(np.asarray(embeddings) if not isinstance(embeddings, Tensor) else embeddings)
     x = x.detach().to(torch.float32).cpu()
@@ -106,23 +96,6 @@ def angle_degrees(a: Tensor, b: Tensor) -> float:
     """Angle in degrees between two vectors."""
     cos = F.cosine_similarity(a.float().view(1, -1), b.float().view(1, -1)).clamp(-1.0, 1.0)
     return math.degrees(math.acos(float(cos)))
-
-
-def estimate_threshold(embeddings: Tensor | np.ndarray, ceiling: float, quantile: float = 0.1) -> float:
-    """A new class's own acceptance threshold from its samples' spread.
-
-    Each sample's cosine to the normalised mean of the *other* samples (leave-one-out)
-    estimates how far genuine faces of the class fall from its center; the threshold is
-    their ``quantile``, capped at ``ceiling`` (the bank's global threshold) so that a
-    tight class is never stricter than the rest. Needs at least three samples.
-    """
-    x = F.normalize(_as_embeddings(embeddings, None, "estimating a threshold"), dim=1)
-    if x.shape[0] < 3:
-        raise ValueError(f"estimating a threshold needs at least 3 samples, got {x.shape[0]}")
-    total = x.sum(dim=0, keepdim=True)
-    others = F.normalize(total - x, dim=1)
-    loo = (x * others).sum(dim=1)
-    return float(min(ceiling, torch.quantile(loo, quantile)))
 
 
 def _normalized_mean(x: Tensor) -> Tensor:
@@ -154,7 +127,7 @@ class CenterBank:
         if self.centers.ndim != 2 or self.centers.shape[0] != len(self.names):
             raise ValueError(f"centers must be ({len(self.names)}, D), got {tuple(self.centers.shape)}")
         for name in self.names:
-            self._check_new_name(name, allow_existing=True)
+            check_class_name(name)
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"class names must be unique, got {self.names}")
         for name in self.names:
@@ -200,13 +173,14 @@ class CenterBank:
         ]
 
     # ------------------------------------------------------------------ edits
-    def _check_new_name(self, name: str, allow_existing: bool = False) -> None:
-        if not isinstance(name, str) or not name.strip() or name != name.strip():
-            raise ValueError(f"class name must be a non-empty string without surrounding spaces, got {name!r}")
-        if name in RESERVED_LABELS:
-            raise ValueError(f"{name!r} is a reserved label ({', '.join(RESERVED_LABELS)}) and cannot be a class name")
-        if not allow_existing and name in self.names:
-            raise ValueError(f"class {name!r} already exists")
+    def check_new_name(self, name: str) -> str:
+        """``name`` if it may name a new class of this bank: it follows the class-name rule
+        (:func:`~spherefer.labels.check_class_name`, ``ValueError``) and is not taken
+        (:class:`ClassExists`). :meth:`add`, :meth:`compose` and :meth:`rename` check it."""
+        check_class_name(name)
+        if name in self.names:
+            raise ClassExists(f"class {shown(name)} already exists")
+        return name
 
     @staticmethod
     def _check_threshold(value: float) -> None:
@@ -215,12 +189,12 @@ class CenterBank:
 
     def add(self, name: str, embeddings: Tensor | np.ndarray, origin: str = "enrolled", threshold: float | None = None) -> Tensor:
         """Enrol a new class from sample embeddings (normalise, average, renormalise); returns its center."""
-        self._check_new_name(name)
+        self.check_new_name(name)
         if origin not in ORIGINS:
             raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
         if threshold is not None:
             self._check_threshold(threshold)
-        x = _as_embeddings(embeddings, self.embedding_size, f"adding class {name!r}")
+        x = as_embeddings(embeddings, self.embedding_size, f"adding class {name!r}")
         center = _normalized_mean(x)
         self.names.append(name)
         self.centers = torch.cat([self.centers, center.unsqueeze(0)])
@@ -247,7 +221,7 @@ class CenterBank:
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         i = self.index(name)
-        x = F.normalize(_as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), dim=1)
+        x = F.normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), dim=1)
         center = self.centers[i]
         for e in x:
             moved = momentum * center + (1.0 - momentum) * e
@@ -271,7 +245,7 @@ class CenterBank:
     def rename(self, old: str, new: str) -> None:
         """Rename a class, keeping its center, counts and threshold."""
         i = self.index(old)
-        self._check_new_name(new)
+        self.check_new_name(new)
         self.names[i] = new
         self.info[new] = self.info.pop(old)
         if old in self.trained_centers:
@@ -314,7 +288,7 @@ class CenterBank:
     # ------------------------------------------------------------------ inference
     def cosine(self, embeddings: Tensor | np.ndarray) -> Tensor:
         """(N, C) cosine between normalised embeddings and every center."""
-        x = F.normalize(_as_embeddings(embeddings, self.embedding_size, "classifying"), dim=1)
+        x = F.normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), dim=1)
         return (x @ self.centers.t()).clamp(-1.0, 1.0)
 
     def thresholds(self, threshold: float | None = None) -> Tensor:
@@ -324,16 +298,15 @@ class CenterBank:
         return torch.tensor([default if self.info[n].threshold is None else self.info[n].threshold for n in self.names])
 
     def classify(self, embeddings: Tensor | np.ndarray, threshold: float | None = None) -> Classification:
-        """Best class per row, or ``unknown`` when its cosine is below that class's threshold."""
+        """Best class per row, or ``unknown`` when its cosine is below that class's threshold
+        (the accept rule, :func:`~spherefer.labels.decide`)."""
         if not self.names:
             raise ValueError("the center bank has no classes")
         cos = self.cosine(embeddings)
-        scores, best = cos.max(dim=1)
-        accepted = scores >= self.thresholds(threshold)[best]
-        indices = torch.where(accepted, best, torch.full_like(best, -1))
-        labels = [self.names[i] if i >= 0 else UNKNOWN for i in indices.tolist()]
+        decision = decide(cos.numpy(), self.thresholds(threshold).numpy())
+        labels = [label_of(i, self.names) for i in decision.index.tolist()]
         probabilities = torch.softmax(self.scale * cos, dim=1)
-        return Classification(list(self.names), labels, indices, scores, cos, probabilities)
+        return Classification(list(self.names), labels, torch.from_numpy(decision.index), torch.from_numpy(decision.score), cos, probabilities)
 
     # ------------------------------------------------------------------ persistence
     def to_metadata(self) -> dict[str, object]:

@@ -132,8 +132,7 @@ class EvaluationReport:
 
 def evaluate(recognizer: Recognizer, data: str, model_name: str = "model", batch_size: int = 512, progress: bool = True) -> EvaluationReport:
     """Evaluate ``recognizer`` on dataset spec ``data`` (``FORMAT:PATH[:SPLIT]``)."""
-    spec = parse_data_spec(data)
-    data = f"{spec.format}:{spec.path}" + (f":{spec.split}" if spec.split else "")
+    data = parse_data_spec(data).canonical
     dataset = open_dataset(data)
     bank_names = recognizer.bank.names
     shared = [c for c in dataset.classes if c in bank_names]

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import TrainConfig, load_train_config
+from .data import given_split, parse_data_spec
 from .evaluate import evaluate
 from .heads import additive_margin_heads
 from .recognizer import load_model
@@ -71,7 +72,7 @@ class GridResult:
             ax.set_yticks(range(len(self.scales)), [f"{s:g}" for s in self.scales])
             ax.set_xlabel("margin m")
             ax.set_ylabel("scale s")
-            ax.set_title(f"{data.split(':')[0]}:{data.split(':')[-1] if data.count(':') == 2 else 'all'}\n({self.epochs} epochs/cell)", fontsize=9)
+            ax.set_title(f"{parse_data_spec(data).format}:{given_split(data) or 'all'}\n({self.epochs} epochs/cell)", fontsize=9)
             fig.colorbar(image, ax=ax, format=lambda v, _: f"{v:.0%}")
         fig.tight_layout()
         with atomic_write(path) as handle:

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .centers import CenterBank, Prediction
+from .centers import CenterBank
 from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
 from .images import ImageInput, flatten_to_mode, to_pil
+from .labels import Prediction
 from .models import EmbeddingNet, ModelConfig, normalize_input
 from .onnx_backend import OnnxEmbedder, onnx_bytes
 from .storage import read_json, read_safetensors, write_json, write_safetensors
@@ -31,7 +32,7 @@ from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 if TYPE_CHECKING:
     from .video import FrameRecord, VideoSource
 
-__all__ = ["Recognizer", "load_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
+__all__ = ["Recognizer", "load_model", "load_editable_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
 
 MODEL_FORMAT_VERSION = 1
 
@@ -333,3 +334,13 @@ def load_model(
     if backend == "onnx":
         recognizer.use_onnx(folder / "model.onnx" if (folder / "model.onnx").is_file() else None)
     return recognizer
+
+
+def load_editable_model(path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None) -> tuple[Recognizer, Path]:
+    """A model with its editable bank, and that bank's path (where edits are saved).
+
+    The bank file is ``bank`` or :func:`editable_bank_path`; while it does not exist
+    (nothing edited yet) the model's own bank is used.
+    """
+    bank_file = Path(bank) if bank is not None else editable_bank_path(path_or_name)
+    return load_model(path_or_name, bank=bank_file if bank_file.is_file() else None), bank_file

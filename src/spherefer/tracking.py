@@ -24,11 +24,12 @@ face near a border flickers between labels. Per track:
    ``s_t = (1 - alpha)^(t-1) e_1 + sum_(k=2..t) alpha (1 - alpha)^(t-k) e_k``; the
    smoothed embedding is ``s_t / |s_t|`` and its cosines to the class centers are
    compared with the thresholds exactly as for a single face.
-2. *Label hysteresis.* The frame's decision ``d`` is the bank's rule on the smoothed
-   embedding (the nearest center, or ``unknown`` below that class's threshold). The
-   first decision of a track is taken at once. Afterwards the held label ``L`` changes
-   to ``d`` only when ``d`` has been the decision on ``patience`` consecutive classified
-   frames of the track, each time with a *lead* of at least ``margin`` over ``L``:
+2. *Label hysteresis.* The frame's decision ``d`` is the accept rule
+   (:func:`spherefer.labels.decide`) on the smoothed embedding: the nearest center, or
+   ``unknown`` below that class's threshold. The first decision of a track is taken at
+   once. Afterwards the held label ``L`` changes to ``d`` only when ``d`` has been the
+   decision on ``patience`` consecutive classified frames of the track, each time with
+   a *lead* of at least ``margin`` over ``L``:
    ``cos_d - cos_L`` between two classes, ``cos_d - threshold_d`` from ``unknown`` to
    a class, ``threshold_L - cos_L`` from a class to ``unknown`` -- how far the smoothed
    embedding has crossed the border between the two labels. A frame whose decision is
@@ -47,7 +48,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .centers import UNKNOWN
+from .labels import decide, label_of
 
 __all__ = ["box_iou", "Track", "FaceTracker", "SmoothingConfig", "SmoothedLabel", "LabelSmoother"]
 
@@ -253,19 +254,12 @@ class LabelSmoother:
         for track in tracks:
             self._state.pop(track, None)
 
-    def _decide(self, cosines: np.ndarray) -> int:
-        best = int(np.argmax(cosines))
-        return best if cosines[best] >= self.thresholds[best] else -1
-
     def _lead(self, new: int, held: int, cosines: np.ndarray) -> float:
         if new >= 0 and held >= 0:
             return float(cosines[new] - cosines[held])
         if new >= 0:  # unknown -> class
             return float(cosines[new] - self.thresholds[new])
         return float(self.thresholds[held] - cosines[held])  # class -> unknown
-
-    def _name(self, index: int) -> str:
-        return UNKNOWN if index < 0 else self.names[index]
 
     def update(self, track: int, embedding: np.ndarray) -> SmoothedLabel:
         """Feed one frame's unit embedding (D,) of ``track``; the held label and the smoothed embedding."""
@@ -278,7 +272,7 @@ class LabelSmoother:
         norm = float(np.linalg.norm(total))
         unit = total / norm if norm > 1e-12 else e / max(float(np.linalg.norm(e)), 1e-12)
         cosines = self.centers @ unit
-        decision = self._decide(cosines)
+        decision = int(decide(cosines, self.thresholds).index)
         if state is None:
             state = self._state[track] = _TrackState(total, decision)
         else:
@@ -292,4 +286,4 @@ class LabelSmoother:
                     state.label, state.challenger, state.count = decision, None, 0
             else:
                 state.challenger, state.count = None, 0
-        return SmoothedLabel(self._name(state.label), self._name(decision), unit.astype(np.float32), cosines.astype(np.float32))
+        return SmoothedLabel(label_of(state.label, self.names), label_of(decision, self.names), unit.astype(np.float32), cosines.astype(np.float32))

@@ -11,8 +11,10 @@ from spherefer.data.base import ExpressionDataset, ImageFile, ImageFileDataset
 from spherefer.data.ckplus import CKPlus, CKPlus48
 from spherefer.data.expw import ExpW
 from spherefer.data.fer2013 import FER2013_CLASSES, FER2013CSV, FER2013Folder
-from spherefer.data.ferplus import (
+from spherefer.data import ferplus
+from spherefer.data.ferplus import (  # noqa: F401 (re-exported through ferplus.__all__)
     BASIC_EMOTIONS,
+    FERPLUS_SPLITS,
     FERPLUS_VOTE_COLUMNS,
     FER2013NewRow,
     FERPlus,
@@ -26,7 +28,7 @@ from spherefer.data.ferplus import (
 )
 from spherefer.data.folder import ImageFolder
 from spherefer.data.rafdb import RAFDB
-from spherefer.data.spec import DATASET_FORMATS, DatasetFormat, DataSpec, open_dataset, parse_data_spec
+from spherefer.data.spec import DATASET_FORMATS, DatasetFormat, DataSpec, data_spec_stem, given_split, open_dataset, parse_data_spec
 from spherefer.data.splits import subject_kfold, subject_split
 from spherefer.data.vocabulary import COMPOUND_EXPRESSIONS, EXPRESSIONS, canonical_name, is_expression_name
 
@@ -41,17 +43,7 @@ __all__ = [
     "FER2013_CLASSES",
     "FER2013Folder",
     "FER2013CSV",
-    "FERPLUS_VOTE_COLUMNS",
-    "FERPlus",
-    "FERPlusRow",
-    "FER2013NewRow",
-    "majority_emotion",
-    "read_fer2013new",
-    "BASIC_EMOTIONS",
-    "compound_pair",
-    "compound_name",
-    "compound_sets",
-    "is_unknown_face",
+    *ferplus.__all__,
     "CKPlus48",
     "CKPlus",
     "RAFDB",
@@ -63,6 +55,8 @@ __all__ = [
     "DataSpec",
     "open_dataset",
     "parse_data_spec",
+    "given_split",
+    "data_spec_stem",
     "subject_split",
     "subject_kfold",
 ]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
-from PIL import Image
-
-from spherefer.data.base import ImageFile, ImageFileDataset, parse_int, require_dir, require_file
+from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, parse_int, require_dir, require_file
 from spherefer.data.vocabulary import EXPRESSIONS
 
 __all__ = ["AFFECTNET_CODES", "AFFECTNET_COLUMNS", "AffectNet"]
@@ -40,15 +37,7 @@ class AffectNet(ImageFileDataset):
     validation.csv ships without one); columns must be in the documented order.
     """
 
-    def __init__(
-        self,
-        csv_path: str | Path,
-        image_root: str | Path,
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, csv_path: str | Path, image_root: str | Path, **options: Unpack[DatasetOptions]) -> None:
         csv_path = require_file(Path(csv_path), _LAYOUT)
         image_root = require_dir(Path(image_root), _LAYOUT)
         records, labels = [], []
@@ -74,4 +63,4 @@ class AffectNet(ImageFileDataset):
                 labels.append(AFFECTNET_CODES[code])
         if not records:
             raise ValueError(f"{csv_path} lists no faces with expression 0..7")
-        super().__init__(image_root, records, labels, EXPRESSIONS, classes=classes, mode=mode, transform=transform)
+        super().__init__(image_root, records, labels, EXPRESSIONS, **options)

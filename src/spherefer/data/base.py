@@ -6,7 +6,7 @@ import abc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -14,12 +14,22 @@ from torch.utils.data import Dataset
 
 from spherefer.data.vocabulary import canonical_name, is_expression_name
 
-__all__ = ["ExpressionDataset", "ImageFile", "ImageFileDataset", "IMAGE_MODES"]
+__all__ = ["ExpressionDataset", "DatasetOptions", "ImageFile", "ImageFileDataset", "IMAGE_MODES"]
 
 IMAGE_MODES = ("L", "RGB")
 """PIL modes a dataset can return its images in."""
 
 RecordT = TypeVar("RecordT")
+
+
+class DatasetOptions(TypedDict, total=False):
+    """The keyword options every dataset takes (see :class:`ExpressionDataset`): ``classes``
+    (a subset of the dataset's classes, in that order), the image ``mode`` ("L" or "RGB")
+    and a ``transform`` applied to each image."""
+
+    classes: Sequence[str] | None
+    mode: str
+    transform: Callable[[Image.Image], Any] | None
 
 _LOAD_WORKERS = 8
 

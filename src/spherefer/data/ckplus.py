@@ -7,13 +7,11 @@ near-duplicates, so split it by subject (:mod:`spherefer.data.splits`), never by
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from PIL import Image
-
-from spherefer.data.base import ImageFile, ImageFileDataset, class_of_folder, require_dir
+from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, class_of_folder, require_dir
 from spherefer.data.vocabulary import EXPRESSIONS
 
 __all__ = ["CKPLUS_CODES", "CKPlus48", "CKPlus"]
@@ -58,14 +56,7 @@ class CKPlus48(_CKPlusFrames):
     surprise, contempt. ``subjects[i]`` is sample ``i``'s subject (``"S010"``).
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, root: str | Path, **options: Unpack[DatasetOptions]) -> None:
         root = Path(root)
         folder = require_dir(root if root.name == "CK+48" else root / "CK+48", _CKPLUS48_LAYOUT)
         records, labels = [], []
@@ -76,7 +67,7 @@ class CKPlus48(_CKPlusFrames):
                 labels.append(label)
         if not records:
             raise FileNotFoundError(f"no images in {folder}/<class>/; expected layout:\n{_CKPLUS48_LAYOUT}")
-        super().__init__(root, records, labels, _CKPLUS48_CLASSES, classes=classes, mode=mode, transform=transform)
+        super().__init__(root, records, labels, _CKPLUS48_CLASSES, **options)
 
 class CKPlus(_CKPlusFrames):
     """CK+ in the official layout: the last ``last_n`` frames of every sequence that has an emotion label.
@@ -87,16 +78,7 @@ class CKPlus(_CKPlusFrames):
     surprise, [neutral,] contempt. ``subjects[i]`` is sample ``i``'s subject.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        last_n: int = 3,
-        include_neutral: bool = False,
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, root: str | Path, last_n: int = 3, include_neutral: bool = False, **options: Unpack[DatasetOptions]) -> None:
         if last_n < 1:
             raise ValueError(f"last_n must be at least 1, got {last_n}")
         root = Path(root)
@@ -118,7 +100,7 @@ class CKPlus(_CKPlusFrames):
         if not records:
             raise FileNotFoundError(f"no emotion labels under {emotion_folder}; expected layout:\n{_CKPLUS_LAYOUT}")
         class_order = [name for name in EXPRESSIONS if include_neutral or name != "neutral"]
-        super().__init__(root, records, labels, class_order, classes=classes, mode=mode, transform=transform)
+        super().__init__(root, records, labels, class_order, **options)
 
 def _read_emotion_code(path: Path) -> str:
     """The canonical class of a CK+ ``*_emotion.txt`` file (a float code 1..7)."""

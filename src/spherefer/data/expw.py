@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
-from PIL import Image
-
-from spherefer.data.base import ImageFile, ImageFileDataset, parse_int, read_label_lines, require_dir, require_file
+from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, parse_int, read_label_lines, require_dir, require_file
 from spherefer.data.vocabulary import EXPRESSIONS
 
 __all__ = ["EXPW_CLASSES", "ExpW"]
@@ -32,14 +29,7 @@ class ExpW(ImageFileDataset):
     ExpW has no official split.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, root: str | Path, **options: Unpack[DatasetOptions]) -> None:
         root = Path(root)
         label_file = require_file(root / "label" / "label.lst", _LAYOUT)
         image_folder = require_dir(root / "image" / "origin", _LAYOUT)
@@ -55,4 +45,4 @@ class ExpW(ImageFileDataset):
             labels.append(EXPW_CLASSES[label])
         if not records:
             raise ValueError(f"{label_file} lists no faces")
-        super().__init__(root, records, labels, EXPW_CLASSES, classes=classes, mode=mode, transform=transform)
+        super().__init__(root, records, labels, EXPW_CLASSES, **options)

@@ -9,14 +9,14 @@ surprise, neutral (labels 0..6, the first seven of ``EXPRESSIONS``).
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import numpy as np
 from PIL import Image
 
 from spherefer.data.base import (
+    DatasetOptions,
     ExpressionDataset,
     ImageFile,
     ImageFileDataset,
@@ -63,15 +63,7 @@ class FER2013Folder(ImageFileDataset):
     Training ids occur in two class folders with different images).
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, root: str | Path, split: str = "train", **options: Unpack[DatasetOptions]) -> None:
         self.split = check_choice("FER2013 split", split, tuple(FER2013_SPLITS))
         folder_name, prefix = FER2013_SPLITS[split]
         root = Path(root)
@@ -84,7 +76,7 @@ class FER2013Folder(ImageFileDataset):
                 labels.append(label)
         if not records:
             raise FileNotFoundError(f"no {prefix}_*.jpg images in {split_folder}/<class>/; expected layout:\n{_FOLDER_LAYOUT}")
-        super().__init__(root, records, labels, FER2013_CLASSES, classes=classes, mode=mode, transform=transform)
+        super().__init__(root, records, labels, FER2013_CLASSES, **options)
 
 
 class FER2013CSV(ExpressionDataset[int]):
@@ -95,15 +87,7 @@ class FER2013CSV(ExpressionDataset[int]):
     ``fer2013new.csv`` rows follow); ``ids`` are ``"fer2013.csv:<row>"``.
     """
 
-    def __init__(
-        self,
-        csv_path: str | Path,
-        split: str = "train",
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, csv_path: str | Path, split: str = "train", **options: Unpack[DatasetOptions]) -> None:
         self.split = check_choice("FER2013 split", split, tuple(FER2013_SPLITS))
         self.csv_path = require_file(Path(csv_path), _CSV_LAYOUT)
         usage = FER2013_SPLITS[split][1]
@@ -125,7 +109,7 @@ class FER2013CSV(ExpressionDataset[int]):
                     continue
                 labels.append(_parse_emotion(row["emotion"], where))
                 self._pixels[row_index] = _parse_pixels(row["pixels"], where)
-        super().__init__(list(self._pixels), labels, FER2013_CLASSES, classes=classes, mode=mode, transform=transform)
+        super().__init__(list(self._pixels), labels, FER2013_CLASSES, **options)
 
     @property
     def rows(self) -> list[int]:

@@ -18,14 +18,13 @@ compound classes of the open-vocabulary benchmarks) and :func:`is_unknown_face`.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 
 import numpy as np
-from PIL import Image
 
-from spherefer.data.base import ImageFile, ImageFileDataset, check_choice, require_dir, require_file
+from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, check_choice, require_dir, require_file
 from spherefer.data.vocabulary import EXPRESSIONS, canonical_name
 
 __all__ = [
@@ -201,10 +200,7 @@ class FERPlus(ImageFileDataset):
         split: str = "train",
         target: str = "majority",
         include_contempt: bool = True,
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
+        **options: Unpack[DatasetOptions],
     ) -> None:
         self.split = check_choice("FER+ split", split, tuple(FERPLUS_SPLITS))
         self.target = check_choice("FER+ target", target, _TARGETS)
@@ -218,7 +214,7 @@ class FERPlus(ImageFileDataset):
                 labels.append(label)
                 raw_votes[folder / row.name] = row.votes
         class_order = EXPRESSIONS if include_contempt else tuple(name for name in EXPRESSIONS if name != "contempt")
-        super().__init__(root, records, labels, class_order, classes=classes, mode=mode, transform=transform)
+        super().__init__(root, records, labels, class_order, **options)
         self.raw_votes: np.ndarray = np.array([raw_votes[path] for path in self.paths], dtype=np.int64).reshape(-1, len(FERPLUS_VOTE_COLUMNS))
         class_votes = self.raw_votes[:, [_COLUMN_CLASSES.index(name) for name in self.classes]].astype(np.float32)
         self.votes: np.ndarray = class_votes / class_votes.sum(axis=1, keepdims=True)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
-from PIL import Image
-
-from spherefer.data.base import ImageFile, ImageFileDataset, require_dir
+from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, require_dir
 from spherefer.data.vocabulary import canonical_name, is_expression_name
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder"]
@@ -27,14 +24,7 @@ class ImageFolder(ImageFileDataset):
     ``classes`` are these names sorted alphabetically.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, root: str | Path, **options: Unpack[DatasetOptions]) -> None:
         root = require_dir(Path(root), _LAYOUT)
         folder_of_class: dict[str, Path] = {}
         records, labels = [], []
@@ -48,4 +38,4 @@ class ImageFolder(ImageFileDataset):
             labels += [name] * len(images)
         if not records:
             raise FileNotFoundError(f"no images in {root}/<class>/; expected layout:\n{_LAYOUT}")
-        super().__init__(root, records, labels, sorted(folder_of_class), classes=classes, mode=mode, transform=transform)
+        super().__init__(root, records, labels, sorted(folder_of_class), **options)

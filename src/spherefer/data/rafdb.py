@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
-from PIL import Image
-
-from spherefer.data.base import ImageFile, ImageFileDataset, check_choice, parse_int, read_label_lines, require_dir, require_file
+from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, check_choice, parse_int, read_label_lines, require_dir, require_file
 from spherefer.data.vocabulary import COMPOUND_EXPRESSIONS, EXPRESSIONS
 
 __all__ = ["RAFDB_BASIC_CODES", "RAFDB_SPLITS", "RAFDB_SUBSETS", "RAFDB"]
@@ -38,16 +35,7 @@ class RAFDB(ImageFileDataset):
     (``COMPOUND_EXPRESSIONS``: happily_surprised, happily_disgusted, ...).
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        subset: str = "basic",
-        *,
-        classes: Sequence[str] | None = None,
-        mode: str = "L",
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
+    def __init__(self, root: str | Path, split: str = "train", subset: str = "basic", **options: Unpack[DatasetOptions]) -> None:
         self.split = check_choice("RAF-DB split", split, RAFDB_SPLITS)
         self.subset = check_choice("RAF-DB subset", subset, tuple(RAFDB_SUBSETS))
         label_codes, class_order = RAFDB_SUBSETS[subset]
@@ -64,4 +52,4 @@ class RAFDB(ImageFileDataset):
                 labels.append(label_codes[label - 1])
         if not records:
             raise ValueError(f"{label_file} lists no {split}_*.jpg images")
-        super().__init__(root, records, labels, class_order, classes=classes, mode=mode, transform=transform)
+        super().__init__(root, records, labels, class_order, **options)

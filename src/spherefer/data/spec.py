@@ -30,7 +30,7 @@ from spherefer.data.ferplus import FERPLUS_SPLITS, FERPlus
 from spherefer.data.folder import ImageFolder
 from spherefer.data.rafdb import RAFDB
 
-__all__ = ["DatasetFormat", "DataSpec", "DATASET_FORMATS", "parse_data_spec", "open_dataset"]
+__all__ = ["DatasetFormat", "DataSpec", "DATASET_FORMATS", "parse_data_spec", "given_split", "data_spec_stem", "open_dataset"]
 
 
 class DatasetFormat(NamedTuple):
@@ -48,6 +48,11 @@ class DataSpec(NamedTuple):
     format: str
     path: Path
     split: str | None
+
+    @property
+    def canonical(self) -> str:
+        """The spec written out in full: ``FORMAT:PATH[:SPLIT]`` with the path expanded and the default split named."""
+        return f"{self.format}:{self.path}" + (f":{self.split}" if self.split else "")
 
 
 def _open_fer2013(path: Path, split: str, **kwargs: Any) -> ExpressionDataset[Any]:
@@ -106,11 +111,17 @@ DATASET_FORMATS: dict[str, DatasetFormat] = {
 """``--data`` format name -> how to open it."""
 
 
-def parse_data_spec(spec: str) -> DataSpec:
-    """Split ``FORMAT:PATH[:SPLIT]`` and check the format and split (ValueError listing the valid ones)."""
+def _parts(spec: str) -> list[str]:
+    """``[FORMAT, PATH]`` or ``[FORMAT, PATH, SPLIT]`` as written (checked for shape only)."""
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[1]:
         raise ValueError(f"dataset spec {spec!r} is not FORMAT:PATH[:SPLIT] (PATH may not contain ':')")
+    return parts
+
+
+def parse_data_spec(spec: str) -> DataSpec:
+    """Split ``FORMAT:PATH[:SPLIT]`` and check the format and split (ValueError listing the valid ones)."""
+    parts = _parts(spec)
     format_name = check_choice("dataset format", parts[0], tuple(DATASET_FORMATS))
     dataset_format = DATASET_FORMATS[format_name]
     path = Path(parts[1]).expanduser()
@@ -119,6 +130,19 @@ def parse_data_spec(spec: str) -> DataSpec:
     if not dataset_format.splits:
         raise ValueError(f"dataset format {format_name!r} has no splits, got {parts[2]!r} in {spec!r}")
     return DataSpec(format_name, path, check_choice(f"{format_name} split", parts[2], dataset_format.splits))
+
+
+def given_split(spec: str) -> str | None:
+    """The split ``spec`` names itself (None when it leaves the format's default)."""
+    parse_data_spec(spec)
+    parts = _parts(spec)
+    return parts[2] if len(parts) == 3 else None
+
+
+def data_spec_stem(spec: str) -> str:
+    """A file stem for outputs about ``spec``: ``FORMAT``, or ``FORMAT_SPLIT`` when the spec names its split."""
+    split = given_split(spec)
+    return parse_data_spec(spec).format + (f"_{split}" if split else "")
 
 
 def open_dataset(spec: str, **kwargs: Any) -> ExpressionDataset[Any]:

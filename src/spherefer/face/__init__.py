@@ -42,8 +42,9 @@ drawing); every public name is re-exported here.
 
 from __future__ import annotations
 
-from ..centers import NO_FACE, REJECTED
-from .align import (
+from ..labels import NO_FACE, REJECTED
+from . import align, detect, quality, results
+from .align import (  # noqa: F401 (re-exported through __all__)
     BOX_TEMPLATES,
     TEMPLATE,
     TEMPLATE_WEIGHTS,
@@ -53,7 +54,7 @@ from .align import (
     similarity_transform,
     warp_image,
 )
-from .detect import (
+from .detect import (  # noqa: F401 (re-exported through __all__)
     BLAZEFACE_FULL_RANGE,
     BLAZEFACE_SHORT_RANGE,
     DETECTORS,
@@ -71,44 +72,7 @@ from .detect import (
     register_detector,
     weighted_nms,
 )
-from .quality import SHARPNESS_SIZE, QualityConfig, assess_quality, sharpness, yaw_ratio
-from .results import LANDMARK_NAMES, DetectedFace, FaceRecord, draw_faces, image_to_rgb
+from .quality import SHARPNESS_SIZE, QualityConfig, assess_quality, sharpness, yaw_ratio  # noqa: F401
+from .results import LANDMARK_NAMES, DetectedFace, FaceRecord, draw_faces, image_to_rgb  # noqa: F401
 
-__all__ = [
-    "LANDMARK_NAMES",
-    "TEMPLATE",
-    "TEMPLATE_WEIGHTS",
-    "BOX_TEMPLATES",
-    "MEDIAPIPE_VERSION",
-    "MEDIAPIPE_INSTALL",
-    "REJECTED",
-    "NO_FACE",
-    "DetectorUnavailable",
-    "DetectedFace",
-    "FaceDetector",
-    "BlazeFaceSpec",
-    "BLAZEFACE_SHORT_RANGE",
-    "BLAZEFACE_FULL_RANGE",
-    "BlazeFaceDetector",
-    "HaarDetector",
-    "mediapipe_file",
-    "anchor_centers",
-    "weighted_nms",
-    "warp_image",
-    "invert_similarity",
-    "DETECTORS",
-    "register_detector",
-    "get_detector",
-    "image_to_rgb",
-    "detect_faces",
-    "similarity_transform",
-    "alignment_matrix",
-    "align_face",
-    "QualityConfig",
-    "SHARPNESS_SIZE",
-    "sharpness",
-    "yaw_ratio",
-    "assess_quality",
-    "FaceRecord",
-    "draw_faces",
-]
+__all__ = ["REJECTED", "NO_FACE", *results.__all__, *align.__all__, *detect.__all__, *quality.__all__]

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..centers import REJECTED, UNKNOWN
 from ..images import ImageInput, flatten_to_mode, to_pil
+from ..labels import REJECTED, UNKNOWN, face_dict, rounded_points
 
 if TYPE_CHECKING:
-    from ..centers import Prediction
+    from ..labels import Prediction
 
 __all__ = [
     "LANDMARK_NAMES",
@@ -93,7 +93,7 @@ class DetectedFace:
         return self.landmarks[self.landmark_names.index(name)]
 
     def landmark_dict(self, digits: int = 1) -> dict[str, list[float]]:
-        return {name: [round(float(x), digits), round(float(y), digits)] for name, (x, y) in zip(self.landmark_names, self.landmarks)}
+        return rounded_points(dict(zip(self.landmark_names, self.landmarks)), digits)
 
     def shifted(self, dx: float, dy: float) -> "DetectedFace":
         """The same face with every coordinate moved by (dx, dy)."""
@@ -163,23 +163,11 @@ class FaceRecord:
         return self.raw_prediction.label if self.raw_prediction is not None else self.label
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
-        """A JSON-ready summary (no crop, no embedding): face index, track id, box,
-        landmarks, detector score, label, raw label, reason, cosine, probabilities and
-        quality measurements."""
-        prediction = self.prediction
-        return {
-            "face": self.index,
-            "track": self.track,
-            "box": [round(float(v), 1) for v in self.face.box],
-            "landmarks": self.face.landmark_dict(),
-            "detector_score": round(self.face.score, digits),
-            "label": self.label,
-            "raw_label": self.raw_label,
-            "reason": "; ".join(self.issues) or None,
-            "cosine": None if prediction is None else round(prediction.score, digits),
-            "probabilities": None if prediction is None else {k: round(v, digits) for k, v in prediction.probabilities.items()},
-            "quality": self.quality,
-        }
+        """A JSON-ready summary (no crop, no embedding): the record fields of
+        :func:`spherefer.labels.face_dict` -- face index, track id, box, landmarks,
+        detector score, label, raw label, reason, cosine, probabilities and quality."""
+        return face_dict(self.index, self.track, self.face.box, self.landmarks, self.face.score, self.prediction,
+                         self.raw_prediction, self.issues, self.quality, digits)
 
 
 # ---------------------------------------------------------------- drawing

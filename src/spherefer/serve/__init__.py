@@ -3,8 +3,10 @@
 ``build_app(model, db, api_key, **limits)`` makes the FastAPI app of a model (loaded by
 name or folder) from :func:`~.app.create_app`, which takes a recognizer, a
 :class:`~.store.BankStore` (the versioned banks) and :class:`~.app.ServeSettings`;
-``app_from_environment()`` is what each worker of ``spherefer serve`` starts;
-``serve_home()`` and ``load_api_key()`` locate the default database and API key.
+``run_server(model, host, port, ...)`` runs ``spherefer serve``: it passes its settings
+through the environment to ``app_from_environment()``, what each worker process starts;
+``serve_home()``, ``api_key_source()`` and ``load_api_key()`` locate the default
+database and API key.
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ..recognizer import load_model
 from .app import ServeSettings, create_app
 from .store import BankStore
 
-__all__ = ["ServeSettings", "BankStore", "create_app", "build_app", "app_from_environment", "serve_home", "load_api_key"]
+__all__ = ["ServeSettings", "BankStore", "create_app", "build_app", "app_from_environment", "run_server", "serve_home",
+           "api_key_source", "load_api_key"]
 
 
 def serve_home() -> Path:
     """``$SPHEREFER_HOME/serve`` (default ``~/.spherefer/serve``): the default database and API key live here."""
     return Path(os.environ.get("SPHEREFER_HOME", "~/.spherefer")).expanduser() / "serve"
+
+
+def api_key_source() -> str:
+    """Where the server's API key comes from: ``$SPHEREFER_API_KEY`` when set, else the key file in :func:`serve_home`."""
+    return "$SPHEREFER_API_KEY" if os.environ.get("SPHEREFER_API_KEY") else str(serve_home() / "api_key")
 
 
 def load_api_key(key_file: Path) -> str:
@@ -65,3 +74,24 @@ def app_from_environment():
     """The app ``spherefer serve`` starts in each worker process (settings passed through the environment)."""
     limits = json.loads(os.environ.get("SPHEREFER_SERVE_LIMITS", "{}"))
     return build_app(os.environ.get("SPHEREFER_SERVE_MODEL", "default"), os.environ.get("SPHEREFER_SERVE_DB"), **limits)
+
+
+def run_server(
+    model: str = "default", host: str = "127.0.0.1", port: int = 8000, db: str | None = None, workers: int = 1,
+    announce: Callable[[], None] | None = None, **limits: int,
+) -> None:
+    """Serve ``model`` with uvicorn until stopped: ``workers`` processes, each building its
+    app with :func:`app_from_environment` from the settings passed here (``limits`` are
+    :class:`ServeSettings` fields). The API key is created first, so every worker reads
+    the same one; ``announce`` is called once everything is set, before serving starts."""
+    import uvicorn
+
+    load_api_key(serve_home() / "api_key")
+    os.environ["SPHEREFER_SERVE_MODEL"] = model
+    os.environ["SPHEREFER_SERVE_LIMITS"] = json.dumps(limits)
+    os.environ.pop("SPHEREFER_SERVE_DB", None)
+    if db is not None:
+        os.environ["SPHEREFER_SERVE_DB"] = db
+    if announce is not None:
+        announce()
+    uvicorn.run("spherefer.serve:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")

@@ -22,8 +22,10 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from .. import __version__
-from ..centers import RESERVED_LABELS, CenterBank, estimate_threshold
+from ..centers import CenterBank, ClassExists
+from ..enrol import MIN_IMAGES, check_image_count, enrol_class, update_class
 from ..images import flatten_to_mode
+from ..labels import shown
 from ..recognizer import Recognizer
 from .store import BankStore, NothingToUndo, check_profile
 
@@ -42,7 +44,7 @@ class ServeSettings:
     max_side: int = 10_000
     max_aspect: float = 20.0
     max_images: int = 50
-    min_images: int = 3
+    min_images: int = MIN_IMAGES
 
     @property
     def max_request_bytes(self) -> int:
@@ -53,12 +55,6 @@ class ServeSettings:
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
 """What uploads may be; other formats Pillow knows (EPS, AVIF, ...) are refused."""
 Image.init()  # register every plugin, so that Image.open(formats=IMAGE_FORMATS) finds them
-
-
-def _shown(value: object, limit: int = 80) -> str:
-    """``repr`` of user input for an error message, cut to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class UserError(Exception):
@@ -72,7 +68,7 @@ class UserError(Exception):
 def _decode(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
     """An uploaded image as an RGB array, checked against the size, pixel and shape limits."""
     data = upload.file.read(settings.max_upload_bytes + 1)
-    name = _shown(upload.filename or "upload")
+    name = shown(upload.filename or "upload")
     if len(data) > settings.max_upload_bytes:
         raise UserError(413, f"{name} is larger than the {settings.max_upload_bytes} byte limit")
     if not data:
@@ -144,7 +140,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                 continue
             accepted = [r for r in recognizer.analyze(image) if r.accepted]
             if not accepted:
-                raise UserError(422, f"{_shown(upload.filename or 'upload')}: no usable face found (none detected, or too small, blurred or sideways)")
+                raise UserError(422, f"{shown(upload.filename or 'upload')}: no usable face found (none detected, or too small, blurred or sideways)")
             out.append(accepted[0].embedding)
         return np.stack(out)
 
@@ -153,15 +149,16 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     def require_class(bank: CenterBank, name: str) -> None:
         if name not in bank:
-            raise UserError(404, f"no class {_shown(name)}; classes are {bank.names}")
+            raise UserError(404, f"no class {shown(name)}; classes are {bank.names}")
 
     def check_new_name(bank: CenterBank, name: str) -> None:
-        if name in bank:
-            raise UserError(409, f"class {_shown(name)} already exists")
-        if (not name or len(name) > 64 or name in RESERVED_LABELS or name in (".", "..") or not name.isprintable()
-                or name != name.strip() or "/" in name or "\\" in name):
-            raise UserError(400, f"{_shown(name)} cannot be a class name (1-64 printable characters, no outer spaces, "
-                                 f"no / or \\, not . or .., not {list(RESERVED_LABELS)})")
+        """The library's rule for new class names (:meth:`CenterBank.check_new_name`): taken 409, refused 400."""
+        try:
+            bank.check_new_name(name)
+        except ClassExists as err:
+            raise UserError(409, str(err)) from err
+        except ValueError as err:
+            raise UserError(400, str(err)) from err
 
     def changed(profile: str, action: str, edit: Any) -> dict[str, Any]:
         """Apply ``edit`` as one new version; the answer is the bank that version holds."""
@@ -171,6 +168,8 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
         try:
             version, bank = store.change(profile, action, apply)
+        except ClassExists as err:  # taken by a concurrent request since the first check
+            raise UserError(409, str(err)) from err
         except ValueError as err:  # the bank's own checks (UserError, raised by edits, passes through)
             raise UserError(400, str(err)) from err
         return class_list(profile, version, bank)
@@ -198,15 +197,13 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                 sphere: Annotated[bool, Query(description="add each face's point on the bank's 3-D sphere view")] = False) -> dict[str, Any]:
         image = _decode(file, settings)
         version, bank = store.current(profile)
-        shown = view(bank)
+        profile_view = view(bank)
         if aligned:
-            embedding = shown.embed([image])
-            prediction = bank.classify(embedding)[0]
-            faces = [{"face": 0, "box": [0, 0, image.shape[1], image.shape[0]], "label": prediction.label,
-                      "cosine": round(prediction.score, 4), "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()}}]
+            embedding = profile_view.embed([image])
+            faces = [{"face": 0, "box": [0, 0, image.shape[1], image.shape[0]], **bank.classify(embedding)[0].to_dict()}]
             embeddings = [embedding[0]]
         else:
-            records = shown.analyze(image)
+            records = profile_view.analyze(image)
             faces = [record.to_dict() for record in records]
             embeddings = [record.embedding for record in records]
         if sphere:
@@ -226,13 +223,14 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     def enrol(profile: Profile, name: Annotated[str, Form()], files: Annotated[list[UploadFile], File(description="photos or crops of the expression")],
               aligned: Annotated[bool, Form()] = False) -> dict[str, Any]:
         check_new_name(store.current(profile)[1], name)
-        if len(files) < settings.min_images:
-            raise UserError(400, f"need at least {settings.min_images} images to enrol a class, got {len(files)}")
+        try:
+            check_image_count(len(files), settings.min_images)
+        except ValueError as err:
+            raise UserError(400, str(err)) from err
         x = embeddings_of(files, aligned)
 
         def add(bank: CenterBank) -> None:
-            check_new_name(bank, name)  # again inside the transaction: a concurrent request may have taken it
-            bank.add(name, x, threshold=estimate_threshold(x, ceiling=bank.threshold))
+            enrol_class(bank, name, x)  # checks the name again: a concurrent request may have taken it
 
         return changed(profile, f"enrol {name!r} from {len(x)} images", add)
 
@@ -251,10 +249,9 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         def edit(bank: CenterBank) -> None:
             require_class(bank, name)
             if x is not None:
-                bank.update(name, x, momentum=momentum)
+                update_class(bank, name, x, momentum=momentum)
             if new_name is not None:
-                check_new_name(bank, new_name)
-                bank.rename(name, new_name)
+                bank.rename(name, new_name)  # checks the new name again, as enrolment does
 
         steps = ([f"update {name!r} with {len(x)} images (momentum {momentum})"] if x is not None else []) + (
             [f"rename {name!r} to {new_name!r}"] if new_name is not None else [])
@@ -267,7 +264,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         def edit(bank: CenterBank) -> None:
             require_class(bank, name)
             if len(bank) == 1:
-                raise UserError(409, f"{_shown(name)} is the profile's last class; a bank needs at least one (enrol another first)")
+                raise UserError(409, f"{shown(name)} is the profile's last class; a bank needs at least one (enrol another first)")
             bank.remove(name)
 
         return changed(profile, f"remove {name!r}", edit)
@@ -276,7 +273,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     def reset(profile: Profile, name: str) -> dict[str, Any]:
         def edit(bank: CenterBank) -> None:
             if name not in bank.trained_centers:
-                raise UserError(404, f"{_shown(name)} is not a trained class of the model; trained classes are {list(bank.trained_centers)}")
+                raise UserError(404, f"{shown(name)} is not a trained class of the model; trained classes are {list(bank.trained_centers)}")
             bank.reset(name)
 
         return changed(profile, f"reset {name!r} to its trained center", edit)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..centers import CenterBank
+from ..labels import shown
 
 __all__ = ["BankStore", "Version", "check_profile", "NothingToUndo"]
 
@@ -114,8 +115,7 @@ class Version:
 def check_profile(name: str) -> str:
     """A profile name (letters, digits, ``_``, ``-``; at most 64), or ``ValueError``."""
     if not isinstance(name, str) or not PROFILE_PATTERN.match(name):
-        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:76] + "...'"
-        raise ValueError(f"profile names are 1-64 letters, digits, '_' or '-'; got {shown}")
+        raise ValueError(f"profile names are 1-64 letters, digits, '_' or '-'; got {shown(name)}")
     return name
 
 

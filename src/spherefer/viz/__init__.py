@@ -15,6 +15,7 @@ One home per concept:
 * :mod:`spherefer.viz.geometry` -- angles between centers, spread of each class, compound
   arc positions, measured in the full embedding space (:func:`center_geometry`,
   :func:`arc_position`, :func:`geometry_markdown`, :func:`write_geometry`).
+* :mod:`spherefer.viz.run` -- the pictures of a finished training run (:func:`plot_run`).
 
 Angles on a projected sphere are not the true ones: :func:`center_geometry` measures
 those in the full embedding space.
@@ -35,6 +36,7 @@ from .render import (
     render_dataset,
     write_sphere_html,
 )
+from .run import plot_run
 from .scene import (
     BACK_VIEW,
     FRONT_VIEW,
@@ -69,4 +71,5 @@ __all__ = [
     "geometry_markdown",
     "plot_angles_png",
     "write_geometry",
+    "plot_run",
 ]

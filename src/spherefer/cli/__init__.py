@@ -1,0 +1,46 @@
+"""The ``spherefer`` command line, thin over the library.
+
+Each command parses its options, calls library functions and formats what they
+return; one module per command group: :mod:`~.info` (info, datasets), :mod:`~.predict`
+(predict), :mod:`~.export` (export), :mod:`~.train` (train, grid, evaluate, calibrate),
+:mod:`~.viz` (visualize, geometry), :mod:`~.serve` (serve) and :mod:`~.classes`
+(the ``classes`` group); :mod:`~.common` holds the options they share.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..face import DetectorUnavailable
+from . import classes, export, info, predict, serve, train, viz
+
+__all__ = ["main"]
+
+
+class CleanErrors(click.Group):
+    """Turn the library's errors about bad input into one-line messages instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (ValueError, FileNotFoundError, KeyError, DetectorUnavailable) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=CleanErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spherefer")
+def main() -> None:
+    """Open-vocabulary facial expression recognition on the hypersphere (LMCL class centers)."""
+
+
+# The command modules keep their names here (``spherefer.cli.predict`` is the module, not the command).
+for command in (
+    info.info, info.datasets, predict.predict, export.export, train.train, train.grid, train.evaluate, train.calibrate,
+    viz.visualize, viz.geometry, serve.serve, classes.classes,
+):
+    main.add_command(command)

@@ -1,0 +1,46 @@
+"""What the commands share: the --model and --bank options, saving an edited bank, name lists."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..recognizer import Recognizer, load_editable_model
+
+__all__ = ["MODEL_OPTION", "BANK_OPTION", "with_editable_model", "save_bank", "name_list"]
+
+MODEL_OPTION = click.option("--model", "model_name", default="default", show_default=True, help="Shipped model name or model folder.")
+BANK_OPTION = click.option(
+    "--bank", "bank_option", default=None, type=click.Path(path_type=Path),
+    help="Center-bank file to use and edit (default: ~/.spherefer/banks/<model>.safetensors for shipped models, the folder's bank otherwise).",
+)
+
+
+def with_editable_model(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The --model and --bank options; ``command`` is called with the model loaded with its
+    editable bank (``recognizer=``) and the path edits are saved to (``bank_file=``) instead.
+
+    Put it where the two options should stand among the command's other options.
+    """
+    @functools.wraps(command)
+    def load(*args: Any, model_name: str, bank_option: Path | None, **kwargs: Any) -> Any:
+        recognizer, bank_file = load_editable_model(model_name, bank_option)
+        return command(*args, recognizer=recognizer, bank_file=bank_file, **kwargs)
+
+    return MODEL_OPTION(BANK_OPTION(load))
+
+
+def save_bank(recognizer: Recognizer, bank_file: Path, message: str) -> None:
+    """Save the recognizer's bank to ``bank_file`` and say so."""
+    recognizer.bank.save(bank_file)
+    click.echo(f"{message} (saved {bank_file})")
+
+
+def name_list(values: tuple[str, ...]) -> list[str] | None:
+    """Names given as repeated options and/or comma-separated lists (None: none given)."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None

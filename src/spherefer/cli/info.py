@@ -1,0 +1,55 @@
+"""``spherefer info`` and ``spherefer datasets``: what a model and the --data formats are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..recognizer import load_editable_model, resolve_model_path, shipped_models
+from .common import BANK_OPTION, MODEL_OPTION
+
+__all__ = ["info", "datasets"]
+
+
+@click.command()
+@MODEL_OPTION
+@BANK_OPTION
+def info(model_name: str, bank_option: Path | None) -> None:
+    """Print the version, the model card and the class list of a model."""
+    recognizer, bank_file = load_editable_model(model_name, bank_option)
+    folder = resolve_model_path(model_name)
+    cfg = recognizer.config
+    click.echo(f"spherefer {__version__}")
+    click.echo(f"model: {model_name} ({folder})")
+    click.echo("status: " + ("trained" if recognizer.trained else "UNTRAINED - random weights, predictions are meaningless"))
+    click.echo(
+        f"network: {cfg.arch}, input {cfg.input_size}x{cfg.input_size}x{cfg.in_channels}, "
+        f"{cfg.embedding_size}-d embedding, head {cfg.head} (s={cfg.scale}, m={cfg.margin})"
+    )
+    bank = recognizer.bank
+    click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
+    click.echo(f"classes ({len(bank)}), unknown below cosine {bank.threshold}:")
+    for row in bank.summary():
+        threshold = "" if row["threshold"] is None else f", threshold {row['threshold']:.3f}"
+        click.echo(f"  {row['name']:<16} {row['origin']}{threshold}")
+    card = folder / "MODEL_CARD.md"
+    if card.is_file():
+        click.echo("")
+        click.echo(card.read_text().rstrip())
+    others = sorted(set(shipped_models()) - {model_name})
+    if others:
+        click.echo(f"\nother shipped models: {', '.join(others)}")
+
+
+@click.command()
+def datasets() -> None:
+    """List the --data formats (FORMAT:PATH[:SPLIT]) and their splits."""
+    from ..data import DATASET_FORMATS
+
+    for name, fmt in DATASET_FORMATS.items():
+        splits = ", ".join(f"{s}*" if s == fmt.default_split else s for s in fmt.splits) or "(none)"
+        click.echo(f"{name:<10} splits: {splits}")
+        click.echo(f"{'':<10} {fmt.description}")
+    click.echo("(* = default split when the spec names none)")

@@ -1,0 +1,221 @@
+"""What a face is called and how that is written down: the rules every front end shares.
+
+This is the floor of the package (it imports nothing from spherefer), so the library,
+video tracking, threshold calibration, the command line and the HTTP service all
+answer with the same words:
+
+- the **reserved labels** ``unknown`` (classified, but below the threshold),
+  ``rejected`` (a face that failed a quality check and was not classified) and
+  ``no_face`` (a photo or frame in which no face was found);
+- the **class-name rule** (:func:`check_class_name`): what may name a class, refused
+  identically by :class:`~spherefer.centers.CenterBank`, ``spherefer classes`` and
+  ``POST /v1/classes``;
+- the **accept rule** (:func:`decide`): a face is its nearest center's class when its
+  cosine reaches that class's threshold (its own, else the global one), otherwise
+  ``unknown``;
+- the **output records**: :meth:`Prediction.to_dict` (label, cosine, probabilities),
+  :func:`face_dict` (one detected face) and :func:`no_face_dict`, and
+  :func:`frame_records` (a photo's or frame's records, with where they come from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "UNKNOWN",
+    "REJECTED",
+    "NO_FACE",
+    "RESERVED_LABELS",
+    "MAX_CLASS_NAME_LENGTH",
+    "CLASS_NAME_RULE",
+    "shown",
+    "class_name_problem",
+    "check_class_name",
+    "Decision",
+    "nearest_match",
+    "decide",
+    "label_of",
+    "Prediction",
+    "FACE_FIELDS",
+    "rounded_points",
+    "face_dict",
+    "no_face_dict",
+    "frame_records",
+]
+
+UNKNOWN = "unknown"
+REJECTED = "rejected"  # a face that failed a quality check and was not classified
+NO_FACE = "no_face"  # the record of a photo in which no face was found
+RESERVED_LABELS = (UNKNOWN, REJECTED, NO_FACE)
+
+# ---------------------------------------------------------------- class names
+
+MAX_CLASS_NAME_LENGTH = 64
+CLASS_NAME_RULE = (
+    f"a class name is a non-empty string of at most {MAX_CLASS_NAME_LENGTH} printable characters without "
+    f"surrounding spaces, with no / or \\, not . or .., and not a reserved label ({', '.join(RESERVED_LABELS)})"
+)
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr`` of user input for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a class (None when it can): see :data:`CLASS_NAME_RULE`.
+
+    Names end up in URLs (``/v1/classes/{name}``), file names, CSV headers and log
+    lines, so they are short, printable, free of path separators and never one of the
+    labels a result can have besides a class.
+    """
+    if not isinstance(name, str):
+        return f"it is not a string but {type(name).__name__}"
+    if not name.strip():
+        return "it is empty"
+    if len(name) > MAX_CLASS_NAME_LENGTH:
+        return f"it is {len(name)} characters long"
+    if name != name.strip():
+        return "it has surrounding spaces"
+    if not name.isprintable():
+        return "it holds a character that is not printable"
+    if "/" in name or "\\" in name:
+        return "it holds a / or \\"
+    if name in (".", ".."):
+        return "it is a path step"
+    if name in RESERVED_LABELS:
+        return "it is a reserved label"
+    return None
+
+
+def check_class_name(name: object) -> str:
+    """``name`` when it may name a class, else ``ValueError`` saying why and what the rule is."""
+    problem = class_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"{shown(name)} cannot be a class name ({problem}): {CLASS_NAME_RULE}")
+    return name  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- the accept rule
+
+
+class Decision(NamedTuple):
+    """The accept rule's answer per face: the ``nearest`` class index, its cosine
+    (``score``) and the accepted class index (``index``, -1 where the face is unknown)."""
+
+    nearest: np.ndarray
+    score: np.ndarray
+    index: np.ndarray
+
+    @property
+    def accepted(self) -> np.ndarray:
+        return self.index >= 0
+
+
+def nearest_match(cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, cosine) of the nearest center of each face in (N, C) ``cosines`` (or one face's (C,)); ties go to the first class."""
+    cos = np.asarray(cosines)
+    nearest = cos.argmax(axis=-1)
+    return nearest, np.take_along_axis(cos, np.expand_dims(nearest, -1), axis=-1).squeeze(-1)
+
+
+def decide(cosines: np.ndarray, thresholds: np.ndarray) -> Decision:
+    """The accept rule on (N, C) ``cosines`` (or one face's (C,)) against per-class ``thresholds`` (C,).
+
+    A face is accepted as its nearest class when its cosine to that center is at least
+    that class's threshold; otherwise it is unknown (index -1). Ties go to the first
+    class. The arrays keep their dtypes: the comparison is exactly ``score >= threshold``.
+    """
+    cos = np.asarray(cosines)
+    limits = np.asarray(thresholds)
+    if cos.shape[-1] != limits.shape[-1] or limits.ndim != 1 or cos.ndim not in (1, 2):
+        raise ValueError(f"need (N, C) or (C,) cosines and (C,) thresholds, got {cos.shape} and {limits.shape}")
+    nearest, score = nearest_match(cos)
+    index = np.where(score >= limits[nearest], nearest, -1)
+    return Decision(nearest, score, index)
+
+
+def label_of(index: int, names: Sequence[str]) -> str:
+    """The label of an accepted class index: its name, or ``unknown`` for -1."""
+    return UNKNOWN if index < 0 else names[index]
+
+
+# ---------------------------------------------------------------- output records
+
+
+@dataclass
+class Prediction:
+    """One face's result: the label (or ``unknown``), its cosine, and per-class scores."""
+
+    label: str
+    score: float
+    nearest: str
+    cosines: dict[str, float]
+    probabilities: dict[str, float]
+
+    @property
+    def is_unknown(self) -> bool:
+        return self.label == UNKNOWN
+
+    def to_dict(self, digits: int = 4) -> dict[str, Any]:
+        """The record fields of a classified face: ``label``, ``cosine`` and ``probabilities`` (rounded)."""
+        return {"label": self.label, "cosine": round(self.score, digits),
+                "probabilities": {name: round(p, digits) for name, p in self.probabilities.items()}}
+
+
+FACE_FIELDS = ("face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "reason", "cosine", "probabilities", "quality")
+"""The keys of every face record (:func:`face_dict`, :func:`no_face_dict`), in order."""
+
+
+def rounded_points(points: Mapping[str, Sequence[float]], digits: int = 1) -> dict[str, list[float]]:
+    """Named (x, y) points as ``{name: [x, y]}`` rounded to ``digits`` (how records write landmarks)."""
+    return {name: [round(float(x), digits), round(float(y), digits)] for name, (x, y) in points.items()}
+
+
+def face_dict(
+    index: int, track: int | None, box: Sequence[float], landmarks: Mapping[str, Sequence[float]], detector_score: float,
+    prediction: Prediction | None, raw_prediction: Prediction | None, issues: Sequence[str], quality: Mapping[str, Any],
+    digits: int = 4,
+) -> dict[str, Any]:
+    """One detected face as a JSON-ready record (keys :data:`FACE_FIELDS`).
+
+    ``label`` is the prediction's (a class or ``unknown``), or ``rejected`` when the face
+    was not classified (``issues`` then give the ``reason``); ``raw_label`` is the
+    frame's own label before temporal smoothing (``raw_prediction``; the label itself
+    when there was no smoothing).
+    """
+    label = prediction.label if prediction is not None else REJECTED
+    scores = prediction.to_dict(digits) if prediction is not None else {"cosine": None, "probabilities": None}
+    return {
+        "face": index,
+        "track": track,
+        "box": [round(float(v), 1) for v in box],
+        "landmarks": rounded_points(landmarks),
+        "detector_score": round(float(detector_score), digits),
+        "label": label,
+        "raw_label": raw_prediction.label if raw_prediction is not None else label,
+        "reason": "; ".join(issues) or None,
+        "cosine": scores["cosine"],
+        "probabilities": scores["probabilities"],
+        "quality": dict(quality),
+    }
+
+
+def no_face_dict() -> dict[str, Any]:
+    """The record of a photo or frame without a face: :data:`FACE_FIELDS`, label and raw label ``no_face``."""
+    record: dict[str, Any] = dict.fromkeys(FACE_FIELDS)
+    record.update(label=NO_FACE, raw_label=NO_FACE, reason="no face found")
+    return record
+
+
+def frame_records(source: str, faces: Sequence[Mapping[str, Any]], frame: int | None = None, time: float | None = None) -> list[dict[str, Any]]:
+    """The records of one photo or video frame: ``source``, ``frame`` and ``time`` (None for
+    photos; seconds, rounded to ms) followed by each face's fields, or one :func:`no_face_dict`."""
+    where = {"source": source, "frame": frame, "time": None if time is None else round(time, 3)}
+    return [{**where, **face} for face in faces] if faces else [{**where, **no_face_dict()}]
