@@ -23,7 +23,7 @@ def test_default_model_is_trained_on_the_seven_fer_classes(default):
     assert default.trained
     assert default.bank.names == FER_CLASSES
     assert "contempt" not in default.bank.names  # held out: the open-vocabulary protocols enrol it
-    assert default.config.head == "cosface" and default.config.scale == 30.0 and default.config.margin == 0.35
+    assert default.config.head == "cosface" and default.config.scale == 16.0 and default.config.margin == 0.25
     assert not default.config.neck_bias
 
 
