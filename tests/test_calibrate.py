@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model
 
-from spherefer.calibrate import calibrate, choose_thresholds
+from spherefer.calibrate import MIN_CORRECT_ACCEPTED, calibrate, choose_thresholds
 
 
 def test_choose_thresholds_is_the_false_match_quantile():
@@ -43,7 +43,7 @@ def test_no_false_matches_is_an_error():
 def test_calibrate_stores_thresholds_in_the_bank(tmp_path):
     data = make_pattern_folder(tmp_path / "faces", per_class=12)
     recognizer = make_tiny_model(tmp_path / "model", classes=PATTERN_CLASSES[:2])
-    result = calibrate(recognizer, f"folder:{data}", target_far=0.2, min_false=1)
+    result = calibrate(recognizer, f"folder:{data}", target_far=0.2, min_false=1, force=True)  # untrained: below the floor
     # the third pattern class is not in the bank: its faces are the unknowns
     assert result.n_unknown == 12 and result.n_known == 24
     assert recognizer.bank.threshold == pytest.approx(result.global_threshold)
@@ -60,3 +60,21 @@ def test_calibrate_dry_run_leaves_the_bank(tmp_path):
     calibrate(recognizer, f"folder:{data}", target_far=0.2, min_false=1, apply=False)
     assert recognizer.bank.threshold == 0.6
     assert all(recognizer.bank.info[n].threshold is None for n in recognizer.bank.names)
+
+
+def test_calibrate_refuses_to_store_thresholds_below_the_floor(tmp_path):
+    data = make_pattern_folder(tmp_path / "faces", per_class=6)
+    recognizer = make_tiny_model(tmp_path / "model", classes=PATTERN_CLASSES[:2])  # untrained: few faces are matched right
+    with pytest.raises(ValueError, match=r"correct faces accepted 16\.7%, below the floor of 50%") as refused:
+        calibrate(recognizer, f"folder:{data}", target_far=0.2, min_false=1)
+    assert "force" in str(refused.value)
+    assert recognizer.bank.threshold == 0.6 and all(recognizer.bank.info[n].threshold is None for n in recognizer.bank.names)
+    assert MIN_CORRECT_ACCEPTED == 0.5
+    # a bank whose centers sit on the classes passes without force
+    from spherefer.enrol import enrol_class
+
+    for name in PATTERN_CLASSES[:2]:
+        recognizer.bank.remove(name)
+        enrol_class(recognizer.bank, name, recognizer.embed(sorted((data / name).glob("*.png"))))
+    result = calibrate(recognizer, f"folder:{data}", target_far=0.2, min_false=1)
+    assert result.genuine_accept_rate >= 0.5 and recognizer.bank.threshold == pytest.approx(result.global_threshold)

@@ -80,7 +80,7 @@ def test_update_is_a_per_instance_moving_average_on_the_sphere(bank):
     for e in new / np.linalg.norm(new, axis=1, keepdims=True):
         c = 0.8 * c + 0.2 * e
         c /= np.linalg.norm(c)
-    got = bank.update("angry", new, momentum=0.8)
+    got = bank.update("angry", new, momentum=0.8, per="instance")
     np.testing.assert_allclose(got.numpy(), c, atol=1e-6)
     np.testing.assert_allclose(bank.center("angry").numpy(), c, atol=1e-6)
     assert bank.info["angry"].count == 2 and bank.info["angry"].updates == 1
@@ -259,3 +259,49 @@ def test_a_taken_name_is_class_exists(bank):
         with pytest.raises(ClassExists, match="class 'sad' already exists"):
             edit()
     assert bank.check_new_name("joy") == "joy"
+
+
+def test_update_per_call_moves_the_center_once_towards_the_mean(bank):
+    new = np.array([[0.0, 1.0, 0, 0], [0, 0, 0, 2.0], [0, 3.0, 0, 3.0]], dtype=np.float32)
+    unit = new / np.linalg.norm(new, axis=1, keepdims=True)
+    mean = unit.mean(0) / np.linalg.norm(unit.mean(0))
+    expected = 0.8 * np.array([1.0, 0, 0, 0]) + 0.2 * mean
+    expected /= np.linalg.norm(expected)
+    got = bank.update("angry", new, momentum=0.8)  # per call is the default
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-6)
+    assert bank.info["angry"].count == 3 and bank.info["angry"].updates == 1
+    # many instances move the center no further than their mean does once
+    many = np.repeat(unit[:1], 200, axis=0)
+    moved = bank.update("sad", many, momentum=0.9, per="call")
+    assert angle_degrees(torch.tensor([0.0, 0, 1, 0]), moved) == pytest.approx(np.degrees(np.arctan2(0.1, 0.9)), abs=1e-3)
+    with pytest.raises(ValueError, match="per must be 'call' or 'instance'"):
+        bank.update("angry", new, per="image")
+    with pytest.raises(ValueError, match="no direction"):
+        bank.update("angry", np.array([[0, 1.0, 0, 0], [0, -1.0, 0, 0]]))
+
+
+@pytest.mark.parametrize("path", [("names",), ("scale",), ("threshold",), ("classes",), ("classes", "happy"), ("classes", "happy", "origin")],
+                         ids=lambda p: ".".join(p))
+def test_load_names_the_missing_metadata_key(bank, tmp_path, path):
+    meta = bank.to_metadata()
+    parent = meta
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    file = tmp_path / "bank.safetensors"
+    trained = torch.stack(list(bank.trained_centers.values()))
+    storage.write_safetensors(file, {"centers": bank.centers, "trained_centers": trained}, {"spherefer": json.dumps(meta)})
+    with pytest.raises(ValueError) as error:
+        CenterBank.load(file)
+    assert str(file) in str(error.value) and repr(path[-1]) in str(error.value) and "missing" in str(error.value)
+
+
+def test_restore_trained_brings_back_the_trained_threshold(bank, tmp_path):
+    assert bank.trained_threshold == 0.6
+    bank.set_threshold(None, 0.737)
+    path = tmp_path / "bank.safetensors"
+    bank.save(path)
+    loaded = CenterBank.load(path)
+    assert loaded.threshold == 0.737 and loaded.trained_threshold == 0.6
+    loaded.restore_trained()
+    assert loaded.threshold == 0.6

@@ -312,13 +312,13 @@ def bank_names(folder: Path) -> list[str]:
 
 def test_classes_add_update_rename_remove_reset(editable: Path, faces: Path) -> None:
     surprise = faces / "surprise"
-    result = run("classes", "add", "astonished", surprise, "--model", editable, "--min-images", "2")
+    result = run("classes", "add", "astonished", surprise, "--aligned", "--model", editable, "--min-images", "2")
     assert result.exit_code == 0, result.output
     assert "enrolled 'astonished' from 2 images" in result.output
     bank = spherefer.load_model(editable).bank
     assert bank.names == ["happy", "sad", "astonished"] and bank.info["astonished"].origin == "enrolled"
 
-    result = run("classes", "update", "happy", faces / "happy" / "000.png", "--model", editable, "--momentum", "0.5")
+    result = run("classes", "update", "happy", faces / "happy" / "000.png", "--aligned", "--model", editable, "--momentum", "0.5")
     assert result.exit_code == 0, result.output
     assert spherefer.load_model(editable).bank.info["happy"].updates == 1
 
@@ -337,7 +337,7 @@ def test_classes_add_update_rename_remove_reset(editable: Path, faces: Path) -> 
 
 def test_classes_add_with_shots_and_estimated_threshold(editable: Path, faces: Path, tmp_path: Path) -> None:
     many = make_pattern_folder(tmp_path / "many", classes=["surprise"], per_class=8)
-    result = run("classes", "add", "wow", many, "--model", editable, "--shots", "5", "--seed", "3")
+    result = run("classes", "add", "wow", many, "--aligned", "--model", editable, "--shots", "5", "--seed", "3")
     assert result.exit_code == 0, result.output
     bank = spherefer.load_model(editable).bank
     assert bank.info["wow"].count == 5
@@ -389,7 +389,8 @@ def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch:
 
 def test_calibrate_command(editable: Path, tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "calib", per_class=6)
-    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1")
+    # an untrained model matches few faces right: storing its thresholds needs --force (see the refusal test below)
+    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--force")
     assert result.exit_code == 0, result.output
     assert "global threshold" in result.output
     assert spherefer.load_model(editable).bank.threshold != 0.6
@@ -405,3 +406,223 @@ def test_the_cli_is_a_package_that_runs_with_python_m() -> None:
     assert predict_module.PHOTO_COLUMNS is PHOTO_COLUMNS and predict_module.__name__ == "spherefer.cli.predict"
     result = subprocess.run([sys.executable, "-m", "spherefer.cli", "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"spherefer, version {spherefer.__version__}"
+
+
+# ---------------------------------------------------------------- hardening (#13): locking, calibration floor, photos, bad files, exit codes
+
+
+def bomb_png(path: Path, side: int = 30000) -> Path:
+    """A tiny PNG whose header declares a ``side`` x ``side`` greyscale image (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b""))
+    return path
+
+
+CONCURRENT_ADD = """
+import sys, time
+from pathlib import Path
+from spherefer.cli import main
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.005)
+main(sys.argv[3:], prog_name="spherefer")
+"""
+
+
+def test_concurrent_classes_add_keeps_every_class(editable: Path, tmp_path: Path) -> None:
+    """Several processes enrolling different classes into one bank at the same moment: every class survives."""
+    import subprocess
+    import sys
+    import time
+
+    crops = make_pattern_folder(tmp_path / "crops", classes=["surprise"], per_class=12)
+    names = [f"class{i}" for i in range(4)]
+    go = tmp_path / "go"
+    workers = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_ADD, str(tmp_path / f"ready{i}"), str(go),
+                          "classes", "add", name, str(crops), "--aligned", "--model", str(editable)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i, name in enumerate(names)
+    ]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(len(names))) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()  # every process has imported spherefer: they start their edits together
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+        assert "saved" in out
+    bank = spherefer.load_model(editable).bank
+    assert sorted(bank.names) == sorted(["happy", "sad", *names])
+    assert all(bank.info[name].count == 12 for name in names)
+    assert (editable / "bank.safetensors.lock").is_file()  # the lock sits beside the bank
+
+
+def test_calibrate_refuses_thresholds_that_reject_most_known_faces(editable: Path, tmp_path: Path) -> None:
+    data = make_pattern_folder(tmp_path / "calib", per_class=6)  # an untrained model: few faces are matched right
+    before = (editable / "bank.safetensors").read_bytes()
+    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1")
+    assert_one_line_error(result, r"correct faces accepted 16\.7%, below the floor of 50%.*--force")
+    assert (editable / "bank.safetensors").read_bytes() == before  # nothing stored
+    dry = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--dry-run")
+    assert dry.exit_code == 0 and "below the floor of 50%" in dry.stderr
+    forced = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert spherefer.load_model(editable).bank.threshold != 0.6
+
+
+def test_reset_all_restores_the_trained_threshold(editable: Path, tmp_path: Path) -> None:
+    data = make_pattern_folder(tmp_path / "calib", per_class=6)
+    assert run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--force").exit_code == 0
+    calibrated = spherefer.load_model(editable).bank
+    assert calibrated.threshold != 0.6 and calibrated.info["sad"].threshold is not None
+    result = run("classes", "reset", "--all", "--model", editable)
+    assert result.exit_code == 0, result.output
+    assert "threshold 0.600" in result.output
+    restored = spherefer.load_model(editable).bank
+    assert restored.threshold == 0.6 and all(restored.info[n].threshold is None for n in restored.names)
+
+
+def test_reset_all_restores_the_shipped_threshold_of_a_bank_saved_before_it_was_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable bank written by an older spherefer (no trained threshold stored) with a broken threshold."""
+    import json as json_module
+
+    from spherefer.storage import read_safetensors, write_safetensors
+
+    monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
+    shipped = spherefer.load_model("default").bank
+    tensors, metadata = read_safetensors(spherefer.shipped_models()["default"] / "bank.safetensors", "bank")
+    meta = json_module.loads(metadata["spherefer"])
+    meta["threshold"] = 0.737
+    assert "trained_threshold" not in meta
+    user_bank = tmp_path / "home" / "banks" / "default.safetensors"
+    write_safetensors(user_bank, tensors, {"spherefer": json_module.dumps(meta)})
+    assert spherefer.load_model("default", bank=user_bank).bank.threshold == 0.737
+    result = run("classes", "reset", "--all")
+    assert result.exit_code == 0, result.output
+    assert spherefer.load_model("default", bank=user_bank).bank.threshold == shipped.threshold
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three photos of one face (as is, mirrored, shifted on a grey canvas), a photo without a face and a corrupt one."""
+    root = tmp_path_factory.mktemp("enrol_photos")
+    astronaut = data.astronaut()
+    Image.fromarray(astronaut).save(root / "a.png")
+    Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1])).save(root / "b.png")
+    canvas = np.full((640, 640, 3), 90, np.uint8)
+    canvas[100:612, 60:572] = astronaut
+    Image.fromarray(canvas).save(root / "c.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(root / "noise.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return root
+
+
+def normalized_mean(x: np.ndarray) -> np.ndarray:
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return unit.mean(0) / np.linalg.norm(unit.mean(0))
+
+
+def test_classes_add_detects_and_aligns_the_faces_of_photos(editable: Path, photo_folder: Path) -> None:
+    recognizer = spherefer.load_model(editable)
+    faces = [recognizer.analyze(photo_folder / name)[0] for name in ("a.png", "b.png", "c.png")]
+    result = run("classes", "add", "smile", photo_folder, "--model", editable)
+    assert result.exit_code == 0, result.output
+    assert "enrolled 'smile' from 3 images" in result.stdout
+    assert f"skipped {photo_folder / 'noise.png'}: no usable face" in result.stderr
+    assert f"skipped {photo_folder / 'broken.jpg'}: cannot read image" in result.stderr
+    bank = spherefer.load_model(editable).bank
+    assert bank.info["smile"].count == 3
+    np.testing.assert_allclose(bank.center("smile").numpy(), normalized_mean(np.stack([f.embedding for f in faces])), atol=1e-5)
+
+    before = bank.center("happy").numpy()
+    result = run("classes", "update", "happy", photo_folder / "a.png", photo_folder / "noise.png", "--model", editable, "--momentum", "0.5")
+    assert result.exit_code == 0, result.output
+    assert f"skipped {photo_folder / 'noise.png'}: no usable face" in result.stderr
+    expected = 0.5 * before + 0.5 * faces[0].embedding / np.linalg.norm(faces[0].embedding)
+    np.testing.assert_allclose(spherefer.load_model(editable).bank.center("happy").numpy(), expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_classes_add_aligned_uses_crops_as_given_and_skips_bad_files(editable: Path, faces: Path, tmp_path: Path) -> None:
+    crops = make_pattern_folder(tmp_path / "crops", classes=["surprise"], per_class=4)
+    bomb_png(crops / "surprise" / "bomb.png")
+    (crops / "surprise" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
+    good = sorted(p for p in crops.rglob("*.png") if p.stem.isdigit())
+    result = run("classes", "add", "checkers", crops, "--aligned", "--model", editable)
+    assert result.exit_code == 0, result.output
+    assert "enrolled 'checkers' from 4 images" in result.stdout
+    assert f"skipped {crops / 'surprise' / 'bomb.png'}" in result.stderr and f"skipped {crops / 'surprise' / 'broken.png'}" in result.stderr
+    assert "Traceback" not in result.output
+    expected = normalized_mean(spherefer.load_model(editable).embed(good))
+    np.testing.assert_allclose(spherefer.load_model(editable).bank.center("checkers").numpy(), expected, atol=1e-5)
+    # too few usable images after skipping: an error, nothing saved
+    few = run("classes", "add", "few", crops / "surprise" / "000.png", crops / "surprise" / "bomb.png", crops / "surprise" / "001.png",
+              "--aligned", "--model", editable)
+    assert few.exit_code == 2 and "Traceback" not in few.output
+    assert few.stderr.splitlines()[0].startswith(f"skipped {crops / 'surprise' / 'bomb.png'}")
+    assert re.fullmatch(r"error: .*at least 3 images, got 2 \(1 skipped.*", few.stderr.splitlines()[-1])
+    assert "few" not in bank_names(editable)
+
+
+def test_predict_skips_a_decompression_bomb_and_goes_on(faces: Path, model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    images = good_images(faces)[:3]
+    for image in images:
+        (folder / image.name.replace(".png", f"-{image.parent.name}.png")).write_bytes(image.read_bytes())
+    bomb = bomb_png(folder / "bomb.png")
+    result = run("predict", folder, "--aligned", "--model", model_dir)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert len(result.stdout.splitlines()) == 3 and f"skipped {bomb}" in result.stderr
+    assert "1 of 4 files could not be read" in result.stderr
+
+
+def test_predict_exits_non_zero_when_nothing_could_be_read(faces: Path, photos: Path, model_dir: Path, tmp_path: Path) -> None:
+    broken = faces / "happy" / "broken.png"
+    aligned = run("predict", broken, "--aligned", "--model", model_dir)
+    assert aligned.exit_code == 1 and aligned.stdout == ""
+    assert "1 of 1 files could not be read" in aligned.stderr
+    whole = run("predict", photos / "broken.jpg", "--model", model_dir)
+    assert whole.exit_code == 1 and whole.stdout == "" and "1 of 1 files could not be read" in whole.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run("predict", empty, "--model", model_dir)
+    assert nothing.exit_code == 1 and "no image or video files" in nothing.stderr
+    # one readable file is enough for success
+    assert run("predict", photos / "broken.jpg", photos / "noise.png", "--model", model_dir).exit_code == 0
+
+
+def test_predict_exits_non_zero_when_the_camera_cannot_be_opened(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    real = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda target, *a: real(str(tmp_path / "no camera"), *a))
+    result = run("predict", "--webcam", "3", "--model", model_dir)
+    assert result.exit_code == 1, result.output
+    assert "skipped camera 3" in result.stderr and "camera 3 could not be opened" in result.stderr
+    assert "file" not in result.stderr
+
+
+def test_classes_update_moves_the_center_once_per_call(editable: Path, tmp_path: Path) -> None:
+    """--momentum weighs the old center against the mean of all the new images, once: 24 images do not replace the center."""
+    crops = sorted(make_pattern_folder(tmp_path / "crops", classes=["surprise"], per_class=24).rglob("*.png"))
+    recognizer = spherefer.load_model(editable)
+    before = recognizer.bank.center("happy").numpy()
+    expected = 0.9 * before + 0.1 * normalized_mean(recognizer.embed(crops))
+    expected /= np.linalg.norm(expected)
+    angle = np.degrees(np.arccos(np.clip(before @ expected, -1, 1)))
+    result = run("classes", "update", "happy", *crops, "--aligned", "--momentum", "0.9", "--model", editable)
+    assert result.exit_code == 0, result.output
+    after = spherefer.load_model(editable).bank
+    np.testing.assert_allclose(after.center("happy").numpy(), expected, atol=1e-5)
+    assert after.info["happy"].count == 24 and after.info["happy"].updates == 1
+    assert "old center weight 0.90, new images' mean 0.10" in result.stdout
+    assert f"center moved {angle:.2f} degrees" in result.stdout

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures import make_pattern_folder
+from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model
+from PIL import Image
+from skimage import data
 
 from spherefer.centers import CenterBank, ClassExists
 from spherefer.enrol import (
@@ -15,9 +17,11 @@ from spherefer.enrol import (
     check_image_count,
     draw_shots,
     enrol_class,
+    enrolment_embeddings,
     enrolment_files,
     estimate_threshold,
     new_class_threshold,
+    old_center_weight,
     update_class,
 )
 
@@ -101,3 +105,41 @@ def test_image_count_and_enrolment_files(tmp_path: Path):
         enrolment_files([folder], minimum=9)
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         enrolment_files([tmp_path / "nope"])
+
+
+def test_update_class_is_once_per_call_and_says_how_much_the_old_center_weighs(bank):
+    many = np.tile([[1.0, 0, 0, 0]], (200, 1))
+    moved = update_class(bank, "happy", many, momentum=0.9)
+    assert moved == pytest.approx(np.degrees(np.arctan2(0.1, 0.9)), abs=1e-4)  # not 90 degrees: the mean moves it once
+    assert old_center_weight(0.9, 200) == 0.9
+    assert old_center_weight(0.9, 200, per="instance") == pytest.approx(0.9**200)
+    instance = CenterBank(["angry", "happy"], torch.eye(2, 4))
+    center = np.array([0.0, 1, 0, 0])
+    for _ in range(3):  # one step per instance
+        center = 0.5 * center + 0.5 * np.array([1.0, 0, 0, 0])
+        center /= np.linalg.norm(center)
+    moved = update_class(instance, "happy", many[:3], momentum=0.5, per="instance")
+    assert moved == pytest.approx(np.degrees(np.arctan2(center[0], center[1])), abs=1e-3) == pytest.approx(45 + 22.5 + 11.25, abs=1e-3)
+
+
+def test_enrolment_embeddings_detect_photos_and_take_crops_as_given(tmp_path: Path):
+    recognizer = make_tiny_model(tmp_path / "model", PATTERN_CLASSES)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / "face.png")
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(photos / "wall.png")
+    (photos / "broken.png").write_bytes(b"not an image")
+    files = [photos / "face.png", photos / "wall.png", photos / "broken.png"]
+    skipped: list[tuple[Path, str]] = []
+    x = enrolment_embeddings(recognizer, files, on_skip=lambda path, reason: skipped.append((path, reason)))
+    [face] = recognizer.analyze(photos / "face.png")
+    np.testing.assert_allclose(x, face.embedding[None], atol=1e-6)
+    assert [path for path, _ in skipped] == files[1:]
+    assert skipped[0][1] == "no usable face found (none detected, or too small, blurred or sideways)"
+    assert "cannot read image" in skipped[1][1]
+    crops = sorted(make_pattern_folder(tmp_path / "crops", classes=["sad"], per_class=3).rglob("*.png"))
+    skipped.clear()
+    x = enrolment_embeddings(recognizer, [*crops, photos / "broken.png"], aligned=True, on_skip=lambda path, reason: skipped.append((path, reason)))
+    np.testing.assert_allclose(x, recognizer.embed(crops), atol=1e-6)
+    assert [path for path, _ in skipped] == [photos / "broken.png"]
+    assert enrolment_embeddings(recognizer, [photos / "wall.png"]).shape == (0, 8)

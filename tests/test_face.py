@@ -295,7 +295,14 @@ def test_align_face_takes_a_model_config_and_antialiases(astronaut):
 def test_analyze_classifies_a_good_face(astronaut, recognizer):
     [record] = recognizer.analyze(astronaut)
     assert record.accepted and record.issues == [] and record.index == 0
-    assert record.prediction is not None and record.label in (*NAMES, "unknown")
+    # the label is the accept rule on this face's own crop: its nearest center if the cosine reaches the threshold
+    cosines = recognizer.bank.centers.numpy() @ recognizer.embed(record.crop)[0]
+    best = int(cosines.argmax())
+    assert record.prediction is not None and record.prediction.nearest == NAMES[best]
+    assert record.prediction.score == pytest.approx(float(cosines[best]), abs=1e-5)
+    assert record.label == (NAMES[best] if cosines[best] >= recognizer.bank.threshold else "unknown")
+    assert recognizer.analyze(astronaut, threshold=float(cosines[best]) + 1e-3)[0].label == "unknown"
+    assert recognizer.analyze(astronaut, threshold=float(cosines[best]) - 1e-3)[0].label == NAMES[best]
     assert record.quality["size"] > 80 and record.quality["sharpness"] > 0.2 and abs(record.quality["yaw"]) < 0.1
     np.testing.assert_allclose(recognizer.embed(record.crop), recognizer.embed(align_face(astronaut, record.face, 48)), atol=1e-6)
     summary = record.to_dict()

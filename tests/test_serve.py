@@ -20,6 +20,7 @@ from PIL import Image
 
 import spherefer
 from fixtures import make_pattern_folder
+from pgcluster import create_database, postgres_cluster
 from spherefer.cli import main
 from spherefer.images import example_photo
 from spherefer.serve import BankStore, ServeSettings, build_app, create_app, load_api_key
@@ -40,28 +41,9 @@ def recognizer() -> spherefer.Recognizer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    """A throw-away PostgreSQL cluster (initdb + pg_ctl, as user postgres when run as root); its base URL."""
-    pytest.importorskip("psycopg")
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl)")
-    import os
-    import subprocess
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="spherefer-pg-"))
-    as_owner: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run([*as_owner, "initdb", "-D", str(folder / "data"), "-A", "trust", "-U", "spherefer"], check=True, capture_output=True)
-    subprocess.run([*as_owner, "pg_ctl", "-D", str(folder / "data"), "-o", f"-k {folder} -p {port} -c listen_addresses=''",
-                    "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
-    yield f"postgresql://spherefer@/{{dbname}}?host={folder}&port={port}"
-    subprocess.run([*as_owner, "pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    """A throw-away PostgreSQL cluster (:func:`pgcluster.postgres_cluster`); its base URL."""
+    with postgres_cluster() as base:
+        yield base
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -69,25 +51,14 @@ def database(request: pytest.FixtureRequest, tmp_path: Path):
     """A factory of empty databases of one kind: ``database()`` gives a new SQLite path or PostgreSQL URL."""
     if request.param == "sqlite":
         return lambda: tmp_path / f"banks{len(list(tmp_path.glob('*.sqlite3')))}.sqlite3"
-    import uuid
-
-    import psycopg
-
     base = request.getfixturevalue("postgres_server")
-
-    def create() -> str:
-        name = f"t{uuid.uuid4().hex}"
-        with psycopg.connect(base.format(dbname="postgres"), autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-        return base.format(dbname=name)
-
-    return create
+    return lambda: create_database(base)
 
 
 @pytest.fixture()
 def client(recognizer: spherefer.Recognizer, database) -> TestClient:
-    store = BankStore(database(), recognizer.bank, "default")
-    return TestClient(create_app(recognizer, store, ServeSettings(api_key=KEY, max_upload_bytes=2 * 2**20, max_pixels=4_000_000), "default"))
+    with BankStore(database(), recognizer.bank, "default") as store:
+        yield TestClient(create_app(recognizer, store, ServeSettings(api_key=KEY, max_upload_bytes=2 * 2**20, max_pixels=4_000_000), "default"))
 
 
 @pytest.fixture(scope="module")
@@ -317,14 +288,14 @@ def test_one_class_name_rule_for_the_bank_the_cli_and_the_service(client: TestCl
         with pytest.raises(ValueError) as library:
             copy.deepcopy(recognizer.bank).add(name, embeddings)
         assert "cannot be a class name" in str(library.value)
-        cli = runner.invoke(main, ["classes", "add", name, *map(str, crops)])
+        cli = runner.invoke(main, ["classes", "add", name, "--aligned", *map(str, crops)])
         assert cli.exit_code == 2 and cli.stderr == f"error: {library.value}\n", repr(name)[:30]
         http = client.post("/v1/classes", data={"name": name, "aligned": "true"}, files=files, headers=AUTH)
         assert http.status_code == 400 and http.json()["detail"] == str(library.value), repr(name)[:30]
     assert client.get("/v1/classes").json()["version"] == 0
     for name in GOOD_CLASS_NAMES:
         expected = enrol_class(copy.deepcopy(recognizer.bank), name, embeddings)
-        cli = runner.invoke(main, ["classes", "add", name, *map(str, crops)])
+        cli = runner.invoke(main, ["classes", "add", name, "--aligned", *map(str, crops)])
         assert cli.exit_code == 0 and f"enrolled {name!r} from 3 images" in cli.output, cli.output
         http = client.post("/v1/classes", data={"name": name, "aligned": "true"}, files=files, headers=AUTH)
         assert http.status_code == 201, http.text

@@ -67,3 +67,31 @@ def test_a_model_with_a_flipped_weight_bit_does_not_load(tmp_path: Path) -> None
     weights.write_bytes(flip_bit(weights.read_bytes(), weights.stat().st_size - 7))
     with pytest.raises(ValueError, match="model weights .*corrupted"):
         spherefer.load_model(tmp_path / "model")
+
+
+def test_file_lock_makes_a_second_holder_wait(tmp_path: Path) -> None:
+    """Two holders of one file's lock (separate opens, as two processes have) take turns."""
+    import threading
+    import time
+
+    from spherefer.storage import file_lock, lock_path
+
+    bank = tmp_path / "banks" / "default.safetensors"
+    events: list[str] = []
+    first_holds = threading.Event()
+
+    def second() -> None:
+        first_holds.wait()
+        with file_lock(bank):
+            events.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with file_lock(bank) as lock:
+        first_holds.set()
+        time.sleep(0.3)  # the second holder is waiting all this time
+        events.append("first")
+    thread.join(10)
+    assert events == ["first", "second"]
+    assert lock == lock_path(bank) == tmp_path / "banks" / "default.safetensors.lock" and lock.is_file()
+    assert not bank.exists()  # the lock never creates or touches the file itself

@@ -221,15 +221,46 @@ def test_saving_a_recognizer_leaves_the_training_model_as_it_was() -> None:
     torch.testing.assert_close(recognizer.bank.centers, model.head.centers())
 
 
-@pytest.mark.parametrize("balance", ["sampler", "loss"])
-def test_class_balancing_runs_on_an_imbalanced_set(tmp_path: Path, balance: str) -> None:
+@pytest.mark.parametrize("balance", ["none", "sampler", "loss"])
+def test_class_balancing_on_an_imbalanced_set(tmp_path: Path, balance: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """24 happy and 8 sad faces, every training batch recorded: the sampler draws sad about half
+    the time (a quarter without balancing), and the loss weighting gives each face the weight
+    total / (C * count) of its class: 2/3 for happy, 2 for sad."""
+    from spherefer.objective import TrainingObjective
+
     root = make_pattern_folder(tmp_path / "data", classes=["happy"], per_class=24)
     make_pattern_folder(tmp_path / "data", classes=["sad"], per_class=8, seed=1)
-    config = tiny_train_config(tmp_path, f"folder:{root}", ["happy", "sad"], f"data.balance={balance}")
+    plain = ["loss.label_smoothing=0", "loss.logit_adjustment=0", "loss.plain_weight=0", "augment.mix=none"]
+    config = tiny_train_config(tmp_path, f"folder:{root}", ["happy", "sad"], f"data.balance={balance}", "epochs=3", *plain)
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    forward = TrainingObjective.forward
+
+    def recorded(self, images, targets):
+        loss, logits = forward(self, images, targets)
+        batches.append((targets.detach().clone(), loss.detach().clone(), logits.detach().clone()))
+        return loss, logits
+
+    monkeypatch.setattr(TrainingObjective, "forward", recorded)
     run_dir = train(config, progress=False)
-    [row] = read_metrics(run_dir)
-    assert math.isfinite(row["train_loss"])
+    assert all(math.isfinite(row["train_loss"]) for row in read_metrics(run_dir))
     assert spherefer.load_model(run_dir / "best").bank.names == ["happy", "sad"]
+
+    assert len(batches) == 3 * 4  # 3 epochs x 32 faces / batch 8
+    sad = float(torch.cat([targets[:, 1] for targets, _, _ in batches]).mean())
+    if balance == "sampler":
+        assert abs(sad - 0.5) < 0.12  # 96 class-balanced draws: sd 0.05 around one half
+    else:
+        assert sad == 0.25  # every face once per epoch: 8 of 32
+    weights = torch.tensor([32 / (2 * 24), 32 / (2 * 8)])
+    for targets, loss, logits in batches:
+        per_face = -(targets * torch.log_softmax(logits, dim=1)).sum(1)
+        w = targets @ weights if balance == "loss" else torch.ones(len(targets))
+        torch.testing.assert_close(loss, (w * per_face).sum() / w.sum())
+    # the first batch with both classes (the untrained network, losses far from 0): weighting moves the loss
+    targets, loss, logits = next(batch for batch in batches if 0 < batch[0][:, 1].sum() < len(batch[0]))
+    per_face = -(targets * torch.log_softmax(logits, dim=1)).sum(1)
+    assert per_face.mean() > 0.1
+    assert bool(torch.isclose(loss, per_face.mean())) == (balance != "loss")
 
 
 def test_class_weights_and_balanced_sampler() -> None:

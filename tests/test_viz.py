@@ -397,7 +397,7 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def enrolled_bank(model_dir: Path, faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model's bank plus 'contempt' enrolled from the sad faces and happy+sad composed."""
     bank = tmp_path_factory.mktemp("bank") / "bank.safetensors"
-    assert run("classes", "add", "contempt", faces / "sad", "--model", model_dir, "--bank", bank).exit_code == 0
+    assert run("classes", "add", "contempt", faces / "sad", "--aligned", "--model", model_dir, "--bank", bank).exit_code == 0
     assert run("classes", "compose", "happy+sad", "happy", "sad", "--model", model_dir, "--bank", bank).exit_code == 0
     return bank
 

@@ -3,8 +3,10 @@
 :func:`predict_crops` classifies aligned face crops one file at a time;
 :func:`analyze_sources` finds, aligns, checks and classifies every face of photos,
 video files and webcams, hands each photo's or frame's faces to a callback and writes
-annotated copies. Unreadable inputs are reported on stderr and skipped; both return
-how many were.
+annotated copies. An input that cannot be read (missing, corrupt, too large to decode,
+a camera that cannot be opened) is reported on stderr and skipped, and the others go
+on; :func:`predict_crops` yields its error, :func:`analyze_sources` returns the inputs
+that were skipped.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from .enrol import UNREADABLE
 from .face import FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
 from .labels import Prediction
 from .recognizer import Recognizer
 from .video import WRITE_CODECS, VideoSource, VideoWriter, is_video
 
-__all__ = ["ANNOTATION_SUFFIXES", "VideoOptions", "FacesCallback", "annotation_path", "predict_crops", "analyze_sources"]
+__all__ = ["ANNOTATION_SUFFIXES", "VideoOptions", "FacesCallback", "annotation_path", "source_name", "predict_crops", "analyze_sources"]
 
 ANNOTATION_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """Suffixes an annotated photo keeps; any other becomes .png."""
@@ -59,12 +61,17 @@ def annotation_path(folder: Path, source: Path, taken: set[str], suffixes: tuple
     return folder / candidate
 
 
+def source_name(source: Path | int) -> str:
+    """How an input is named in messages: its path, or ``camera N``."""
+    return f"camera {source}" if isinstance(source, int) else str(source)
+
+
 def predict_crops(recognizer: Recognizer, files: Iterable[Path], threshold: float | None = None) -> Iterator[tuple[Path, Prediction | Exception]]:
     """Each aligned face crop with its prediction, or with the error that kept it from being read."""
     for path in files:
         try:
             [prediction] = recognizer.predict(path, threshold=threshold)
-        except (ValueError, FileNotFoundError) as err:
+        except UNREADABLE as err:
             yield path, err
             continue
         yield path, prediction
@@ -73,18 +80,19 @@ def predict_crops(recognizer: Recognizer, files: Iterable[Path], threshold: floa
 def analyze_sources(
     recognizer: Recognizer, sources: list[Path | int], on_faces: FacesCallback, detector: str = "blazeface", threshold: float | None = None,
     quality: QualityConfig | None = None, annotate_dir: Path | None = None, progress: bool = False, video: VideoOptions = VideoOptions(),
-) -> int:
+) -> list[Path | int]:
     """Detect, align, check and classify every face of every photo, video file and webcam
     (an int) in ``sources``, calling ``on_faces`` once per photo and analysed frame; with
     ``annotate_dir``, write a copy of each with its faces drawn there
-    (:func:`annotation_path`). Returns how many sources could not be read."""
+    (:func:`annotation_path`). Returns the sources that could not be read (each reported
+    on stderr as it was skipped)."""
     from tqdm import tqdm
 
     get_detector(detector)  # fail now, once, if the detector's files are missing
     if annotate_dir is not None:
         annotate_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
-    failures = 0
+    failures: list[Path | int] = []
     bar = tqdm(sources, unit="file", file=sys.stderr, disable=True if not progress else None, dynamic_ncols=True)
     for source in bar:
         if isinstance(source, int) or is_video(source):
@@ -96,15 +104,15 @@ def analyze_sources(
                 _analyze_video(recognizer, source, detector, threshold, quality, video, target, on_faces, bar)
             except BrokenPipeError:
                 raise
-            except (ValueError, FileNotFoundError, OSError) as err:
-                failures += 1
-                bar.write(f"skipped {source if isinstance(source, Path) else f'webcam {source}'}: {err}", file=sys.stderr)
+            except UNREADABLE as err:
+                failures.append(source)
+                bar.write(f"skipped {source_name(source)}: {err}", file=sys.stderr)
             continue
         try:
             rgb = image_to_rgb(source)
             records = recognizer.analyze(rgb, detector=detector, threshold=threshold, quality=quality)
-        except (ValueError, FileNotFoundError, OSError, Image.DecompressionBombError) as err:
-            failures += 1
+        except UNREADABLE as err:
+            failures.append(source)
             bar.write(f"skipped {source}: {err}", file=sys.stderr)
             continue
         on_faces(str(source), records, None, None)

@@ -7,6 +7,11 @@ missing from the bank count as unknown faces). For a target false-accept rate
 matches, so at most ``far`` of them are still accepted; the global threshold is the
 same quantile over every false match. A class with fewer than ``min_false`` false
 matches keeps the global threshold.
+
+Thresholds that would accept fewer than :data:`MIN_CORRECT_ACCEPTED` (half) of the
+correctly matched known faces are not stored unless forced: such a bank calls almost
+every face ``unknown`` (calibration data unlike the faces the bank will see, or a model
+that matches few of them right, make it so).
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from .evaluate import embed_arrays
 from .labels import decide, nearest_match
 from .recognizer import Recognizer
 
-__all__ = ["Calibration", "calibrate", "choose_thresholds"]
+__all__ = ["MIN_CORRECT_ACCEPTED", "Calibration", "calibrate", "choose_thresholds"]
+
+MIN_CORRECT_ACCEPTED = 0.5
+"""Floor on the share of correctly matched known faces that stored thresholds accept
+(:func:`calibrate` refuses to store thresholds below it unless ``force``)."""
 
 
 @dataclass
@@ -35,6 +44,15 @@ class Calibration:
     accuracy_accepted: float
     n_known: int
     n_unknown: int
+
+    @property
+    def below_floor(self) -> bool:
+        """The thresholds accept fewer than :data:`MIN_CORRECT_ACCEPTED` of the correctly matched known faces."""
+        return self.genuine_accept_rate < MIN_CORRECT_ACCEPTED
+
+    def floor_message(self) -> str:
+        return (f"these thresholds would make most faces unknown: correct faces accepted {self.genuine_accept_rate:.1%}, "
+                f"below the floor of {MIN_CORRECT_ACCEPTED:.0%} (global threshold {self.global_threshold:.3f})")
 
     def to_markdown(self) -> str:
         rows = "\n".join(f"| {n} | {'global' if t is None else f'{t:.3f}'} |" for n, t in self.class_thresholds.items())
@@ -65,8 +83,14 @@ def choose_thresholds(
     return min(global_t, 1.0), per_class
 
 
-def calibrate(recognizer: Recognizer, data: str, target_far: float = 0.05, min_false: int = 20, apply: bool = True) -> Calibration:
-    """Measure on ``data`` (``FORMAT:PATH[:SPLIT]``), choose thresholds, and store them in the bank when ``apply``."""
+def calibrate(recognizer: Recognizer, data: str, target_far: float = 0.05, min_false: int = 20, apply: bool = True,
+              force: bool = False) -> Calibration:
+    """Measure on ``data`` (``FORMAT:PATH[:SPLIT]``), choose thresholds, and store them in the bank when ``apply``.
+
+    Thresholds below the floor (:attr:`Calibration.below_floor`) raise ``ValueError`` and
+    leave the bank as it was, unless ``force``; with ``apply=False`` nothing is stored
+    and nothing is refused.
+    """
     bank = recognizer.bank
     dataset = open_dataset(data)
     images, targets = dataset.load_arrays(size=recognizer.config.input_size)
@@ -87,6 +111,9 @@ def calibrate(recognizer: Recognizer, data: str, target_far: float = 0.05, min_f
         n_known=int((labels >= 0).sum()),
         n_unknown=int((labels < 0).sum()),
     )
+    if apply and result.below_floor and not force:
+        raise ValueError(f"{result.floor_message()} on {data}; nothing stored (calibrate on data like the faces the bank will see, "
+                         "or pass --force / force=True to store them anyway)")
     if apply:
         bank.set_threshold(None, global_t)
         for name, value in per_class.items():

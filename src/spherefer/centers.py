@@ -106,12 +106,21 @@ def _normalized_mean(x: Tensor) -> Tensor:
     return F.normalize(mean, dim=0)
 
 
+def _required(mapping: object, key: str, what: str, where: str = "") -> object:
+    """``mapping[key]``; a missing key raises ``ValueError``: "<what> is missing the key '<key>'<where>"."""
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise ValueError(f"{what} is missing the key {key!r}{where}")
+    return mapping[key]
+
+
 @dataclass
 class CenterBank:
     """Ordered class names with unit centers, sample counts, origins and thresholds.
 
     ``trained_centers`` keeps the head's original centers so that any trained class
-    can be reset after updates, renames or removals.
+    can be reset after updates, renames or removals; ``trained_threshold`` keeps the
+    global threshold the bank was trained or shipped with (None: not recorded, as in
+    banks saved before it was), which :meth:`restore_trained` brings back.
     """
 
     names: list[str]
@@ -120,6 +129,7 @@ class CenterBank:
     threshold: float = 0.6
     info: dict[str, _ClassInfo] = field(default_factory=dict)
     trained_centers: dict[str, Tensor] = field(default_factory=dict)
+    trained_threshold: float | None = None
 
     def __post_init__(self) -> None:
         self.names = list(self.names)
@@ -133,6 +143,9 @@ class CenterBank:
         for name in self.names:
             self.info.setdefault(name, _ClassInfo(count=0, origin="trained"))
         self._check_threshold(self.threshold)
+        if self.trained_threshold is not None:
+            self._check_threshold(self.trained_threshold)
+            self.trained_threshold = float(self.trained_threshold)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -141,7 +154,7 @@ class CenterBank:
         centers = head.centers()
         if len(names) != centers.shape[0]:
             raise ValueError(f"the head has {centers.shape[0]} classes but {len(names)} names were given")
-        bank = cls(list(names), centers, scale=float(getattr(head, "scale", 30.0)), threshold=threshold)
+        bank = cls(list(names), centers, scale=float(getattr(head, "scale", 30.0)), threshold=threshold, trained_threshold=threshold)
         bank.trained_centers = {n: c.clone() for n, c in zip(bank.names, bank.centers)}
         return bank
 
@@ -215,18 +228,28 @@ class CenterBank:
         self.info[name].count = 0
         return center
 
-    def update(self, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9) -> Tensor:
-        """Move a center towards new instances: for each normalised instance ``e`` in order,
-        ``c <- normalize(momentum * c + (1 - momentum) * e)``; returns the new center."""
+    def update(self, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9, per: str = "call") -> Tensor:
+        """Move a center towards new instances by a moving average on the sphere; returns the new center.
+
+        ``per="call"`` (default): the instances' normalised mean ``m`` (normalise each,
+        average, renormalise, as :meth:`add`) moves the center once,
+        ``c <- normalize(momentum * c + (1 - momentum) * m)``, however many instances
+        there are: the old center keeps weight ``momentum``. ``per="instance"``: each
+        normalised instance ``e`` in order, ``c <- normalize(momentum * c + (1 - momentum) * e)``,
+        so the old center keeps ``momentum ** N`` (200 instances at 0.9 replace it).
+        """
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if per not in ("call", "instance"):
+            raise ValueError(f"per must be 'call' or 'instance', got {per!r}")
         i = self.index(name)
         x = F.normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), dim=1)
+        steps = [_normalized_mean(x)] if per == "call" else list(x)
         center = self.centers[i]
-        for e in x:
+        for e in steps:
             moved = momentum * center + (1.0 - momentum) * e
             if moved.norm() < 1e-6:
-                raise ValueError(f"updating class {name!r}: an instance points exactly away from the center")
+                raise ValueError(f"updating class {name!r}: the new instances point exactly away from the center")
             center = F.normalize(moved, dim=0)
         self.centers = self.centers.clone()
         self.centers[i] = center
@@ -265,12 +288,15 @@ class CenterBank:
         self.info[name] = _ClassInfo(count=0, origin="trained")
 
     def restore_trained(self) -> None:
-        """Back to the trained classes and centers only, in trained order; per-class thresholds cleared."""
+        """Back to the trained classes and centers only, in trained order, and to the trained
+        global threshold (kept as it is when not recorded); per-class thresholds cleared."""
         if not self.trained_centers:
             raise ValueError("this bank has no trained centers to restore")
         self.names = list(self.trained_centers)
         self.centers = torch.stack([c.clone() for c in self.trained_centers.values()])
         self.info = {n: _ClassInfo(count=0, origin="trained") for n in self.names}
+        if self.trained_threshold is not None:
+            self.threshold = self.trained_threshold
 
     def set_threshold(self, name: str | None, value: float | None) -> None:
         """Set the global threshold (``name=None``) or one class's (``value=None`` clears it)."""
@@ -318,6 +344,7 @@ class CenterBank:
             "threshold": self.threshold,
             "classes": {n: vars(self.info[n]) for n in self.names},
             "trained_names": list(self.trained_centers),
+            "trained_threshold": self.trained_threshold,
         }
 
     def _tensors(self) -> dict[str, Tensor]:
@@ -356,15 +383,27 @@ class CenterBank:
             raise ValueError(f"{path} is not a spherefer center bank (schema {meta.get('schema')!r})")
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"{path} has center-bank schema version {meta.get('schema_version')}, this spherefer reads {SCHEMA_VERSION}")
+
+        def required(mapping: object, key: str, where: str = "") -> object:
+            return _required(mapping, key, f"{path}: the center-bank metadata", where)
+
         centers = tensors.get("centers")
-        names = meta["names"]
+        names = required(meta, "names")
         if centers is None or centers.ndim != 2 or centers.shape[0] != len(names):
             raise ValueError(f"{path}: centers tensor does not match its {len(names)} class names")
-        info = {n: _ClassInfo(**meta["classes"][n]) for n in names}
+        classes = required(meta, "classes")
+        info = {}
+        for n in names:
+            entry = required(classes, n, " in 'classes'")
+            for key in ("count", "origin"):
+                required(entry, key, f" in 'classes'[{n!r}]")
+            info[n] = _ClassInfo(**{key: value for key, value in entry.items() if key in ("count", "origin", "updates", "threshold")})
         trained_names = meta.get("trained_names", [])
         trained = tensors.get("trained_centers")
         if trained_names and (trained is None or trained.shape != (len(trained_names), centers.shape[1])):
             raise ValueError(f"{path}: trained_centers tensor does not match its {len(trained_names)} names")
-        bank = cls(names, centers, scale=float(meta["scale"]), threshold=float(meta["threshold"]), info=info)
+        trained_threshold = meta.get("trained_threshold")
+        bank = cls(names, centers, scale=float(required(meta, "scale")), threshold=float(required(meta, "threshold")), info=info,
+                   trained_threshold=None if trained_threshold is None else float(trained_threshold))
         bank.trained_centers = {n: c for n, c in zip(trained_names, trained)} if trained_names else {}
         return bank

@@ -3,8 +3,13 @@
 
 - **Name** (:meth:`~spherefer.centers.CenterBank.check_new_name`): the class-name rule
   of :mod:`spherefer.labels`, and not taken; checked before any image is read.
-- **Images** (:func:`check_image_count`): at least :data:`MIN_IMAGES` samples, so that
-  the class's spread can be measured.
+- **Images** (:func:`enrolment_embeddings`): photos are searched for faces like
+  :meth:`~spherefer.recognizer.Recognizer.analyze` does (detected, aligned, quality
+  checked) and give their largest accepted face (:func:`photo_embedding`); photos with
+  none, and files that cannot be read, are reported and skipped. Aligned face crops
+  (``aligned=True``) are used as given.
+- **Image count** (:func:`check_image_count`): at least :data:`MIN_IMAGES` samples, so
+  that the class's spread can be measured.
 - **Shots** (:func:`draw_shots`, :func:`enrolment_files`): enrol from ``shots`` images
   drawn from the given ones; the same images, ``shots`` and ``seed`` always give the
   same draw.
@@ -12,24 +17,33 @@
   otherwise, with at least three samples, one estimated from their spread
   (:func:`estimate_threshold`: leave-one-out cosines, 10th percentile, never stricter
   than the bank's global threshold); otherwise none (the global one applies).
+- **Updates** (:func:`update_class`): once per call: the normalised mean of the new
+  images moves the center by one moving-average step, the old center keeping weight
+  ``momentum`` however many images there are (``per="instance"``: one step per image,
+  the old center keeping ``momentum ** N``; :func:`old_center_weight`).
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from .centers import CenterBank, angle_degrees, as_embeddings
-from .images import collect_image_files
+from .images import ImageInput, collect_image_files
+
+if TYPE_CHECKING:
+    from .face import FaceDetector, QualityConfig
+    from .recognizer import Recognizer
 
 __all__ = [
     "MIN_IMAGES",
@@ -40,7 +54,13 @@ __all__ = [
     "check_image_count",
     "draw_shots",
     "enrolment_files",
+    "NO_USABLE_FACE",
+    "UNREADABLE",
+    "NoUsableFace",
+    "photo_embedding",
+    "enrolment_embeddings",
     "enrol_class",
+    "old_center_weight",
     "update_class",
 ]
 
@@ -48,6 +68,12 @@ MIN_IMAGES = 3
 """Fewest samples a class is enrolled from by default (the threshold estimate needs three)."""
 THRESHOLD_QUANTILE = 0.1
 """The share of a new class's own samples its estimated threshold may reject."""
+
+NO_USABLE_FACE = "no usable face found (none detected, or too small, blurred or sideways)"
+"""Why a photo gave no enrolment sample."""
+UNREADABLE = (ValueError, OSError, Image.DecompressionBombError)
+"""Errors of one input that cannot be read (missing, corrupt, too large to decode; FileNotFoundError
+is an OSError): enrolment and ``spherefer predict`` skip that input and go on with the others."""
 
 T = TypeVar("T")
 
@@ -107,6 +133,48 @@ def enrolment_files(
     return files
 
 
+class NoUsableFace(ValueError):
+    """A photo without a face that passes the quality checks."""
+
+
+def photo_embedding(
+    recognizer: "Recognizer", image: ImageInput, detector: "str | FaceDetector" = "blazeface", quality: "QualityConfig | None" = None,
+) -> np.ndarray:
+    """The (D,) embedding of a photo's largest face that passes the quality checks, found,
+    aligned and embedded by :meth:`~spherefer.recognizer.Recognizer.analyze`;
+    :class:`NoUsableFace` when there is none."""
+    accepted = [record for record in recognizer.analyze(image, detector=detector, quality=quality) if record.accepted]
+    if not accepted or accepted[0].embedding is None:
+        raise NoUsableFace(NO_USABLE_FACE)
+    return accepted[0].embedding
+
+
+def enrolment_embeddings(
+    recognizer: "Recognizer", files: Iterable[str | os.PathLike[str]], aligned: bool = False, detector: "str | FaceDetector" = "blazeface",
+    quality: "QualityConfig | None" = None, on_skip: Callable[[Path, str], None] | None = None,
+) -> np.ndarray:
+    """(N, D) enrolment samples of image ``files``, one per usable file, in order: the
+    largest accepted face of each photo (:func:`photo_embedding`), or each whole image
+    with ``aligned`` (face crops, used as given). A file that cannot be read (missing,
+    corrupt, too large) or a photo without a usable face is skipped and passed to
+    ``on_skip(path, reason)``; one bad file never stops the others."""
+    samples: list[np.ndarray] = []
+    crops: list[Tensor] = []
+    for item in files:
+        path = Path(item)
+        try:
+            if aligned:
+                crops.append(recognizer.preprocess([path]))  # one decoded image in memory at a time
+            else:
+                samples.append(photo_embedding(recognizer, path, detector, quality))
+        except UNREADABLE as err:
+            if on_skip is not None:
+                on_skip(path, str(err))
+    if crops:
+        return recognizer.embed_tensor(torch.cat(crops)).numpy()
+    return np.stack(samples) if samples else np.empty((0, recognizer.config.embedding_size), dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class Enrolled:
     """A class just enrolled: its name, how many samples made it, its own threshold (None: the global one) and center."""
@@ -127,7 +195,17 @@ def enrol_class(bank: CenterBank, name: str, embeddings: Tensor | np.ndarray, th
     return Enrolled(name, int(x.shape[0]), own, center)
 
 
-def update_class(bank: CenterBank, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9) -> float:
-    """Move class ``name``'s center towards new instances (:meth:`CenterBank.update`); the angle it moved, in degrees."""
+def old_center_weight(momentum: float, count: int, per: str = "call") -> float:
+    """The weight the old center keeps in an update from ``count`` instances
+    (:meth:`CenterBank.update`): ``momentum`` per call, ``momentum ** count`` per instance;
+    the new instances share the rest."""
+    if per not in ("call", "instance"):
+        raise ValueError(f"per must be 'call' or 'instance', got {per!r}")
+    return float(momentum) if per == "call" else float(momentum) ** count
+
+
+def update_class(bank: CenterBank, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9, per: str = "call") -> float:
+    """Move class ``name``'s center towards new instances (:meth:`CenterBank.update`; once
+    per call by default, see :func:`old_center_weight`); the angle it moved, in degrees."""
     before = bank.center(name)
-    return angle_degrees(before, bank.update(name, embeddings, momentum=momentum))
+    return angle_degrees(before, bank.update(name, embeddings, momentum=momentum, per=per))

@@ -307,7 +307,8 @@ def update_draws(
     """(draws, 1 + len(ks)) nearest-center accuracy on the test subjects' faces, before and after updates.
 
     Column 0 is ``base`` as it is; column ``j`` starts again from ``base`` and updates every
-    labelled class (:meth:`CenterBank.update`) with the first ``ks[j-1]`` faces of one random
+    labelled class (:meth:`CenterBank.update`, ``per="instance"``: one moving-average step per
+    face, the rule the published figures used) with the first ``ks[j-1]`` faces of one random
     order of its enrolment-subject faces, so larger ``k`` extends the same sequence.
     """
     views = _views(embeddings, "update protocol")
@@ -324,7 +325,7 @@ def update_draws(
         for j, k in enumerate(ks, start=1):
             bank = copy.deepcopy(base)
             for c in classes:
-                bank.update(c, views[order[c][:k], 0], momentum=momentum)
+                bank.update(c, views[order[c][:k], 0], momentum=momentum, per="instance")
             accuracy[draw, j] = np.mean(_bank_predictor(bank)(x) == truth)
     return accuracy
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -22,17 +23,17 @@ from PIL import Image
 
 from .centers import CenterBank
 from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
-from .images import ImageInput, flatten_to_mode, to_pil
+from .images import ImageInput, as_image_list, flatten_to_mode, to_pil
 from .labels import Prediction
 from .models import EmbeddingNet, ModelConfig, normalize_input
 from .onnx_backend import OnnxEmbedder, onnx_bytes
-from .storage import read_json, read_safetensors, write_json, write_safetensors
+from .storage import file_lock, read_json, read_safetensors, write_json, write_safetensors
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 
 if TYPE_CHECKING:
     from .video import FrameRecord, VideoSource
 
-__all__ = ["Recognizer", "load_model", "load_editable_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
+__all__ = ["Recognizer", "load_model", "load_editable_model", "editing_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
 
 MODEL_FORMAT_VERSION = 1
 
@@ -278,12 +279,8 @@ def _check_bank(bank: CenterBank, config: ModelConfig) -> None:
 
 
 def _as_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
-    """One image (PIL, path, (H, W) or (H, W, 1|3|4) array) as a list of one; otherwise the items."""
-    if isinstance(images, (Image.Image, str, os.PathLike)):
-        return [images]
-    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4))):
-        return [images]
-    return list(images)
+    """One image (PIL, path, bytes, (H, W) or (H, W, 1|3|4) array) as a list of one; otherwise the items."""
+    return as_image_list(images)
 
 
 def resolve_model_path(path_or_name: str | os.PathLike[str]) -> Path:
@@ -329,7 +326,12 @@ def load_model(
         model.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"{folder / 'model.safetensors'} does not fit the architecture in config.json: {err}") from err
-    center_bank = CenterBank.load(bank if bank is not None else folder / "bank.safetensors")
+    own_bank = folder / "bank.safetensors"
+    center_bank = CenterBank.load(bank if bank is not None else own_bank)
+    if center_bank.trained_threshold is None and center_bank.trained_centers:
+        # saved before the trained threshold was recorded: the model's own bank holds it
+        own = center_bank if bank is None or Path(bank).resolve() == own_bank.resolve() else CenterBank.load(own_bank)
+        center_bank.trained_threshold = own.threshold if own.trained_threshold is None else own.trained_threshold
     recognizer = Recognizer._adopt(model, center_bank, card=meta.get("card"), batch_size=batch_size)
     if backend == "onnx":
         recognizer.use_onnx(folder / "model.onnx" if (folder / "model.onnx").is_file() else None)
@@ -344,3 +346,15 @@ def load_editable_model(path_or_name: str | os.PathLike[str] = "default", bank: 
     """
     bank_file = Path(bank) if bank is not None else editable_bank_path(path_or_name)
     return load_model(path_or_name, bank=bank_file if bank_file.is_file() else None), bank_file
+
+
+@contextmanager
+def editing_model(path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None) -> Iterator[tuple[Recognizer, Path]]:
+    """:func:`load_editable_model` under an exclusive lock of the bank file, held until the
+    ``with`` block ends: read, edit and save the bank (``recognizer.bank.save(path)``)
+    inside the block. Other processes editing the same bank this way wait for the lock,
+    so concurrent edits are applied one after the other and none is lost
+    (:func:`~spherefer.storage.file_lock`: a sibling ``<bank>.lock`` file)."""
+    bank_file = Path(bank) if bank is not None else editable_bank_path(path_or_name)
+    with file_lock(bank_file):
+        yield load_editable_model(path_or_name, bank_file)

@@ -5,6 +5,10 @@ temporary file in the same folder, are flushed to disk, and only then replace th
 target with ``os.replace``. A crash at any point leaves either the old file or the
 new one, never half of one.
 
+Read-modify-write edits of one file by several processes (``spherefer classes add``
+run twice at once) hold :func:`file_lock` from reading the file to replacing it, so that
+no edit is lost.
+
 Every safetensors file or byte string spherefer writes carries a SHA-256 checksum of
 its header (tensor names, shapes, dtypes, offsets, metadata) and tensor bytes in its
 metadata (key ``sha256``); reading verifies it, so a flipped bit is an error naming the
@@ -30,7 +34,7 @@ from safetensors.torch import load, save
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-__all__ = ["atomic_write", "write_json", "read_json", "safetensors_bytes", "write_safetensors", "parse_safetensors", "read_safetensors", "CHECKSUM_KEY"]
+__all__ = ["atomic_write", "file_lock", "lock_path", "write_json", "read_json", "safetensors_bytes", "write_safetensors", "parse_safetensors", "read_safetensors", "CHECKSUM_KEY"]
 
 
 @contextmanager
@@ -49,6 +53,60 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of ``path``: its sibling ``<name>.lock`` (never deleted: removing a lock
+    file another process is waiting on would let two processes hold "the" lock)."""
+    target = Path(path)
+    return target.with_name(f"{target.name}.lock")
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path`` for the ``with`` block, waiting for other holders.
+
+    The lock is ``fcntl.flock`` (``msvcrt.locking`` on Windows) on :func:`lock_path`, created
+    with the folder if missing; the lock is not on ``path`` itself, which
+    :func:`atomic_write` replaces by another inode. It is advisory: it orders processes
+    that take it (every spherefer command that edits a bank), not other programs. The
+    operating system releases it when the process dies, so a crash never leaves it held.
+    """
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as handle:
+        _lock(handle)
+        try:
+            yield lock
+        finally:
+            _unlock(handle)
+
+
+try:
+    import fcntl
+
+    def _lock(handle: IO[Any]) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+    def _unlock(handle: IO[Any]) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+except ImportError:  # Windows
+    import msvcrt
+    import time
+
+    def _lock(handle: IO[Any]) -> None:
+        handle.seek(0)
+        while True:
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    def _unlock(handle: IO[Any]) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

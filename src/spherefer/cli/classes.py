@@ -1,6 +1,10 @@
 """``spherefer classes ...``: list, enrol, update, compose, remove, rename, reset, export and import classes.
 
-Enrolment and updates follow :mod:`spherefer.enrol`, the rules the HTTP service uses too.
+Enrolment and updates follow :mod:`spherefer.enrol`, the rules the HTTP service uses too:
+photos are searched for faces (the largest usable face of each is enrolled), ``--aligned``
+face crops are used as given, and unreadable files or photos without a usable face are
+reported on stderr and skipped. Every editing command holds the bank file's lock from
+loading the bank to saving it, so edits run at the same time are all kept.
 """
 
 from __future__ import annotations
@@ -8,11 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..centers import CenterBank
-from ..enrol import MIN_IMAGES, enrol_class, enrolment_files, update_class
-from ..recognizer import Recognizer, load_editable_model
+from ..enrol import (
+    MIN_IMAGES,
+    check_image_count,
+    enrol_class,
+    enrolment_embeddings,
+    enrolment_files,
+    old_center_weight,
+    update_class,
+)
+from ..face import DETECTORS, get_detector
+from ..recognizer import Recognizer, editing_model
 from .common import BANK_OPTION, MODEL_OPTION, save_bank, with_editable_model
+
+ALIGNED_OPTION = click.option("--aligned", is_flag=True, help="INPUTS are aligned face crops: use each whole image, no face detection.")
+DETECTOR_OPTION = click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="blazeface", show_default=True,
+                               help="Face detector for photos (not used with --aligned).")
 
 __all__ = ["classes"]
 
@@ -27,7 +45,7 @@ def classes() -> None:
 
 
 @classes.command("list")
-@with_editable_model
+@with_editable_model(lock=False)
 def classes_list(recognizer: Recognizer, bank_file: Path) -> None:
     """Classes with origin, sample count, updates and own threshold."""
     bank = recognizer.bank
@@ -45,11 +63,21 @@ def classes_list(recognizer: Recognizer, bank_file: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --shots draw.")
 @click.option("--min-images", type=int, default=MIN_IMAGES, show_default=True)
 @click.option("--threshold", type=float, default=None, help="The class's own threshold (default: estimated from the samples' spread).")
-def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, shots: int | None, seed: int, min_images: int, threshold: float | None) -> None:
-    """Enrol a new expression NAME from face crops (files or folders), without training."""
+@ALIGNED_OPTION
+@DETECTOR_OPTION
+def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, shots: int | None, seed: int, min_images: int,
+                threshold: float | None, aligned: bool, detector: str) -> None:
+    """Enrol a new expression NAME from photos (files or folders), without training.
+
+    Each photo's largest usable face is found, aligned and enrolled, as `spherefer
+    predict` finds faces; with --aligned, INPUTS are face crops used as given.
+    Unreadable files and photos without a usable face are reported and skipped.
+    """
     recognizer.bank.check_new_name(name)  # before any image is read
     files = enrolment_files(inputs, shots, seed, min_images, hint="lower --min-images to enrol from fewer")
-    enrolled = enrol_class(recognizer.bank, name, recognizer.embed(files), threshold=threshold)
+    x, skipped = _samples(recognizer, files, aligned, detector)
+    check_image_count(len(x), min_images, hint=f"{skipped} skipped; lower --min-images to enrol from fewer" if skipped else None)
+    enrolled = enrol_class(recognizer.bank, name, x, threshold=threshold)
     own = recognizer.bank.threshold if enrolled.threshold is None else enrolled.threshold
     save_bank(recognizer, bank_file, f"enrolled {name!r} from {enrolled.count} images, threshold {own:.3f}")
 
@@ -58,13 +86,40 @@ def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, ban
 @click.argument("name")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @with_editable_model
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="Weight kept by the old center at each new instance.")
-def classes_update(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, momentum: float) -> None:
-    """Move the center of NAME towards new instances (moving average on the sphere)."""
+@click.option("--momentum", type=float, default=0.9, show_default=True,
+              help="Weight the old center keeps in this update; the new images' mean gets the rest (once, however many images).")
+@ALIGNED_OPTION
+@DETECTOR_OPTION
+def classes_update(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, momentum: float, aligned: bool, detector: str) -> None:
+    """Move the center of NAME towards new instances: one moving-average step on the sphere per call.
+
+    The normalised mean of the new images' embeddings (photos: their largest usable
+    face; --aligned: crops as given) moves the center once:
+    center <- normalize(momentum * center + (1 - momentum) * mean), however many images
+    are given. Prints the old center's weight and the angle the center moved.
+    """
     recognizer.bank.index(name)  # an unknown class fails before any image is read
     files = enrolment_files(inputs, minimum=1)
-    moved = update_class(recognizer.bank, name, recognizer.embed(files), momentum=momentum)
-    save_bank(recognizer, bank_file, f"updated {name!r} with {len(files)} images; center moved {moved:.2f} degrees")
+    x, skipped = _samples(recognizer, files, aligned, detector)
+    if len(x) == 0:
+        raise ValueError(f"updating {name!r} needs at least one usable image; all {len(files)} were skipped")
+    moved = update_class(recognizer.bank, name, x, momentum=momentum)
+    old = old_center_weight(momentum, len(x))
+    save_bank(recognizer, bank_file, f"updated {name!r} with {len(x)} images (old center weight {old:.2f}, new images' mean {1 - old:.2f}); "
+                                     f"center moved {moved:.2f} degrees")
+
+
+def _samples(recognizer: Recognizer, files: list[Path], aligned: bool, detector: str) -> tuple[np.ndarray, int]:
+    """Enrolment samples of ``files`` (:func:`spherefer.enrol.enrolment_embeddings`), each skipped file reported on stderr; and how many were skipped."""
+    if not aligned:
+        get_detector(detector)  # fail now, once, if the detector's files are missing
+    skipped: list[Path] = []
+
+    def report(path: Path, reason: str) -> None:
+        skipped.append(path)
+        click.echo(f"skipped {path}: {reason}", err=True)
+
+    return enrolment_embeddings(recognizer, files, aligned=aligned, detector=detector, on_skip=report), len(skipped)
 
 
 @classes.command("compose")
@@ -102,22 +157,24 @@ def classes_rename(old: str, new: str, recognizer: Recognizer, bank_file: Path) 
 @click.argument("names", nargs=-1)
 @MODEL_OPTION
 @BANK_OPTION
-@click.option("--all", "reset_all", is_flag=True, help="Restore every trained class and center, dropping enrolled classes and per-class thresholds.")
+@click.option("--all", "reset_all", is_flag=True, help="Restore every trained class and center and the trained global threshold, dropping enrolled classes and per-class thresholds.")
 def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | None, reset_all: bool) -> None:
-    """Restore trained classes NAMES to their trained centers (or everything with --all)."""
+    """Restore trained classes NAMES to their trained centers (or, with --all, the trained
+    classes, centers and global threshold, undoing enrolments, updates and calibration)."""
     if not names and not reset_all:
         raise ValueError("name the classes to reset, or pass --all")
-    recognizer, bank_file = load_editable_model(model_name, bank_option)
-    if reset_all:
-        recognizer.bank.restore_trained()
-    for name in names:
-        recognizer.bank.reset(name)
-    save_bank(recognizer, bank_file, "restored the trained classes" if reset_all else f"reset {', '.join(names)}")
+    with editing_model(model_name, bank_option) as (recognizer, bank_file):
+        if reset_all:
+            recognizer.bank.restore_trained()
+        for name in names:
+            recognizer.bank.reset(name)
+        done = f"restored the trained classes and threshold {recognizer.bank.threshold:.3f}" if reset_all else f"reset {', '.join(names)}"
+        save_bank(recognizer, bank_file, done)
 
 
 @classes.command("export")
 @click.argument("destination", type=click.Path(path_type=Path))
-@with_editable_model
+@with_editable_model(lock=False)
 def classes_export(destination: Path, recognizer: Recognizer, bank_file: Path) -> None:
     """Write the current center bank to DESTINATION (a .safetensors file)."""
     recognizer.bank.save(destination)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..recognizer import Recognizer, load_editable_model
+from ..recognizer import Recognizer, editing_model, load_editable_model
 
 __all__ = ["MODEL_OPTION", "BANK_OPTION", "with_editable_model", "save_bank", "name_list"]
 
@@ -20,18 +20,28 @@ BANK_OPTION = click.option(
 )
 
 
-def with_editable_model(command: Callable[..., Any]) -> Callable[..., Any]:
+def with_editable_model(command: Callable[..., Any] | None = None, *, lock: bool = True) -> Any:
     """The --model and --bank options; ``command`` is called with the model loaded with its
     editable bank (``recognizer=``) and the path edits are saved to (``bank_file=``) instead.
 
-    Put it where the two options should stand among the command's other options.
+    With ``lock`` (default) the bank file stays locked from loading the bank until the
+    command returns (:func:`~spherefer.recognizer.editing_model`), so that commands
+    editing one bank at the same time run one after the other and lose no edit;
+    ``@with_editable_model(lock=False)`` for commands that only read the bank. Put it
+    where the two options should stand among the command's other options.
     """
-    @functools.wraps(command)
-    def load(*args: Any, model_name: str, bank_option: Path | None, **kwargs: Any) -> Any:
-        recognizer, bank_file = load_editable_model(model_name, bank_option)
-        return command(*args, recognizer=recognizer, bank_file=bank_file, **kwargs)
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def load(*args: Any, model_name: str, bank_option: Path | None, **kwargs: Any) -> Any:
+            if not lock:
+                recognizer, bank_file = load_editable_model(model_name, bank_option)
+                return command(*args, recognizer=recognizer, bank_file=bank_file, **kwargs)
+            with editing_model(model_name, bank_option) as (recognizer, bank_file):
+                return command(*args, recognizer=recognizer, bank_file=bank_file, **kwargs)
 
-    return MODEL_OPTION(BANK_OPTION(load))
+        return MODEL_OPTION(BANK_OPTION(load))
+
+    return decorate if command is None else decorate(command)
 
 
 def save_bank(recognizer: Recognizer, bank_file: Path, message: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import torch
 
-from ..batch import VideoOptions, analyze_sources, predict_crops
+from ..batch import VideoOptions, analyze_sources, predict_crops, source_name
 from ..face import DETECTORS, LANDMARK_NAMES, FaceRecord, QualityConfig, get_detector
 from ..images import IMAGE_EXTENSIONS, collect_image_files, example_photo
 from ..labels import frame_records
@@ -60,9 +60,10 @@ def predict(
     raw_label, cosine and probabilities. A photo or video frame without a face gives one
     `no_face` record. In videos faces are tracked across frames and, unless
     --no-smoothing, each track's label is smoothed over time (raw_label is the frame's
-    own). Unreadable files are reported on stderr and skipped. With --aligned, PATHS
-    are face crops, one record per image. Photos and videos are analysed with one
-    PyTorch thread (fastest for the few crops of each frame).
+    own). Unreadable files (and a camera that cannot be opened) are reported on stderr
+    and skipped; the exit status is 1 when nothing could be read at all. With
+    --aligned, PATHS are face crops, one record per image. Photos and videos are
+    analysed with one PyTorch thread (fastest for the few crops of each frame).
     """
     if not paths and not example and webcam is None:
         raise click.UsageError("give image or video files or folders (or --example, --webcam)")
@@ -72,6 +73,9 @@ def predict(
     files = collect_image_files(paths, IMAGE_EXTENSIONS if aligned else IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
     if example:
         files.append(example_photo())
+    if not files and webcam is None:
+        click.echo(f"no image or video files in {', '.join(map(str, paths))}", err=True)
+        sys.exit(1)
     if aligned:
         if annotate_dir is not None:
             raise click.UsageError("--annotate draws detected faces; it cannot be combined with --aligned")
@@ -95,10 +99,9 @@ def predict(
 
     video = VideoOptions(smoothing=not no_smoothing, every=every, max_frames=max_frames, progress=not no_progress)
     sources: list[Path | int] = [*files, *([webcam] if webcam is not None else [])]
-    failures = analyze_sources(recognizer, sources, emit, detector, threshold, QualityConfig(min_face=min_face), annotate_dir,
-                               progress=not no_progress and any(path.is_dir() for path in paths), video=video)
-    if failures:
-        click.echo(f"{failures} of {len(sources)} files could not be read", err=True)
+    failed = analyze_sources(recognizer, sources, emit, detector, threshold, QualityConfig(min_face=min_face), annotate_dir,
+                             progress=not no_progress and any(path.is_dir() for path in paths), video=video)
+    _report_failures(failed, sources)
 
 
 def _write_crops(recognizer: Recognizer, files: list[Path], threshold: float | None, output_format: str) -> None:
@@ -106,17 +109,28 @@ def _write_crops(recognizer: Recognizer, files: list[Path], threshold: float | N
     writer = csv.writer(sys.stdout) if output_format == "csv" else None
     if writer:
         writer.writerow(["source", "label", "cosine", *recognizer.bank.names])
-    failures = 0
+    failed: list[Path | int] = []
     for path, prediction in predict_crops(recognizer, files, threshold):
         if isinstance(prediction, Exception):
-            failures += 1
+            failed.append(path)
             click.echo(f"skipped {path}: {prediction}", err=True)
         elif writer:
             writer.writerow([str(path), prediction.label, f"{prediction.score:.4f}", *(f"{p:.4f}" for p in prediction.probabilities.values())])
         else:
             click.echo(json.dumps({"source": str(path), **prediction.to_dict()}))
-    if failures:
-        click.echo(f"{failures} of {len(files)} files could not be read", err=True)
+    _report_failures(failed, list(files))
+
+
+def _report_failures(failed: list[Path | int], sources: list[Path | int]) -> None:
+    """Say on stderr how many files (and which camera) could not be read; exit 1 when none of ``sources`` could."""
+    files = [source for source in sources if not isinstance(source, int)]
+    failed_files = [source for source in failed if not isinstance(source, int)]
+    if failed_files:
+        click.echo(f"{len(failed_files)} of {len(files)} files could not be read", err=True)
+    for camera in (source for source in failed if isinstance(source, int)):
+        click.echo(f"{source_name(camera)} could not be opened", err=True)
+    if sources and len(failed) == len(sources):
+        sys.exit(1)
 
 
 def csv_row(row: dict[str, Any], names: list[str]) -> list[object]:

@@ -101,11 +101,19 @@ def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | Non
 @click.option("--target-far", type=float, default=0.05, show_default=True, help="Share of false matches still accepted.")
 @click.option("--min-false", type=int, default=20, show_default=True, help="False matches a class needs for its own threshold.")
 @click.option("--dry-run", is_flag=True, help="Report the thresholds without saving them.")
-def calibrate(recognizer: Recognizer, bank_file: Path, data_spec: str, target_far: float, min_false: int, dry_run: bool) -> None:
-    """Choose the global and per-class cosine thresholds from held-out data and store them in the bank."""
+@click.option("--force", is_flag=True, help="Store the thresholds even when they accept fewer than half of the correctly matched known faces.")
+def calibrate(recognizer: Recognizer, bank_file: Path, data_spec: str, target_far: float, min_false: int, dry_run: bool, force: bool) -> None:
+    """Choose the global and per-class cosine thresholds from held-out data and store them in the bank.
+
+    Refuses (exit 2, nothing stored) thresholds that accept fewer than half of the
+    correctly matched known faces of the data (most faces would come back unknown),
+    unless --force; `spherefer classes reset --all` brings back the trained threshold.
+    """
     from ..calibrate import calibrate as run_calibration
 
-    result = run_calibration(recognizer, data_spec, target_far=target_far, min_false=min_false, apply=not dry_run)
+    result = run_calibration(recognizer, data_spec, target_far=target_far, min_false=min_false, apply=not dry_run, force=force)
     click.echo(result.to_markdown())
+    if result.below_floor:
+        click.echo(f"warning: {result.floor_message()}" + (" (stored: --force)" if not dry_run else " (would be refused without --force)"), err=True)
     if not dry_run:
         save_bank(recognizer, bank_file, "stored the thresholds")

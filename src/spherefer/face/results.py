@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..images import ImageInput, flatten_to_mode, to_pil
+from ..images import ImageInput, to_rgb_array
 from ..labels import REJECTED, UNKNOWN, face_dict, rounded_points
 
 if TYPE_CHECKING:
@@ -108,9 +108,7 @@ def image_to_rgb(image: ImageInput) -> np.ndarray:
     """Any input :func:`~spherefer.images.to_pil` reads (paths get their EXIF rotation
     applied; palette, 16-bit, RGBA and greyscale are flattened) as (H, W, 3) uint8 RGB.
     An array that already is (H, W, 3) uint8 comes back as it is (not copied)."""
-    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
-        return np.ascontiguousarray(image)
-    return np.ascontiguousarray(np.asarray(flatten_to_mode(to_pil(image), "RGB"), dtype=np.uint8))
+    return to_rgb_array(image)
 
 
 # ---------------------------------------------------------------- per-face results

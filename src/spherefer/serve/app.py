@@ -2,36 +2,52 @@
 
 Read endpoints are open; endpoints that change a bank need the API key in the
 ``X-API-Key`` header. Every bank belongs to a *profile* (query parameter ``profile``,
-default ``default``): profiles never see each other's classes. Uploaded images are
-decoded in memory, one at a time, and never stored (while parsing a request, the
-multipart parser may spool a large part to an anonymous temporary file).
+default ``default``): profiles never see each other's classes.
+
+Requests are refused before their body is read (:class:`~.guard.RequestGuard`): a write
+request without the right key (401/403), and a body over its endpoint's limit (413:
+one image plus form fields for ``/v1/predict``, ``max_images`` images for enrolment and
+updates, a few kB elsewhere), whether announced by ``Content-Length`` or counted while a
+chunked body streams in. Uploads are parsed and decoded in memory, one image at a time
+(:func:`~spherefer.images.read_image`: EXIF orientation applied, size checked before
+decoding), and never written to disk. ``/docs`` (Swagger UI) and ``/redoc`` are served
+with their scripts from the ``fastapi-offline`` package: no CDN, they work offline.
 """
 
 
 import hmac
-import io
+import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from starlette.datastructures import Headers
+from starlette.routing import Match
+from starlette.types import Scope
 
 from .. import __version__
 from ..centers import CenterBank, ClassExists
 from ..enrol import MIN_IMAGES, check_image_count, enrol_class, update_class
-from ..images import flatten_to_mode
+from ..images import ImageTooLarge, flatten_to_mode, read_image
 from ..labels import shown
 from ..recognizer import Recognizer
-from .store import BankStore, NothingToUndo, check_profile
+from .guard import Admission, InMemoryUploadRoute, RequestGuard
+from .store import BankStore, CorruptBank, NothingToUndo, check_profile
 
 __all__ = ["ServeSettings", "create_app"]
 
 STATIC = Path(__file__).parent / "static"
+FORM_ALLOWANCE = 2**16
+"""Bytes a request body may take beyond its images (multipart headers, form fields); the whole body of other requests."""
 
 
 @dataclass
@@ -48,8 +64,13 @@ class ServeSettings:
 
     @property
     def max_request_bytes(self) -> int:
-        """The largest request body: every allowed image at the size limit, plus the form fields."""
+        """The largest body of an enrolment or update: every allowed image at the size limit, plus the form fields."""
         return self.max_upload_bytes * self.max_images + 2**20
+
+    @property
+    def max_predict_bytes(self) -> int:
+        """The largest body of ``/v1/predict``: one image at the size limit, plus the form fields."""
+        return self.max_upload_bytes + FORM_ALLOWANCE
 
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
@@ -66,7 +87,8 @@ class UserError(Exception):
 
 
 def _decode(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
-    """An uploaded image as an RGB array, checked against the size, pixel and shape limits."""
+    """An uploaded image as an upright RGB array (:func:`~spherefer.images.read_image`, the
+    library's one decoder), checked against the size, pixel and shape limits."""
     data = upload.file.read(settings.max_upload_bytes + 1)
     name = shown(upload.filename or "upload")
     if len(data) > settings.max_upload_bytes:
@@ -74,46 +96,87 @@ def _decode(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
     if not data:
         raise UserError(400, f"{name} is empty")
     try:
-        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        image = read_image(data, name, formats=IMAGE_FORMATS, max_pixels=settings.max_pixels, max_side=settings.max_side)
         width, height = image.size
-        if width * height > settings.max_pixels or max(width, height) > settings.max_side:
-            raise UserError(413, f"{name} has {width}x{height} pixels, more than the limit "
-                                 f"({settings.max_pixels} pixels, {settings.max_side} on a side)")
-        if min(width, height) < 1 or max(width, height) > settings.max_aspect * min(width, height):
+        if max(width, height) > settings.max_aspect * min(width, height):
             raise UserError(400, f"{name} is {width}x{height} pixels: not a photo (sides more than {settings.max_aspect:g}:1)")
         return np.asarray(flatten_to_mode(image, "RGB"))
-    except UserError:
-        raise
-    except Exception as err:  # Pillow raises many kinds for broken files; all are the client's to fix
-        raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image ({type(err).__name__})") from err
+    except ImageTooLarge as err:
+        raise UserError(413, str(err)) from err
+    except ValueError as err:  # broken, truncated or foreign files: the client's to fix
+        cause = type(err.__cause__ or err).__name__
+        raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image ({cause})") from err
+
+
+_PATH = re.compile(r"[^\s:'\"]*[\\/][^\s:'\"]*")
+"""A file-system path (a run without spaces or colons holding a / or \\)."""
+
+
+def without_paths(value: Any) -> Any:
+    """``value`` (a model card's entry) with every file-system path in its strings cut to its last part:
+    ``ferplus:/home/me/data/ferplus:test`` becomes ``ferplus:ferplus:test``; the server's folders stay private."""
+    if isinstance(value, dict):
+        return {key: without_paths(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_paths(item) for item in value]
+    if isinstance(value, str):
+        return _PATH.sub(lambda match: re.split(r"[\\/]", match.group(0).rstrip("/\\"))[-1], value)
+    return value
+
+
+def _docs_assets() -> Path | None:
+    """The folder of Swagger UI's and ReDoc's scripts and styles, shipped by the fastapi-offline
+    package (a dependency); None if it is missing, and then the service has no /docs or /redoc."""
+    try:
+        return Path(str(resources.files("fastapi_offline") / "static"))
+    except ModuleNotFoundError:
+        return None
 
 
 def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings, model_name: str = "model") -> FastAPI:
     """The API and browser app over ``recognizer`` (network and trained bank) and ``store`` (profiles' banks)."""
-    app = FastAPI(title="spherefer", version=__version__, description=__doc__)
+    app = FastAPI(title="spherefer", version=__version__, description=__doc__, docs_url=None, redoc_url=None)
+    app.router.route_class = InMemoryUploadRoute  # multipart uploads are parsed in memory, never spooled to disk
     app.state.store, app.state.settings = store, settings
 
     @app.exception_handler(UserError)
     async def _user_error(request: Request, err: UserError) -> JSONResponse:
         return JSONResponse({"detail": err.detail}, status_code=err.status)
 
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > settings.max_request_bytes:
-            return JSONResponse({"detail": f"request body of {length} bytes, more than the {settings.max_request_bytes} limit"}, status_code=413)
-        return await call_next(request)
+    @app.exception_handler(CorruptBank)
+    async def _corrupt_bank(request: Request, err: CorruptBank) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors())
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
 
+    def key_refusal(key: str | None) -> tuple[int, str] | None:
+        if key is None:
+            return 401, "this endpoint changes a bank: send the API key in the X-API-Key header"
+        if not hmac.compare_digest(key.encode(), settings.api_key.encode()):
+            return 403, "wrong API key"
+        return None
+
     def write_access(x_api_key: Annotated[str | None, Header()] = None) -> None:
-        if x_api_key is None:
-            raise UserError(401, "this endpoint changes a bank: send the API key in the X-API-Key header")
-        if not hmac.compare_digest(x_api_key.encode(), settings.api_key.encode()):
-            raise UserError(403, "wrong API key")
+        """Checked again here (the guard checked the header before the body was read); it also documents the header."""
+        refusal = key_refusal(x_api_key)
+        if refusal is not None:
+            raise UserError(*refusal)
+
+    body_limits = {"predict": settings.max_predict_bytes, "enrol": settings.max_request_bytes, "update": settings.max_request_bytes}
+
+    def admission(scope: Scope) -> Admission:
+        """The body limit of the request's route, and a refusal when the route changes a bank and the key is not right."""
+        for route in app.router.routes:
+            if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
+                writes = any(dependency.dependency is write_access for dependency in route.dependencies)
+                refusal = key_refusal(Headers(scope=scope).get("x-api-key")) if writes else None
+                return Admission(body_limits.get(route.name, FORM_ALLOWANCE), f"{scope['method']} {route.path}", refusal)
+        return Admission(FORM_ALLOWANCE, f"{scope['method']} requests here")
+
+    app.add_middleware(RequestGuard, policy=admission)
 
     def profile_of(profile: Annotated[str, Query(description="whose bank: 1-64 letters, digits, _ or -")] = "default") -> str:
         try:
@@ -185,7 +248,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         return {
             "spherefer": __version__, "model": model_name, "trained": recognizer.trained,
             "embedding_size": recognizer.config.embedding_size, "input_size": recognizer.config.input_size,
-            "head": recognizer.config.head, "results": card.get("results", {}),
+            "head": recognizer.config.head, "results": without_paths(card.get("results", {})),
             "profile": profile, "version": version, "classes": bank.names, "threshold": bank.threshold,
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_images": settings.max_images, "min_images": settings.min_images},
@@ -303,12 +366,33 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                             for n, p in zip(bank.names, centers)]}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    assets = _docs_assets()
+    if assets is not None:
+        _add_docs(app, assets)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     return app
+
+
+def _add_docs(app: FastAPI, assets: Path) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc``, with their scripts served from ``assets`` under ``/docs-assets``: no CDN."""
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title="spherefer API", swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs-assets/swagger-ui.css", swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title="spherefer API", redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}/docs-assets/favicon.png", with_google_fonts=False)
 
 
 def _sphere(bank: CenterBank, embeddings: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
