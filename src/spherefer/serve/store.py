@@ -265,8 +265,8 @@ class BankStore:
                     state = replay(state if number > 1 else self._base_state, bytes(data), f"bank of profile {profile!r} version {number}")
                 except ValueError as err:
                     raise CorruptBank(profile, int(number), str(err)) from err
-            self._remember(profile, version, state)
         assert state is not None
+        self._remember(profile, version, state)
         return state
 
     def _remember(self, profile: str, version: int, state: BankState) -> None:
