@@ -258,7 +258,7 @@ def test_predict_photos_quality_rejection_and_detector_choice(photos: Path, mode
     result = run("predict", photos / "astronaut.png", "--model", model_dir, "--detector", "haar")
     assert result.exit_code == 0, result.output
     [haar] = [json.loads(line) for line in result.stdout.splitlines()]
-    assert haar["detector_score"] == 1.0 and set(haar["landmarks"]) == {"right_eye", "left_eye"}
+    assert haar["detector_score"] is None and set(haar["landmarks"]) == {"right_eye", "left_eye"}
     assert run("predict", photos, "--model", model_dir, "--detector", "dlib").exit_code == 2
 
 
@@ -589,9 +589,9 @@ def test_predict_exits_non_zero_when_nothing_could_be_read(faces: Path, photos: 
     broken = faces / "happy" / "broken.png"
     aligned = run("predict", broken, "--aligned", "--model", model_dir)
     assert aligned.exit_code == 1 and aligned.stdout == ""
-    assert "1 of 1 files could not be read" in aligned.stderr
+    assert "1 of 1 file could not be read" in aligned.stderr
     whole = run("predict", photos / "broken.jpg", "--model", model_dir)
-    assert whole.exit_code == 1 and whole.stdout == "" and "1 of 1 files could not be read" in whole.stderr
+    assert whole.exit_code == 1 and whole.stdout == "" and "1 of 1 file could not be read" in whole.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     nothing = run("predict", empty, "--model", model_dir)

@@ -131,7 +131,7 @@ def test_haar_fallback_finds_the_astronaut_with_eyes(astronaut):
     faces = detect_faces(astronaut, "haar")
     assert_one_astronaut_face(faces, tolerance=16.0)  # Haar's box sits higher, on the forehead
     face = faces[0]
-    assert face.detector == "haar" and face.landmark_names == ("right_eye", "left_eye")
+    assert face.detector == "haar" and face.landmark_names == ("right_eye", "left_eye") and face.score is None
     blaze = detect_faces(astronaut)[0]
     np.testing.assert_allclose(face.landmarks, blaze.landmarks[:2], atol=6.0)
     crop = align_face(astronaut, face, 48)
@@ -140,7 +140,7 @@ def test_haar_fallback_finds_the_astronaut_with_eyes(astronaut):
 
 def test_haar_face_without_eyes_is_aligned_from_its_box(astronaut):
     blaze = detect_faces(astronaut)[0]
-    boxed = DetectedFace(blaze.box, np.empty((0, 2)), (), 1.0, "haar")
+    boxed = DetectedFace(blaze.box, np.empty((0, 2)), (), None, "haar")
     matrix = alignment_matrix(boxed, 48)
     assert matrix[0, 1] == 0 and matrix[1, 0] == 0  # no rotation
     x0, y0, x1, y1 = face_module.BOX_TEMPLATES["haar"]
@@ -333,7 +333,7 @@ def test_sideways_face_is_rejected():
     turned = DetectedFace([80, 70, 160, 160], [*eyes, [155.0, 125.0], [145.0, 140.0]], LANDMARK_NAMES[:4], 0.9, "blazeface")
     assert yaw_ratio(frontal) == pytest.approx(0.0)
     assert yaw_ratio(turned) == pytest.approx(35 / 40)
-    assert yaw_ratio(DetectedFace([0, 0, 10, 10], np.empty((0, 2)), (), 1.0, "haar")) is None
+    assert yaw_ratio(DetectedFace([0, 0, 10, 10], np.empty((0, 2)), (), None, "haar")) is None
     image = np.random.default_rng(0).integers(0, 256, (240, 240, 3), dtype=np.uint8)
     assert not any("sideways" in issue for issue in assess_quality(frontal, image)[1])
     assert any(issue.startswith("too sideways") for issue in assess_quality(turned, image)[1])

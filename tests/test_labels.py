@@ -20,6 +20,7 @@ from spherefer.labels import (
     Prediction,
     check_class_name,
     class_name_problem,
+    counted,
     decide,
     face_dict,
     frame_records,
@@ -63,6 +64,11 @@ def test_good_class_names_pass(name: str) -> None:
 def test_non_strings_are_not_names() -> None:
     with pytest.raises(ValueError, match="not a string but int"):
         check_class_name(5)
+
+
+def test_counted_is_singular_only_for_one() -> None:
+    assert [counted(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
+    assert counted(1, "class", "classes") == "1 class" and counted(3, "class", "classes") == "3 classes"
 
 
 def test_shown_cuts_long_input() -> None:

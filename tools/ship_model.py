@@ -12,6 +12,7 @@ reports (JSON, markdown, confusion PNG) go to docs/results/<name>/.
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import sys
 from pathlib import Path
@@ -119,11 +120,22 @@ def model_card(name: str, recognizer: spherefer.Recognizer, config_yaml: str, re
         "## Resolved training config",
         "",
         "```yaml",
-        config_yaml.rstrip(),
+        unused_head_settings(config_yaml, cfg.head).rstrip(),
         "```",
         "",
     ]
     return "\n".join(lines)
+
+
+def unused_head_settings(config_yaml: str, head: str) -> str:
+    """The resolved config with the softmax head's unused ``model.scale`` and ``model.margin`` marked."""
+    if head != "softmax":
+        return config_yaml
+    model = re.search(r"^model:\n(?:  .*\n)*", config_yaml, flags=re.MULTILINE)
+    if model is None:
+        return config_yaml
+    marked = re.sub(r"^(  (?:scale|margin): .*)$", r"\1  # unused by the softmax head", model.group(0), flags=re.MULTILINE)
+    return config_yaml[: model.start()] + marked + config_yaml[model.end() :]
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 
 from .enrol import UNREADABLE
 from .face import FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
-from .labels import Prediction
+from .labels import Prediction, counted
 from .recognizer import Recognizer
 from .video import WRITE_CODECS, VideoSource, VideoWriter, is_video
 
@@ -151,7 +151,7 @@ def _analyze_video(
                 frames += 1
                 bar.update(1)
         except KeyboardInterrupt:
-            outer.write(f"stopped {stream.name} after {frames} frames", file=sys.stderr)
+            outer.write(f"stopped {stream.name} after {counted(frames, 'frame')}", file=sys.stderr)
             if not stream.is_camera:
                 raise
         finally:
@@ -161,4 +161,4 @@ def _analyze_video(
                 if out.frames == 0:
                     out.path.unlink(missing_ok=True)
         if out is not None:
-            outer.write(f"wrote {annotate} ({frames} frames)", file=sys.stderr)
+            outer.write(f"wrote {annotate} ({counted(frames, 'frame')})", file=sys.stderr)

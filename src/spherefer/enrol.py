@@ -40,6 +40,7 @@ from torch import Tensor
 
 from .centers import CenterBank, angle_degrees, as_embeddings
 from .images import ImageInput, collect_image_files
+from .labels import counted
 
 if TYPE_CHECKING:
     from .face import FaceDetector, QualityConfig
@@ -109,7 +110,7 @@ def new_class_threshold(embeddings: Tensor | np.ndarray, ceiling: float, thresho
 def check_image_count(count: int, minimum: int = MIN_IMAGES, hint: str | None = None) -> None:
     """``ValueError`` unless a class is enrolled from at least ``minimum`` images (``hint`` says how to change it)."""
     if count < minimum:
-        raise ValueError(f"enrolling a class needs at least {minimum} images, got {count}" + (f" ({hint})" if hint else ""))
+        raise ValueError(f"enrolling a class needs at least {counted(minimum, 'image')}, got {count}" + (f" ({hint})" if hint else ""))
 
 
 def draw_shots(items: Sequence[T], shots: int | None, seed: int = 0) -> list[T]:
@@ -119,7 +120,7 @@ def draw_shots(items: Sequence[T], shots: int | None, seed: int = 0) -> list[T]:
     if shots < 1:
         raise ValueError(f"the number of shots must be at least 1, got {shots}")
     if shots > len(items):
-        raise ValueError(f"cannot draw {shots} shots: only {len(items)} images were given")
+        raise ValueError(f"cannot draw {shots} shots: only {counted(len(items), 'image')} given")
     return sorted(random.Random(seed).sample(list(items), shots))  # type: ignore[type-var]
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_CLASS_NAME_LENGTH",
     "CLASS_NAME_RULE",
     "shown",
+    "counted",
     "class_name_problem",
     "check_class_name",
     "Decision",
@@ -66,6 +67,12 @@ def shown(value: object, limit: int = 80) -> str:
     """``repr`` of user input for an error message, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun``, plural unless the count is one: ``1 image``, ``3 images``
+    (``plural`` when the plural is not ``noun + "s"``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
 def class_name_problem(name: object) -> str | None:
@@ -179,7 +186,7 @@ def rounded_points(points: Mapping[str, Sequence[float]], digits: int = 1) -> di
 
 
 def face_dict(
-    index: int, track: int | None, box: Sequence[float], landmarks: Mapping[str, Sequence[float]], detector_score: float,
+    index: int, track: int | None, box: Sequence[float], landmarks: Mapping[str, Sequence[float]], detector_score: float | None,
     prediction: Prediction | None, raw_prediction: Prediction | None, issues: Sequence[str], quality: Mapping[str, Any],
     digits: int = 4,
 ) -> dict[str, Any]:
@@ -197,7 +204,7 @@ def face_dict(
         "track": track,
         "box": [round(float(v), 1) for v in box],
         "landmarks": rounded_points(landmarks),
-        "detector_score": round(float(detector_score), digits),
+        "detector_score": None if detector_score is None else round(float(detector_score), digits),
         "label": label,
         "raw_label": raw_prediction.label if raw_prediction is not None else label,
         "reason": "; ".join(issues) or None,

@@ -25,6 +25,7 @@ from ..enrol import (
     update_class,
 )
 from ..face import DETECTORS, get_detector
+from ..labels import counted
 from ..recognizer import Recognizer, editing_model
 from .common import BANK_OPTION, MODEL_OPTION, save_bank, with_editable_model
 
@@ -79,7 +80,7 @@ def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, ban
     check_image_count(len(x), min_images, hint=f"{skipped} skipped; lower --min-images to enrol from fewer" if skipped else None)
     enrolled = enrol_class(recognizer.bank, name, x, threshold=threshold)
     own = recognizer.bank.threshold if enrolled.threshold is None else enrolled.threshold
-    save_bank(recognizer, bank_file, f"enrolled {name!r} from {enrolled.count} images, threshold {own:.3f}")
+    save_bank(recognizer, bank_file, f"enrolled {name!r} from {counted(enrolled.count, 'image')}, threshold {own:.3f}")
 
 
 @classes.command("update")
@@ -105,7 +106,7 @@ def classes_update(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, 
         raise ValueError(f"updating {name!r} needs at least one usable image; all {len(files)} were skipped")
     moved = update_class(recognizer.bank, name, x, momentum=momentum)
     old = old_center_weight(momentum, len(x))
-    save_bank(recognizer, bank_file, f"updated {name!r} with {len(x)} images (old center weight {old:.2f}, new images' mean {1 - old:.2f}); "
+    save_bank(recognizer, bank_file, f"updated {name!r} with {counted(len(x), 'image')} (old center weight {old:.2f}, new images' mean {1 - old:.2f}); "
                                      f"center moved {moved:.2f} degrees")
 
 
@@ -178,7 +179,7 @@ def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | N
 def classes_export(destination: Path, recognizer: Recognizer, bank_file: Path) -> None:
     """Write the current center bank to DESTINATION (a .safetensors file)."""
     recognizer.bank.save(destination)
-    click.echo(f"exported {len(recognizer.bank)} classes to {destination}")
+    click.echo(f"exported {counted(len(recognizer.bank), 'class', 'classes')} to {destination}")
 
 
 @classes.command("import")
@@ -187,4 +188,4 @@ def classes_export(destination: Path, recognizer: Recognizer, bank_file: Path) -
 def classes_import(source: Path, recognizer: Recognizer, bank_file: Path) -> None:
     """Replace the editable bank by SOURCE (checked against the model first)."""
     recognizer = recognizer.with_bank(CenterBank.load(source))  # refuses a bank of another embedding size
-    save_bank(recognizer, bank_file, f"imported {len(recognizer.bank)} classes from {source}")
+    save_bank(recognizer, bank_file, f"imported {counted(len(recognizer.bank), 'class', 'classes')} from {source}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..labels import counted
 from ..recognizer import Recognizer
 from .common import with_editable_model
 
@@ -32,5 +33,5 @@ def export(onnx_path: Path, recognizer: Recognizer, bank_file: Path, opset: int)
     result = export_onnx(recognizer, onnx_path, opset=opset)
     cfg = recognizer.config
     click.echo(f"wrote {result.path} (input N x {cfg.in_channels} x {cfg.input_size} x {cfg.input_size}, output N x {cfg.embedding_size})")
-    click.echo(f"wrote {result.bank_path} ({len(recognizer.bank)} classes)")
+    click.echo(f"wrote {result.bank_path} ({counted(len(recognizer.bank), 'class', 'classes')})")
     click.echo(f"max |ONNX Runtime - PyTorch| on a random batch: {result.max_abs_diff:.2e}")

@@ -14,7 +14,7 @@ import torch
 from ..batch import VideoOptions, analyze_sources, predict_crops, source_name
 from ..face import DETECTORS, LANDMARK_NAMES, FaceRecord, QualityConfig, get_detector
 from ..images import IMAGE_EXTENSIONS, collect_image_files, example_photo
-from ..labels import frame_records
+from ..labels import counted, frame_records
 from ..recognizer import Recognizer, load_editable_model
 from ..video import VIDEO_EXTENSIONS
 from .common import BANK_OPTION, MODEL_OPTION
@@ -126,7 +126,7 @@ def _report_failures(failed: list[Path | int], sources: list[Path | int]) -> Non
     files = [source for source in sources if not isinstance(source, int)]
     failed_files = [source for source in failed if not isinstance(source, int)]
     if failed_files:
-        click.echo(f"{len(failed_files)} of {len(files)} files could not be read", err=True)
+        click.echo(f"{len(failed_files)} of {counted(len(files), 'file')} could not be read", err=True)
     for camera in (source for source in failed if isinstance(source, int)):
         click.echo(f"{source_name(camera)} could not be opened", err=True)
     if sources and len(failed) == len(sources):

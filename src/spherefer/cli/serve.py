@@ -16,7 +16,7 @@ __all__ = ["serve"]
 @click.option("--db", "db_path", default=None,
               help="Database of the profiles' banks: a SQLite file (default: ~/.spherefer/serve/<model>.sqlite3) or a postgresql:// URL.")
 @click.option("--max-upload-mb", default=10.0, show_default=True, type=click.FloatRange(0.01, 1024), help="Largest accepted image file.")
-@click.option("--max-megapixels", default=25.0, show_default=True, type=click.FloatRange(0.01, 500), help="Largest accepted image, in pixels.")
+@click.option("--max-megapixels", default=25.0, show_default=True, type=click.FloatRange(0.01, 500), help="Largest accepted image, in millions of pixels (width x height).")
 @click.option("--max-images", default=50, show_default=True, type=click.IntRange(3, 1000), help="Most images in one enrol/update request.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes (they share the database safely).")
 def serve(model_name: str, host: str, port: int, db_path: str | None, max_upload_mb: float, max_megapixels: float, max_images: int, workers: int) -> None:

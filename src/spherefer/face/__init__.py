@@ -14,7 +14,7 @@ those datasets framed them. A photo goes through three steps before it reaches i
      further from the camera; weaker on large or occluded faces.
    * ``haar``: OpenCV's frontal-face Haar cascade, eyes from the eye cascade inside the
      upper face box. A fallback without the MediaPipe files: it misses turned, tilted
-     and occluded faces, gives no confidence score (1.0) and often no eyes, in which
+     and occluded faces, gives no confidence score (``None``) and often no eyes, in which
      case the face is aligned from its box alone (no rotation).
 
    The BlazeFace model files are read from the ``mediapipe`` wheel, which is installed

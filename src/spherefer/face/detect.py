@@ -289,7 +289,7 @@ class HaarDetector:
 
     A fallback that needs no MediaPipe files. It is clearly worse than BlazeFace: it
     misses turned (beyond ~20 degrees), tilted and partly covered faces, it has no
-    confidence score (every face gets 1.0) and no nose or mouth, and when the eyes are
+    confidence score (every face's is None: null in records) and no nose or mouth, and when the eyes are
     not found the face is aligned from its box alone, without correcting head roll.
     """
 
@@ -311,7 +311,7 @@ class HaarDetector:
         for x, y, w, h in np.asarray(boxes, dtype=np.int64).reshape(-1, 4):
             eyes = self._eye_pair(grey, x, y, w, h)
             names = ("right_eye", "left_eye") if eyes is not None else ()
-            faces.append(DetectedFace((x, y, x + w, y + h), eyes if eyes is not None else np.empty((0, 2)), names, 1.0, self.name))
+            faces.append(DetectedFace((x, y, x + w, y + h), eyes if eyes is not None else np.empty((0, 2)), names, None, self.name))
         return faces
 
     def _eye_pair(self, grey: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray | None:

@@ -49,20 +49,20 @@ class DetectedFace:
     ``box`` is (x0, y0, x1, y1), float, possibly reaching past the image border;
     ``landmarks`` is (K, 2) x, y with ``landmark_names[k]`` naming row k (a subset of
     :data:`LANDMARK_NAMES`, empty when the detector found no landmarks); ``score`` is the
-    detector's confidence in [0, 1].
+    detector's confidence in [0, 1], or None for a detector without one (Haar).
     """
 
     box: np.ndarray
     landmarks: np.ndarray
     landmark_names: tuple[str, ...]
-    score: float
+    score: float | None
     detector: str
 
     def __post_init__(self) -> None:
         self.box = np.asarray(self.box, dtype=np.float64).reshape(4)
         self.landmarks = np.asarray(self.landmarks, dtype=np.float64).reshape(-1, 2)
         self.landmark_names = tuple(self.landmark_names)
-        self.score = float(self.score)
+        self.score = None if self.score is None else float(self.score)
         if len(self.landmark_names) != len(self.landmarks):
             raise ValueError(f"{len(self.landmarks)} landmarks but {len(self.landmark_names)} names")
         unknown = set(self.landmark_names) - set(LANDMARK_NAMES)

@@ -38,7 +38,7 @@ from .. import __version__
 from ..centers import CenterBank, ClassExists
 from ..enrol import MIN_IMAGES, check_image_count, enrol_class, update_class
 from ..images import ImageTooLarge, flatten_to_mode, read_image
-from ..labels import shown
+from ..labels import counted, shown
 from ..recognizer import Recognizer
 from .guard import Admission, InMemoryUploadRoute, RequestGuard
 from .store import BankStore, CorruptBank, NothingToUndo, check_profile
@@ -194,7 +194,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     def embeddings_of(files: list[UploadFile], aligned: bool) -> np.ndarray:
         """One embedding per image: the whole crop (``aligned``) or the largest accepted face of a photo."""
         if len(files) > settings.max_images:
-            raise UserError(413, f"{len(files)} images, more than the {settings.max_images} allowed per request")
+            raise UserError(413, f"{counted(len(files), 'image')}, more than the {settings.max_images} allowed per request")
         out = []
         for upload in files:  # one decoded image in memory at a time
             image = _decode(upload, settings)
@@ -295,7 +295,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         def add(bank: CenterBank) -> None:
             enrol_class(bank, name, x)  # checks the name again: a concurrent request may have taken it
 
-        return changed(profile, f"enrol {name!r} from {len(x)} images", add)
+        return changed(profile, f"enrol {name!r} from {counted(len(x), 'image')}", add)
 
     @app.patch("/v1/classes/{name}", dependencies=[Writer])
     def update(profile: Profile, name: str, files: Annotated[list[UploadFile] | None, File()] = None,
@@ -316,7 +316,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             if new_name is not None:
                 bank.rename(name, new_name)  # checks the new name again, as enrolment does
 
-        steps = ([f"update {name!r} with {len(x)} images (momentum {momentum})"] if x is not None else []) + (
+        steps = ([f"update {name!r} with {counted(len(x), 'image')} (momentum {momentum})"] if x is not None else []) + (
             [f"rename {name!r} to {new_name!r}"] if new_name is not None else [])
         return changed(profile, "; ".join(steps), edit)
 
