@@ -56,7 +56,7 @@ def dataset_accuracy(recognizer: Recognizer, spec: str, tta: bool) -> float:
     names = trained_bank(recognizer).names
     shared = [c for c in open_dataset(spec).classes if c in names]
     images, labels = open_dataset(spec, classes=shared).load_arrays(recognizer.config.input_size)
-    centers = trained_bank(recognizer).centers.numpy()
+    centers = trained_bank(recognizer).centers
     predicted = np.asarray(names)[(embed(recognizer, images, tta) @ centers.T).argmax(1)]
     return float(np.mean(predicted == np.asarray(shared)[labels]))
 

@@ -1,13 +1,14 @@
-"""Inference speed, PyTorch vs ONNX Runtime side by side: aligned crops, whole photos, video.
+"""Inference speed of each way to run a model, side by side: aligned crops, whole photos, video.
 
     python benchmarks/bench_end_to_end.py [--model default] [--threads 1] [--batch 256]
         [--repeats 5] [--output FILE.md]
 
-Measures in one run, both backends on the same thread count (``--threads``, for
-PyTorch and for ONNX Runtime's intra-op pool):
+Measures in one run, every contender on the same thread count (``--threads``): ONNX
+Runtime on the int8 graph (when the model ships one: what ``load_model`` runs), on the
+fp32 graph, and PyTorch when it is installed (``spherefer[train]``):
 
-* **baseline**: the bare PyTorch network on a ready (N, C, S, S) tensor batch, no
-  preprocessing, no classification -- every ratio is against this number;
+* **baseline**: the fp32 ONNX graph on a ready (N, C, S, S) batch, no preprocessing, no
+  classification -- every ratio is against this number;
 * **aligned crops, batched**: ``Recognizer.predict`` on ``--batch`` uint8 48x48 crops
   (preprocess + embed + cosine to every center);
 * **aligned crop, one per call**: ``predict`` of a single crop (median per-face latency);
@@ -18,13 +19,9 @@ PyTorch and for ONNX Runtime's intra-op pool):
 * **640x480 video frame**: ``analyze_video`` over a 50-frame MJPG clip of the moving
   astronaut, decode + analyze + tracking + smoothing (mean per frame).
 
-Targets: >= 1000 aligned crops/s batched; <= 50 ms per 640x480 photo end to end. The
-machine may be shared: the load average is printed, and ratios to the baseline travel
-better than absolute numbers.
-
-PyTorch runs with as many OpenMP threads as ``--threads``; per-photo work embeds one or
-a few crops at a time, where one thread is fastest (and idle OpenMP threads spinning
-between frames slow everything down on a busy CPU), hence the default of 1.
+The machine may be shared: the load average is printed, and ratios to the baseline
+travel better than absolute numbers. The comparison with the ``fer`` package is
+``benchmarks/bench_peer.py``.
 """
 
 from __future__ import annotations
@@ -39,20 +36,26 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from skimage import data
 
+import spherefer
 from common import load_recognizer, test_photos, timings
 from spherefer.video import VideoWriter
 
 
-
-
-
-
-
-
-
+def contenders(model: str, threads: int, batch: int) -> dict[str, spherefer.Recognizer]:
+    """The ways to run ``model``: int8 and fp32 ONNX graphs (int8 when shipped), PyTorch when installed."""
+    found = {"ONNX fp32": spherefer.load_model(model, precision="fp32", threads=threads, batch_size=batch)}
+    try:
+        found = {"ONNX int8": spherefer.load_model(model, precision="int8", threads=threads, batch_size=batch), **found}
+    except FileNotFoundError:
+        pass  # no int8 graph for this model
+    try:
+        import torch
+    except ImportError:
+        return found
+    torch.set_num_threads(threads)
+    return {**found, "PyTorch": spherefer.load_model(model, backend="torch", batch_size=batch)}
 
 
 def moving_clip(path: Path, frames: int = 50) -> Path:
@@ -78,19 +81,17 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="also write the markdown here")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     recognizer, what = load_recognizer(args.model)
-    recognizer.batch_size = args.batch
-    backends = {"PyTorch": recognizer, "ONNX Runtime": recognizer.with_bank(recognizer.bank).use_onnx(threads=args.threads)}
+    backends = contenders(args.model, args.threads, args.batch)
+    reference = backends["ONNX fp32"]
     cfg = recognizer.config
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (cfg.input_size, cfg.input_size), dtype=np.uint8) for _ in range(args.batch)]
-    tensor = recognizer.preprocess(crops)
+    batch = reference.preprocess(crops)
     photos = test_photos()
 
-    with torch.inference_mode():
-        baseline = min(timings(lambda: recognizer.model.embed(tensor), args.repeats)) / args.batch
-    rows: list[tuple[str, str, float, float]] = [("baseline: network forward on a ready tensor batch", "PyTorch", 1 / baseline, 1e3 * baseline)]
+    baseline = min(timings(lambda: reference.embedder(batch), args.repeats)) / args.batch
+    rows: list[tuple[str, str, float, float]] = [("baseline: network forward on a ready batch", "ONNX fp32", 1 / baseline, 1e3 * baseline)]
     for backend, rec in backends.items():
         batched = min(timings(lambda: rec.predict(crops), args.repeats)) / args.batch
         rows.append((f"aligned {cfg.input_size}x{cfg.input_size} crops, predict in batches of {args.batch}", backend, 1 / batched, 1e3 * batched))
@@ -113,8 +114,8 @@ def main() -> None:
 
     load = os.getloadavg()
     lines = [
-        f"Model {what} ({cfg.arch}, {cfg.input_size}px x{cfg.in_channels}, {cfg.embedding_size}-d); {args.threads} thread(s) for PyTorch "
-        f"{torch.__version__.split('+')[0]} and ONNX Runtime; detector {args.detector}; {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Model {what} ({cfg.arch}, {cfg.input_size}px x{cfg.in_channels}, {cfg.embedding_size}-d); {args.threads} thread(s) for "
+        f"{', '.join(backends)}; detector {args.detector}; {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load[0]:.2f} at the end.",
         "",
         "| workload | backend | faces/s | ms per item | speed vs baseline |",

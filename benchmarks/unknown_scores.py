@@ -73,7 +73,7 @@ def main() -> None:
         model = load_model(args.runs / f"without-{held_out}" / "best")
         faces = embed_arrays(model, images)
         train_faces = embed_arrays(model, train_images[subset])
-        scores = scores_of(model.bank.cosine(faces).numpy(), model.bank.scale, faces, train_faces, model.bank.cosine(train_faces).numpy())
+        scores = scores_of(model.bank.cosine(faces), model.bank.scale, faces, train_faces, model.bank.cosine(train_faces))
         known = labels != held_out
         truth = np.r_[np.ones(known.sum()), np.zeros((~known).sum())]
         auroc[held_out] = {name: float(roc_auc_score(truth, np.r_[v[known], v[~known]])) for name, v in scores.items()}

@@ -28,7 +28,23 @@ __all__ = [
     "NO_AUGMENT",
     "tiny_train_config",
     "make_tiny_model",
+    "assert_close",
 ]
+
+# ---------------------------------------------------------------- assertions
+
+
+def assert_close(actual: object, expected: object, *, rtol: float = 1.3e-6, atol: float = 1e-5) -> None:
+    """``torch.testing.assert_close`` for numpy: ``actual`` is an ndarray of ``expected``'s
+    shape (and dtype, float32 unless ``expected`` is an ndarray of another), equal within
+    float32's default tolerances."""
+    assert isinstance(actual, np.ndarray), f"expected a numpy array, got {type(actual).__name__}"
+    dtype = expected.dtype if isinstance(expected, np.ndarray) else np.dtype(np.float32)
+    expected = np.asarray(expected, dtype=dtype)
+    assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
 
 # ---------------------------------------------------------------- official layouts (moved from test_data.py)
 

@@ -6,8 +6,8 @@ tile copies of it. ``../shared/photos`` is used only when present.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -21,7 +21,6 @@ from spherefer import face as face_module
 from spherefer.face import detect as face_detect
 from spherefer.face import (
     LANDMARK_NAMES,
-    MEDIAPIPE_INSTALL,
     TEMPLATE,
     BLAZEFACE_FULL_RANGE,
     BLAZEFACE_SHORT_RANGE,
@@ -34,6 +33,7 @@ from spherefer.face import (
     anchor_centers,
     assess_quality,
     detect_faces,
+    detector_model_file,
     draw_faces,
     get_detector,
     similarity_transform,
@@ -296,7 +296,7 @@ def test_analyze_classifies_a_good_face(astronaut, recognizer):
     [record] = recognizer.analyze(astronaut)
     assert record.accepted and record.issues == [] and record.index == 0
     # the label is the accept rule on this face's own crop: its nearest center if the cosine reaches the threshold
-    cosines = recognizer.bank.centers.numpy() @ recognizer.embed(record.crop)[0]
+    cosines = recognizer.bank.centers @ recognizer.embed(record.crop)[0]
     best = int(cosines.argmax())
     assert record.prediction is not None and record.prediction.nearest == NAMES[best]
     assert record.prediction.score == pytest.approx(float(cosines[best]), abs=1e-5)
@@ -359,12 +359,16 @@ def test_custom_detector_through_the_registry(astronaut, recognizer, monkeypatch
     assert isinstance(get_detector("fixed"), Fixed) and get_detector("fixed") is get_detector("fixed")
 
 
-def test_missing_mediapipe_names_the_install_command(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
-    with pytest.raises(DetectorUnavailable, match=r"pip install --no-deps mediapipe==0\.10\.21"):
+def test_missing_detector_model_file_names_the_way_out(monkeypatch, tmp_path):
+    """The BlazeFace files ship in the package; a damaged install without them says what to do."""
+    for spec in (BLAZEFACE_SHORT_RANGE, BLAZEFACE_FULL_RANGE):
+        shipped = detector_model_file(spec.model_file)
+        assert shipped.is_file() and shipped.parent.name == "models"
+    assert (shipped.parent / "LICENSE.mediapipe").is_file()
+    monkeypatch.setattr(face_detect, "resources", SimpleNamespace(files=lambda package: tmp_path / "damaged"))
+    with pytest.raises(DetectorUnavailable, match=r"face_detection_short_range\.tflite is missing from the installed spherefer: "
+                                                  r"reinstall it, or pass --detector haar"):
         BlazeFaceDetector()
-    assert MEDIAPIPE_INSTALL == "pip install --no-deps mediapipe==0.10.21"
 
 
 def test_draw_faces_marks_every_face(astronaut, recognizer):

@@ -107,13 +107,13 @@ def test_the_bank_the_smoother_and_calibration_use_the_same_rule() -> None:
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(200, 4)).astype(np.float32)
     bank = _bank([0.3, None, 0.8], global_threshold=0.5)
-    cosines = bank.cosine(embeddings).numpy()
-    expected = decide(cosines, bank.thresholds().numpy())
+    cosines = bank.cosine(embeddings)
+    expected = decide(cosines, bank.thresholds())
 
     classified = bank.classify(embeddings)
     assert classified.indices.tolist() == expected.index.tolist()
     assert classified.labels == [label_of(i, bank.names) for i in expected.index]
-    np.testing.assert_array_equal(classified.scores.numpy(), expected.score)
+    np.testing.assert_array_equal(classified.scores, expected.score)
 
     smoother = LabelSmoother.from_bank(bank, config=SmoothingConfig(alpha=1.0, margin=0.0, patience=1))
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
-import torch
 
+from fixtures import assert_close
 from spherefer.centers import CenterBank
 from spherefer.protocols import (
     composed_centers,
@@ -38,7 +38,7 @@ def cluster(i: int, n: int, rng: np.random.Generator, noise: float = 0.05) -> np
 
 
 def bank_of(**centers: np.ndarray) -> CenterBank:
-    return CenterBank(list(centers), torch.as_tensor(np.stack(list(centers.values()))))
+    return CenterBank(list(centers), np.stack(list(centers.values())))
 
 
 # ---------------------------------------------------------------- few-shot draws
@@ -106,8 +106,8 @@ def test_enrol_bank_keeps_base_centers_and_adds_missing_classes() -> None:
     base = bank_of(happy=axis(0))
     bank = enrol_bank({"happy": np.stack([axis(1)] * 3), "new": np.stack([axis(2), axis(3)])}, base)
     assert bank.names == ["happy", "new"] and base.names == ["happy"]
-    torch.testing.assert_close(bank.center("happy"), torch.as_tensor(axis(0)))
-    torch.testing.assert_close(bank.center("new"), torch.as_tensor((axis(2) + axis(3)) / np.float32(np.sqrt(2))))
+    assert_close(bank.center("happy"), axis(0))
+    assert_close(bank.center("new"), (axis(2) + axis(3)) / np.float32(np.sqrt(2)))
     assert enrol_bank({"new": np.stack([axis(2)])}).names == ["new"]
 
 

@@ -142,17 +142,29 @@ def test_truncated_weights_and_bad_config(recognizer, tmp_path):
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ValueError, match="model weights .* truncated"):
+        load_model(folder, backend="torch")
+    graph = folder / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="model graph .*model.onnx is corrupted"):
+        load_model(folder)
+    meta = json.loads((folder / "config.json").read_text())
+    del meta["files"]  # a folder saved before the checksums: ONNX Runtime refuses the file
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="cannot load the ONNX model"):
         load_model(folder)
     folder = recognizer.save(tmp_path / "model2")
     meta = json.loads((folder / "config.json").read_text())
     meta["model"]["embedding_size"] = 32
     (folder / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="does not fit the architecture"):
+        load_model(folder, backend="torch")
+    with pytest.raises(ValueError, match="input/embedding spec .* differs"):
         load_model(folder)
     meta["model"]["arch"] = "vgg99"
     (folder / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="arch 'vgg99'"):
-        load_model(folder)
+        load_model(folder, backend="torch")
     (folder / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_model(folder)
@@ -184,7 +196,8 @@ def test_recognizer_leaves_the_model_it_is_given_unchanged(face):
 
 
 def test_load_model_gives_an_inference_ready_network(recognizer, tmp_path):
-    loaded = load_model(recognizer.save(tmp_path / "model"))
+    loaded = load_model(recognizer.save(tmp_path / "model"), backend="torch")
+    assert loaded.backend == "torch"
     assert not loaded.model.training
     assert loaded.model.backbone[0][0].weight.is_contiguous(memory_format=torch.channels_last)
 
@@ -226,14 +239,15 @@ def _import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = package.rsplit(".", node.level - 1)[0] if node.level else ""
                 stem = ".".join(p for p in (base, node.module or "") if p)
-                targets |= {stem} | {f"{stem}.{alias.name}" for alias in node.names}
+                # ``from pkg import sub`` imports the submodule (as in test_architecture), not pkg's own names
+                targets |= {f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in modules else stem for alias in node.names}
         graph[name] = {t for t in targets if t in modules and t != name}
     return graph
 
 
-def test_recognizer_export_and_the_onnx_backend_import_no_cycle():
+def test_recognizer_export_and_the_backends_import_no_cycle():
     graph = _import_graph()
-    touched = {"spherefer.recognizer", "spherefer.export", "spherefer.onnx_backend"}
+    touched = {"spherefer.recognizer", "spherefer.export", "spherefer.embedders", "spherefer.torch_backend"}
 
     def reaches(start: str, goal: str) -> bool:
         seen, todo = set(), [start]
@@ -246,5 +260,7 @@ def test_recognizer_export_and_the_onnx_backend_import_no_cycle():
         return False
 
     assert "spherefer.export" not in graph["spherefer.recognizer"]
-    assert "spherefer.onnx_backend" in graph["spherefer.recognizer"] and "spherefer.onnx_backend" in graph["spherefer.export"]
+    for backend in ("spherefer.embedders", "spherefer.torch_backend"):
+        assert backend in graph["spherefer.recognizer"] and backend in graph["spherefer.export"], backend
+    assert not reaches("spherefer.embedders", "spherefer.torch_backend")  # the ONNX side never needs the PyTorch one
     assert [module for module in sorted(touched) if reaches(module, module)] == []

@@ -292,7 +292,7 @@ def test_the_database_grows_linearly_with_the_changes(recognizer, tmp_path) -> N
     with BankStore(path, recognizer.bank, "default") as fresh:
         for bank in (served, fresh.current("p")[1]):
             assert bank.names == [n for n in recognizer.bank.names if n != "happy"] + [f"c{i}" if i != 3 else "renamed" for i in range(1, 161)]
-        np.testing.assert_allclose(fresh.current("p")[1].centers.numpy(), served.centers.numpy(), atol=1e-6)
+        np.testing.assert_allclose(fresh.current("p")[1].centers, served.centers, atol=1e-6)
         assert fresh.current("p")[1].summary() == served.summary() and fresh.current("p")[0] == version
         for _ in range(3):  # undo walks back across full copies and changes
             fresh.undo("p")

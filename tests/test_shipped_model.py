@@ -48,15 +48,26 @@ def test_info_prints_version_card_and_classes(tmp_path, monkeypatch):
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("precision", ["fp32", None], ids=["fp32", "as-loaded"])
 @pytest.mark.parametrize("model", ["default", "softmax", "sphere3d"])
 @pytest.mark.parametrize(
     "stem, dataset, split",
     [("ferplus_test", "ferplus", "test"), ("ckplus48", "ckplus48", None), ("fer2013_privatetest", "fer2013", "privatetest")],
 )
-def test_shipped_model_reaches_its_reported_accuracy(model, stem, dataset, split):
-    recognizer = spherefer.load_model(model)
+def test_shipped_model_reaches_its_reported_accuracy(model, stem, dataset, split, precision):
+    """``model.onnx`` reaches the card's results; as loaded by default (``model.int8.onnx``
+    where the card says int8 is shipped) it reaches the card's int8 row."""
+    recognizer = spherefer.load_model(model, precision=precision)
     reported = recognizer.card["results"][stem]
+    int8 = recognizer.card.get("int8", {})
+    shipped_int8 = bool(int8.get("shipped", False))
+    assert (spherefer.shipped_models()[model] / "model.int8.onnx").is_file() == shipped_int8
+    expected = reported["accuracy"]
+    if precision is None and shipped_int8:
+        [row] = [row for row in int8["rows"] if row["data"] == stem]
+        assert row["fp32"] == pytest.approx(reported["accuracy"], abs=1e-9)
+        expected = row["int8"]
     spec = f"{dataset}:{realdata_path(dataset)}" + (f":{split}" if split else "")
     report = evaluate(recognizer, spec, progress=False)
     assert report.n == reported["n"]
-    assert report.accuracy == pytest.approx(reported["accuracy"], abs=0.002)
+    assert report.accuracy == pytest.approx(expected, abs=0.002)

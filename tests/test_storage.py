@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,12 +27,16 @@ def flip_bit(data: bytes, position: int) -> bytes:
     return bytes(changed)
 
 
-def test_round_trip_keeps_tensors_and_metadata_and_hides_the_checksum(tmp_path: Path) -> None:
-    write_safetensors(tmp_path / "t.safetensors", tensors(), metadata={"note": "x"})
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_round_trip_keeps_tensors_and_metadata_and_hides_the_checksum(tmp_path: Path, kind: str) -> None:
+    """PyTorch tensors or numpy arrays go in; numpy arrays of the same dtype and values come out."""
+    given = tensors() if kind == "torch" else {key: value.numpy() for key, value in tensors().items()}
+    write_safetensors(tmp_path / "t.safetensors", given, metadata={"note": "x"})
     loaded, metadata = read_safetensors(tmp_path / "t.safetensors", "test file")
     assert metadata == {"note": "x"}
     for key, value in tensors().items():
-        assert torch.equal(loaded[key], value)
+        assert isinstance(loaded[key], np.ndarray) and loaded[key].dtype == value.numpy().dtype
+        np.testing.assert_array_equal(loaded[key], value.numpy())
 
 
 @pytest.mark.parametrize("where", ["tensor bytes", "metadata"])
@@ -46,7 +53,8 @@ def test_files_without_a_checksum_still_load(tmp_path: Path) -> None:
     path = tmp_path / "old.safetensors"
     path.write_bytes(save(tensors(), metadata={"note": "old"}))
     loaded, metadata = read_safetensors(path, "old file")
-    assert metadata == {"note": "old"} and torch.equal(loaded["a"], tensors()["a"])
+    assert metadata == {"note": "old"}
+    np.testing.assert_array_equal(loaded["a"], tensors()["a"].numpy())
 
 
 def test_corrupted_bank_bytes_and_bank_file_are_refused(tmp_path: Path) -> None:
@@ -65,7 +73,23 @@ def test_a_model_with_a_flipped_weight_bit_does_not_load(tmp_path: Path) -> None
     make_tiny_model(tmp_path / "model")
     weights = tmp_path / "model" / "model.safetensors"
     weights.write_bytes(flip_bit(weights.read_bytes(), weights.stat().st_size - 7))
-    with pytest.raises(ValueError, match="model weights .*corrupted"):
+    for backend in ("torch", "onnx"):  # the ONNX loader carries the weights on: it refuses them too
+        with pytest.raises(ValueError, match="model weights .*corrupted"):
+            spherefer.load_model(tmp_path / "model", backend=backend)
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="model weights .*truncated"):
+        spherefer.load_model(tmp_path / "model")
+
+
+@pytest.mark.parametrize("graph", ["model.onnx", "model.int8.onnx"])
+def test_a_network_graph_with_a_flipped_bit_does_not_load(tmp_path: Path, graph: str) -> None:
+    recognizer = spherefer.load_model(make_tiny_model(tmp_path / "made").save(tmp_path / "made"))
+    recognizer.embedder.files["model.int8.onnx"] = recognizer.embedder.files["model.onnx"]  # any second graph
+    recognizer.save(tmp_path / "model")
+    assert set(json.loads((tmp_path / "model" / "config.json").read_text())["files"]) == {"model.onnx", "model.int8.onnx", "model.safetensors"}
+    path = tmp_path / "model" / graph
+    path.write_bytes(flip_bit(path.read_bytes(), path.stat().st_size // 2))
+    with pytest.raises(ValueError, match=f"model graph .*{graph} is corrupted: its checksum does not match"):
         spherefer.load_model(tmp_path / "model")
 
 

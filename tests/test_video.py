@@ -121,7 +121,7 @@ def test_analyze_video_follows_one_face_in_one_track(recognizer, video: Path) ->
     face = records[0].faces[0]
     assert face.raw_prediction is not None and face.prediction is not None and face.embedding is not None
     # the accept rule on the face's own embedding; on the first frame there is nothing to smooth yet
-    cosines = recognizer.bank.centers.numpy() @ face.embedding
+    cosines = recognizer.bank.centers @ face.embedding
     best = int(cosines.argmax())
     expected = PATTERN_CLASSES[best] if cosines[best] >= recognizer.bank.thresholds()[best] else "unknown"
     assert face.raw_prediction.label == face.prediction.label == expected
@@ -140,7 +140,7 @@ def test_smoothing_on_and_off(recognizer, video: Path) -> None:
     assert smoothed[0].prediction.score == pytest.approx(raw[0].prediction.score, abs=1e-5)  # first frame: nothing to average yet
     # later frames are classified on the exponential average of the track's embeddings:
     # s_0 = e_0, s_t = 0.8 s_(t-1) + 0.2 e_t, cosines of s_t / |s_t| to the centers
-    centers = recognizer.bank.centers.numpy().astype(np.float64)
+    centers = recognizer.bank.centers.astype(np.float64)
     total = None
     for face, frame in zip(smoothed, raw):
         np.testing.assert_allclose(face.embedding, frame.embedding, atol=1e-6)  # the frame's own embedding is kept

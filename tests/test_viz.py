@@ -180,7 +180,7 @@ def test_png_is_an_image_with_every_class_colour(tmp_path: Path) -> None:
 def test_scene_cosines_and_classes() -> None:
     bank, embeddings, labels = clustered_bank(dim=8)
     scene = sphere_scene(bank, embeddings, labels)
-    own = np.array([unit(e) @ bank.center(lab).numpy() for e, lab in zip(embeddings, labels)])
+    own = np.array([unit(e) @ bank.center(lab) for e, lab in zip(embeddings, labels)])
     np.testing.assert_allclose(scene.cosines, own, atol=1e-6)
     assert scene.names == bank.names and scene.origins == ["trained"] * 3 + ["enrolled"]
     with pytest.raises(KeyError, match="no class named 'fear'"):
@@ -214,7 +214,7 @@ def test_html_is_offline_and_embeds_every_point(tmp_path: Path) -> None:
     assert classes["happy"]["count"] == 12 and classes["contempt"]["count"] == 0
     assert data["projection"]["method"] == "joint" and data["description"] == scene.description
     assert "8-d -> 3-d" in data["description"] and f"For {scene.agreement:.0%} of the faces" in data["description"]
-    assert data["agreement"] == pytest.approx(float(((scene.points @ scene.centers.T).argmax(1) == (embeddings @ bank.centers.numpy().T).argmax(1)).mean()))
+    assert data["agreement"] == pytest.approx(float(((scene.points @ scene.centers.T).argmax(1) == (embeddings @ bank.centers.T).argmax(1)).mean()))
 
 
 def _chromium() -> str | None:
@@ -331,7 +331,7 @@ def test_arc_position_in_high_dimension_and_non_orthogonal_components() -> None:
 def hand_made_bank() -> CenterBank:
     """happy, sad, surprise = e1, e2, e3; contempt enrolled at (1,1,1); happy+sad composed (their midpoint)."""
     bank = CenterBank(["happy", "sad", "surprise"], np.eye(3))
-    bank.trained_centers = {n: c.clone() for n, c in zip(bank.names, bank.centers)}
+    bank.trained_centers = {n: c.copy() for n, c in zip(bank.names, bank.centers)}
     bank.add("contempt", np.array([[1.0, 1.0, 1.0]]))
     bank.compose("happy+sad", ["happy", "sad"])
     return bank

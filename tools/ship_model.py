@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+import numpy as np
 
 import spherefer
 from spherefer.data import data_spec_stem, open_dataset
@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     run_dir: Path = args.run_dir
-    recognizer = spherefer.load_model(run_dir / "best")
+    recognizer = spherefer.load_model(run_dir / "best", backend="torch")
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     best = max(history, key=lambda row: row["val_acc"])
     recognizer.card.update(
@@ -59,8 +59,8 @@ def main() -> None:
     if args.threshold_data:
         dataset = open_dataset(args.threshold_data, classes=recognizer.bank.names)
         images, _ = dataset.load_arrays(size=recognizer.config.input_size)
-        best_cosine = recognizer.bank.cosine(embed_arrays(recognizer, images)).max(dim=1).values
-        threshold = round(float(torch.quantile(best_cosine, 1.0 - args.accept_known)), 4)
+        best_cosine = recognizer.bank.cosine(embed_arrays(recognizer, images)).max(axis=1)
+        threshold = round(float(np.quantile(best_cosine, 1.0 - args.accept_known)), 4)
         recognizer.bank.set_threshold(None, threshold)
         recognizer.card["threshold_rule"] = (
             f"global cosine threshold {threshold} accepts {args.accept_known:.0%} of the known faces of {args.threshold_data}"

@@ -8,13 +8,24 @@ few samples and faces far from every center are rejected as unknown.
 
 from .centers import CenterBank, Classification
 from .face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_faces
-from .heads import HEADS, create_head
 from .labels import UNKNOWN, Prediction
-from .models import BACKBONES, EmbeddingNet, ModelConfig, create_model
+from .model_config import ModelConfig
 from .recognizer import Recognizer, load_model, shipped_models
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 
 __version__ = "0.1.0"
+
+# The training side (PyTorch) is imported on first use, so that ``import spherefer`` and
+# everything the inference side needs run without PyTorch installed.
+_TRAINING_NAMES = {"HEADS": "heads", "create_head": "heads", "BACKBONES": "models", "EmbeddingNet": "models", "create_model": "models"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _TRAINING_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TRAINING_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module 'spherefer' has no attribute {name!r}")
 
 __all__ = [
     "__version__",

@@ -95,7 +95,7 @@ def calibrate(recognizer: Recognizer, data: str, target_far: float = 0.05, min_f
     dataset = open_dataset(data)
     images, targets = dataset.load_arrays(size=recognizer.config.input_size)
     labels = np.array([bank.names.index(dataset.classes[t]) if dataset.classes[t] in bank.names else -1 for t in targets])
-    cosines = bank.cosine(embed_arrays(recognizer, images)).numpy()
+    cosines = bank.cosine(embed_arrays(recognizer, images))
     global_t, per_class = choose_thresholds(cosines, labels, bank.names, target_far, min_false)
     thresholds = np.array([global_t if per_class[n] is None else per_class[n] for n in bank.names])
     nearest, _, index = decide(cosines, thresholds)

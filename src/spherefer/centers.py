@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from .labels import NO_FACE, REJECTED, RESERVED_LABELS, UNKNOWN, Prediction, check_class_name, decide, label_of, shown
 from .storage import parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
@@ -45,10 +42,10 @@ class Classification:
 
     names: list[str]
     labels: list[str]
-    indices: Tensor  # (N,) index of the winning class, -1 where unknown
-    scores: Tensor  # (N,) best cosine
-    cosines: Tensor  # (N, C)
-    probabilities: Tensor  # (N, C) softmax of scale * cosine
+    indices: np.ndarray  # (N,) index of the winning class, -1 where unknown
+    scores: np.ndarray  # (N,) best cosine
+    cosines: np.ndarray  # (N, C) float32
+    probabilities: np.ndarray  # (N, C) softmax of scale * cosine
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -75,35 +72,47 @@ class _ClassInfo:
     threshold: float | None = None
 
 
-def as_embeddings(embeddings: Tensor | np.ndarray | Sequence[Sequence[float]], dim: int | None, what: str) -> Tensor:
-    """Validate and convert embeddings to an (N, D) float32 tensor."""
-    x = torch.as_tensor(np.asarray(embeddings) if not isinstance(embeddings, Tensor) else embeddings)
-    x = x.detach().to(torch.float32).cpu()
+def _array(values: object) -> np.ndarray:
+    """A float32 numpy array of an array-like or a PyTorch tensor (detached, on CPU)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().float().numpy()  # type: ignore[attr-defined]
+    return np.array(values, dtype=np.float32)
+
+
+def _normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``x`` scaled to unit length along ``axis`` (computed in float64, returned float32)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    return (x64 / np.maximum(np.linalg.norm(x64, axis=axis, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def as_embeddings(embeddings: object, dim: int | None, what: str) -> np.ndarray:
+    """Validate and convert embeddings (an array-like or a PyTorch tensor) to an (N, D) float32 array."""
+    x = _array(embeddings)
     if x.ndim == 1:
-        x = x.unsqueeze(0)
+        x = x[None]
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"{what}: expected a non-empty (N, D) array of embeddings, got shape {tuple(x.shape)}")
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{what}: embeddings have dimension {x.shape[1]}, but this bank's centers have dimension {dim}")
-    if not torch.isfinite(x).all():
+    if not np.isfinite(x).all():
         raise ValueError(f"{what}: embeddings contain NaN or infinite values")
-    if (x.norm(dim=1) == 0).any():
+    if (np.linalg.norm(x, axis=1) == 0).any():
         raise ValueError(f"{what}: an embedding is all zeros and has no direction")
     return x
 
 
-def angle_degrees(a: Tensor, b: Tensor) -> float:
+def angle_degrees(a: object, b: object) -> float:
     """Angle in degrees between two vectors."""
-    cos = F.cosine_similarity(a.float().view(1, -1), b.float().view(1, -1)).clamp(-1.0, 1.0)
-    return math.degrees(math.acos(float(cos)))
+    u, v = _normalize(_array(a).ravel()), _normalize(_array(b).ravel())
+    return math.degrees(math.acos(float(np.clip(np.dot(u.astype(np.float64), v), -1.0, 1.0))))
 
 
-def _normalized_mean(x: Tensor) -> Tensor:
+def _normalized_mean(x: np.ndarray) -> np.ndarray:
     """Paper eq. 4: normalise each row, average, renormalise."""
-    mean = F.normalize(x, dim=1).mean(dim=0)
-    if mean.norm() < 1e-6:
+    mean = _normalize(x, axis=1).astype(np.float64).mean(axis=0)
+    if np.linalg.norm(mean) < 1e-6:
         raise ValueError("the samples point in opposite directions: their normalised mean has no direction")
-    return F.normalize(mean, dim=0)
+    return _normalize(mean)
 
 
 def _required(mapping: object, key: str, what: str, where: str = "") -> object:
@@ -124,16 +133,17 @@ class CenterBank:
     """
 
     names: list[str]
-    centers: Tensor
+    centers: np.ndarray
     scale: float = 30.0
     threshold: float = 0.6
     info: dict[str, _ClassInfo] = field(default_factory=dict)
-    trained_centers: dict[str, Tensor] = field(default_factory=dict)
+    trained_centers: dict[str, np.ndarray] = field(default_factory=dict)
     trained_threshold: float | None = None
 
     def __post_init__(self) -> None:
         self.names = list(self.names)
-        self.centers = F.normalize(torch.as_tensor(self.centers).detach().to(torch.float32).cpu(), dim=1)
+        centers = _array(self.centers)
+        self.centers = _normalize(centers, axis=1) if centers.ndim == 2 else centers
         if self.centers.ndim != 2 or self.centers.shape[0] != len(self.names):
             raise ValueError(f"centers must be ({len(self.names)}, D), got {tuple(self.centers.shape)}")
         for name in self.names:
@@ -149,13 +159,14 @@ class CenterBank:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_head(cls, head: "torch.nn.Module", names: Sequence[str], threshold: float = 0.6) -> "CenterBank":
-        """Bank of a trained head: its normalised weight rows, named ``names`` in order."""
-        centers = head.centers()
+    def from_head(cls, head: object, names: Sequence[str], threshold: float = 0.6) -> "CenterBank":
+        """Bank of a trained head (a :class:`~spherefer.heads.ClassificationHead`): its
+        normalised weight rows, named ``names`` in order."""
+        centers = _array(head.centers())  # type: ignore[attr-defined]
         if len(names) != centers.shape[0]:
             raise ValueError(f"the head has {centers.shape[0]} classes but {len(names)} names were given")
         bank = cls(list(names), centers, scale=float(getattr(head, "scale", 30.0)), threshold=threshold, trained_threshold=threshold)
-        bank.trained_centers = {n: c.clone() for n, c in zip(bank.names, bank.centers)}
+        bank.trained_centers = {n: c.copy() for n, c in zip(bank.names, bank.centers)}
         return bank
 
     # ------------------------------------------------------------------ properties
@@ -175,8 +186,9 @@ class CenterBank:
             raise KeyError(f"no class named {name!r}; classes are {self.names}")
         return self.names.index(name)
 
-    def center(self, name: str) -> Tensor:
-        return self.centers[self.index(name)].clone()
+    def center(self, name: str) -> np.ndarray:
+        """A copy of ``name``'s unit center, (D,) float32."""
+        return self.centers[self.index(name)].copy()
 
     def summary(self) -> list[dict[str, object]]:
         """One dict per class: name, origin, sample count, updates, threshold."""
@@ -200,7 +212,7 @@ class CenterBank:
         if not -1.0 <= float(value) <= 1.0:
             raise ValueError(f"a cosine threshold must lie in [-1, 1], got {value}")
 
-    def add(self, name: str, embeddings: Tensor | np.ndarray, origin: str = "enrolled", threshold: float | None = None) -> Tensor:
+    def add(self, name: str, embeddings: object, origin: str = "enrolled", threshold: float | None = None) -> np.ndarray:
         """Enrol a new class from sample embeddings (normalise, average, renormalise); returns its center."""
         self.check_new_name(name)
         if origin not in ORIGINS:
@@ -210,11 +222,11 @@ class CenterBank:
         x = as_embeddings(embeddings, self.embedding_size, f"adding class {name!r}")
         center = _normalized_mean(x)
         self.names.append(name)
-        self.centers = torch.cat([self.centers, center.unsqueeze(0)])
+        self.centers = np.concatenate([self.centers, center[None]])
         self.info[name] = _ClassInfo(count=x.shape[0], origin=origin, threshold=threshold)
-        return center.clone()
+        return center.copy()
 
-    def compose(self, name: str, components: Sequence[str], weights: Sequence[float] | None = None, threshold: float | None = None) -> Tensor:
+    def compose(self, name: str, components: Sequence[str], weights: Sequence[float] | None = None, threshold: float | None = None) -> np.ndarray:
         """Enrol a class from no samples: the normalised weighted sum of existing centers."""
         if len(components) < 2:
             raise ValueError(f"composing {name!r} needs at least two existing classes, got {list(components)}")
@@ -223,12 +235,12 @@ class CenterBank:
             raise ValueError(f"{len(components)} classes but {len(weights)} weights")
         if any(w <= 0 for w in weights):
             raise ValueError(f"composition weights must be positive, got {weights}")
-        mix = sum(w * self.centers[self.index(c)] for w, c in zip(weights, components))
-        center = self.add(name, mix.unsqueeze(0), origin="composed", threshold=threshold)
+        mix = sum(w * self.centers[self.index(c)].astype(np.float64) for w, c in zip(weights, components))
+        center = self.add(name, np.asarray(mix)[None], origin="composed", threshold=threshold)
         self.info[name].count = 0
         return center
 
-    def update(self, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9, per: str = "call") -> Tensor:
+    def update(self, name: str, embeddings: object, momentum: float = 0.9, per: str = "call") -> np.ndarray:
         """Move a center towards new instances by a moving average on the sphere; returns the new center.
 
         ``per="call"`` (default): the instances' normalised mean ``m`` (normalise each,
@@ -243,19 +255,19 @@ class CenterBank:
         if per not in ("call", "instance"):
             raise ValueError(f"per must be 'call' or 'instance', got {per!r}")
         i = self.index(name)
-        x = F.normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), dim=1)
+        x = _normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), axis=1)
         steps = [_normalized_mean(x)] if per == "call" else list(x)
         center = self.centers[i]
         for e in steps:
-            moved = momentum * center + (1.0 - momentum) * e
-            if moved.norm() < 1e-6:
+            moved = momentum * center.astype(np.float64) + (1.0 - momentum) * e.astype(np.float64)
+            if np.linalg.norm(moved) < 1e-6:
                 raise ValueError(f"updating class {name!r}: the new instances point exactly away from the center")
-            center = F.normalize(moved, dim=0)
-        self.centers = self.centers.clone()
+            center = _normalize(moved)
+        self.centers = self.centers.copy()
         self.centers[i] = center
         self.info[name].count += x.shape[0]
         self.info[name].updates += 1
-        return center.clone()
+        return center.copy()
 
     def remove(self, name: str) -> None:
         """Delete a class (trained ones can be brought back with :meth:`reset`)."""
@@ -278,13 +290,13 @@ class CenterBank:
         """Restore a trained class's original center (re-adding it if it was removed)."""
         if name not in self.trained_centers:
             raise KeyError(f"{name!r} is not a trained class; trained classes are {list(self.trained_centers)}")
-        center = self.trained_centers[name].clone()
+        center = self.trained_centers[name].copy()
         if name in self.names:
-            self.centers = self.centers.clone()
+            self.centers = self.centers.copy()
             self.centers[self.index(name)] = center
         else:
             self.names.append(name)
-            self.centers = torch.cat([self.centers, center.unsqueeze(0)])
+            self.centers = np.concatenate([self.centers, center[None]])
         self.info[name] = _ClassInfo(count=0, origin="trained")
 
     def restore_trained(self) -> None:
@@ -293,7 +305,7 @@ class CenterBank:
         if not self.trained_centers:
             raise ValueError("this bank has no trained centers to restore")
         self.names = list(self.trained_centers)
-        self.centers = torch.stack([c.clone() for c in self.trained_centers.values()])
+        self.centers = np.stack([c.copy() for c in self.trained_centers.values()])
         self.info = {n: _ClassInfo(count=0, origin="trained") for n in self.names}
         if self.trained_threshold is not None:
             self.threshold = self.trained_threshold
@@ -312,27 +324,29 @@ class CenterBank:
         self.info[name].threshold = None if value is None else float(value)
 
     # ------------------------------------------------------------------ inference
-    def cosine(self, embeddings: Tensor | np.ndarray) -> Tensor:
-        """(N, C) cosine between normalised embeddings and every center."""
-        x = F.normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), dim=1)
-        return (x @ self.centers.t()).clamp(-1.0, 1.0)
+    def cosine(self, embeddings: object) -> np.ndarray:
+        """(N, C) float32 cosine between normalised embeddings and every center."""
+        x = _normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), axis=1)
+        return np.clip(x @ self.centers.T, -1.0, 1.0)
 
-    def thresholds(self, threshold: float | None = None) -> Tensor:
+    def thresholds(self, threshold: float | None = None) -> np.ndarray:
         """(C,) effective threshold per class: its own if set, else the global one."""
         default = self.threshold if threshold is None else float(threshold)
         self._check_threshold(default)
-        return torch.tensor([default if self.info[n].threshold is None else self.info[n].threshold for n in self.names])
+        return np.array([default if self.info[n].threshold is None else self.info[n].threshold for n in self.names], dtype=np.float32)
 
-    def classify(self, embeddings: Tensor | np.ndarray, threshold: float | None = None) -> Classification:
+    def classify(self, embeddings: object, threshold: float | None = None) -> Classification:
         """Best class per row, or ``unknown`` when its cosine is below that class's threshold
         (the accept rule, :func:`~spherefer.labels.decide`)."""
         if not self.names:
             raise ValueError("the center bank has no classes")
         cos = self.cosine(embeddings)
-        decision = decide(cos.numpy(), self.thresholds(threshold).numpy())
+        decision = decide(cos, self.thresholds(threshold))
         labels = [label_of(i, self.names) for i in decision.index.tolist()]
-        probabilities = torch.softmax(self.scale * cos, dim=1)
-        return Classification(list(self.names), labels, torch.from_numpy(decision.index), torch.from_numpy(decision.score), cos, probabilities)
+        logits = self.scale * cos.astype(np.float64)
+        odds = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = (odds / odds.sum(axis=1, keepdims=True)).astype(np.float32)
+        return Classification(list(self.names), labels, decision.index, decision.score, cos, probabilities)
 
     # ------------------------------------------------------------------ persistence
     def to_metadata(self) -> dict[str, object]:
@@ -347,10 +361,10 @@ class CenterBank:
             "trained_threshold": self.trained_threshold,
         }
 
-    def _tensors(self) -> dict[str, Tensor]:
+    def _tensors(self) -> dict[str, np.ndarray]:
         tensors = {"centers": self.centers}
         if self.trained_centers:
-            tensors["trained_centers"] = torch.stack(list(self.trained_centers.values()))
+            tensors["trained_centers"] = np.stack(list(self.trained_centers.values()))
         return tensors
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -374,7 +388,7 @@ class CenterBank:
         return cls._from_parts(tensors, metadata, source)
 
     @classmethod
-    def _from_parts(cls, tensors: dict[str, Tensor], metadata: dict[str, str], path: str) -> "CenterBank":
+    def _from_parts(cls, tensors: dict[str, np.ndarray], metadata: dict[str, str], path: str) -> "CenterBank":
         try:
             meta = json.loads(metadata["spherefer"])
         except (KeyError, json.JSONDecodeError) as err:
@@ -405,5 +419,5 @@ class CenterBank:
         trained_threshold = meta.get("trained_threshold")
         bank = cls(names, centers, scale=float(required(meta, "scale")), threshold=float(required(meta, "threshold")), info=info,
                    trained_threshold=None if trained_threshold is None else float(trained_threshold))
-        bank.trained_centers = {n: c for n, c in zip(trained_names, trained)} if trained_names else {}
+        bank.trained_centers = {n: c.copy() for n, c in zip(trained_names, trained)} if trained_names else {}
         return bank

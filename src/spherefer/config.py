@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from .models import ModelConfig
+from .models import ModelConfig, check_buildable
 
 __all__ = ["DataConfig", "OptimConfig", "AugmentConfig", "LossConfig", "TrainConfig", "load_train_config", "shipped_configs"]
 
@@ -142,6 +142,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
+        check_buildable(self.model)
         if self.model.num_classes != len(self.data.classes):
             raise ValueError(f"model.num_classes is {self.model.num_classes} but data.classes names {len(self.data.classes)} classes")
 

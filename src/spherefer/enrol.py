@@ -33,10 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
 
 from .centers import CenterBank, angle_degrees, as_embeddings
 from .images import ImageInput, collect_image_files
@@ -79,7 +76,7 @@ is an OSError): enrolment and ``spherefer predict`` skip that input and go on wi
 T = TypeVar("T")
 
 
-def estimate_threshold(embeddings: Tensor | np.ndarray, ceiling: float, quantile: float = THRESHOLD_QUANTILE) -> float:
+def estimate_threshold(embeddings: np.ndarray, ceiling: float, quantile: float = THRESHOLD_QUANTILE) -> float:
     """A new class's own acceptance threshold from its samples' spread.
 
     Each sample's cosine to the normalised mean of the *other* samples (leave-one-out)
@@ -87,16 +84,17 @@ def estimate_threshold(embeddings: Tensor | np.ndarray, ceiling: float, quantile
     their ``quantile``, capped at ``ceiling`` (the bank's global threshold) so that a
     tight class is never stricter than the rest. Needs at least three samples.
     """
-    x = F.normalize(as_embeddings(embeddings, None, "estimating a threshold"), dim=1)
+    x = as_embeddings(embeddings, None, "estimating a threshold").astype(np.float64)
     if x.shape[0] < 3:
         raise ValueError(f"estimating a threshold needs at least 3 samples, got {x.shape[0]}")
-    total = x.sum(dim=0, keepdim=True)
-    others = F.normalize(total - x, dim=1)
-    loo = (x * others).sum(dim=1)
-    return float(min(ceiling, torch.quantile(loo, quantile)))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    others = x.sum(axis=0, keepdims=True) - x
+    others /= np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
+    loo = (x * others).sum(axis=1)
+    return float(min(ceiling, np.quantile(loo, quantile)))
 
 
-def new_class_threshold(embeddings: Tensor | np.ndarray, ceiling: float, threshold: float | None = None) -> float | None:
+def new_class_threshold(embeddings: np.ndarray, ceiling: float, threshold: float | None = None) -> float | None:
     """The threshold a class enrolled from ``embeddings`` gets: ``threshold`` when given,
     else :func:`estimate_threshold` (capped at ``ceiling``) from three or more samples,
     else None (the bank's global threshold applies)."""
@@ -160,7 +158,7 @@ def enrolment_embeddings(
     corrupt, too large) or a photo without a usable face is skipped and passed to
     ``on_skip(path, reason)``; one bad file never stops the others."""
     samples: list[np.ndarray] = []
-    crops: list[Tensor] = []
+    crops: list[np.ndarray] = []
     for item in files:
         path = Path(item)
         try:
@@ -172,7 +170,7 @@ def enrolment_embeddings(
             if on_skip is not None:
                 on_skip(path, str(err))
     if crops:
-        return recognizer.embed_tensor(torch.cat(crops)).numpy()
+        return recognizer.embed_batch(np.concatenate(crops))
     return np.stack(samples) if samples else np.empty((0, recognizer.config.embedding_size), dtype=np.float32)
 
 
@@ -183,10 +181,10 @@ class Enrolled:
     name: str
     count: int
     threshold: float | None
-    center: Tensor
+    center: np.ndarray
 
 
-def enrol_class(bank: CenterBank, name: str, embeddings: Tensor | np.ndarray, threshold: float | None = None) -> Enrolled:
+def enrol_class(bank: CenterBank, name: str, embeddings: np.ndarray, threshold: float | None = None) -> Enrolled:
     """Add class ``name`` to ``bank`` from sample ``embeddings``, with the threshold of
     :func:`new_class_threshold` (``threshold`` overrides the estimate)."""
     bank.check_new_name(name)
@@ -205,7 +203,7 @@ def old_center_weight(momentum: float, count: int, per: str = "call") -> float:
     return float(momentum) if per == "call" else float(momentum) ** count
 
 
-def update_class(bank: CenterBank, name: str, embeddings: Tensor | np.ndarray, momentum: float = 0.9, per: str = "call") -> float:
+def update_class(bank: CenterBank, name: str, embeddings: np.ndarray, momentum: float = 0.9, per: str = "call") -> float:
     """Move class ``name``'s center towards new instances (:meth:`CenterBank.update`; once
     per call by default, see :func:`old_center_weight`); the angle it moved, in degrees."""
     before = bank.center(name)

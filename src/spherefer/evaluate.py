@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .data import open_dataset, parse_data_spec
-from .models import normalize_input
+from .embedders import normalize_pixels
 from .recognizer import Recognizer
 from .storage import atomic_write, write_json
 
@@ -28,9 +27,8 @@ def embed_arrays(recognizer: Recognizer, images: np.ndarray, batch_size: int = 5
 
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc="embedding", disable=not progress, leave=False):
-        batch = torch.from_numpy(images[start : start + batch_size]).unsqueeze(1).float().div_(255.0)
-        out.append(recognizer.embed_tensor(normalize_input(batch, recognizer.config)))
-    return torch.cat(out).numpy() if out else np.empty((0, recognizer.config.embedding_size), np.float32)
+        out.append(recognizer.embed_batch(normalize_pixels(images[start : start + batch_size], recognizer.config)))
+    return np.concatenate(out) if out else np.empty((0, recognizer.config.embedding_size), np.float32)
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, row_names: list[str], col_names: list[str]) -> dict[str, Any]:
@@ -146,7 +144,7 @@ def evaluate(recognizer: Recognizer, data: str, model_name: str = "model", batch
     images, labels = subset.load_arrays(size=recognizer.config.input_size)
     embeddings = embed_arrays(recognizer, images, batch_size, progress)
     result = recognizer.bank.classify(embeddings)
-    predicted = result.cosines.argmax(1).numpy()
+    predicted = result.cosines.argmax(1)
     metrics = classification_metrics(np.asarray(labels), predicted, list(subset.classes), bank_names)
     return EvaluationReport(
         model=model_name,
@@ -156,6 +154,6 @@ def evaluate(recognizer: Recognizer, data: str, model_name: str = "model", batch
         predicted_classes=list(bank_names),
         excluded=excluded,
         threshold=recognizer.bank.threshold,
-        unknown_rate=float((result.indices < 0).float().mean()),
+        unknown_rate=float((result.indices < 0).mean()),
         **metrics,
     )

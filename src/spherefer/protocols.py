@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from .centers import CenterBank, angle_degrees
 from .data.splits import subject_split
@@ -87,7 +86,7 @@ def enrol_bank(shots: Mapping[str, np.ndarray], base: CenterBank | None = None) 
     """
     if base is None:
         dim = next(iter(shots.values())).shape[-1]
-        bank = CenterBank([], torch.empty(0, dim))
+        bank = CenterBank([], np.empty((0, dim), np.float32))
     else:
         bank = copy.deepcopy(base)
     for name, x in shots.items():
@@ -99,7 +98,7 @@ def enrol_bank(shots: Mapping[str, np.ndarray], base: CenterBank | None = None) 
 def _bank_predictor(bank: CenterBank) -> Predictor:
     """Name of the nearest center of each embedding (no threshold)."""
     names = np.array(bank.names)
-    return lambda x: names[bank.cosine(x).argmax(1).numpy()]
+    return lambda x: names[bank.cosine(x).argmax(1)]
 
 
 def nearest_center(base: CenterBank | None = None) -> Fit:
@@ -116,7 +115,7 @@ def composed_centers(base: CenterBank, pairs: Mapping[str, Sequence[str]], with_
     for name, parts in pairs.items():
         bank.compose(name, parts)
     if not with_base:
-        bank = CenterBank(list(pairs), torch.stack([bank.center(name) for name in pairs]))
+        bank = CenterBank(list(pairs), np.stack([bank.center(name) for name in pairs]))
     predict = _bank_predictor(bank)
     return lambda shots: predict
 
@@ -411,11 +410,11 @@ def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], u
     if foreign:
         raise ValueError(f"known faces are labelled with classes the bank lacks: {foreign}")
     seen, unseen = bank.classify(known), bank.classify(unknown)
-    known_scores, unknown_scores = seen.scores.numpy(), unseen.scores.numpy()
-    accepted = seen.indices.numpy() >= 0
+    known_scores, unknown_scores = seen.scores, unseen.scores
+    accepted = seen.indices >= 0
     predicted = np.array(seen.labels)
     truth = np.r_[np.ones(len(known_scores)), np.zeros(len(unknown_scores))]
-    top2 = [np.sort(result.cosines.numpy(), axis=1)[:, -2:] for result in (seen, unseen)]
+    top2 = [np.sort(result.cosines, axis=1)[:, -2:] for result in (seen, unseen)]
     margins = np.r_[top2[0][:, 1] - top2[0][:, 0], top2[1][:, 1] - top2[1][:, 0]]
     return OpenSetResult(
         n_known=len(known_scores),
@@ -426,7 +425,7 @@ def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], u
         threshold=bank.threshold,
         accepted_accuracy=float(np.mean(predicted[accepted] == known_labels[accepted])) if accepted.any() else float("nan"),
         known_rejected=float(np.mean(~accepted)),
-        unknown_accepted=float(np.mean(unseen.indices.numpy() >= 0)),
+        unknown_accepted=float(np.mean(unseen.indices >= 0)),
     )
 
 

@@ -1,15 +1,22 @@
 """The public inference object: a network plus its center bank.
 
-A model folder holds ``model.safetensors`` (the network's state_dict),
-``config.json`` (the :class:`ModelConfig` and a short card: trained or not, data,
-results), ``bank.safetensors`` (the :class:`CenterBank`) and, for shipped models,
+A model folder holds ``model.onnx`` (the network, run by ONNX Runtime),
+``model.safetensors`` (its PyTorch state_dict, for training further), ``config.json``
+(the :class:`ModelConfig` and a short card: trained or not, data, results),
+``bank.safetensors`` (the :class:`CenterBank`) and, for shipped models,
 ``MODEL_CARD.md``. Shipped models live in the package under ``weights/<name>``.
+
+Nothing here imports PyTorch: the network runs in ONNX Runtime
+(:class:`~spherefer.embedders.OnnxEmbedder`). A recognizer built from a PyTorch
+network, or loaded with ``backend="torch"``, embeds with
+:class:`~spherefer.torch_backend.TorchEmbedder` (``pip install "spherefer[train]"``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import os
 from contextlib import contextmanager
 from importlib import resources
@@ -17,25 +24,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from .centers import CenterBank
+from .embedders import MODEL_FILES, WEIGHTS_FILE, Embedder, OnnxEmbedder, preprocess
+from .extras import install_hint
 from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
-from .images import ImageInput, as_image_list, flatten_to_mode, to_pil
+from .images import ImageInput, as_image_list
 from .labels import Prediction
-from .models import EmbeddingNet, ModelConfig, normalize_input
-from .onnx_backend import OnnxEmbedder, onnx_bytes
-from .storage import file_lock, read_json, read_safetensors, write_json, write_safetensors
+from .model_config import ModelConfig
+from .storage import file_lock, parse_safetensors, read_json, write_json
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 
 if TYPE_CHECKING:
+    from .models import EmbeddingNet
     from .video import FrameRecord, VideoSource
 
-__all__ = ["Recognizer", "load_model", "load_editable_model", "editing_model", "shipped_models", "editable_bank_path", "resolve_model_path", "MODEL_FORMAT_VERSION"]
+__all__ = [
+    "Recognizer", "load_model", "load_editable_model", "editing_model", "shipped_models", "editable_bank_path", "resolve_model_path",
+    "MODEL_FORMAT_VERSION", "BACKENDS",
+]
 
 MODEL_FORMAT_VERSION = 1
+BACKENDS = ("onnx", "torch")
 
 
 def shipped_models() -> dict[str, Path]:
@@ -46,45 +56,43 @@ def shipped_models() -> dict[str, Path]:
     return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
 
 
+def _torch_backend() -> Any:
+    """:mod:`spherefer.torch_backend`, or a ``ValueError`` saying how to install PyTorch."""
+    try:
+        from . import torch_backend
+    except ImportError as err:
+        raise ValueError(f"the PyTorch network: {install_hint(err) or err}") from err
+    return torch_backend
+
+
 class Recognizer:
-    """A trained embedding network with its :class:`CenterBank`.
+    """An embedding network with its :class:`CenterBank`.
 
     :meth:`embed` and :meth:`predict` take aligned face crops; :meth:`analyze` takes a
     whole photo and finds, aligns, checks and classifies every face in it;
     :meth:`analyze_video` does the same for every frame of a video or webcam, with
-    tracks and temporal smoothing. The network runs in PyTorch, or in ONNX Runtime
-    after :meth:`use_onnx`.
+    tracks and temporal smoothing.
 
-    The recognizer works on its own copy of ``model`` (in eval mode, channels-last), so
-    the caller's network -- a model still training, say -- is left as it was; later
-    changes to it do not reach the recognizer. ``bank`` is used as given (not copied):
-    edits to it are the recognizer's edits. :meth:`with_bank` gives a recognizer sharing
-    this one's network with another bank.
+    ``network`` is an embedder (:class:`~spherefer.embedders.OnnxEmbedder`, as
+    :func:`load_model` gives) or a PyTorch :class:`~spherefer.models.EmbeddingNet`, of
+    which the recognizer keeps its own copy (eval mode), so a model still training is
+    left as it was. ``bank`` is used as given (not copied): edits to it are the
+    recognizer's edits. :meth:`with_bank` gives a recognizer sharing this one's network
+    with another bank.
     """
 
-    def __init__(self, model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> None:
-        _check_bank(bank, model.config)
-        self._setup(copy.deepcopy(model), bank, card, batch_size)
-
-    @classmethod
-    def _adopt(cls, model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> "Recognizer":
-        """A recognizer that takes ``model`` over instead of copying it (for a network nobody else holds, as in :func:`load_model`)."""
-        _check_bank(bank, model.config)
-        recognizer = cls.__new__(cls)
-        recognizer._setup(model, bank, card, batch_size)
-        return recognizer
-
-    def _setup(self, own_model: EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None, batch_size: int) -> None:
-        self.model = own_model.eval().to(memory_format=torch.channels_last)  # about 1.5x faster convolutions on CPU
+    def __init__(self, network: "Embedder | EmbeddingNet", bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> None:
+        embedder = network if hasattr(network, "backend") else _torch_backend().TorchEmbedder(network)
+        _check_bank(bank, embedder.config)
+        self.embedder: Embedder = embedder
         self.bank = bank
         self.card = dict(card or {})
         self.batch_size = batch_size
-        self.onnx: OnnxEmbedder | None = None
 
     def with_bank(self, bank: CenterBank) -> "Recognizer":
-        """A recognizer with ``bank`` that shares this one's network and backend (PyTorch or the
-        ONNX session; neither is copied) and has the same card and batch size: use it to
-        classify against another bank, e.g. one profile's. This recognizer is not changed."""
+        """A recognizer with ``bank`` that shares this one's network (not copied) and has the
+        same card and batch size: use it to classify against another bank, e.g. one
+        profile's. This recognizer is not changed."""
         _check_bank(bank, self.config)
         other = copy.copy(self)
         other.bank = bank
@@ -93,76 +101,56 @@ class Recognizer:
 
     @property
     def config(self) -> ModelConfig:
-        return self.model.config
+        return self.embedder.config
 
     @property
     def backend(self) -> str:
-        """``"torch"`` or ``"onnx"``: what :meth:`embed_tensor` runs."""
-        return "torch" if self.onnx is None else "onnx"
+        """``"onnx"`` or ``"torch"``: what runs the network."""
+        return self.embedder.backend
+
+    @property
+    def model(self) -> "EmbeddingNet":
+        """The PyTorch network (``backend == "torch"`` only)."""
+        if self.backend != "torch":
+            raise ValueError('this recognizer runs its network in ONNX Runtime; load_model(..., backend="torch") gives the PyTorch one')
+        return self.embedder.model  # type: ignore[attr-defined]
 
     def use_onnx(self, path: str | os.PathLike[str] | None = None, threads: int | None = None) -> "Recognizer":
         """Embed with ONNX Runtime from now on: the file at ``path`` (written by
-        :func:`~spherefer.export.export_onnx` or ``spherefer export --onnx``), or, without
-        a path, this recognizer's own network exported in memory. Returns ``self``.
+        ``spherefer export --onnx``), or, without a path, this recognizer's own PyTorch
+        network exported in memory. Returns ``self``.
 
         The file must have been exported from a network with this one's input spec and
         embedding size (checked against the config stored in it); the center bank stays
         this recognizer's.
         """
-        embedder = OnnxEmbedder(onnx_bytes(self.model, self.card) if path is None else path, threads=threads)
-        cfg = self.config
-        if embedder.config is not None:
-            mine = {k: getattr(cfg, k) for k in ("input_size", "in_channels", "mean", "std", "embedding_size")}
-            theirs = {k: getattr(embedder.config, k) for k in mine}
-            if mine != theirs:
-                raise ValueError(f"the ONNX model's input/embedding spec {theirs} differs from this model's {mine}")
-        elif embedder.embedding_size != cfg.embedding_size:
-            raise ValueError(f"the ONNX model embeds in {embedder.embedding_size} dimensions, this model's bank in {cfg.embedding_size}")
-        self.onnx = embedder
-        return self
-
-    def use_torch(self) -> "Recognizer":
-        """Embed with the PyTorch network again. Returns ``self``."""
-        self.onnx = None
+        if path is None:
+            if self.backend == "onnx":
+                return self
+            source: bytes | str | os.PathLike[str] = _torch_backend().onnx_bytes(self.model, self.card)
+        else:
+            source = path
+        self.embedder = OnnxEmbedder(source, threads=threads, config=self.config)
         return self
 
     @property
     def trained(self) -> bool:
         return bool(self.card.get("trained", False))
 
-    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """Resize/convert images to the model's input spec: (N, C, S, S) normalised float32."""
-        cfg = self.config
-        mode = "L" if cfg.in_channels == 1 else "RGB"
-        size = (cfg.input_size, cfg.input_size)
-        arrays = []
-        for image in images:
-            pil = flatten_to_mode(to_pil(image), mode)
-            if pil.size != size:
-                pil = pil.resize(size, Image.BILINEAR)
-            arrays.append(np.asarray(pil, dtype=np.uint8).reshape(cfg.input_size, cfg.input_size, cfg.in_channels))
-        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
-        return normalize_input(batch, cfg)
+    def preprocess(self, images: Sequence[ImageInput]) -> np.ndarray:
+        """Resize/convert face crops to the model's input spec: (N, C, S, S) normalised float32."""
+        return preprocess(images, self.config)
 
-    @torch.inference_mode()
-    def embed_tensor(self, batch: torch.Tensor) -> torch.Tensor:
-        """Unit embeddings (N, D) float32 of an already preprocessed batch."""
-        if self.onnx is not None:
-            out = [torch.from_numpy(self.onnx(chunk.numpy())) for chunk in batch.split(self.batch_size)]
-        else:
-            out = [
-                F.normalize(self.model.embed(chunk.contiguous(memory_format=torch.channels_last)).float(), dim=1)
-                for chunk in batch.split(self.batch_size)
-            ]
-        return torch.cat(out) if out else torch.empty(0, self.config.embedding_size)
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Unit embeddings (N, D) float32 of an already preprocessed batch, ``batch_size`` at a time."""
+        out = [self.embedder(batch[i : i + self.batch_size]) for i in range(0, len(batch), self.batch_size)]
+        return np.concatenate(out) if out else np.empty((0, self.config.embedding_size), dtype=np.float32)
 
     def embed(self, images: ImageInput | Iterable[ImageInput]) -> np.ndarray:
         """Unit embeddings (N, D) float32 for aligned face crops (PIL images, arrays or paths)."""
         items = _as_list(images)
-        if not items:
-            return np.empty((0, self.config.embedding_size), dtype=np.float32)
-        chunks = [self.embed_tensor(self.preprocess(items[i : i + self.batch_size])) for i in range(0, len(items), self.batch_size)]
-        return torch.cat(chunks).numpy()
+        chunks = [self.embedder(self.preprocess(items[i : i + self.batch_size])) for i in range(0, len(items), self.batch_size)]
+        return np.concatenate(chunks) if chunks else np.empty((0, self.config.embedding_size), dtype=np.float32)
 
     def predict(self, images: ImageInput | Iterable[ImageInput], threshold: float | None = None) -> list[Prediction]:
         """Label (or ``unknown``), cosine score and class probabilities for each face crop."""
@@ -227,9 +215,8 @@ class Recognizer:
         opened or decoded raise ``ValueError`` (on the first frame); a source opened
         here is closed when the generator ends.
 
-        Each frame embeds only a few crops, for which one PyTorch thread is fastest;
-        on a busy CPU, ``torch.set_num_threads(1)`` avoids idle OpenMP threads spinning
-        between frames (``spherefer predict`` does so).
+        Each frame embeds only a few crops, for which one thread is fastest
+        (``load_model(..., threads=1)``, as ``spherefer predict`` does).
         """
         from .video import FrameRecord, VideoSource
 
@@ -261,11 +248,17 @@ class Recognizer:
         record.prediction = dataclasses.replace(prediction, label=smoothed.label, score=float(score))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write weights, config/card and bank into folder ``path`` (each file atomically)."""
+        """Write the network (``model.onnx``, and the int8 graph and ``model.safetensors`` when
+        known), config/card (with the network files' SHA-256) and bank into folder ``path``,
+        each file atomically."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        write_safetensors(folder / "model.safetensors", self.model.state_dict())
-        write_json(folder / "config.json", {"format_version": MODEL_FORMAT_VERSION, "model": self.config.to_dict(), "card": self.card})
+        written = self.embedder.save(folder)
+        for stale in {*MODEL_FILES.values(), WEIGHTS_FILE} - set(written):  # another network's files must not stay
+            (folder / stale).unlink(missing_ok=True)
+        checksums = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(written)}
+        write_json(folder / "config.json", {"format_version": MODEL_FORMAT_VERSION, "model": self.config.to_dict(),
+                                            "files": checksums, "card": self.card})
         self.bank.save(folder / "bank.safetensors")
         return folder
 
@@ -306,46 +299,76 @@ def editable_bank_path(path_or_name: str | os.PathLike[str]) -> Path:
 
 def load_model(
     path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None, batch_size: int = 256,
-    backend: str = "torch",
+    backend: str | None = None, threads: int | None = None, precision: str | None = None,
 ) -> Recognizer:
     """Load a shipped model by name (``"default"``) or a model folder; ``bank`` overrides its center bank file.
 
-    ``backend="onnx"`` embeds with ONNX Runtime (:meth:`Recognizer.use_onnx`): the
-    folder's ``model.onnx`` when there is one, otherwise the network exported in memory.
+    ``backend``: ``"onnx"`` runs the folder's ONNX graph in ONNX Runtime with ``threads``
+    threads (default :func:`~spherefer.embedders.default_threads`); ``"torch"`` builds
+    the PyTorch network from ``model.safetensors`` (needs ``spherefer[train]``); None
+    (default) takes ONNX when the folder has a ``model.onnx``. ``precision`` (ONNX only):
+    ``"int8"`` runs ``model.int8.onnx``, ``"fp32"`` ``model.onnx``; None (default) takes
+    int8 when the folder has it (the shipped models do where it costs at most 0.3
+    points, see their cards).
     """
-    if backend not in ("torch", "onnx"):
-        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+    if backend not in (None, *BACKENDS):
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if precision not in (None, *MODEL_FILES):
+        raise ValueError(f"precision must be one of {tuple(MODEL_FILES)}, got {precision!r}")
     folder = resolve_model_path(path_or_name)
     meta = read_json(folder / "config.json", "model config")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
         raise ValueError(f"{folder / 'config.json'} has model format {meta.get('format_version')}, this spherefer reads {MODEL_FORMAT_VERSION}")
     config = ModelConfig.from_dict(meta["model"])
-    model = EmbeddingNet(config)
-    state, _ = read_safetensors(folder / "model.safetensors", "model weights")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{folder / 'model.safetensors'} does not fit the architecture in config.json: {err}") from err
+    files = _network_files(folder, meta.get("files", {}))
+    if backend is None:
+        backend = "onnx" if MODEL_FILES["fp32"] in files else "torch"
+    if backend == "onnx":
+        if precision is None:
+            precision = "int8" if MODEL_FILES["int8"] in files else "fp32"
+        if MODEL_FILES[precision] not in files:
+            raise FileNotFoundError(f"{folder} has no {MODEL_FILES[precision]}" + (
+                " (saved by an older spherefer?): load it with backend='torch' and save it again" if precision == "fp32" else ""))
+        embedder: Embedder = OnnxEmbedder(files[MODEL_FILES[precision]], threads=threads, config=config, files=files)
+    else:
+        if precision is not None:
+            raise ValueError("precision applies to the ONNX backend only")
+        embedder = _torch_backend().TorchEmbedder.from_folder(folder, config)
     own_bank = folder / "bank.safetensors"
     center_bank = CenterBank.load(bank if bank is not None else own_bank)
     if center_bank.trained_threshold is None and center_bank.trained_centers:
         # saved before the trained threshold was recorded: the model's own bank holds it
         own = center_bank if bank is None or Path(bank).resolve() == own_bank.resolve() else CenterBank.load(own_bank)
         center_bank.trained_threshold = own.threshold if own.trained_threshold is None else own.trained_threshold
-    recognizer = Recognizer._adopt(model, center_bank, card=meta.get("card"), batch_size=batch_size)
-    if backend == "onnx":
-        recognizer.use_onnx(folder / "model.onnx" if (folder / "model.onnx").is_file() else None)
-    return recognizer
+    return Recognizer(embedder, center_bank, card=meta.get("card"), batch_size=batch_size)
 
 
-def load_editable_model(path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None) -> tuple[Recognizer, Path]:
+def _network_files(folder: Path, checksums: dict[str, str]) -> dict[str, bytes]:
+    """The network files present in ``folder`` by name, each checked against its SHA-256 in
+    config.json (``checksums``; files saved before checksums were recorded are not
+    checked), and the PyTorch weights parsed, so that a damaged file is refused here
+    rather than run, or copied on by :meth:`Recognizer.save`."""
+    files = {name: (folder / name).read_bytes() for name in (*MODEL_FILES.values(), WEIGHTS_FILE) if (folder / name).is_file()}
+    if WEIGHTS_FILE in files:
+        parse_safetensors(files[WEIGHTS_FILE], f"model weights {folder / WEIGHTS_FILE}")
+    for name, data in files.items():
+        expected = checksums.get(name)
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            what = "model weights" if name == WEIGHTS_FILE else "model graph"
+            raise ValueError(f"{what} {folder / name} is corrupted: its checksum does not match config.json's (damaged on disk or in transfer)")
+    return files
+
+
+def load_editable_model(
+    path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None, threads: int | None = None,
+) -> tuple[Recognizer, Path]:
     """A model with its editable bank, and that bank's path (where edits are saved).
 
     The bank file is ``bank`` or :func:`editable_bank_path`; while it does not exist
-    (nothing edited yet) the model's own bank is used.
+    (nothing edited yet) the model's own bank is used. ``threads`` as in :func:`load_model`.
     """
     bank_file = Path(bank) if bank is not None else editable_bank_path(path_or_name)
-    return load_model(path_or_name, bank=bank_file if bank_file.is_file() else None), bank_file
+    return load_model(path_or_name, bank=bank_file if bank_file.is_file() else None, threads=threads), bank_file
 
 
 @contextmanager

@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors.numpy import load, save
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -146,23 +146,30 @@ def _checksum(header: dict[str, Any], body: bytes) -> str:
     return digest.hexdigest()
 
 
-def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    """Tensors (made contiguous, on CPU) and string metadata as safetensors bytes, with their checksum."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+def _array(value: Any) -> np.ndarray:
+    """A numpy array or a PyTorch tensor (detached, on CPU) as a contiguous numpy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().contiguous().numpy()
+    return np.ascontiguousarray(value)
+
+
+def safetensors_bytes(tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> bytes:
+    """Arrays (numpy, or PyTorch tensors on any device) and string metadata as safetensors bytes, with their checksum."""
+    tensors = {k: _array(v) for k, v in tensors.items()}
     metadata = {k: v for k, v in (metadata or {}).items() if k != CHECKSUM_KEY}
     header, body = _split(save(tensors, metadata=metadata))
     return save(tensors, metadata={**metadata, CHECKSUM_KEY: _checksum(header, body)})
 
 
-def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Atomically write tensors (made contiguous, on CPU) to a safetensors file."""
+def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Atomically write arrays (numpy, or PyTorch tensors) to a safetensors file."""
     payload = safetensors_bytes(tensors, metadata)
     with atomic_write(path) as handle:
         handle.write(payload)
 
 
-def parse_safetensors(data: bytes, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of safetensors bytes; truncated, foreign or corrupted bytes raise ``ValueError`` naming ``what``."""
+def parse_safetensors(data: bytes, what: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Numpy arrays and metadata of safetensors bytes; truncated, foreign or corrupted bytes raise ``ValueError`` naming ``what``."""
     try:
         header, body = _split(data)
         tensors = load(data)
@@ -175,8 +182,8 @@ def parse_safetensors(data: bytes, what: str) -> tuple[dict[str, torch.Tensor], 
     return tensors, metadata
 
 
-def read_safetensors(path: str | os.PathLike[str], what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read tensors and metadata; a missing, truncated or corrupted file raises an error naming it."""
+def read_safetensors(path: str | os.PathLike[str], what: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read numpy arrays and metadata; a missing, truncated or corrupted file raises an error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")

@@ -245,7 +245,7 @@ class LabelSmoother:
     @classmethod
     def from_bank(cls, bank: "object", threshold: float | None = None, config: SmoothingConfig = SmoothingConfig()) -> "LabelSmoother":
         """A smoother for a :class:`~spherefer.centers.CenterBank` (``threshold`` overrides the global one, as in ``classify``)."""
-        return cls(bank.centers.numpy(), bank.names, bank.thresholds(threshold).numpy(), config)  # type: ignore[attr-defined]
+        return cls(bank.centers, bank.names, bank.thresholds(threshold), config)
 
     def __contains__(self, track: int) -> bool:
         return track in self._state

@@ -36,6 +36,7 @@ from .models import EmbeddingNet, create_model, normalize_input
 from .objective import TrainingObjective, class_weights
 from .recognizer import Recognizer, load_model
 from .storage import atomic_write, read_json, read_safetensors, write_json, write_safetensors
+from .torch_backend import read_state_dict
 
 __all__ = ["train", "load_face_arrays", "load_train_val", "FaceArrays", "lr_factor", "WeightAverage"]
 
@@ -175,7 +176,7 @@ def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     state: dict[int, dict[str, Tensor]] = {}
     for key, value in tensors.items():
         pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
+        state.setdefault(int(pid), {})[name] = torch.from_numpy(value)
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
 
 
@@ -185,7 +186,7 @@ def _recognizer(model: EmbeddingNet, classes: list[str], card: dict[str, Any]) -
 
 def _init_from(model: EmbeddingNet, source: str) -> None:
     """Start from another model's backbone and neck (the head is trained anew)."""
-    donor = load_model(source).model
+    donor = load_model(source, backend="torch").model
     try:
         model.backbone.load_state_dict(donor.backbone.state_dict())
         model.neck.load_state_dict(donor.neck.state_dict())
@@ -228,10 +229,9 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
     start_epoch, best_acc = 0, -1.0
     if (last_dir / "state.json").is_file():
         state = read_json(last_dir / "state.json", "training state")
-        weights, _ = read_safetensors(last_dir / "training.safetensors", "checkpoint weights")
-        model.load_state_dict(weights)
+        model.load_state_dict(read_state_dict(last_dir / "training.safetensors", "checkpoint weights"))
         if average is not None:
-            average.model.load_state_dict(read_safetensors(last_dir / "model.safetensors", "averaged weights")[0])
+            average.model.load_state_dict(read_state_dict(last_dir / "model.safetensors", "averaged weights"))
         _load_optimizer(last_dir / "optimizer.safetensors", optimizer)
         start_epoch, best_acc, history = state["epoch"], state["best_val_acc"], state["history"]
     if rank == 0:

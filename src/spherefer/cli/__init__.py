@@ -14,6 +14,7 @@ import sys
 import click
 
 from .. import __version__
+from ..extras import install_hint
 from ..face import DetectorUnavailable
 from . import classes, export, info, predict, serve, train, viz
 
@@ -29,6 +30,12 @@ class CleanErrors(click.Group):
         except (ValueError, FileNotFoundError, KeyError, DetectorUnavailable) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
             click.echo(f"error: {message}", err=True)
+            sys.exit(2)
+        except ImportError as err:
+            hint = install_hint(err)
+            if hint is None:
+                raise
+            click.echo(f"error: spherefer {ctx.invoked_subcommand or ''}: {hint}".replace("spherefer : ", "spherefer: "), err=True)
             sys.exit(2)
 
 

@@ -17,21 +17,19 @@ __all__ = ["export"]
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Write the embedding network to this .onnx file (and its center bank to <name>.bank.safetensors).")
 @with_editable_model
-@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset version.")
-def export(onnx_path: Path, recognizer: Recognizer, bank_file: Path, opset: int) -> None:
-    """Export the embedding network to ONNX, with the center bank next to it.
+def export(onnx_path: Path, recognizer: Recognizer, bank_file: Path) -> None:
+    """Write the embedding network as ONNX, with the center bank next to it.
 
     The graph maps the normalised input, float32 (N, C, S, S) with any batch size N, to
     unit embeddings (N, D); the model config (input size, channels, mean, std) is stored
     in the file's metadata. Classify by cosine against the bank's centers, or embed
-    with it through `Recognizer.use_onnx(path)` (a file named model.onnx inside a model
-    folder is picked up by `load_model(folder, backend="onnx")`). The export is checked
-    against PyTorch on a random batch.
+    with it through `Recognizer.use_onnx(path)`. The written file is checked against
+    the model on a random batch.
     """
     from ..export import export_onnx
 
-    result = export_onnx(recognizer, onnx_path, opset=opset)
+    result = export_onnx(recognizer, onnx_path)
     cfg = recognizer.config
     click.echo(f"wrote {result.path} (input N x {cfg.in_channels} x {cfg.input_size} x {cfg.input_size}, output N x {cfg.embedding_size})")
     click.echo(f"wrote {result.bank_path} ({counted(len(recognizer.bank), 'class', 'classes')})")
-    click.echo(f"max |ONNX Runtime - PyTorch| on a random batch: {result.max_abs_diff:.2e}")
+    click.echo(f"max |written file - model| on a random batch: {result.max_abs_diff:.2e}")

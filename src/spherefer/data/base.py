@@ -10,7 +10,6 @@ from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
 from spherefer.data.vocabulary import canonical_name, is_expression_name
 
@@ -126,7 +125,7 @@ def read_image(path: Path) -> Image.Image:
     return image
 
 
-class ExpressionDataset(Dataset[tuple[Any, Any]], Generic[RecordT], abc.ABC):
+class ExpressionDataset(Generic[RecordT], abc.ABC):
     """A labelled set of face images; ``dataset[i]`` is ``(image, target)``.
 
     ``classes`` holds canonical expression names in the dataset's fixed order

@@ -17,9 +17,8 @@ those datasets framed them. A photo goes through three steps before it reaches i
      and occluded faces, gives no confidence score (``None``) and often no eyes, in which
      case the face is aligned from its box alone (no rotation).
 
-   The BlazeFace model files are read from the ``mediapipe`` wheel, which is installed
-   without its dependencies (``pip install --no-deps mediapipe==0.10.21``; its declared
-   dependencies conflict with spherefer's) and is never imported -- only located.
+   The BlazeFace model files ship in the package (``spherefer/face/models``, MediaPipe
+   0.10.21's files unmodified, Apache-2.0) and run in LiteRT.
 
 2. **Alignment** (:func:`align_face`): a similarity transform (rotation, uniform scale,
    shift; weighted least squares in closed form) takes the face's eyes, nose tip and
@@ -58,8 +57,6 @@ from .detect import (  # noqa: F401 (re-exported through __all__)
     BLAZEFACE_FULL_RANGE,
     BLAZEFACE_SHORT_RANGE,
     DETECTORS,
-    MEDIAPIPE_INSTALL,
-    MEDIAPIPE_VERSION,
     BlazeFaceDetector,
     BlazeFaceSpec,
     DetectorUnavailable,
@@ -68,7 +65,7 @@ from .detect import (  # noqa: F401 (re-exported through __all__)
     anchor_centers,
     detect_faces,
     get_detector,
-    mediapipe_file,
+    detector_model_file,
     register_detector,
     weighted_nms,
 )

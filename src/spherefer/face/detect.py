@@ -7,17 +7,17 @@
 * ``haar``: OpenCV's frontal-face Haar cascade with the eye cascade, a fallback without
   the MediaPipe files.
 
-See :mod:`spherefer.face` for when to use which. The BlazeFace model files are read from
-the ``mediapipe`` wheel (``pip install --no-deps mediapipe==0.10.21``), which is never
-imported -- only located.
+See :mod:`spherefer.face` for when to use which. The two BlazeFace model files ship in
+this package (``spherefer/face/models``: MediaPipe 0.10.21's files, unmodified,
+Apache-2.0, see ``LICENSE.mediapipe`` there) and run in LiteRT (``ai-edge-litert``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import threading
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -39,7 +39,7 @@ __all__ = [
     "BLAZEFACE_FULL_RANGE",
     "BlazeFaceDetector",
     "HaarDetector",
-    "mediapipe_file",
+    "detector_model_file",
     "anchor_centers",
     "weighted_nms",
     "DETECTORS",
@@ -47,10 +47,6 @@ __all__ = [
     "get_detector",
     "detect_faces",
 ]
-
-
-MEDIAPIPE_VERSION = "0.10.21"
-MEDIAPIPE_INSTALL = f"pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}"
 
 
 class DetectorUnavailable(RuntimeError):
@@ -80,7 +76,7 @@ class BlazeFaceSpec:
     ``FaceDetection`` subgraph: SSD anchors with a fixed size, box and keypoint
     offsets scaled by the input size, sigmoid of clipped logits, weighted NMS)."""
 
-    model_file: str  # relative to the mediapipe package folder
+    model_file: str  # a file name in spherefer/face/models
     input_size: int
     strides: tuple[int, ...]
     interpolated_scale_aspect_ratio: float
@@ -93,25 +89,19 @@ class BlazeFaceSpec:
 
 
 BLAZEFACE_SHORT_RANGE = BlazeFaceSpec(
-    "modules/face_detection/face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0, 896, 0.5
+    "face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0, 896, 0.5
 )
 BLAZEFACE_FULL_RANGE = BlazeFaceSpec(
-    "modules/face_detection/face_detection_full_range_sparse.tflite", 192, (4,), 0.0, 2304, 0.6
+    "face_detection_full_range_sparse.tflite", 192, (4,), 0.0, 2304, 0.6
 )
 
 
-def mediapipe_file(relative: str) -> Path:
-    """A file inside the installed ``mediapipe`` package, found without importing it."""
-    spec = importlib.util.find_spec("mediapipe")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise DetectorUnavailable(
-            f"the BlazeFace detector needs MediaPipe's model files: run `{MEDIAPIPE_INSTALL}` "
-            "(--no-deps: only the model files are used), or pass --detector haar"
-        )
-    path = Path(locations[0]) / relative
+def detector_model_file(name: str) -> Path:
+    """A detector model file shipped in ``spherefer/face/models``; a missing one (a damaged
+    install) raises :class:`DetectorUnavailable` saying so."""
+    path = Path(str(resources.files("spherefer") / "face" / "models" / name))
     if not path.is_file():
-        raise DetectorUnavailable(f"{path} is missing from the installed mediapipe; reinstall it with `{MEDIAPIPE_INSTALL}`")
+        raise DetectorUnavailable(f"the detector model {path} is missing from the installed spherefer: reinstall it, or pass --detector haar")
     return path
 
 
@@ -198,7 +188,7 @@ class BlazeFaceDetector:
         self.retry_padding = retry_padding
         self.refine_steps = refine_steps
         self.roi_scale = roi_scale
-        model_path = mediapipe_file(spec.model_file)
+        model_path = detector_model_file(spec.model_file)
         with quiet_native_stderr():
             self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
             self._interpreter.allocate_tensors()

@@ -399,5 +399,5 @@ def _sphere(bank: CenterBank, embeddings: np.ndarray) -> tuple[Any, np.ndarray, 
     """(projection, face points, center points) of the bank's 3-D view; the axes depend on the centers only."""
     from ..viz.projection import project_to_sphere
 
-    faces, centers, projection = project_to_sphere(np.asarray(embeddings, dtype=np.float32), bank.centers.numpy(), "between")
+    faces, centers, projection = project_to_sphere(np.asarray(embeddings, dtype=np.float32), bank.centers, "between")
     return projection, faces, centers

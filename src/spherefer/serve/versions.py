@@ -20,8 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from ..centers import CenterBank
 from ..storage import parse_safetensors, safetensors_bytes
@@ -39,31 +38,31 @@ _LISTED = ("names", "classes", "trained_names")
 class BankState:
     """A bank as plain lists (what replaying deltas works on; :meth:`bank` makes the :class:`CenterBank`).
 
-    ``rows`` and ``trained_rows`` are 1-D float32 tensors, never changed in place;
+    ``rows`` and ``trained_rows`` are 1-D float32 arrays, never changed in place;
     ``settings`` holds the bank-wide entries of :meth:`CenterBank.to_metadata`
     (schema, scale, threshold, ...).
     """
 
     settings: dict[str, Any]
     names: list[str]
-    rows: list[Tensor]
+    rows: list[np.ndarray]
     info: list[dict[str, Any]]
     trained_names: list[str] = field(default_factory=list)
-    trained_rows: list[Tensor] = field(default_factory=list)
+    trained_rows: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
     def of(cls, bank: CenterBank) -> "BankState":
         meta = bank.to_metadata()
         settings = {key: value for key, value in meta.items() if key not in _LISTED}
-        return cls(settings, list(bank.names), list(bank.centers.unbind(0)), [dict(meta["classes"][n]) for n in bank.names],
+        return cls(settings, list(bank.names), list(bank.centers), [dict(meta["classes"][n]) for n in bank.names],
                    list(bank.trained_centers), list(bank.trained_centers.values()))
 
     def bank(self, what: str) -> CenterBank:
         """The :class:`CenterBank` of this state, built and checked as :meth:`CenterBank.from_bytes` reads a stored bank."""
         size = self.rows[0].shape[0] if self.rows else (self.trained_rows[0].shape[0] if self.trained_rows else 0)
-        tensors = {"centers": torch.stack(self.rows) if self.rows else torch.zeros(0, size)}
+        tensors = {"centers": np.stack(self.rows) if self.rows else np.zeros((0, size), np.float32)}
         if self.trained_rows:
-            tensors["trained_centers"] = torch.stack(self.trained_rows)
+            tensors["trained_centers"] = np.stack(self.trained_rows)
         meta = {**self.settings, "names": self.names, "classes": dict(zip(self.names, self.info)), "trained_names": self.trained_names}
         return CenterBank.from_bytes(safetensors_bytes(tensors, {"spherefer": json.dumps(meta)}), what)
 
@@ -81,33 +80,33 @@ def bank_delta(before: CenterBank, after: CenterBank) -> bytes:
     for tag, i1, i2, j1, j2 in _runs(old.names, new.names):
         if tag == "equal":
             order.append([i1, i2])
-            differs = (before.centers[i1:i2] != after.centers[j1:j2]).any(dim=1).tolist()
+            differs = (before.centers[i1:i2] != after.centers[j1:j2]).any(axis=1).tolist()
             changed += [j1 + k for k, flag in enumerate(differs) if flag]
             info.update({str(j1 + k): new.info[j1 + k] for k in range(i2 - i1) if new.info[j1 + k] != old.info[i1 + k]})
         elif tag in ("replace", "insert"):
             # a class renamed in place keeps its center and record: refer to the old row
             same = tag == "replace" and i2 - i1 == j2 - j1
-            sources = [i1 + k if same and torch.equal(before.centers[i1 + k], after.centers[j1 + k]) else -1 for k in range(j2 - j1)]
+            sources = [i1 + k if same and np.array_equal(before.centers[i1 + k], after.centers[j1 + k]) else -1 for k in range(j2 - j1)]
             order.append({"names": new.names[j1:j2], "from": sources})
             changed += [j1 + k for k, source in enumerate(sources) if source < 0]
             info.update({str(j1 + k): new.info[j1 + k] for k, source in enumerate(sources) if source < 0 or new.info[j1 + k] != old.info[source]})
-    tensors = {"centers": after.centers[changed].contiguous()} if changed else {}
+    tensors = {"centers": after.centers[changed]} if changed else {}
     description: dict[str, Any] = {"settings": new.settings, "order": order, "changed": changed, "info": info}
     if new.trained_names != old.trained_names or len(new.trained_rows) != len(old.trained_rows) or any(
-            not torch.equal(a, b) for a, b in zip(new.trained_rows, old.trained_rows)):
+            not np.array_equal(a, b) for a, b in zip(new.trained_rows, old.trained_rows)):
         position = {name: i for i, name in enumerate(old.trained_names)}
         sources = []
         for name, row in zip(new.trained_names, new.trained_rows):
             i = position.get(name, -1)
-            sources.append(i if i >= 0 and torch.equal(old.trained_rows[i], row) else -1)
+            sources.append(i if i >= 0 and np.array_equal(old.trained_rows[i], row) else -1)
         if -1 in sources:  # renamed trained classes keep their rows; only really new rows are stored
             unmatched = [k for k, s in enumerate(sources) if s < 0]
             for k in unmatched:
-                sources[k] = next((i for i, row in enumerate(old.trained_rows) if torch.equal(row, new.trained_rows[k])), -1)
+                sources[k] = next((i for i, row in enumerate(old.trained_rows) if np.array_equal(row, new.trained_rows[k])), -1)
         description["trained"] = {"names": new.trained_names, "from": sources}
         fresh = [new.trained_rows[k] for k, s in enumerate(sources) if s < 0]
         if fresh:
-            tensors["trained"] = torch.stack(fresh)
+            tensors["trained"] = np.stack(fresh)
     return safetensors_bytes(tensors, {DELTA_KEY: json.dumps(description)})
 
 
@@ -132,9 +131,9 @@ def _index(value: Any, size: int, allow_new: bool = False) -> int:
     return value
 
 
-def _apply(state: BankState, tensors: dict[str, Tensor], description: dict[str, Any]) -> BankState:
+def _apply(state: BankState, tensors: dict[str, np.ndarray], description: dict[str, Any]) -> BankState:
     names: list[str] = []
-    rows: list[Tensor | None] = []
+    rows: list[np.ndarray | None] = []
     info: list[dict[str, Any] | None] = []
     for run in description["order"]:
         if isinstance(run, list):
@@ -150,7 +149,7 @@ def _apply(state: BankState, tensors: dict[str, Tensor], description: dict[str, 
             names.append(name)
             rows.append(state.rows[source] if source >= 0 else None)
             info.append(state.info[source] if source >= 0 else None)
-    centers = tensors.get("centers", torch.zeros(0, 0))
+    centers = tensors.get("centers", np.zeros((0, 0), np.float32))
     if len(description["changed"]) != centers.shape[0]:
         raise ValueError(f"{len(description['changed'])} changed classes but {centers.shape[0]} stored centers")
     for position, row in zip(description["changed"], centers):
@@ -159,7 +158,7 @@ def _apply(state: BankState, tensors: dict[str, Tensor], description: dict[str, 
         info[_index(int(position), len(names))] = dict(record)
     trained_names, trained_rows = state.trained_names, state.trained_rows
     if "trained" in description:
-        fresh = iter(tensors.get("trained", torch.zeros(0, 0)))
+        fresh = iter(tensors.get("trained", np.zeros((0, 0), np.float32)))
         trained_names = [str(name) for name in description["trained"]["names"]]
         trained_rows = [state.trained_rows[_index(s, len(state.trained_rows), True)] if s >= 0 else next(fresh)
                         for s in description["trained"]["from"]]

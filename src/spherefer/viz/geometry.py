@@ -89,7 +89,7 @@ def center_geometry(
     names = list(bank.names)
     if not names:
         raise ValueError("the center bank has no classes")
-    c = bank.centers.double().numpy()
+    c = bank.centers.astype(np.float64)
     c = unit_rows(c)
     angles = np.degrees(np.arccos(np.clip(c @ c.T, -1.0, 1.0)))
     np.fill_diagonal(angles, 0.0)

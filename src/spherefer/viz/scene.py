@@ -120,7 +120,7 @@ def sphere_scene(
     files = [f"face {i}" for i in range(len(labels))] if files is None else [str(f) for f in files]
     if len(files) != len(labels):
         raise ValueError(f"{len(files)} file names for {len(labels)} faces")
-    c = bank.centers[[bank.index(n) for n in shown]].double().numpy()
+    c = bank.centers[[bank.index(n) for n in shown]].astype(np.float64)
     cos = unit_rows(e) @ c.T if len(e) else np.zeros((0, len(shown)))
     own = np.array([cos[i, shown.index(lab)] for i, lab in enumerate(labels)]) if labels else np.zeros(0)
     nearest = [shown[j] for j in cos.argmax(axis=1)] if labels else []
