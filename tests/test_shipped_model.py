@@ -42,6 +42,9 @@ def test_info_prints_version_card_and_classes(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"spherefer {spherefer.__version__}" in result.output
     assert "status: trained" in result.output
+    assert "runs in: ONNX Runtime, int8 (available: fp32, int8)" in result.output
+    softmax = CliRunner().invoke(main, ["info", "--model", "softmax"])
+    assert "runs in: ONNX Runtime, fp32 (available: fp32)" in softmax.output
     assert "# Model card" in result.output and "Measured results" in result.output
     for name in FER_CLASSES:
         assert name in result.output

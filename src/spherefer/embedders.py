@@ -50,6 +50,7 @@ class Embedder(Protocol):
 
     config: ModelConfig
     backend: str  # "onnx" or "torch"
+    precision: str  # "fp32" or "int8"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Normalised input (N, C, S, S) float32 -> unit embeddings (N, D) float32."""
@@ -124,14 +125,14 @@ class OnnxEmbedder:
     by :meth:`save`, so that a saved folder has every precision and can still be
     fine-tuned in PyTorch; by default the graph alone, as ``model.onnx``.
     :attr:`config` is the model config stored in the file, or ``config`` for a file
-    exported elsewhere; one of the two is needed.
+    exported elsewhere; one of the two is needed. ``precision`` says which graph it is.
     """
 
     backend = "onnx"
 
     def __init__(
         self, source: str | os.PathLike[str] | bytes, threads: int | None = None, config: ModelConfig | None = None,
-        files: dict[str, bytes] | None = None,
+        files: dict[str, bytes] | None = None, precision: str = "fp32",
     ) -> None:
         ort = _onnxruntime()
         if isinstance(source, (str, os.PathLike)):
@@ -139,7 +140,7 @@ class OnnxEmbedder:
             if not path.is_file():
                 raise FileNotFoundError(f"no ONNX file {path}")
             source = path.read_bytes()
-        self.data = bytes(source)
+        self.data, self.precision = bytes(source), precision
         self.files = dict(files) if files else {MODEL_FILES["fp32"]: self.data}
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or default_threads())

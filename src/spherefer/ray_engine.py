@@ -35,7 +35,7 @@ from .face import QualityConfig, get_detector, image_to_rgb
 from .labels import frame_records
 from .recognizer import load_model, resolve_model_path, shipped_models
 
-__all__ = ["PhotoResult", "predict_with_ray"]
+__all__ = ["PhotoResult", "start_local", "predict_with_ray"]
 
 
 class PhotoResult(NamedTuple):
@@ -76,6 +76,17 @@ class _PhotoAnalyzer:
         return {"index": batch["index"], "faces": faces, "error": errors}
 
 
+def start_local(cpus: int | None = None) -> None:
+    """Start a private local Ray instance with ``cpus`` CPUs (default: all), as
+    :func:`predict_with_ray` does without an address: no token authentication (the
+    instance serves this process only), no dashboard, no worker logs on stderr, and the workers at this
+    process's own priority (Ray lowers theirs by 15, so they would lose every core to
+    other work while the in-process engine keeps its share)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+
+
 def predict_with_ray(
     model: str | os.PathLike[str], bank: str | os.PathLike[str] | None, paths: Sequence[str | os.PathLike[str]],
     detector: str = "blazeface", threshold: float | None = None, quality: QualityConfig | None = None, workers: int | None = None,
@@ -102,8 +113,7 @@ def predict_with_ray(
     bank_arg = None if bank is None else str(Path(bank).absolute())
     started = not ray.is_initialized()
     if started and address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance: no token to hand out
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        start_local(workers)
     elif started:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -329,7 +329,7 @@ def load_model(
         if MODEL_FILES[precision] not in files:
             raise FileNotFoundError(f"{folder} has no {MODEL_FILES[precision]}" + (
                 " (saved by an older spherefer?): load it with backend='torch' and save it again" if precision == "fp32" else ""))
-        embedder: Embedder = OnnxEmbedder(files[MODEL_FILES[precision]], threads=threads, config=config, files=files)
+        embedder: Embedder = OnnxEmbedder(files[MODEL_FILES[precision]], threads=threads, config=config, files=files, precision=precision)
     else:
         if precision is not None:
             raise ValueError("precision applies to the ONNX backend only")

@@ -79,6 +79,7 @@ class TorchEmbedder:
     of the network (eval mode, channels-last: about 1.5x faster convolutions on CPU)."""
 
     backend = "torch"
+    precision = "fp32"
 
     def __init__(self, model: EmbeddingNet, copy_model: bool = True) -> None:
         own = copy.deepcopy(model) if copy_model else model

@@ -271,7 +271,7 @@ class LabelSmoother:
         total = e.copy() if state is None else (1.0 - a) * state.total + a * e
         norm = float(np.linalg.norm(total))
         unit = total / norm if norm > 1e-12 else e / max(float(np.linalg.norm(e)), 1e-12)
-        cosines = self.centers @ unit
+        cosines = np.einsum("cd,d->c", self.centers, unit)  # not BLAS: see CenterBank.cosine
         decision = int(decide(cosines, self.thresholds).index)
         if state is None:
             state = self._state[track] = _TrackState(total, decision)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from ..embedders import MODEL_FILES
 from ..recognizer import load_editable_model, resolve_model_path, shipped_models
 from .common import BANK_OPTION, MODEL_OPTION
 
@@ -28,6 +29,8 @@ def info(model_name: str, bank_option: Path | None) -> None:
         f"network: {cfg.arch}, input {cfg.input_size}x{cfg.input_size}x{cfg.in_channels}, "
         f"{cfg.embedding_size}-d embedding, head {cfg.head} (s={cfg.scale}, m={cfg.margin})"
     )
+    runtime = "ONNX Runtime" if recognizer.backend == "onnx" else "PyTorch"
+    click.echo(f"runs in: {runtime}, {recognizer.embedder.precision} (available: {', '.join(p for p, f in MODEL_FILES.items() if (folder / f).is_file())})")
     bank = recognizer.bank
     click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
     click.echo(f"classes ({len(bank)}), unknown below cosine {bank.threshold}:")

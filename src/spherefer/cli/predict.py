@@ -50,7 +50,7 @@ PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "
               help="Also analyse the files in the `path` column of this .csv or .parquet file (relative to its folder).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one photo after the other in this process; ray: photos spread over Ray workers (photos only).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="--engine ray: worker processes, one CPU each (default: one per CPU of the Ray cluster).")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="--engine ray: use this Ray cluster (auto, ray://HOST:10001) instead of starting a local one.")
@@ -151,13 +151,19 @@ def _predict_on_ray(
 
     results = predict_with_ray(model_name, bank, files, detector, threshold, quality, workers, address=address)
     failed: list[Path | int] = []
-    with tqdm(results, total=len(files), unit="file", file=sys.stderr, disable=True if not progress else None, dynamic_ncols=True) as bar:
-        for result in bar:
-            if result.error is not None:
-                failed.append(result.path)
-                bar.write(f"skipped {result.path}: {result.error}", file=sys.stderr)
-            else:
-                write(result.records)
+    try:
+        bar = tqdm(results, total=len(files), unit="file", file=sys.stderr, disable=True if not progress else None, dynamic_ncols=True)
+        with bar:
+            for result in bar:
+                if result.error is not None:
+                    failed.append(result.path)
+                    bar.write(f"skipped {result.path}: {result.error}", file=sys.stderr)
+                else:
+                    write(result.records)
+    except BrokenPipeError:
+        raise
+    except ConnectionError as err:  # no Ray cluster at --ray-address (or it went away)
+        raise click.ClickException(f"Ray: {err}") from err
     _report_failures(failed, list(files))
 
 
