@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 
 from spherefer import load_model
 from spherefer.data import FERPlus
-from spherefer.data.ferplus import FERPLUS_SPLITS, is_unknown_face
+from spherefer.data.ferplus import is_unknown_face
 from spherefer.evaluate import embed_arrays
 from spherefer.storage import atomic_write, write_json
 from open_vocabulary import ckplus, ferplus_rows, load_files

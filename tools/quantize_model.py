@@ -18,7 +18,6 @@ it by default. The comparison is written to ``docs/results/<name>/int8.md`` and
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile

@@ -30,8 +30,6 @@ from .align import invert_similarity, warp_image
 from .results import LANDMARK_NAMES, DetectedFace, image_to_rgb
 
 __all__ = [
-    "MEDIAPIPE_VERSION",
-    "MEDIAPIPE_INSTALL",
     "DetectorUnavailable",
     "FaceDetector",
     "BlazeFaceSpec",
