@@ -53,7 +53,8 @@ def mahalanobis(x: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.n
     return (xp * x).sum(1)[:, None] - 2 * xp @ means.T + (mp * means).sum(1)[None]
 
 
-def scores_of(model, faces: np.ndarray, train: np.ndarray, train_labels: np.ndarray) -> dict[str, np.ndarray]:
+def _pointwise(model, faces: np.ndarray, train: np.ndarray, train_labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The scores that need nothing but the face itself and the fitted parameters."""
     cos = model.bank.cosine(faces).astype(np.float64)
     ordered = np.sort(cos, axis=1)
     logits = cos * model.bank.scale
@@ -67,10 +68,21 @@ def scores_of(model, faces: np.ndarray, train: np.ndarray, train_labels: np.ndar
         "max cosine": ordered[:, -1],
         "best - second cosine": ordered[:, -1] - ordered[:, -2],
         "max probability": prob.max(1),
-        "10-NN cosine to train faces": np.sort(faces @ train.T, axis=1)[:, -10:].mean(1),
         "Mahalanobis, nearest class": -nearest,
         "relative Mahalanobis": background - nearest,
     }
+
+
+def scores_of(model, faces: np.ndarray, train: np.ndarray, train_labels: np.ndarray) -> dict[str, np.ndarray]:
+    scores = _pointwise(model, faces, train, train_labels)
+    on_train = _pointwise(model, train, train, train_labels)
+
+    def percentile(name: str) -> np.ndarray:  # where each face falls among the training faces' scores
+        return np.searchsorted(np.sort(on_train[name]), scores[name]) / len(train)
+
+    scores["10-NN cosine to train faces"] = np.sort(faces @ train.T, axis=1)[:, -10:].mean(1)
+    scores["margin + relative Mahalanobis (mean percentile)"] = (percentile("best - second cosine") + percentile("relative Mahalanobis")) / 2
+    return scores
 
 
 def rates(known: np.ndarray, unknown: np.ndarray) -> tuple[float, float]:
