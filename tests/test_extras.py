@@ -13,14 +13,14 @@ from fixtures import make_pattern_folder
 
 from spherefer.extras import EXTRAS, install_hint
 
-# Makes torch and torchvision unimportable in the child process, as in a light install.
+# Makes torch, torchvision and matplotlib unimportable in the child process, as in a light install.
 BLOCK_TORCH = textwrap.dedent(
     """
     import sys
 
     class NoTorch:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "torchvision"):
+            if name.split(".")[0] in ("torch", "torchvision", "matplotlib"):
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     sys.meta_path.insert(0, NoTorch())
@@ -60,6 +60,7 @@ INFERENCE_SIDE = textwrap.dedent(
         "calibrate": cli("calibrate", "--data", data, "--dry-run", "--force"),
         "export": cli("export", "--onnx", home + "/fer.onnx"),
         "train": cli("train", "--config", "default", "epochs=1"),
+        "geometry": cli("geometry", "--output", home + "/geometry"),
     }
     app = build_app("default", db=home + "/banks.sqlite3", api_key="k" * 20)
     with TestClient(app) as client:
@@ -102,3 +103,5 @@ def test_the_inference_side_never_imports_torch(tmp_path: Path) -> None:
     assert report["export"]["exit"] == 0 and (tmp_path / "home" / "fer.onnx").is_file()
     assert report["train"]["exit"] == 2
     assert report["train"]["err"].strip() == 'error: spherefer train: this needs torch, which is not installed: pip install "spherefer[train]"'
+    assert report["geometry"]["exit"] == 2 and report["geometry"]["err"].strip().endswith('pip install "spherefer[viz]"')
+    assert not (tmp_path / "home" / "geometry").exists()  # refused before writing anything

@@ -8,7 +8,7 @@ needs only the base install. Training needs ``spherefer[train]`` (PyTorch), pict
 
 from __future__ import annotations
 
-__all__ = ["EXTRAS", "install_hint"]
+__all__ = ["EXTRAS", "install_hint", "require"]
 
 EXTRAS: dict[str, str] = {
     "torch": "train",
@@ -27,6 +27,15 @@ EXTRAS: dict[str, str] = {
     "pyarrow": "ray",
 }
 """Top-level module name -> the extra that installs it."""
+
+
+def require(*modules: str) -> None:
+    """Import ``modules`` now, so that a command missing an extra fails before it does any
+    work or writes any file (the ``ImportError`` names the module: :func:`install_hint`)."""
+    import importlib
+
+    for module in modules:
+        importlib.import_module(module)
 
 
 def install_hint(error: ImportError) -> str | None:

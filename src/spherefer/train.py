@@ -282,7 +282,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
             loss_sum += loss.item() * len(idx)
             correct += int((logits.detach().argmax(1) == q.argmax(1)).sum())
             seen += len(idx)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc_with_margin=f"{correct / seen:.3f}")
             if max_steps is not None and step >= max_steps:
                 break
         if rank == 0:

@@ -20,6 +20,10 @@ __all__ = ["export"]
 def export(onnx_path: Path, recognizer: Recognizer, bank_file: Path) -> None:
     """Write the embedding network as ONNX, with the center bank next to it.
 
+    The graph is the one the model runs: the int8 graph where the model ships one (the
+    shipped default does), else fp32; `load_model(..., precision="fp32")` and
+    `spherefer.export.export_onnx` give the other from Python.
+
     The graph maps the normalised input, float32 (N, C, S, S) with any batch size N, to
     unit embeddings (N, D); the model config (input size, channels, mean, std) is stored
     in the file's metadata. Classify by cosine against the bank's centers, or embed

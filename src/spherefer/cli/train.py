@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..extras import require
 from ..recognizer import Recognizer, load_model
 from .common import save_bank, with_editable_model
 
@@ -77,6 +78,8 @@ def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | Non
 
     if plots and output_dir is None:
         raise click.UsageError("--plots writes files: give --output too")
+    if output_dir is not None:
+        require("matplotlib")  # the confusion PNG: fail before evaluating, not after
     recognizer = load_model(model_name, bank=bank_option)
     if threshold is not None:
         recognizer.bank.set_threshold(None, threshold)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..extras import require
 from ..recognizer import Recognizer, load_editable_model
 from .common import BANK_OPTION, MODEL_OPTION, name_list, with_editable_model
 
@@ -72,6 +73,7 @@ def geometry(model_name: str, bank_option: Path | None, output_dir: Path, data_s
     with --compound) it reports the angle of its center to the great-circle arc from A to
     B and its position along that arc (0 at A, 1 at B).
     """
+    require("matplotlib")  # angles.png: fail before writing anything
     from ..viz import center_geometry, geometry_markdown, load_faces, write_geometry
 
     recognizer, _ = load_editable_model(model_name, bank_option)
