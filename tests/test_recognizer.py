@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spherefer import CenterBank, Recognizer, create_model, load_model
+from spherefer import CenterBank, Recognizer, create_model, load_model, shipped_models
 from spherefer.centers import UNKNOWN
 
 NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -264,3 +264,19 @@ def test_recognizer_export_and_the_backends_import_no_cycle():
         assert backend in graph["spherefer.recognizer"] and backend in graph["spherefer.export"], backend
     assert not reaches("spherefer.embedders", "spherefer.torch_backend")  # the ONNX side never needs the PyTorch one
     assert [module for module in sorted(touched) if reaches(module, module)] == []
+
+
+def test_precision_picks_the_graph_and_refuses_what_is_not_there(recognizer, tmp_path):
+    folder = recognizer.save(tmp_path / "model")
+    assert load_model(folder).embedder.precision == "fp32"  # no int8 graph: fp32
+    with pytest.raises(FileNotFoundError, match="has no model.int8.onnx"):
+        load_model(folder, precision="int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        load_model(folder, precision="fp16")
+    with pytest.raises(ValueError, match="precision applies to the ONNX backend only"):
+        load_model(folder, backend="torch", precision="fp32")
+    shipped = load_model("default")
+    assert shipped.embedder.precision == "int8" and load_model("default", precision="fp32").embedder.precision == "fp32"
+    shipped.save(tmp_path / "copy")  # every graph travels with a saved copy, and the copy runs the same one
+    assert load_model(tmp_path / "copy").embedder.precision == "int8"
+    assert (tmp_path / "copy" / "model.onnx").read_bytes() == (shipped_models()["default"] / "model.onnx").read_bytes()
