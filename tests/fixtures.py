@@ -8,6 +8,11 @@ and 8-d embeddings.
 from __future__ import annotations
 
 import csv
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -188,3 +193,28 @@ def make_ferplus(root: Path) -> Path:
          ["PrivateTest", "fer0000001.png", 0, 8, 2, 0, 0, 0, 0, 0, 0, 0]],
     )
     return root
+
+
+# ---------------------------------------------------------------- a live HTTP server
+
+
+@contextmanager
+def live_server(app) -> Iterator[int]:
+    """``app`` served by uvicorn on a free port in a thread, for the ``with`` block; yields the port."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

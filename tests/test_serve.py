@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
@@ -18,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import spherefer
-from fixtures import make_pattern_folder
+from fixtures import live_server, make_pattern_folder
 from pgcluster import create_database, postgres_cluster
 from spherefer.cli import main
 from spherefer.images import example_photo
@@ -475,20 +472,11 @@ def _fake_camera(path: Path, frames: int = 10) -> Path:
 @pytest.mark.skipif(_chromium() is None, reason="no chromium for the browser test")
 def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
-    import uvicorn
 
     store = BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default")
     app = create_app(recognizer, store, ServeSettings(api_key=KEY), "default")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     camera = _fake_camera(tmp_path / "camera.y4m")
-    try:
+    with live_server(app) as port:
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=_chromium(), args=[
                 "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
@@ -518,9 +506,6 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
         assert not before.startswith("astronaut_face")
         assert store.history("default")[-1].action == "remove 'astronaut_face'"
         assert "astronaut_face" not in store.current("default")[1].names
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_the_package_docstring_and_exports_name_what_exists() -> None:

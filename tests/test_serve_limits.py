@@ -14,7 +14,6 @@ import socket
 import sqlite3
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import spherefer
+from fixtures import live_server
 from pgcluster import create_database, postgres_cluster
 from spherefer.cli import main
 from spherefer.images import example_photo
@@ -53,28 +53,6 @@ def store(recognizer, tmp_path: Path) -> Iterator[BankStore]:
 
 def app_of(recognizer, store: BankStore, **limits: int):
     return create_app(recognizer, store, ServeSettings(api_key=KEY, **limits), "default")
-
-
-@contextmanager
-def live_server(app) -> Iterator[int]:
-    """``app`` served by uvicorn on a free port in a thread, for the ``with`` block; yields the port."""
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextmanager

@@ -26,7 +26,6 @@ from PIL import Image
 
 from .images import ImageInput, flatten_to_mode, to_pil
 from .model_config import ModelConfig
-from .storage import atomic_write
 
 __all__ = ["ONNX_INPUT", "ONNX_OUTPUT", "METADATA_KEY", "MODEL_FILES", "WEIGHTS_FILE", "Embedder", "OnnxEmbedder", "preprocess",
            "normalize_pixels", "default_threads"]
@@ -55,9 +54,9 @@ class Embedder(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Normalised input (N, C, S, S) float32 -> unit embeddings (N, D) float32."""
 
-    def save(self, folder: Path) -> list[str]:
-        """Write the network's files into ``folder`` (``model.onnx`` and, when known, the other
-        precisions and ``model.safetensors``); returns their names."""
+    def network_files(self) -> dict[str, bytes]:
+        """The network's files of a model folder, by name: ``model.onnx`` and, when known, the
+        other precisions and ``model.safetensors`` (:meth:`Recognizer.save` writes them)."""
 
 
 def default_threads() -> int:
@@ -122,7 +121,7 @@ class OnnxEmbedder:
     ``threads`` sets ONNX Runtime's intra-op threads (default :func:`default_threads`).
     ``files`` are the network files of the model folder it was loaded from, by name
     (``model.onnx``, ``model.int8.onnx``, ``model.safetensors``), kept to be written back
-    by :meth:`save`, so that a saved folder has every precision and can still be
+    (:meth:`network_files`), so that a saved folder has every precision and can still be
     fine-tuned in PyTorch; by default the graph alone, as ``model.onnx``.
     :attr:`config` is the model config stored in the file, or ``config`` for a file
     exported elsewhere; one of the two is needed. ``precision`` says which graph it is.
@@ -181,8 +180,5 @@ class OnnxEmbedder:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run([self.output_name], {self.input_name: batch})[0]
 
-    def save(self, folder: Path) -> list[str]:
-        for name, data in self.files.items():
-            with atomic_write(folder / name) as handle:
-                handle.write(data)
-        return list(self.files)
+    def network_files(self) -> dict[str, bytes]:
+        return dict(self.files)

@@ -32,7 +32,7 @@ from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_qu
 from .images import ImageInput, as_image_list
 from .labels import Prediction
 from .model_config import ModelConfig
-from .storage import file_lock, parse_safetensors, read_json, write_json
+from .storage import atomic_write, file_lock, parse_safetensors, read_json, write_json
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 
 if TYPE_CHECKING:
@@ -253,10 +253,13 @@ class Recognizer:
         each file atomically."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        written = self.embedder.save(folder)
-        for stale in {*MODEL_FILES.values(), WEIGHTS_FILE} - set(written):  # another network's files must not stay
+        files = self.embedder.network_files()
+        for name, data in files.items():
+            with atomic_write(folder / name) as handle:
+                handle.write(data)
+        for stale in {*MODEL_FILES.values(), WEIGHTS_FILE} - set(files):  # another network's files must not stay
             (folder / stale).unlink(missing_ok=True)
-        checksums = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(written)}
+        checksums = {name: hashlib.sha256(files[name]).hexdigest() for name in sorted(files)}
         write_json(folder / "config.json", {"format_version": MODEL_FORMAT_VERSION, "model": self.config.to_dict(),
                                             "files": checksums, "card": self.card})
         self.bank.save(folder / "bank.safetensors")

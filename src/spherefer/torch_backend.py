@@ -25,7 +25,7 @@ from torch import nn
 from .embedders import METADATA_KEY, MODEL_FILES, ONNX_INPUT, ONNX_OUTPUT, WEIGHTS_FILE
 from .model_config import ModelConfig
 from .models import EmbeddingNet
-from .storage import atomic_write, read_safetensors, write_safetensors
+from .storage import read_safetensors, safetensors_bytes
 
 __all__ = ["DEFAULT_OPSET", "TorchEmbedder", "onnx_bytes", "read_state_dict"]
 
@@ -101,8 +101,5 @@ class TorchEmbedder:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).contiguous(memory_format=torch.channels_last)
         return F.normalize(self.model.embed(x).float(), dim=1).numpy()
 
-    def save(self, folder: Path) -> list[str]:
-        write_safetensors(folder / WEIGHTS_FILE, self.model.state_dict())
-        with atomic_write(folder / MODEL_FILES["fp32"]) as handle:
-            handle.write(onnx_bytes(self.model))
-        return [WEIGHTS_FILE, MODEL_FILES["fp32"]]
+    def network_files(self) -> dict[str, bytes]:
+        return {WEIGHTS_FILE: safetensors_bytes(self.model.state_dict()), MODEL_FILES["fp32"]: onnx_bytes(self.model)}
