@@ -3,7 +3,7 @@
     python benchmarks/unknown_scores.py --runs RUNS [--models default softmax] [--train-faces 8000]
         [--output docs/results/open_vocabulary/unknown_scores]
 
-Three settings, every score on each (AUROC, higher = more known; FPR of unknown faces at
+Five settings, every score on each (AUROC, higher = more known; FPR of unknown faces at
 95% acceptance of known ones):
 
 - **held-out class** (``--runs``): for each model RUNS/without-<class>/best, FER+ faces of
@@ -11,31 +11,42 @@ Three settings, every score on each (AUROC, higher = more known; FPR of unknown 
   FER+ valid (where a score may be chosen) and FER+ test (reported);
 - **CK+ contempt** (``--models``): CK+48 contempt faces vs the six other CK+48 classes;
 - **FER+ unknown / not a face** (``--models``): FER+ test faces whose unknown + NF votes
-  outnumber every emotion vs the majority-labelled test faces.
+  outnumber every emotion vs the majority-labelled test faces;
+- **not a face** (``--models``): textures and patches of face-free photos
+  (``common.non_face_crops``) vs the majority-labelled FER+ test faces.
 
 Scores: max cosine (the paper's rule), best minus second-best cosine, max softmax
 probability at the bank's scale, mean cosine to the 10 nearest training faces, and
 Gaussian likelihoods fitted on --train-faces FER+ training embeddings (class means, one
 shared covariance with shrinkage): the Mahalanobis distance to the nearest class mean,
-and its relative form (minus the distance to one background Gaussian of all faces).
+its relative form (minus the distance to one background Gaussian of all faces) and the
+distance to that background Gaussian alone; and combinations, each part turned into its
+percentile among the training faces. Models trained with an other class (``--runs`` of
+``benchmarks/train_heldout.sh 8 heldout-other data.other_class=other ...``) let its center
+compete in the margin.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import numpy as np
+from common import non_face_crops
+from open_vocabulary import ckplus, ferplus_rows, load_files
 from sklearn.metrics import roc_auc_score
 
 from spherefer import load_model
 from spherefer.data import FERPlus
 from spherefer.data.ferplus import is_unknown_face
+from spherefer.enrol import enrol_class
 from spherefer.evaluate import embed_arrays
 from spherefer.storage import atomic_write, write_json
-from open_vocabulary import ckplus, ferplus_rows, load_files
+from spherefer.unknown import FaceDensity, class_mean
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+OTHER = "other"  # the class name benchmarks/train_heldout.sh gives data.other_class
 
 
 def gaussian(x: np.ndarray, labels: np.ndarray, classes: int, shrinkage: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -54,8 +65,14 @@ def mahalanobis(x: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.n
 
 
 def _pointwise(model, faces: np.ndarray, train: np.ndarray, train_labels: np.ndarray) -> dict[str, np.ndarray]:
-    """The scores that need nothing but the face itself and the fitted parameters."""
+    """The scores that need nothing but the face itself and the fitted parameters.
+
+    A model trained with an other class (``data.other_class``, the bank's last class when
+    it is named :data:`OTHER`) competes in the margin: best class minus the larger of the
+    second class and the other center."""
     cos = model.bank.cosine(faces).astype(np.float64)
+    other = cos[:, -1] if model.bank.names[-1] == OTHER else np.full(len(cos), -1.0)
+    cos = cos[:, :-1] if model.bank.names[-1] == OTHER else cos
     ordered = np.sort(cos, axis=1)
     logits = cos * model.bank.scale
     prob = np.exp(logits - logits.max(1, keepdims=True))
@@ -64,12 +81,16 @@ def _pointwise(model, faces: np.ndarray, train: np.ndarray, train_labels: np.nda
     nearest = mahalanobis(faces, means, precision).min(1)
     background_mean, background_precision = gaussian(train, np.zeros(len(train), int), 1)
     background = mahalanobis(faces, background_mean, background_precision)[:, 0]
+    class_means = np.stack([class_mean(train[train_labels == k]) for k in range(cos.shape[1])])
+    density = FaceDensity.fit(train, train_labels, class_means)
     return {
         "max cosine": ordered[:, -1],
-        "best - second cosine": ordered[:, -1] - ordered[:, -2],
+        "best - second cosine": ordered[:, -1] - np.maximum(ordered[:, -2], other),
         "max probability": prob.max(1),
         "Mahalanobis, nearest class": -nearest,
         "relative Mahalanobis": background - nearest,
+        "Mahalanobis to all faces": -background,
+        "relative Mahalanobis (spherefer.unknown)": density.scores(faces, class_means),
     }
 
 
@@ -82,6 +103,8 @@ def scores_of(model, faces: np.ndarray, train: np.ndarray, train_labels: np.ndar
 
     scores["10-NN cosine to train faces"] = np.sort(faces @ train.T, axis=1)[:, -10:].mean(1)
     scores["margin + relative Mahalanobis (mean percentile)"] = (percentile("best - second cosine") + percentile("relative Mahalanobis")) / 2
+    scores["margin & all-faces Mahalanobis (lower percentile)"] = np.minimum(percentile("best - second cosine"), percentile("Mahalanobis to all faces"))
+    scores["margin & nearest-class Mahalanobis (lower percentile)"] = np.minimum(percentile("best - second cosine"), percentile("Mahalanobis, nearest class"))
     return scores
 
 
@@ -116,7 +139,8 @@ def heldout(args: argparse.Namespace, root: Path) -> dict[str, dict[str, dict[st
     return results
 
 
-def shipped(args: argparse.Namespace, root: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
+def shipped(args: argparse.Namespace, root: Path, enrolled: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Every score on the four settings of each shipped model; ``enrolled`` gets :func:`enrolled_acceptance` per model."""
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     ck_images, ck_labels, _ = ckplus(args.data_root, 48)
     test = FERPlus(root, "test", classes=CLASSES)
@@ -124,6 +148,7 @@ def shipped(args: argparse.Namespace, root: Path) -> dict[str, dict[str, dict[st
     files, votes = ferplus_rows(root, ["test"])
     unknown_files = [f for f, v in zip(files, votes) if is_unknown_face(v)]
     unknown_images = load_files(root, unknown_files, ["unknown"] * len(unknown_files), 48)
+    non_faces = non_face_crops(seed=args.seed)
     for name in args.models:
         model = load_model(name)
         train, train_labels = training_faces(model, root, CLASSES, args.train_faces, args.seed)
@@ -131,10 +156,34 @@ def shipped(args: argparse.Namespace, root: Path) -> dict[str, dict[str, dict[st
         contempt = ck_labels == "contempt"
         known = scores_of(model, embed_arrays(model, known_images), train, train_labels)
         unknown = scores_of(model, embed_arrays(model, unknown_images), train, train_labels)
+        not_faces = {what: scores_of(model, embed_arrays(model, crops), train, train_labels) for what, crops in non_faces.items()}
+        enrolled[name] = enrolled_acceptance(model, ck_images, ck_labels, args.draws, args.seed)
         for score in ck:
             results.setdefault(score, {})[f"{name}: CK+ contempt"] = list(rates(ck[score][~contempt], ck[score][contempt]))
             results[score][f"{name}: FER+ unknown/NF"] = list(rates(known[score], unknown[score]))
+            for what, values in not_faces.items():
+                results[score][f"{name}: {what}"] = list(rates(known[score], values[score]))
     return results
+
+
+def enrolled_acceptance(model, ck_images: np.ndarray, ck_labels: np.ndarray, draws: int, seed: int) -> dict[str, list[float]]:
+    """Contempt enrolled from 10 CK+48 faces (``draws`` seeded draws): the share of the other
+    contempt faces and of the six other CK+ classes' faces the shipped rule accepts (its own
+    threshold; the enrolled class gets its mean from the 10 shots), and contempt recall."""
+    embeddings = embed_arrays(model, ck_images)
+    contempt = np.flatnonzero(ck_labels == "contempt")
+    rows: dict[str, list[float]] = {"contempt accepted": [], "contempt recall": [], "other CK+ faces accepted": []}
+    for draw in range(draws):
+        shots = np.random.default_rng(seed + draw).choice(contempt, 10, replace=False)
+        enrolled = model.with_bank(copy.deepcopy(model.bank))
+        enrol_class(enrolled.bank, "contempt", embeddings[shots])
+        rest = np.setdiff1d(contempt, shots)
+        result = enrolled.classify(embeddings)
+        others = ck_labels != "contempt"
+        rows["contempt accepted"].append(float((result.indices[rest] >= 0).mean()))
+        rows["contempt recall"].append(float((np.array(result.labels)[rest] == "contempt").mean()))
+        rows["other CK+ faces accepted"].append(float((result.indices[others] >= 0).mean()))
+    return rows
 
 
 def table(results: dict[str, dict[str, list[float]]], columns: list[str], mean: bool) -> list[str]:
@@ -153,6 +202,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[], help="models for the CK+ contempt and FER+ unknown settings")
     parser.add_argument("--train-faces", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--draws", type=int, default=10, help="draws of 10 contempt shots")
     parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
     parser.add_argument("--output", type=Path, default=Path("docs/results/open_vocabulary/unknown_scores"))
     args = parser.parse_args()
@@ -160,15 +210,22 @@ def main() -> None:
     lines = ["Each cell: AUROC / unknown faces accepted at 95% known acceptance (FPR@95%TPR). "
              f"Gaussians fitted on {args.train_faces} FER+ training embeddings.", ""]
     report: dict[str, object] = {}
+    model_scores = {name: load_model(name).bank.score for name in args.models}
     if args.runs is not None:
         report["heldout"] = heldout(args, root)
         for split in ("valid", "test"):
             lines += [f"Held-out class as unknown, FER+ {split} (`--runs {args.runs}`):", ""]
             lines += table(report["heldout"][split], CLASSES, mean=True) + [""]
     if args.models:
-        report["shipped"] = shipped(args, root)
-        columns = [f"{m}: {what}" for m in args.models for what in ("CK+ contempt", "FER+ unknown/NF")]
+        report["enrolled"] = {}
+        report["shipped"] = shipped(args, root, report["enrolled"])
+        columns = [f"{m}: {what}" for m in args.models for what in ("CK+ contempt", "FER+ unknown/NF", "textures", "photo patches")]
         lines += [f"Shipped models (`--models {' '.join(args.models)}`):", ""] + table(report["shipped"], columns, mean=False) + [""]
+        lines += [f"Contempt enrolled from 10 CK+48 faces ({args.draws} draws), the shipped rule at each model's own threshold:", "",
+                  "| model | " + " | ".join(next(iter(report["enrolled"].values()))) + " |", "|---" * (1 + len(next(iter(report["enrolled"].values())))) + "|"]
+        for name, rows in report["enrolled"].items():
+            lines.append(f"| {name} ({model_scores[name]}) | " + " | ".join(f"{100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}%" for v in rows.values()) + " |")
+        lines.append("")
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     args.output.parent.mkdir(parents=True, exist_ok=True)

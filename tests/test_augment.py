@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fixtures import NO_AUGMENT
-from spherefer.augment import augment_batch, mix_batch
+from spherefer.augment import augment_batch, mix_batch, placeholder_batch
 from spherefer.config import AugmentConfig
 
 
@@ -118,3 +118,20 @@ def test_mix_off_or_not_drawn_returns_the_batch_unchanged() -> None:
 def test_bad_augment_config_is_refused_by_name(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         AugmentConfig(**{field: value})
+
+
+def test_placeholders_mix_two_classes_into_the_other_class() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = torch.arange(16, dtype=torch.float32).view(16, 1, 1, 1).expand(16, 1, 4, 4) / 16
+    labels = torch.tensor([0, 1, 2, 3] * 4)  # class 3 is the other class
+    targets = torch.nn.functional.one_hot(labels, 4).float()
+    mixed, q = placeholder_batch(images, targets, 0.5, g)
+    changed = (mixed != images).flatten(1).any(1)
+    assert 0 < int(changed.sum()) <= 8  # at most half the batch; pairs of one class are left alone
+    assert (q[changed].argmax(1) == 3).all() and torch.equal(q[~changed], targets[~changed])
+    for i in torch.nonzero(changed).flatten():
+        value = float(mixed[i, 0, 0, 0])
+        assert float(images[i, 0, 0, 0]) != value and 0.0 <= value <= 1.0
+    assert not (labels[changed] == 3).any()  # other-class faces are never mixed
+    unchanged, same = placeholder_batch(images, targets, 0.0, g)
+    assert unchanged is images and same is targets

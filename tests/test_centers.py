@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures import assert_close
 from safetensors.numpy import save_file
 
-from fixtures import assert_close
 from spherefer import storage
-from spherefer.centers import UNKNOWN, CenterBank, ClassExists, angle_degrees
+from spherefer.centers import UNKNOWN, CenterBank, ClassExists
 from spherefer.heads import CosFaceHead
 from spherefer.labels import check_class_name
+from spherefer.sphere import angle_degrees
 
 NAMES = ["angry", "happy", "sad"]
 
@@ -307,3 +308,58 @@ def test_restore_trained_brings_back_the_trained_threshold(bank, tmp_path):
     assert loaded.threshold == 0.737 and loaded.trained_threshold == 0.6
     loaded.restore_trained()
     assert loaded.threshold == 0.6
+
+
+# ---------------------------------------------------------------- class means (the relative Mahalanobis score)
+
+
+def test_class_means_follow_every_edit_and_survive_saving(bank, tmp_path):
+    from spherefer.labels import MAHALANOBIS_SCORE
+    from spherefer.unknown import class_mean
+
+    trained = np.array([[0.8, 0, 0, 0], [0, 0.7, 0, 0], [0, 0, 0.6, 0]], dtype=np.float32)
+    bank.set_means(trained)
+    bank.use_score(MAHALANOBIS_SCORE, -50.0)
+    assert bank.threshold == bank.trained_threshold == -50.0
+    shots = np.array([[0.0, 0, 0, 1], [0, 0.1, 0, 1], [0.1, 0, 0, 1]], dtype=np.float32)
+    bank.add("calm", shots)
+    assert_close(bank.means[3], class_mean(shots))
+    bank.compose("mix", ["angry", "happy"], weights=[1.0, 3.0])
+    assert_close(bank.means[4], (trained[0] + 3 * trained[1]) / 4)
+    bank.update("sad", np.array([[0.0, 0, 1, 0]]), momentum=0.5, per="instance")
+    assert_close(bank.means[2], 0.5 * trained[2] + 0.5 * np.array([0, 0, 1, 0], np.float32))
+    bank.remove("happy")
+    bank.rename("angry", "cross")
+    assert bank.means.shape == (4, 4) and bank.names == ["cross", "sad", "calm", "mix"]
+    bank.save(tmp_path / "bank.safetensors")
+    loaded = CenterBank.load(tmp_path / "bank.safetensors")
+    assert loaded.score == MAHALANOBIS_SCORE and loaded.threshold == -50.0
+    assert_close(loaded.means, bank.means)
+    loaded.reset("sad")
+    loaded.reset("happy")
+    assert_close(loaded.means[1], trained[2])
+    assert_close(loaded.means[-1], trained[1])
+    loaded.restore_trained()
+    assert loaded.names == ["happy", "sad", "cross"] and loaded.threshold == -50.0  # a renamed trained class comes last
+    assert_close(loaded.means, trained[[1, 2, 0]])
+
+
+def test_a_score_other_than_the_cosine_needs_means_and_scores(bank):
+    from spherefer.labels import MAHALANOBIS_SCORE
+
+    with pytest.raises(ValueError, match="needs the class means"):
+        bank.use_score(MAHALANOBIS_SCORE, 0.0)
+    with pytest.raises(ValueError, match="unknown score 'energy'"):
+        bank.use_score("energy", 0.0)
+    bank.set_means(bank.centers * 0.5)
+    bank.use_score(MAHALANOBIS_SCORE, -3.0)
+    e = np.eye(4, dtype=np.float32)[:2]
+    with pytest.raises(ValueError, match="classify through a Recognizer"):
+        bank.classify(e)
+    result = bank.classify(e, scores=np.array([-2.0, -4.0], np.float32))
+    assert result.labels == ["angry", UNKNOWN] and result.scores.tolist() == [-2.0, -4.0]
+    bank.set_threshold(None, -100.0)  # not a cosine: outside [-1, 1] is fine, not finite is not
+    with pytest.raises(ValueError, match="finite"):
+        bank.set_threshold(None, float("nan"))
+    with pytest.raises(ValueError, match="centers' shape"):
+        bank.set_means(np.zeros((2, 4)))

@@ -12,11 +12,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from fixtures import (
+    PATTERN_CLASSES,
+    make_fer2013_folder,
+    make_pattern_folder,
+    make_tiny_model,
+    tiny_config_file,
+)
 from PIL import Image
 from skimage import data
 
 import spherefer
-from fixtures import PATTERN_CLASSES, make_fer2013_folder, make_pattern_folder, make_tiny_model, tiny_config_file
 from spherefer.cli import main
 from spherefer.cli.predict import PHOTO_COLUMNS
 from spherefer.data import DATASET_FORMATS
@@ -150,9 +156,10 @@ def test_predict_jsonl_one_line_per_readable_image(faces: Path, model_dir: Path)
     assert [r["source"] for r in records] == [str(p) for p in expected_paths]
     recognizer = spherefer.load_model(model_dir)
     for record, prediction in zip(records, recognizer.predict(expected_paths)):
-        assert set(record) == {"source", "label", "cosine", "probabilities"}
+        assert set(record) == {"source", "label", "cosine", "score", "probabilities"}
         assert record["label"] == prediction.label
-        assert record["cosine"] == pytest.approx(prediction.score, abs=1e-4)
+        assert record["cosine"] == pytest.approx(prediction.cosine, abs=1e-4)
+        assert record["score"] == pytest.approx(prediction.score, abs=1e-4)
         assert list(record["probabilities"]) == list(PATTERN_CLASSES)
         assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     broken = faces / "happy" / "broken.png"
@@ -166,11 +173,11 @@ def test_predict_csv_header_and_rows(faces: Path, model_dir: Path) -> None:
     result = run("predict", *images, "--aligned", "--model", model_dir, "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["source", "label", "cosine", *PATTERN_CLASSES]
+    assert rows[0] == ["source", "label", "cosine", "score", *PATTERN_CLASSES]
     assert [row[0] for row in rows[1:]] == [str(p) for p in images]
     for row in rows[1:]:
         assert row[1] in (*PATTERN_CLASSES, "unknown")
-        assert -1.0 <= float(row[2]) <= 1.0 and sum(map(float, row[3:])) == pytest.approx(1.0, abs=1e-3)
+        assert -1.0 <= float(row[2]) <= 1.0 and sum(map(float, row[4:])) == pytest.approx(1.0, abs=1e-3)
     assert result.stderr == ""
 
 
@@ -190,7 +197,7 @@ def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Pa
 # ---------------------------------------------------------------- predict on whole photos
 
 PHOTO_KEYS = {"source", "frame", "time", "face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "reason",
-              "cosine", "probabilities", "quality"}
+              "cosine", "score", "probabilities", "quality"}
 
 
 @pytest.fixture(scope="module")
@@ -390,13 +397,12 @@ def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch:
 
 
 def test_calibrate_command(editable: Path, tmp_path: Path) -> None:
-    data = make_pattern_folder(tmp_path / "calib", per_class=6)
-    # an untrained model matches few faces right: storing its thresholds needs --force (see the refusal test below)
-    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--force")
+    data = make_pattern_folder(tmp_path / "calib", per_class=30)
+    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "0.9", "--min-faces", "5")
     assert result.exit_code == 0, result.output
-    assert "global threshold" in result.output
+    assert "global threshold" in result.output and "accept 90% of known faces" in result.output
     assert spherefer.load_model(editable).bank.threshold != 0.6
-    assert_one_line_error(run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "2"), "target FAR")
+    assert_one_line_error(run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "2"), "share of known faces")
 
 
 def test_the_cli_is_a_package_that_runs_with_python_m() -> None:
@@ -467,22 +473,19 @@ def test_concurrent_classes_add_keeps_every_class(editable: Path, tmp_path: Path
     assert (editable / "bank.safetensors.lock").is_file()  # the lock sits beside the bank
 
 
-def test_calibrate_refuses_thresholds_that_reject_most_known_faces(editable: Path, tmp_path: Path) -> None:
-    data = make_pattern_folder(tmp_path / "calib", per_class=6)  # an untrained model: few faces are matched right
+def test_calibrate_refuses_too_few_known_faces(editable: Path, tmp_path: Path) -> None:
+    data = make_pattern_folder(tmp_path / "calib", per_class=6)  # 12 faces of the bank's classes
     before = (editable / "bank.safetensors").read_bytes()
-    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1")
-    assert_one_line_error(result, r"correct faces accepted 16\.7%, below the floor of 50%.*--force")
+    result = run("calibrate", "--model", editable, "--data", f"folder:{data}")
+    assert_one_line_error(result, r"at least 50 faces of the bank's classes .* got 12 .* nothing stored")
     assert (editable / "bank.safetensors").read_bytes() == before  # nothing stored
-    dry = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--dry-run")
-    assert dry.exit_code == 0 and "below the floor of 50%" in dry.stderr
-    forced = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--force")
-    assert forced.exit_code == 0, forced.output
-    assert spherefer.load_model(editable).bank.threshold != 0.6
+    dry = run("calibrate", "--model", editable, "--data", f"folder:{make_pattern_folder(tmp_path / 'more', per_class=30)}", "--dry-run")
+    assert dry.exit_code == 0 and (editable / "bank.safetensors").read_bytes() == before
 
 
 def test_reset_all_restores_the_trained_threshold(editable: Path, tmp_path: Path) -> None:
-    data = make_pattern_folder(tmp_path / "calib", per_class=6)
-    assert run("calibrate", "--model", editable, "--data", f"folder:{data}", "--target-far", "0.2", "--min-false", "1", "--force").exit_code == 0
+    data = make_pattern_folder(tmp_path / "calib", per_class=30)
+    assert run("calibrate", "--model", editable, "--data", f"folder:{data}", "--min-faces", "5").exit_code == 0
     calibrated = spherefer.load_model(editable).bank
     assert calibrated.threshold != 0.6 and calibrated.info["sad"].threshold is not None
     result = run("classes", "reset", "--all", "--model", editable)

@@ -53,7 +53,7 @@ def test_override_into_an_empty_section_of_the_file(tmp_path: Path) -> None:
 
 
 def test_explicit_num_classes_must_match_classes() -> None:
-    with pytest.raises(ValueError, match="model.num_classes is 3 but data.classes names 2 classes"):
+    with pytest.raises(ValueError, match="model.num_classes is 3 but the head is trained on 2 classes"):
         load_train_config(None, ["data.classes=[happy, sad]", "model.num_classes=3"])
 
 

@@ -57,7 +57,7 @@ INFERENCE_SIDE = textwrap.dedent(
         "info": cli("info"),
         "add": cli("classes", "add", "pattern", faces, "--aligned"),
         "list": cli("classes", "list"),
-        "calibrate": cli("calibrate", "--data", data, "--dry-run", "--force"),
+        "calibrate": cli("calibrate", "--data", data, "--dry-run"),
         "export": cli("export", "--onnx", home + "/fer.onnx"),
         "train": cli("train", "--config", "default", "epochs=1"),
         "geometry": cli("geometry", "--output", home + "/geometry"),
@@ -84,7 +84,7 @@ def test_install_hint_names_the_extra() -> None:
 @pytest.mark.slow
 def test_the_inference_side_never_imports_torch(tmp_path: Path) -> None:
     faces = make_pattern_folder(tmp_path / "faces", ["happy"], per_class=4, size=48) / "happy"
-    data = make_pattern_folder(tmp_path / "data", ["happy", "sad"], per_class=6, size=48)
+    data = make_pattern_folder(tmp_path / "data", ["happy", "sad"], per_class=30, size=48)
     script = tmp_path / "inference_side.py"
     script.write_text(BLOCK_TORCH + INFERENCE_SIDE)
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "home"), str(faces), f"folder:{data}"],

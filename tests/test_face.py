@@ -18,12 +18,11 @@ from skimage import data
 
 from spherefer import CenterBank, Recognizer, create_model
 from spherefer import face as face_module
-from spherefer.face import detect as face_detect
 from spherefer.face import (
-    LANDMARK_NAMES,
-    TEMPLATE,
     BLAZEFACE_FULL_RANGE,
     BLAZEFACE_SHORT_RANGE,
+    LANDMARK_NAMES,
+    TEMPLATE,
     BlazeFaceDetector,
     DetectedFace,
     DetectorUnavailable,
@@ -40,6 +39,7 @@ from spherefer.face import (
     weighted_nms,
     yaw_ratio,
 )
+from spherefer.face import detect as face_detect
 
 NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 SHARED_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
@@ -299,7 +299,7 @@ def test_analyze_classifies_a_good_face(astronaut, recognizer):
     cosines = recognizer.bank.centers @ recognizer.embed(record.crop)[0]
     best = int(cosines.argmax())
     assert record.prediction is not None and record.prediction.nearest == NAMES[best]
-    assert record.prediction.score == pytest.approx(float(cosines[best]), abs=1e-5)
+    assert record.prediction.cosine == pytest.approx(float(cosines[best]), abs=1e-5)
     assert record.label == (NAMES[best] if cosines[best] >= recognizer.bank.threshold else "unknown")
     assert recognizer.analyze(astronaut, threshold=float(cosines[best]) + 1e-3)[0].label == "unknown"
     assert recognizer.analyze(astronaut, threshold=float(cosines[best]) - 1e-3)[0].label == NAMES[best]

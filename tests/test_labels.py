@@ -96,6 +96,16 @@ def test_decide_accepts_the_nearest_class_at_or_above_its_threshold() -> None:
         decide(cosines, thresholds[:2])
 
 
+def test_decide_compares_the_given_scores_not_the_cosines() -> None:
+    cosines = np.array([[0.9, 0.1], [0.2, 0.7], [0.6, 0.5]], dtype=np.float32)
+    scores = np.array([-80.0, -10.0, -50.0], dtype=np.float32)  # e.g. relative Mahalanobis: the cosine does not matter
+    decision = decide(cosines, np.array([-60.0, -20.0], dtype=np.float32), scores)
+    assert decision.nearest.tolist() == [0, 1, 0]  # the class is still the nearest center
+    assert decision.index.tolist() == [-1, 1, 0] and decision.score.tolist() == scores.tolist()
+    with pytest.raises(ValueError, match="one score per face"):
+        decide(cosines, np.zeros(2), scores[:2])
+
+
 def _bank(thresholds: list[float | None], global_threshold: float = 0.6) -> CenterBank:
     bank = CenterBank(["a", "b", "c"], torch.eye(3, 4), threshold=global_threshold)
     for name, value in zip(bank.names, thresholds):
@@ -121,9 +131,9 @@ def test_the_bank_the_smoother_and_calibration_use_the_same_rule() -> None:
     assert frame_labels == [label_of(i, bank.names) for i in decide(unit.astype(np.float64) @ smoother.centers.T, smoother.thresholds).index]
     assert frame_labels == classified.labels
 
-    labels = np.full(len(cosines), -1)  # every face unknown: each nearest match is a false match
-    global_t, _ = choose_thresholds(cosines, labels, bank.names, target_far=0.5, min_false=1)
-    assert global_t == pytest.approx(float(np.quantile(nearest_match(cosines)[1], 0.5)))
+    nearest, best = nearest_match(cosines)  # calibration quantiles the score the rule compares
+    global_t, _ = choose_thresholds(best, nearest, np.zeros(len(cosines), int), bank.names, accept=0.5)
+    assert global_t == pytest.approx(float(np.quantile(classified.scores, 0.5)))
 
 
 def test_a_threshold_override_goes_through_the_same_rule() -> None:
@@ -137,12 +147,12 @@ def test_a_threshold_override_goes_through_the_same_rule() -> None:
 
 
 def _prediction(label: str = "a") -> Prediction:
-    return Prediction(label=label, score=0.123456, nearest="a", cosines={"a": 0.123456, "b": -0.5},
+    return Prediction(label=label, score=-12.345678, cosine=0.123456, nearest="a", cosines={"a": 0.123456, "b": -0.5},
                       probabilities={"a": 0.7777777, "b": 0.2222223})
 
 
-def test_prediction_to_dict_is_label_cosine_and_rounded_probabilities() -> None:
-    assert _prediction().to_dict() == {"label": "a", "cosine": 0.1235, "probabilities": {"a": 0.7778, "b": 0.2222}}
+def test_prediction_to_dict_is_label_cosine_score_and_rounded_probabilities() -> None:
+    assert _prediction().to_dict() == {"label": "a", "cosine": 0.1235, "score": -12.3457, "probabilities": {"a": 0.7778, "b": 0.2222}}
     assert _prediction().to_dict(digits=2)["cosine"] == 0.12
 
 
@@ -154,9 +164,9 @@ def test_face_records_and_the_no_face_record_share_one_schema() -> None:
     assert tuple(classified) == tuple(rejected) == tuple(nothing) == FACE_FIELDS
     assert classified["label"] == "a" and classified["raw_label"] == "b" and classified["reason"] is None
     assert classified["box"] == [1.0, 2.0, 3.0, 4.0] and classified["landmarks"]["right_eye"] == [10.0, 20.1]
-    assert classified["detector_score"] == 0.9877 and classified["cosine"] == 0.1235
+    assert classified["detector_score"] == 0.9877 and classified["cosine"] == 0.1235 and classified["score"] == -12.3457
     assert rejected["label"] == rejected["raw_label"] == REJECTED and rejected["reason"] == "too small: 3 px; too blurred"
-    assert rejected["cosine"] is None and rejected["probabilities"] is None
+    assert rejected["cosine"] is None and rejected["score"] is None and rejected["probabilities"] is None
     assert nothing["label"] == nothing["raw_label"] == NO_FACE and nothing["reason"] == "no face found"
     assert all(nothing[key] is None for key in FACE_FIELDS if key not in ("label", "raw_label", "reason"))
 

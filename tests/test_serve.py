@@ -12,18 +12,24 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fixtures import live_server, make_pattern_folder
+from pgcluster import create_database, postgres_cluster
 from PIL import Image
 
 import spherefer
-from fixtures import live_server, make_pattern_folder
-from pgcluster import create_database, postgres_cluster
 from spherefer.cli import main
 from spherefer.images import example_photo
-from spherefer.serve import BankStore, ServeSettings, build_app, create_app, load_api_key
+from spherefer.serve import (
+    BankStore,
+    ServeSettings,
+    build_app,
+    create_app,
+    load_api_key,
+)
 from spherefer.serve.store import NothingToUndo, check_profile
 
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
 KEY = "test-key-0123456789abcdef"
 AUTH = {"X-API-Key": KEY}
@@ -97,7 +103,7 @@ def test_predict_a_photo_finds_the_face_with_label_cosine_probabilities_and_sphe
     assert (result["width"], result["height"]) == (512, 512) and len(result["faces"]) == 1
     face = result["faces"][0]
     expected = recognizer.analyze(example_photo())[0]
-    assert face["label"] == expected.label and face["cosine"] == pytest.approx(expected.prediction.score, abs=1e-3)
+    assert face["label"] == expected.label and face["cosine"] == pytest.approx(expected.prediction.cosine, abs=1e-3)
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     x0, y0, x1, y1 = face["box"]
     assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
@@ -111,6 +117,30 @@ def test_predict_aligned_crop_and_a_photo_without_faces(client: TestClient, reco
     assert aligned["faces"][0]["label"] == recognizer.predict(crop)[0].label
     blank = client.post("/v1/predict", files={"file": ("blank.png", png_bytes(np.full((200, 300, 3), 128, np.uint8)), "image/png")})
     assert blank.status_code == 200 and blank.json()["faces"] == []
+
+
+def test_the_threshold_per_request_and_per_profile(client: TestClient, photo: bytes, recognizer) -> None:
+    upload = {"file": ("astronaut.jpg", photo, "image/jpeg")}
+    info = client.get("/v1/info").json()
+    assert info["score"] == recognizer.bank.score == "relative_mahalanobis" and info["threshold"] == pytest.approx(recognizer.bank.threshold)
+    face = client.post("/v1/predict", files=upload).json()["faces"][0]
+    assert face["label"] == "happy" and face["score"] >= info["threshold"]
+    strict = client.post(f"/v1/predict?threshold={face['score'] + 1}", files=upload).json()["faces"][0]
+    assert strict["label"] == "unknown" and strict["score"] == pytest.approx(face["score"])
+    assert client.post("/v1/predict?threshold=nan", files=upload).status_code == 400
+    # the profile's own threshold: versioned like any change, other profiles keep theirs
+    assert client.put("/v1/threshold?profile=strict", data={"value": str(face["score"] + 1)}).status_code == 401
+    changed = client.put("/v1/threshold?profile=strict", data={"value": str(face["score"] + 1)}, headers={"X-API-Key": KEY})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["threshold"] == pytest.approx(face["score"] + 1) and changed.json()["version"] == 1
+    strict_profile = client.post("/v1/predict?profile=strict", files=upload).json()
+    assert "faces" in strict_profile and strict_profile["faces"][0]["label"] == "unknown", strict_profile
+    assert client.post("/v1/predict", files=upload).json()["faces"][0]["label"] == "happy"
+    own = client.put("/v1/threshold?profile=strict", data={"value": "-1000", "name": "happy"}, headers={"X-API-Key": KEY}).json()
+    assert [c["threshold"] for c in own["classes"] if c["name"] == "happy"] == [-1000.0]
+    assert client.post("/v1/predict?profile=strict", files=upload).json()["faces"][0]["label"] == "happy"
+    missing = client.put("/v1/threshold?profile=strict", data={"value": "0", "name": "smug"}, headers={"X-API-Key": KEY})
+    assert missing.status_code == 404 and "smug" in missing.json()["detail"]
 
 
 def test_sphere_view_has_every_center_on_the_unit_sphere(client: TestClient) -> None:
@@ -234,7 +264,7 @@ def test_every_change_is_versioned_and_undone_step_by_step(client: TestClient, p
     client.patch("/v1/classes/first", data={"new_name": "second"}, headers=AUTH)
     history = client.get("/v1/versions").json()
     assert [v["version"] for v in history["versions"]] == [1, 2, 3] and "remove 'angry'" in history["versions"][1]["action"]
-    names = lambda r: [c["name"] for c in r.json()["classes"]]  # noqa: E731
+    names = lambda r: [c["name"] for c in r.json()["classes"]]
     step = client.post("/v1/undo", headers=AUTH)
     assert step.json()["undone"] == "rename 'first' to 'second'" and "first" in names(step) and "angry" not in names(step)
     step = client.post("/v1/undo", headers=AUTH)
@@ -307,7 +337,7 @@ def test_one_class_name_rule_for_the_bank_the_cli_and_the_service(client: TestCl
 def test_16_bit_and_palette_images_are_read_like_the_8_bit_photo(client: TestClient, photo: bytes) -> None:
     rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
     expected = client.post("/v1/predict", files={"file": ("a.png", png_bytes(rgb), "image/png")}).json()["faces"][0]
-    grey16 = Image.fromarray((np.asarray(Image.fromarray(rgb).convert("L"), np.uint16) * 257))
+    grey16 = Image.fromarray(np.asarray(Image.fromarray(rgb).convert("L"), np.uint16) * 257)
     palette = Image.fromarray(rgb).convert("P")
     for image in (grey16, palette):
         buffer = io.BytesIO()
@@ -511,7 +541,7 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
 def test_the_package_docstring_and_exports_name_what_exists() -> None:
     import re
 
-    import spherefer.serve as serve
+    from spherefer import serve
 
     assert all(hasattr(serve, name) for name in serve.__all__)
     called = set(re.findall(r"``(\w+)\(", serve.__doc__)) | set(re.findall(r":func:`~?[\w.]*?(\w+)`", serve.__doc__))

@@ -240,7 +240,8 @@ def stored_bytes(path: Path) -> int:
 
 def test_the_database_grows_linearly_with_the_changes(recognizer, tmp_path) -> None:
     """Every version used to hold the whole bank (32 kB at version 1, 180 MB after 400 enrolments):
-    now a change stores about one center, and full copies are amortised against the changes."""
+    now a change stores about one class (its center and, for the unknown score, its mean), and full
+    copies are amortised against the changes."""
     path = tmp_path / "growth.sqlite3"
     rng = np.random.default_rng(0)
     sizes = {}
@@ -254,13 +255,14 @@ def test_the_database_grows_linearly_with_the_changes(recognizer, tmp_path) -> N
         store.change("p", "update", lambda bank: bank.update("renamed", rng.standard_normal((2, 512)).astype(np.float32)))
         store.change("p", "remove", lambda bank: bank.remove("happy"))
         version, served = store.current("p")
-    per_class = 4 * 512
+    per_class = 4 * 512 * 2  # float32 center and mean
+    assert recognizer.bank.means is not None
     for n, size in sizes.items():
         assert size / n < 4 * per_class, f"{size} bytes after {n} changes"  # the whole bank each time: > 60 kB a change
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT version, LENGTH(bank), chain FROM bank_versions ORDER BY version").fetchall()
     changes = [length for _, length, chain in rows if chain > 0]
-    assert max(changes) < per_class + 2048, "one change stores about one center"
+    assert max(changes) < per_class + 2048, "one change stores about one class"
     assert len(changes) > 0.9 * len(rows), "most versions are changes, a few are full copies"
     full = [length for _, length, chain in rows if chain == 0]
     assert sum(full[1:]) <= sum(changes) + full[-1], "full copies are paid for by the changes before them"
@@ -271,6 +273,7 @@ def test_the_database_grows_linearly_with_the_changes(recognizer, tmp_path) -> N
         for bank in (served, fresh.current("p")[1]):
             assert bank.names == [n for n in recognizer.bank.names if n != "happy"] + [f"c{i}" if i != 3 else "renamed" for i in range(1, 161)]
         np.testing.assert_allclose(fresh.current("p")[1].centers, served.centers, atol=1e-6)
+        np.testing.assert_allclose(fresh.current("p")[1].means, served.means, atol=1e-6)
         assert fresh.current("p")[1].summary() == served.summary() and fresh.current("p")[0] == version
         for _ in range(3):  # undo walks back across full copies and changes
             fresh.undo("p")

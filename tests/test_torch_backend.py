@@ -158,5 +158,5 @@ def test_each_shipped_int8_graph_stays_close_to_the_fp32_one(name: str) -> None:
     crops = real_looking_crops(32)
     cosines = np.sum(fp32.embed(crops) * int8.embed(crops), axis=1)
     assert cosines.min() > 0.99  # the same direction on the sphere, within about 8 degrees
-    agree = np.mean([a.label == b.label for a, b in zip(fp32.predict(crops, threshold=-1.0), int8.predict(crops, threshold=-1.0))])
+    agree = np.mean([a.nearest == b.nearest for a, b in zip(fp32.predict(crops), int8.predict(crops))])
     assert agree >= 0.95

@@ -150,6 +150,19 @@ def test_unknown_transitions_use_the_threshold_as_the_border() -> None:
     assert smoother.update(0, unit(0.1, 1, 0)).label == "b"
 
 
+def test_with_an_unknown_score_the_smoother_compares_the_score_not_the_cosine() -> None:
+    # score: how far the embedding's third coordinate is below 0.5 (a stand-in for the relative Mahalanobis score)
+    smoother = LabelSmoother(np.eye(3)[:2], ["a", "b"], (0.0, 0.0), SmoothingConfig(alpha=1.0, margin=0.05, patience=2),
+                             score=lambda e: 0.5 - float(e[2]))
+    assert smoother.update(0, unit(1, 0.1, 0.9)).label == UNKNOWN  # cos_a 0.74 would pass any cosine rule; score -0.16
+    assert smoother.update(0, unit(1, 0.1, 0.1)).decision == "a"  # score 0.4: accepted, on patience
+    assert smoother.update(0, unit(1, 0.1, 0.1)).label == "a"
+    slightly = unit(1, 0, 0.61)  # score about -0.02: below the threshold by less than the margin, so held
+    assert {smoother.update(0, slightly).label for _ in range(4)} == {"a"}
+    far = unit(1, 0, 1.5)  # score about -0.33
+    assert [smoother.update(0, far).label for _ in range(2)] == ["a", UNKNOWN]
+
+
 def test_tracks_are_independent_and_forget_resets() -> None:
     smoother = two_class_smoother(SmoothingConfig(alpha=0.5, margin=0.0, patience=5))
     a, b = unit(1, 0, 0), unit(0, 1, 0)

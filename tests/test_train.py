@@ -23,7 +23,8 @@ from fixtures import FERPLUS_TRAIN_ROWS, NO_AUGMENT, PATTERN_CLASSES, TINY_MODEL
 from spherefer.config import OptimConfig, TrainConfig, load_train_config
 from spherefer.objective import class_weights
 from spherefer.torch_backend import read_state_dict
-from spherefer.train import WeightAverage, _epoch_order, load_face_arrays, lr_factor, train
+from spherefer.labels import MAHALANOBIS_SCORE
+from spherefer.train import WeightAverage, _epoch_order, load_face_arrays, load_train_val, lr_factor, train
 
 NO_AUGMENT_OVERRIDES = [f"augment.{key}={value}" for key, value in NO_AUGMENT.items()]
 
@@ -83,6 +84,7 @@ def test_run_folder_has_config_metrics_and_loadable_models(trained_run: tuple[Tr
     assert last.card["epochs"] == 10
     best_epoch = next(row["epoch"] for row in rows if row["val_acc"] == state["best_val_acc"])  # the first epoch reaching the best
     assert best.card["epochs"] == best_epoch and best.card["val_acc"] == state["best_val_acc"]
+    assert best.bank.score == "cosine"  # 48 validation faces are too few to set the unknown score's threshold: the cosine rule stays
 
 
 def test_trained_model_beats_chance_on_its_training_images(trained_run: tuple[TrainConfig, Path], pattern_root: Path) -> None:
@@ -376,6 +378,34 @@ def test_votes_target_loads_each_faces_vote_distribution(tmp_path: Path) -> None
         torch.testing.assert_close(target, torch.from_numpy(column_votes / column_votes.sum()))
     with pytest.raises(ValueError, match="votes"):
         load_face_arrays(f"folder:{make_pattern_folder(tmp_path / 'p')}", PATTERN_CLASSES, 16, target="votes")
+
+
+def test_other_class_learns_from_the_faces_raters_called_unknown(tmp_path: Path) -> None:
+    root = make_ferplus(tmp_path)
+    config = load_train_config(None, [f"data.train=ferplus:{root}:train", "data.classes=[neutral, happy, fear]", "data.other_class=other",
+                                      "loss.placeholder=0.25"])
+    assert config.data.trained_classes == ["neutral", "happy", "fear", "other"] and config.model.num_classes == 4
+    train_arrays, _ = load_train_val(config.data, 16)
+    # the three majority faces of the kept classes, then the unknown and the not-a-face rows as the other class
+    assert train_arrays.labels.tolist() == [0, 1, 2, 3, 3] and train_arrays.classes == config.data.trained_classes
+    torch.testing.assert_close(train_arrays.targets[3:], torch.eye(4)[[3, 3]])
+    assert train_arrays.targets[:3, 3].abs().sum() == 0
+    with pytest.raises(ValueError, match="set data.other_class too"):
+        load_train_config(None, ["loss.placeholder=0.1"])
+    with pytest.raises(ValueError, match="must not be one of data.classes"):
+        load_train_config(None, ["data.other_class=happy"])
+    folder = f"folder:{make_pattern_folder(tmp_path / 'p')}"
+    with pytest.raises(ValueError, match="data.train must be ferplus:ROOT:train"):
+        load_train_val(load_train_config(None, [f"data.train={folder}", f"data.val={folder}", "data.other_class=other"]).data, 16)
+
+
+def test_the_best_model_gets_the_unknown_score_at_the_end(tmp_path: Path) -> None:
+    root = make_pattern_folder(tmp_path / "faces", per_class=20)  # 60 faces: enough to fit an 8-d density and a threshold
+    config = tiny_train_config(tmp_path / "runs", f"folder:{root}", PATTERN_CLASSES, "epochs=2", *NO_AUGMENT_OVERRIDES)
+    best = spherefer.load_model(train(config, progress=False) / "best")
+    assert best.bank.score == MAHALANOBIS_SCORE and best.density is not None
+    accepted = np.mean([p.label != "unknown" for p in best.predict(sorted(root.glob("*/*.png")))])
+    assert 0.9 <= accepted < 1.0  # the threshold accepts 95% of the validation faces (here the same faces)
 
 
 def test_weight_average_is_saved_and_resumes_exactly(pattern_root: Path, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from fixtures import PATTERN_CLASSES
 from skimage import data
 
-from fixtures import PATTERN_CLASSES
 from spherefer.cli import main
 from spherefer.tracking import FaceTracker, SmoothingConfig
 from spherefer.video import WRITE_CODECS, VideoSource, VideoWriter, is_video
@@ -125,7 +125,7 @@ def test_analyze_video_follows_one_face_in_one_track(recognizer, video: Path) ->
     best = int(cosines.argmax())
     expected = PATTERN_CLASSES[best] if cosines[best] >= recognizer.bank.thresholds()[best] else "unknown"
     assert face.raw_prediction.label == face.prediction.label == expected
-    assert face.raw_prediction.score == pytest.approx(float(cosines[best]), abs=1e-5)
+    assert face.raw_prediction.cosine == pytest.approx(float(cosines[best]), abs=1e-5)
 
 
 def test_smoothing_on_and_off(recognizer, video: Path) -> None:
@@ -182,7 +182,7 @@ def test_predict_video_writes_one_record_per_frame_and_an_annotated_video(video:
     # the labels, raw labels and cosines of the library's smoothed analysis of the same video
     faces = [r.faces[0] for r in recognizer.analyze_video(video)]
     assert [r["label"] for r in records] == [f.label for f in faces] and [r["raw_label"] for r in records] == [f.raw_label for f in faces]
-    assert [r["cosine"] for r in records] == pytest.approx([f.prediction.score for f in faces], abs=1e-4)
+    assert [r["cosine"] for r in records] == pytest.approx([f.prediction.cosine for f in faces], abs=1e-4)
     frames, fps = read_all(out / "astronaut.avi")
     assert len(frames) == FRAMES and frames[0].shape == (240, 320, 3) and fps == pytest.approx(25.0)
     original, _ = read_all(video)

@@ -6,22 +6,22 @@
         --eval ckplus48:~/.cache/spherefer-data/ckplus48
 
 Every figure in the card comes from evaluating the copied model here; the per-dataset
-reports (JSON, markdown, confusion PNG) go to docs/results/<name>/.
+reports (JSON, markdown, confusion PNG) go to docs/results/<name>/. The run's best model
+carries the unknown score ``spherefer train`` fitted at its end (for an older run:
+``tools/fit_unknown_score.py`` afterwards).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import json
+import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import spherefer
-from spherefer.data import data_spec_stem, open_dataset
-from spherefer.evaluate import embed_arrays, evaluate
+from spherefer.data import data_spec_stem
+from spherefer.evaluate import evaluate
 from spherefer.storage import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +33,6 @@ def main() -> None:
     parser.add_argument("--name", default="default")
     parser.add_argument("--eval", dest="evals", action="append", default=[], help="FORMAT:PATH[:SPLIT] to measure")
     parser.add_argument("--command", default="spherefer train --config default", help="the command that trained the run")
-    parser.add_argument("--threshold-data", default=None, help="FORMAT:PATH[:SPLIT] of known faces that sets the global threshold")
-    parser.add_argument("--accept-known", type=float, default=0.95, help="share of --threshold-data faces the threshold accepts")
     parser.add_argument("--hardware", default="a shared 2-core CPU (other jobs ran beside it)", help="where the run trained, for the card")
     parser.add_argument("--training-data", default="FER+ majority labels (train split), seven FER2013 classes; contempt never seen")
     args = parser.parse_args()
@@ -56,15 +54,6 @@ def main() -> None:
             "median_epoch_seconds": sorted(row["seconds"] for row in history)[len(history) // 2],
         }
     )
-    if args.threshold_data:
-        dataset = open_dataset(args.threshold_data, classes=recognizer.bank.names)
-        images, _ = dataset.load_arrays(size=recognizer.config.input_size)
-        best_cosine = recognizer.bank.cosine(embed_arrays(recognizer, images)).max(axis=1)
-        threshold = round(float(np.quantile(best_cosine, 1.0 - args.accept_known)), 4)
-        recognizer.bank.set_threshold(None, threshold)
-        recognizer.card["threshold_rule"] = (
-            f"global cosine threshold {threshold} accepts {args.accept_known:.0%} of the known faces of {args.threshold_data}"
-        )
     results = {}
     docs = ROOT / "docs" / "results" / args.name
     for spec in args.evals:
@@ -82,6 +71,15 @@ def main() -> None:
     print(f"shipped {run_dir / 'best'} -> {target}", file=sys.stderr)
 
 
+def classes_line(recognizer: spherefer.Recognizer) -> str:
+    """The card's line on the classes and when a face is unknown (the run's fitted unknown score, or the cosine rule)."""
+    bank = recognizer.bank
+    rule = (f"a face is `unknown` when its {bank.score.replace('_', ' ')} score is below {bank.threshold:.4f}, which accepts "
+            f"95% of the validation faces (section \"Unknown score\")" if bank.score != "cosine" else
+            f"a face is `unknown` when its best cosine is below {bank.threshold:.4f} (the paper's rule; no unknown score fitted)")
+    return f"- **Classes**: {', '.join(bank.names)}; {rule}."
+
+
 def model_card(name: str, recognizer: spherefer.Recognizer, config_yaml: str, results: dict, history: list[dict]) -> str:
     cfg, card = recognizer.config, recognizer.card
     n_params = sum(p.numel() for p in recognizer.model.parameters())
@@ -91,8 +89,7 @@ def model_card(name: str, recognizer: spherefer.Recognizer, config_yaml: str, re
         f"- **Network**: {cfg.arch}, {n_params / 1e6:.2f} M parameters, input {cfg.input_size}x{cfg.input_size}"
         f" {'greyscale' if cfg.in_channels == 1 else 'RGB'}, {cfg.embedding_size}-d embedding, head `{cfg.head}`"
         + (" (plain linear layer with bias: no scale or margin; centers = its normalised weight rows)." if cfg.head == "softmax" else f" (s={cfg.scale}, m={recognizer.model.head.margin})."),
-        f"- **Classes**: {', '.join(recognizer.bank.names)}; faces below cosine {recognizer.bank.threshold} are `unknown`"
-        + (f" (the {card['threshold_rule']}; the paper's 0.6 would call most faces unknown with this model, see docs/RESULTS.md)." if "threshold_rule" in card else "."),
+        classes_line(recognizer),
         f"- **Training data**: {card['training_data']}.",
         f"- **Training**: `{card['command']}` — {card['epochs_run']} epochs on {card['hardware']} in {card['training_minutes']} min (median epoch {card['median_epoch_seconds']:.0f} s);"
         f" best validation accuracy (FER+ valid, nearest center) {history[card['best_epoch'] - 1]['val_acc']:.2%} at epoch {card['best_epoch']}.",

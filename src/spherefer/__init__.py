@@ -6,9 +6,9 @@ whose normalised head weights are class centers; new expressions are enrolled fr
 few samples and faces far from every center are rejected as unknown.
 """
 
-from .centers import CenterBank, Classification
+from .centers import CenterBank
 from .face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_faces
-from .labels import UNKNOWN, Prediction
+from .labels import UNKNOWN, Classification, Prediction
 from .model_config import ModelConfig
 from .recognizer import Recognizer, load_model, shipped_models
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
@@ -28,26 +28,26 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'spherefer' has no attribute {name!r}")
 
 __all__ = [
-    "__version__",
+    "BACKBONES",
+    "HEADS",
     "UNKNOWN",
     "CenterBank",
     "Classification",
-    "Prediction",
     "DetectedFace",
-    "FaceRecord",
-    "QualityConfig",
-    "align_face",
-    "detect_faces",
-    "HEADS",
-    "create_head",
-    "BACKBONES",
     "EmbeddingNet",
-    "ModelConfig",
-    "create_model",
-    "Recognizer",
-    "load_model",
-    "shipped_models",
+    "FaceRecord",
     "FaceTracker",
     "LabelSmoother",
+    "ModelConfig",
+    "Prediction",
+    "QualityConfig",
+    "Recognizer",
     "SmoothingConfig",
+    "__version__",
+    "align_face",
+    "create_head",
+    "create_model",
+    "detect_faces",
+    "load_model",
+    "shipped_models",
 ]

@@ -3,7 +3,9 @@
 :func:`augment_batch` changes pixels only: framing (flip, rotation, zoom, shift),
 tone (brightness, contrast, gamma), other cameras' optics (blur, low resolution) and
 erasing. :func:`mix_batch` mixes pairs of faces *and* their target distributions
-(mixup, cutmix), so it runs after the targets are known.
+(mixup, cutmix), so it runs after the targets are known; :func:`placeholder_batch` turns
+a share of the batch into mixtures of two classes that belong to neither (PROSER's data
+placeholders, Zhou et al. 2021, in pixel space).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import Tensor
 
 from .config import AugmentConfig
 
-__all__ = ["augment_batch", "mix_batch"]
+__all__ = ["augment_batch", "mix_batch", "placeholder_batch"]
 
 _BLUR_SIGMA = (0.3, 1.2)
 _DOWNSCALE_FACTORS = (0.4, 0.55, 0.7, 0.8)
@@ -133,3 +135,27 @@ def mix_batch(images: Tensor, targets: Tensor, cfg: AugmentConfig, generator: to
     mixed[:, :, top : top + cut_h, left : left + cut_w] = images[partner, :, top : top + cut_h, left : left + cut_w]
     kept = 1.0 - cut_h * cut_w / (h * w)
     return mixed, kept * targets + (1 - kept) * targets[partner]
+
+
+def placeholder_batch(images: Tensor, targets: Tensor, share: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Replace ``share`` of the faces by an even-ish mixture (weight 0.35-0.65) of two faces whose
+    main classes differ, with the last class (the other class) as their target.
+
+    ``targets`` are (N, C) distributions whose last column is the other class. Pairs whose
+    main classes agree (or that are already other) keep their face and target.
+    """
+    n = images.shape[0]
+    count = int(round(share * n))
+    if count == 0:
+        return images, targets
+    chosen = torch.randperm(n, generator=generator)[:count].to(images.device)
+    partner = torch.randint(n, (count,), generator=generator).to(images.device)
+    other = targets.shape[1] - 1
+    main = targets.argmax(1)
+    valid = (main[chosen] != main[partner]) & (main[chosen] != other) & (main[partner] != other)
+    chosen, partner = chosen[valid], partner[valid]
+    lam = _uniform(generator, images.device, 0.35, 0.65, len(chosen)).view(-1, 1, 1, 1)
+    images, targets = images.clone(), targets.clone()
+    images[chosen] = lam * images[chosen] + (1 - lam) * images[partner]
+    targets[chosen] = F.one_hot(torch.full_like(chosen, other), other + 1).to(targets.dtype)
+    return images, targets

@@ -1,17 +1,19 @@
-"""Choose the global and per-class cosine thresholds from held-out labelled data.
+"""Fit the unknown score and choose its thresholds from labelled faces.
 
-A *false match* of class c is a face whose nearest center is c although it is not c:
-a face of another known class, or of a class the bank does not know (dataset classes
-missing from the bank count as unknown faces). For a target false-accept rate
-``far``, the threshold of c is the ``1 - far`` quantile of the cosines of c's false
-matches, so at most ``far`` of them are still accepted; the global threshold is the
-same quantile over every false match. A class with fewer than ``min_false`` false
-matches keeps the global threshold.
+:func:`fit_unknown_score` turns a recognizer's bank to the relative Mahalanobis score of
+:mod:`spherefer.unknown`: the class means and the network's face density come from
+training faces, and the global threshold from validation faces. ``spherefer train`` does
+it at the end of every run.
 
-Thresholds that would accept fewer than :data:`MIN_CORRECT_ACCEPTED` (half) of the
-correctly matched known faces are not stored unless forced: such a bank calls almost
-every face ``unknown`` (calibration data unlike the faces the bank will see, or a model
-that matches few of them right, make it so).
+:func:`calibrate` chooses the thresholds of the bank's own score (the best cosine or the
+relative Mahalanobis score) on labelled faces like the ones the bank will see (default:
+accept 95% of them). The global threshold is the ``1 - accept`` quantile of the scores
+of every face of the bank's classes; a class with at least ``min_faces`` faces matched
+to it (nearest center) gets the same quantile of theirs, so that each class accepts
+about ``accept`` of its faces. Faces of dataset classes the bank does not know are
+unknown faces: the report says how many of them are still accepted. Calibration data
+with fewer than :data:`MIN_KNOWN_FACES` faces of the bank's classes is refused (nothing
+is stored): a quantile of a handful of faces is noise.
 """
 
 from __future__ import annotations
@@ -22,100 +24,126 @@ import numpy as np
 
 from .data import open_dataset
 from .evaluate import embed_arrays
-from .labels import decide, nearest_match
+from .labels import MAHALANOBIS_SCORE, nearest_match
 from .recognizer import Recognizer
+from .unknown import FaceDensity, class_mean
 
-__all__ = ["MIN_CORRECT_ACCEPTED", "Calibration", "calibrate", "choose_thresholds"]
+__all__ = ["ACCEPT", "MIN_KNOWN_FACES", "Calibration", "calibrate", "choose_thresholds", "fit_unknown_score"]
 
-MIN_CORRECT_ACCEPTED = 0.5
-"""Floor on the share of correctly matched known faces that stored thresholds accept
-(:func:`calibrate` refuses to store thresholds below it unless ``force``)."""
+ACCEPT = 0.95
+"""Default share of known faces the thresholds accept."""
+MIN_KNOWN_FACES = 50
+"""Fewest faces of the bank's classes :func:`calibrate` chooses thresholds from."""
 
 
 @dataclass
 class Calibration:
-    """Thresholds chosen for a target false-accept rate and what they give on the calibration data."""
+    """Thresholds chosen for a target acceptance of known faces, and what they give on the calibration data."""
 
-    target_far: float
+    accept: float
+    score: str
     global_threshold: float
     class_thresholds: dict[str, float | None]
-    false_accept_rate: float
-    genuine_accept_rate: float
-    accuracy_accepted: float
+    known_accepted: float
+    unknown_accepted: float | None
+    accuracy_before: float
+    accuracy_after: float
     n_known: int
     n_unknown: int
 
-    @property
-    def below_floor(self) -> bool:
-        """The thresholds accept fewer than :data:`MIN_CORRECT_ACCEPTED` of the correctly matched known faces."""
-        return self.genuine_accept_rate < MIN_CORRECT_ACCEPTED
-
-    def floor_message(self) -> str:
-        return (f"these thresholds would make most faces unknown: correct faces accepted {self.genuine_accept_rate:.1%}, "
-                f"below the floor of {MIN_CORRECT_ACCEPTED:.0%} (global threshold {self.global_threshold:.3f})")
-
     def to_markdown(self) -> str:
-        rows = "\n".join(f"| {n} | {'global' if t is None else f'{t:.3f}'} |" for n, t in self.class_thresholds.items())
+        rows = "\n".join(f"| {n} | {'global' if t is None else f'{t:.4f}'} |" for n, t in self.class_thresholds.items())
+        unknown = "no unknown faces" if self.unknown_accepted is None else f"unknown faces accepted {self.unknown_accepted:.1%}"
         return (
-            f"Calibration for false-accept rate {self.target_far:.1%} on {self.n_known} known + {self.n_unknown} unknown faces:\n\n"
-            f"- global threshold {self.global_threshold:.3f}\n"
-            f"- false matches accepted {self.false_accept_rate:.1%}; correct faces accepted {self.genuine_accept_rate:.1%}; "
-            f"accuracy of the accepted known faces {self.accuracy_accepted:.1%}\n\n"
+            f"Calibration of the {self.score} score to accept {self.accept:.0%} of known faces, on {self.n_known} known "
+            f"+ {self.n_unknown} unknown faces:\n\n"
+            f"- global threshold {self.global_threshold:.4f}\n"
+            f"- known faces accepted {self.known_accepted:.1%}; {unknown}\n"
+            f"- accuracy on the known faces (unknown counts as wrong) {self.accuracy_before:.1%} without a threshold, "
+            f"{self.accuracy_after:.1%} with these\n\n"
             f"| class | threshold |\n|---|---|\n{rows}\n"
         )
 
 
 def choose_thresholds(
-    cosines: np.ndarray, labels: np.ndarray, names: list[str], target_far: float, min_false: int = 20
+    scores: np.ndarray, nearest: np.ndarray, labels: np.ndarray, names: list[str], accept: float = ACCEPT, min_faces: int = 20
 ) -> tuple[float, dict[str, float | None]]:
-    """(global, per-class) thresholds; ``labels`` index ``names`` or are -1 for unknown faces."""
-    if not 0.0 < target_far < 1.0:
-        raise ValueError(f"target FAR must be between 0 and 1, got {target_far}")
-    nearest, score = nearest_match(cosines)
-    false = nearest != labels
-    if false.sum() == 0:
-        raise ValueError("the calibration data has no false matches at all; it cannot set a false-accept rate")
-    global_t = float(np.quantile(score[false], 1.0 - target_far))
+    """(global, per-class) thresholds accepting ``accept`` of the known faces (``labels`` >= 0, indexing
+    ``names``; -1 for unknown faces): ``scores`` (N,) quantiles, per class over the known faces whose
+    ``nearest`` class it is (at least ``min_faces`` of them, else None: the global one applies)."""
+    if not 0.0 < accept < 1.0:
+        raise ValueError(f"the share of known faces to accept must be between 0 and 1, got {accept}")
+    known = labels >= 0
+    if known.sum() < MIN_KNOWN_FACES:
+        raise ValueError(f"calibrating needs at least {MIN_KNOWN_FACES} faces of the bank's classes {names}, got {int(known.sum())}")
+    global_t = float(np.quantile(scores[known], 1.0 - accept))
     per_class: dict[str, float | None] = {}
     for c, name in enumerate(names):
-        mask = false & (nearest == c)
-        per_class[name] = float(np.quantile(score[mask], 1.0 - target_far)) if mask.sum() >= min_false else None
-    return min(global_t, 1.0), per_class
+        mask = known & (nearest == c)
+        per_class[name] = float(np.quantile(scores[mask], 1.0 - accept)) if mask.sum() >= min_faces else None
+    return global_t, per_class
 
 
-def calibrate(recognizer: Recognizer, data: str, target_far: float = 0.05, min_false: int = 20, apply: bool = True,
-              force: bool = False) -> Calibration:
-    """Measure on ``data`` (``FORMAT:PATH[:SPLIT]``), choose thresholds, and store them in the bank when ``apply``.
-
-    Thresholds below the floor (:attr:`Calibration.below_floor`) raise ``ValueError`` and
-    leave the bank as it was, unless ``force``; with ``apply=False`` nothing is stored
-    and nothing is refused.
-    """
-    bank = recognizer.bank
+def _labelled_embeddings(recognizer: Recognizer, data: str, max_faces: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of ``data``'s faces (a seeded draw of ``max_faces``) and their labels as bank
+    indices (-1: a class the bank lacks)."""
     dataset = open_dataset(data)
     images, targets = dataset.load_arrays(size=recognizer.config.input_size)
-    labels = np.array([bank.names.index(dataset.classes[t]) if dataset.classes[t] in bank.names else -1 for t in targets])
-    cosines = bank.cosine(embed_arrays(recognizer, images))
-    global_t, per_class = choose_thresholds(cosines, labels, bank.names, target_far, min_false)
+    if max_faces is not None:
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(targets))[:max_faces])
+        images, targets = images[chosen], targets[chosen]
+    names = recognizer.bank.names
+    labels = np.array([names.index(dataset.classes[t]) if dataset.classes[t] in names else -1 for t in targets], dtype=np.int64)
+    return embed_arrays(recognizer, images), labels
+
+
+def calibrate(recognizer: Recognizer, data: str, accept: float = ACCEPT, min_faces: int | None = 20, apply: bool = True) -> Calibration:
+    """Measure on ``data`` (``FORMAT:PATH[:SPLIT]``), choose the thresholds of the bank's score
+    (``min_faces=None``: the global one only), and store them in the bank when ``apply``. Refused
+    with ``ValueError`` (nothing stored) when the data has fewer than :data:`MIN_KNOWN_FACES`
+    faces of the bank's classes."""
+    bank = recognizer.bank
+    embeddings, labels = _labelled_embeddings(recognizer, data)
+    nearest, _ = nearest_match(bank.cosine(embeddings)) if len(embeddings) else (np.empty(0, int), None)
+    scores = recognizer.unknown_scores(embeddings) if len(embeddings) else np.empty(0)
+    try:
+        global_t, per_class = choose_thresholds(scores, nearest, labels, bank.names, accept, len(labels) + 1 if min_faces is None else min_faces)
+    except ValueError as err:
+        raise ValueError(f"{err} in {data}; nothing stored") from None
     thresholds = np.array([global_t if per_class[n] is None else per_class[n] for n in bank.names])
-    nearest, _, index = decide(cosines, thresholds)
-    accepted = index >= 0
+    accepted = scores >= thresholds[nearest]
+    known = labels >= 0
     correct = nearest == labels
     result = Calibration(
-        target_far=target_far,
-        global_threshold=global_t,
-        class_thresholds=per_class,
-        false_accept_rate=float(accepted[~correct].mean()) if (~correct).any() else 0.0,
-        genuine_accept_rate=float(accepted[correct].mean()) if correct.any() else 0.0,
-        accuracy_accepted=float(correct[accepted & (labels >= 0)].mean()) if (accepted & (labels >= 0)).any() else 0.0,
-        n_known=int((labels >= 0).sum()),
-        n_unknown=int((labels < 0).sum()),
+        accept=accept, score=bank.score, global_threshold=global_t, class_thresholds=per_class,
+        known_accepted=float(accepted[known].mean()),
+        unknown_accepted=float(accepted[~known].mean()) if (~known).any() else None,
+        accuracy_before=float(correct[known].mean()), accuracy_after=float((correct & accepted)[known].mean()),
+        n_known=int(known.sum()), n_unknown=int((~known).sum()),
     )
-    if apply and result.below_floor and not force:
-        raise ValueError(f"{result.floor_message()} on {data}; nothing stored (calibrate on data like the faces the bank will see, "
-                         "or pass --force / force=True to store them anyway)")
     if apply:
         bank.set_threshold(None, global_t)
         for name, value in per_class.items():
             bank.set_threshold(name, value)
+    return result
+
+
+def fit_unknown_score(recognizer: Recognizer, train: str, val: str, accept: float = ACCEPT, max_faces: int = 8000, seed: int = 0) -> Calibration:
+    """Turn ``recognizer``'s bank to the relative Mahalanobis score: class means and the face
+    density from at most ``max_faces`` faces of ``train`` (a seeded draw), the global threshold
+    accepting ``accept`` of ``val``'s known faces (no per-class thresholds), which also becomes
+    the bank's trained threshold. Every class of the bank needs faces in ``train``."""
+    embeddings, labels = _labelled_embeddings(recognizer, train, max_faces, seed)
+    bank = recognizer.bank
+    missing = [name for c, name in enumerate(bank.names) if not (labels == c).any()]
+    if missing:
+        raise ValueError(f"fitting the unknown score needs training faces of every class; {train} has none of {missing}")
+    known = labels >= 0
+    means = np.stack([class_mean(embeddings[labels == c]) for c in range(len(bank))])
+    density = FaceDensity.fit(embeddings[known], labels[known], means)
+    bank.set_means(means)
+    recognizer.density = density
+    bank.use_score(MAHALANOBIS_SCORE, 0.0)
+    result = calibrate(recognizer, val, accept=accept, min_faces=None, apply=False)
+    bank.use_score(MAHALANOBIS_SCORE, result.global_threshold)
     return result

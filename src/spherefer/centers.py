@@ -5,7 +5,9 @@ class centers. Trained centers come from a head's normalised weight rows; new
 expressions are enrolled from a few embeddings (paper eq. 4: normalise each sample,
 average, renormalise) and existing centers move with new instances by a moving
 average on the sphere. Classification is the cosine to every center, rejected as
-``unknown`` below a threshold. The accept rule, the class-name rule and the result
+``unknown`` when the face's unknown score is below a threshold: the paper's best cosine,
+or (``score="relative_mahalanobis"``) the score of :mod:`spherefer.unknown`, for which the
+bank keeps each class's mean beside its center (``means``). The accept rule, the class-name rule and the result
 records are :mod:`spherefer.labels`'; the enrolment policy (shots, a new class's
 threshold) is :mod:`spherefer.enrol`'.
 """
@@ -15,16 +17,44 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from .labels import NO_FACE, REJECTED, RESERVED_LABELS, UNKNOWN, Prediction, check_class_name, decide, label_of, shown
-from .storage import parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
+from .labels import (
+    COSINE_SCORE,
+    NO_FACE,
+    REJECTED,
+    RESERVED_LABELS,
+    SCORES,
+    UNKNOWN,
+    Classification,
+    Prediction,
+    check_class_name,
+    decide,
+    label_of,
+    shown,
+)
+from .sphere import as_array, as_embeddings, normalize, normalized_mean
+from .storage import (
+    parse_safetensors,
+    read_safetensors,
+    safetensors_bytes,
+    write_safetensors,
+)
+from .unknown import class_mean
 
-__all__ = ["UNKNOWN", "REJECTED", "NO_FACE", "RESERVED_LABELS", "CenterBank", "ClassExists", "Classification", "Prediction",
-           "angle_degrees", "as_embeddings"]
+__all__ = [
+    "NO_FACE",
+    "REJECTED",
+    "RESERVED_LABELS",
+    "UNKNOWN",
+    "CenterBank",
+    "ClassExists",
+    "Classification",
+    "Prediction",
+]
 # UNKNOWN, REJECTED, NO_FACE, RESERVED_LABELS and Prediction live in spherefer.labels and are importable from here too.
 
 SCHEMA = "spherefer.centerbank"
@@ -37,82 +67,11 @@ class ClassExists(ValueError):
 
 
 @dataclass
-class Classification:
-    """Batch result of :meth:`CenterBank.classify`; iterate it for per-row :class:`Prediction`."""
-
-    names: list[str]
-    labels: list[str]
-    indices: np.ndarray  # (N,) index of the winning class, -1 where unknown
-    scores: np.ndarray  # (N,) best cosine
-    cosines: np.ndarray  # (N, C) float32
-    probabilities: np.ndarray  # (N, C) softmax of scale * cosine
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, row: int) -> Prediction:
-        cos, prob = self.cosines[row].tolist(), self.probabilities[row].tolist()
-        return Prediction(
-            label=self.labels[row],
-            score=float(self.scores[row]),
-            nearest=self.names[int(self.cosines[row].argmax())],
-            cosines=dict(zip(self.names, cos)),
-            probabilities=dict(zip(self.names, prob)),
-        )
-
-    def __iter__(self) -> Iterator[Prediction]:
-        return (self[i] for i in range(len(self)))
-
-
-@dataclass
 class _ClassInfo:
     count: int
     origin: str
     updates: int = 0
     threshold: float | None = None
-
-
-def _array(values: object) -> np.ndarray:
-    """A float32 numpy array of an array-like or a PyTorch tensor (detached, on CPU)."""
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().float().numpy()  # type: ignore[attr-defined]
-    return np.array(values, dtype=np.float32)
-
-
-def _normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``x`` scaled to unit length along ``axis`` (computed in float64, returned float32)."""
-    x64 = np.asarray(x, dtype=np.float64)
-    return (x64 / np.maximum(np.linalg.norm(x64, axis=axis, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def as_embeddings(embeddings: object, dim: int | None, what: str) -> np.ndarray:
-    """Validate and convert embeddings (an array-like or a PyTorch tensor) to an (N, D) float32 array."""
-    x = _array(embeddings)
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"{what}: expected a non-empty (N, D) array of embeddings, got shape {tuple(x.shape)}")
-    if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{what}: embeddings have dimension {x.shape[1]}, but this bank's centers have dimension {dim}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{what}: embeddings contain NaN or infinite values")
-    if (np.linalg.norm(x, axis=1) == 0).any():
-        raise ValueError(f"{what}: an embedding is all zeros and has no direction")
-    return x
-
-
-def angle_degrees(a: object, b: object) -> float:
-    """Angle in degrees between two vectors."""
-    u, v = _normalize(_array(a).ravel()), _normalize(_array(b).ravel())
-    return math.degrees(math.acos(float(np.clip(np.dot(u.astype(np.float64), v), -1.0, 1.0))))
-
-
-def _normalized_mean(x: np.ndarray) -> np.ndarray:
-    """Paper eq. 4: normalise each row, average, renormalise."""
-    mean = _normalize(x, axis=1).astype(np.float64).mean(axis=0)
-    if np.linalg.norm(mean) < 1e-6:
-        raise ValueError("the samples point in opposite directions: their normalised mean has no direction")
-    return _normalize(mean)
 
 
 def _required(mapping: object, key: str, what: str, where: str = "") -> object:
@@ -130,6 +89,11 @@ class CenterBank:
     can be reset after updates, renames or removals; ``trained_threshold`` keeps the
     global threshold the bank was trained or shipped with (None: not recorded, as in
     banks saved before it was), which :meth:`restore_trained` brings back.
+
+    ``score`` names what the thresholds are compared with (:data:`~spherefer.labels.SCORES`).
+    ``means`` (C, D), when present, are the classes' mean embeddings for the relative
+    Mahalanobis score (:meth:`set_means`); enrolment, updates and resets keep them in step
+    with the centers.
     """
 
     names: list[str]
@@ -139,11 +103,16 @@ class CenterBank:
     info: dict[str, _ClassInfo] = field(default_factory=dict)
     trained_centers: dict[str, np.ndarray] = field(default_factory=dict)
     trained_threshold: float | None = None
+    score: str = COSINE_SCORE
+    means: np.ndarray | None = None
+    trained_means: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise ValueError(f"unknown score {self.score!r}; scores are {sorted(SCORES)}")
         self.names = list(self.names)
-        centers = _array(self.centers)
-        self.centers = _normalize(centers, axis=1) if centers.ndim == 2 else centers
+        centers = as_array(self.centers)
+        self.centers = normalize(centers, axis=1) if centers.ndim == 2 else centers
         if self.centers.ndim != 2 or self.centers.shape[0] != len(self.names):
             raise ValueError(f"centers must be ({len(self.names)}, D), got {tuple(self.centers.shape)}")
         for name in self.names:
@@ -152,6 +121,12 @@ class CenterBank:
             raise ValueError(f"class names must be unique, got {self.names}")
         for name in self.names:
             self.info.setdefault(name, _ClassInfo(count=0, origin="trained"))
+        if self.means is not None:
+            self.means = as_array(self.means)
+            if self.means.shape != self.centers.shape:
+                raise ValueError(f"class means must have the centers' shape {tuple(self.centers.shape)}, got {tuple(self.means.shape)}")
+        if self.score != COSINE_SCORE and self.means is None:
+            raise ValueError(f"a bank scored by {self.score} needs its class means")
         self._check_threshold(self.threshold)
         if self.trained_threshold is not None:
             self._check_threshold(self.trained_threshold)
@@ -159,10 +134,10 @@ class CenterBank:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_head(cls, head: object, names: Sequence[str], threshold: float = 0.6) -> "CenterBank":
+    def from_head(cls, head: object, names: Sequence[str], threshold: float = 0.6) -> CenterBank:
         """Bank of a trained head (a :class:`~spherefer.heads.ClassificationHead`): its
         normalised weight rows, named ``names`` in order."""
-        centers = _array(head.centers())  # type: ignore[attr-defined]
+        centers = as_array(head.centers())  # type: ignore[attr-defined]
         if len(names) != centers.shape[0]:
             raise ValueError(f"the head has {centers.shape[0]} classes but {len(names)} names were given")
         bank = cls(list(names), centers, scale=float(getattr(head, "scale", 30.0)), threshold=threshold, trained_threshold=threshold)
@@ -207,10 +182,33 @@ class CenterBank:
             raise ClassExists(f"class {shown(name)} already exists")
         return name
 
-    @staticmethod
-    def _check_threshold(value: float) -> None:
-        if not -1.0 <= float(value) <= 1.0:
+    def _check_threshold(self, value: float) -> None:
+        if self.score == COSINE_SCORE and not -1.0 <= float(value) <= 1.0:
             raise ValueError(f"a cosine threshold must lie in [-1, 1], got {value}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"a threshold must be a finite number, got {value}")
+
+    def set_means(self, means: object) -> None:
+        """Give every class its mean embedding (C, D) (:func:`~spherefer.unknown.class_mean` of its
+        faces); trained classes remember theirs for :meth:`reset`."""
+        values = as_array(means)
+        if values.shape != self.centers.shape:
+            raise ValueError(f"class means must have the centers' shape {tuple(self.centers.shape)}, got {tuple(values.shape)}")
+        self.means = values
+        self.trained_means = {n: m.copy() for n, m in zip(self.names, values) if n in self.trained_centers}
+
+    def use_score(self, score: str, threshold: float) -> None:
+        """Compare faces' ``score`` (:data:`~spherefer.labels.SCORES`) with ``threshold`` from now
+        on, also as the trained threshold; per-class thresholds, set on the old score, are cleared."""
+        if score not in SCORES:
+            raise ValueError(f"unknown score {score!r}; scores are {sorted(SCORES)}")
+        if score != COSINE_SCORE and self.means is None:
+            raise ValueError(f"scoring by {score} needs the class means (set_means)")
+        self.score = score
+        self._check_threshold(threshold)
+        self.threshold = self.trained_threshold = float(threshold)
+        for info in self.info.values():
+            info.threshold = None
 
     def add(self, name: str, embeddings: object, origin: str = "enrolled", threshold: float | None = None) -> np.ndarray:
         """Enrol a new class from sample embeddings (normalise, average, renormalise); returns its center."""
@@ -220,9 +218,11 @@ class CenterBank:
         if threshold is not None:
             self._check_threshold(threshold)
         x = as_embeddings(embeddings, self.embedding_size, f"adding class {name!r}")
-        center = _normalized_mean(x)
+        center = normalized_mean(x)
         self.names.append(name)
         self.centers = np.concatenate([self.centers, center[None]])
+        if self.means is not None:
+            self.means = np.concatenate([self.means, class_mean(x)[None]])
         self.info[name] = _ClassInfo(count=x.shape[0], origin=origin, threshold=threshold)
         return center.copy()
 
@@ -238,6 +238,8 @@ class CenterBank:
         mix = sum(w * self.centers[self.index(c)].astype(np.float64) for w, c in zip(weights, components))
         center = self.add(name, np.asarray(mix)[None], origin="composed", threshold=threshold)
         self.info[name].count = 0
+        if self.means is not None:  # the weighted mean of the components' means
+            self.means[-1] = sum(w * self.means[self.index(c)] for w, c in zip(weights, components)) / sum(weights)
         return center
 
     def update(self, name: str, embeddings: object, momentum: float = 0.9, per: str = "call") -> np.ndarray:
@@ -255,14 +257,18 @@ class CenterBank:
         if per not in ("call", "instance"):
             raise ValueError(f"per must be 'call' or 'instance', got {per!r}")
         i = self.index(name)
-        x = _normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), axis=1)
-        steps = [_normalized_mean(x)] if per == "call" else list(x)
+        x = normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), axis=1)
+        steps = [normalized_mean(x)] if per == "call" else list(x)
+        if self.means is not None:  # the mean takes the same moving-average steps
+            self.means = self.means.copy()
+            for m in [class_mean(x)] if per == "call" else list(x):
+                self.means[i] = momentum * self.means[i] + (1.0 - momentum) * m
         center = self.centers[i]
         for e in steps:
             moved = momentum * center.astype(np.float64) + (1.0 - momentum) * e.astype(np.float64)
             if np.linalg.norm(moved) < 1e-6:
                 raise ValueError(f"updating class {name!r}: the new instances point exactly away from the center")
-            center = _normalize(moved)
+            center = normalize(moved)
         self.centers = self.centers.copy()
         self.centers[i] = center
         self.info[name].count += x.shape[0]
@@ -274,6 +280,8 @@ class CenterBank:
         i = self.index(name)
         keep = [j for j in range(len(self.names)) if j != i]
         self.centers = self.centers[keep]
+        if self.means is not None:
+            self.means = self.means[keep]
         del self.names[i]
         del self.info[name]
 
@@ -285,6 +293,8 @@ class CenterBank:
         self.info[new] = self.info.pop(old)
         if old in self.trained_centers:
             self.trained_centers[new] = self.trained_centers.pop(old)
+        if old in self.trained_means:
+            self.trained_means[new] = self.trained_means.pop(old)
 
     def reset(self, name: str) -> None:
         """Restore a trained class's original center (re-adding it if it was removed)."""
@@ -294,9 +304,14 @@ class CenterBank:
         if name in self.names:
             self.centers = self.centers.copy()
             self.centers[self.index(name)] = center
+            if self.means is not None:
+                self.means = self.means.copy()
+                self.means[self.index(name)] = self.trained_means[name]
         else:
             self.names.append(name)
             self.centers = np.concatenate([self.centers, center[None]])
+            if self.means is not None:
+                self.means = np.concatenate([self.means, self.trained_means[name][None]])
         self.info[name] = _ClassInfo(count=0, origin="trained")
 
     def restore_trained(self) -> None:
@@ -306,6 +321,8 @@ class CenterBank:
             raise ValueError("this bank has no trained centers to restore")
         self.names = list(self.trained_centers)
         self.centers = np.stack([c.copy() for c in self.trained_centers.values()])
+        if self.means is not None:
+            self.means = np.stack([self.trained_means[n] for n in self.names])
         self.info = {n: _ClassInfo(count=0, origin="trained") for n in self.names}
         if self.trained_threshold is not None:
             self.threshold = self.trained_threshold
@@ -326,7 +343,7 @@ class CenterBank:
     # ------------------------------------------------------------------ inference
     def cosine(self, embeddings: object) -> np.ndarray:
         """(N, C) float32 cosine between normalised embeddings and every center."""
-        x = _normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), axis=1)
+        x = normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), axis=1)
         # einsum, not BLAS: OpenBLAS's threads keep spinning after a product and took a core from
         # ONNX Runtime's next call (benchmarks/bench_peer.py: 256-crop predict 88 ms with it, 52 ms without)
         return np.clip(np.einsum("nd,cd->nc", x, self.centers), -1.0, 1.0)
@@ -337,13 +354,18 @@ class CenterBank:
         self._check_threshold(default)
         return np.array([default if self.info[n].threshold is None else self.info[n].threshold for n in self.names], dtype=np.float32)
 
-    def classify(self, embeddings: object, threshold: float | None = None) -> Classification:
-        """Best class per row, or ``unknown`` when its cosine is below that class's threshold
-        (the accept rule, :func:`~spherefer.labels.decide`)."""
+    def classify(self, embeddings: object, threshold: float | None = None, scores: np.ndarray | None = None) -> Classification:
+        """Best class per row, or ``unknown`` when its unknown score is below that class's threshold
+        (the accept rule, :func:`~spherefer.labels.decide`). A bank scored by the best cosine
+        computes it; any other score comes in ``scores`` (N,), as
+        :meth:`~spherefer.recognizer.Recognizer.classify` gives it."""
         if not self.names:
             raise ValueError("the center bank has no classes")
+        if (scores is None) != (self.score == COSINE_SCORE):
+            raise ValueError(f"this bank's thresholds are on the {self.score} score: "
+                             + ("classify through a Recognizer, whose model gives the scores" if scores is None else "it takes no scores"))
         cos = self.cosine(embeddings)
-        decision = decide(cos, self.thresholds(threshold))
+        decision = decide(cos, self.thresholds(threshold), scores)
         labels = [label_of(i, self.names) for i in decision.index.tolist()]
         logits = self.scale * cos.astype(np.float64)
         odds = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -361,12 +383,17 @@ class CenterBank:
             "classes": {n: vars(self.info[n]) for n in self.names},
             "trained_names": list(self.trained_centers),
             "trained_threshold": self.trained_threshold,
+            "score": self.score,
         }
 
     def _tensors(self) -> dict[str, np.ndarray]:
         tensors = {"centers": self.centers}
         if self.trained_centers:
             tensors["trained_centers"] = np.stack(list(self.trained_centers.values()))
+        if self.means is not None:
+            tensors["means"] = self.means
+        if self.trained_means:
+            tensors["trained_means"] = np.stack([self.trained_means[n] for n in self.trained_centers if n in self.trained_means])
         return tensors
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -378,19 +405,19 @@ class CenterBank:
         return safetensors_bytes(self._tensors(), metadata={"spherefer": json.dumps(self.to_metadata())})
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "CenterBank":
+    def load(cls, path: str | os.PathLike[str]) -> CenterBank:
         """Read a bank written by :meth:`save`; a corrupt or foreign file raises ``ValueError``."""
         tensors, metadata = read_safetensors(path, "center bank")
         return cls._from_parts(tensors, metadata, str(path))
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "center bank bytes") -> "CenterBank":
+    def from_bytes(cls, data: bytes, source: str = "center bank bytes") -> CenterBank:
         """Read the bytes of :meth:`to_bytes`; ``source`` names them in errors."""
         tensors, metadata = parse_safetensors(data, source)
         return cls._from_parts(tensors, metadata, source)
 
     @classmethod
-    def _from_parts(cls, tensors: dict[str, np.ndarray], metadata: dict[str, str], path: str) -> "CenterBank":
+    def _from_parts(cls, tensors: dict[str, np.ndarray], metadata: dict[str, str], path: str) -> CenterBank:
         try:
             meta = json.loads(metadata["spherefer"])
         except (KeyError, json.JSONDecodeError) as err:
@@ -419,7 +446,12 @@ class CenterBank:
         if trained_names and (trained is None or trained.shape != (len(trained_names), centers.shape[1])):
             raise ValueError(f"{path}: trained_centers tensor does not match its {len(trained_names)} names")
         trained_threshold = meta.get("trained_threshold")
+        means, trained_means = tensors.get("means"), tensors.get("trained_means")
+        if (means is None) != (trained_means is None) or (trained_means is not None and trained_means.shape != (len(trained_names), centers.shape[1])):
+            raise ValueError(f"{path}: the means and trained_means tensors do not match the centers and trained names")
         bank = cls(names, centers, scale=float(required(meta, "scale")), threshold=float(required(meta, "threshold")), info=info,
-                   trained_threshold=None if trained_threshold is None else float(trained_threshold))
+                   trained_threshold=None if trained_threshold is None else float(trained_threshold),
+                   score=meta.get("score", COSINE_SCORE), means=means)
         bank.trained_centers = {n: c.copy() for n, c in zip(trained_names, trained)} if trained_names else {}
+        bank.trained_means = {n: m.copy() for n, m in zip(trained_names, trained_means)} if trained_means is not None else {}
         return bank

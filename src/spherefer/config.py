@@ -7,16 +7,17 @@ as ``config.yaml`` so that a run can always be repeated exactly.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
 from .models import ModelConfig, check_buildable
 
-__all__ = ["DataConfig", "OptimConfig", "AugmentConfig", "LossConfig", "TrainConfig", "load_train_config", "shipped_configs"]
+__all__ = ["AugmentConfig", "DataConfig", "LossConfig", "OptimConfig", "TrainConfig", "load_train_config", "shipped_configs"]
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -38,6 +39,7 @@ class DataConfig:
     folds: int = 0
     fold: int = 0
     fold_seed: int = 0
+    other_class: str | None = None  # name of an extra trained class: faces that are none of `classes` (FER+ train only)
 
     def __post_init__(self) -> None:
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
@@ -48,6 +50,16 @@ class DataConfig:
             raise ValueError(f"data.target must be majority or votes, got {self.target!r}")
         if not self.classes:
             raise ValueError("data.classes must name at least one class")
+        if self.other_class is not None and (self.other_class in self.classes or self.folds):
+            raise ValueError(f"data.other_class {self.other_class!r} must not be one of data.classes and needs data.folds=0")
+
+    @property
+    def trained_classes(self) -> list[str]:
+        """The head's rows: ``classes``, then ``other_class`` when there is one.
+
+        The other class is learnt from FER+ training faces that raters called unknown or not
+        a face (outlier exposure) and from between-class mixtures (``loss.placeholder``)."""
+        return self.classes + ([self.other_class] if self.other_class is not None else [])
 
 
 @dataclass
@@ -112,6 +124,7 @@ class LossConfig:
     label_smoothing: float = 0.0  # mix the target with the uniform distribution
     logit_adjustment: float = 0.0  # tau: add tau * log(class prior) to the training logits (Menon et al. 2021)
     plain_weight: float = 0.0  # hybrid: weight of a margin-free cross-entropy on the same normalised logits
+    placeholder: float = 0.0  # share of each batch replaced by mixtures of two faces of different classes, trained as data.other_class
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.plain_weight <= 1.0 or self.logit_adjustment < 0:
@@ -119,6 +132,8 @@ class LossConfig:
                 "loss.label_smoothing must be in [0, 1), loss.plain_weight in [0, 1] and loss.logit_adjustment >= 0, "
                 f"got {self.label_smoothing}, {self.plain_weight}, {self.logit_adjustment}"
             )
+        if not 0.0 <= self.placeholder < 1.0:
+            raise ValueError(f"loss.placeholder is a share of the batch in [0, 1), got {self.placeholder}")
 
 
 @dataclass
@@ -143,8 +158,10 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
         check_buildable(self.model)
-        if self.model.num_classes != len(self.data.classes):
-            raise ValueError(f"model.num_classes is {self.model.num_classes} but data.classes names {len(self.data.classes)} classes")
+        if self.model.num_classes != len(self.data.trained_classes):
+            raise ValueError(f"model.num_classes is {self.model.num_classes} but the head is trained on {len(self.data.trained_classes)} classes")
+        if self.loss.placeholder > 0 and self.data.other_class is None:
+            raise ValueError("loss.placeholder trains between-class mixtures as data.other_class; set data.other_class too")
 
     @property
     def run_dir(self) -> Path:
@@ -258,7 +275,7 @@ def load_train_config(path: str | Path | None = None, overrides: Sequence[str] =
             raise ValueError(f"config section {name!r} must be a mapping, got {values!r}")
         sections[name] = _build(cls, values, name)
     if "num_classes" not in (tree.get("model") or {}):
-        sections["model"].num_classes = len(sections["data"].classes)
+        sections["model"].num_classes = len(sections["data"].trained_classes)
     return _build(TrainConfig, {**top, **sections}, "the top level")
 
 

@@ -14,7 +14,9 @@
   drawn from the given ones; the same images, ``shots`` and ``seed`` always give the
   same draw.
 - **Threshold** (:func:`new_class_threshold`): an explicit threshold when one is given;
-  otherwise, with at least three samples, one estimated from their spread
+  otherwise the global one for a bank on the relative Mahalanobis score (the class's
+  mean, from its samples, is what it is scored against); for a bank on the best cosine,
+  with at least three samples, one estimated from their spread
   (:func:`estimate_threshold`: leave-one-out cosines, 10th percentile, never stricter
   than the bank's global threshold); otherwise none (the global one applies).
 - **Updates** (:func:`update_class`): once per call: the normalised mean of the new
@@ -35,9 +37,10 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 from PIL import Image
 
-from .centers import CenterBank, angle_degrees, as_embeddings
+from .centers import CenterBank
 from .images import ImageInput, collect_image_files
-from .labels import counted
+from .labels import COSINE_SCORE, counted
+from .sphere import angle_degrees, as_embeddings
 
 if TYPE_CHECKING:
     from .face import FaceDetector, QualityConfig
@@ -45,20 +48,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_IMAGES",
+    "NO_USABLE_FACE",
     "THRESHOLD_QUANTILE",
+    "UNREADABLE",
     "Enrolled",
-    "estimate_threshold",
-    "new_class_threshold",
+    "NoUsableFace",
     "check_image_count",
     "draw_shots",
-    "enrolment_files",
-    "NO_USABLE_FACE",
-    "UNREADABLE",
-    "NoUsableFace",
-    "photo_embedding",
-    "enrolment_embeddings",
     "enrol_class",
+    "enrolment_embeddings",
+    "enrolment_files",
+    "estimate_threshold",
+    "new_class_threshold",
     "old_center_weight",
+    "photo_embedding",
     "update_class",
 ]
 
@@ -94,13 +97,15 @@ def estimate_threshold(embeddings: np.ndarray, ceiling: float, quantile: float =
     return float(min(ceiling, np.quantile(loo, quantile)))
 
 
-def new_class_threshold(embeddings: np.ndarray, ceiling: float, threshold: float | None = None) -> float | None:
+def new_class_threshold(embeddings: np.ndarray, ceiling: float, threshold: float | None = None, score: str = COSINE_SCORE) -> float | None:
     """The threshold a class enrolled from ``embeddings`` gets: ``threshold`` when given,
-    else :func:`estimate_threshold` (capped at ``ceiling``) from three or more samples,
-    else None (the bank's global threshold applies)."""
+    else, for a bank scored by the best cosine, :func:`estimate_threshold` (capped at
+    ``ceiling``) from three or more samples, else None (the bank's global threshold
+    applies: the relative Mahalanobis score measures a new class against its own mean
+    and spread, so one threshold serves every class)."""
     if threshold is not None:
         return float(threshold)
-    if len(embeddings) >= 3:
+    if len(embeddings) >= 3 and score == COSINE_SCORE:
         return estimate_threshold(embeddings, ceiling=ceiling)
     return None
 
@@ -137,7 +142,7 @@ class NoUsableFace(ValueError):
 
 
 def photo_embedding(
-    recognizer: "Recognizer", image: ImageInput, detector: "str | FaceDetector" = "blazeface", quality: "QualityConfig | None" = None,
+    recognizer: Recognizer, image: ImageInput, detector: str | FaceDetector = "blazeface", quality: QualityConfig | None = None,
 ) -> np.ndarray:
     """The (D,) embedding of a photo's largest face that passes the quality checks, found,
     aligned and embedded by :meth:`~spherefer.recognizer.Recognizer.analyze`;
@@ -149,8 +154,8 @@ def photo_embedding(
 
 
 def enrolment_embeddings(
-    recognizer: "Recognizer", files: Iterable[str | os.PathLike[str]], aligned: bool = False, detector: "str | FaceDetector" = "blazeface",
-    quality: "QualityConfig | None" = None, on_skip: Callable[[Path, str], None] | None = None,
+    recognizer: Recognizer, files: Iterable[str | os.PathLike[str]], aligned: bool = False, detector: str | FaceDetector = "blazeface",
+    quality: QualityConfig | None = None, on_skip: Callable[[Path, str], None] | None = None,
 ) -> np.ndarray:
     """(N, D) enrolment samples of image ``files``, one per usable file, in order: the
     largest accepted face of each photo (:func:`photo_embedding`), or each whole image
@@ -189,7 +194,7 @@ def enrol_class(bank: CenterBank, name: str, embeddings: np.ndarray, threshold: 
     :func:`new_class_threshold` (``threshold`` overrides the estimate)."""
     bank.check_new_name(name)
     x = as_embeddings(embeddings, bank.embedding_size, f"adding class {name!r}")
-    own = new_class_threshold(x, ceiling=bank.threshold, threshold=threshold)
+    own = new_class_threshold(x, ceiling=bank.threshold, threshold=threshold, score=bank.score)
     center = bank.add(name, x, threshold=own)
     return Enrolled(name, int(x.shape[0]), own, center)
 

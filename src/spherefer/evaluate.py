@@ -18,7 +18,7 @@ from .embedders import normalize_pixels
 from .recognizer import Recognizer
 from .storage import atomic_write, write_json
 
-__all__ = ["EvaluationReport", "evaluate", "embed_arrays", "classification_metrics"]
+__all__ = ["EvaluationReport", "classification_metrics", "embed_arrays", "evaluate"]
 
 
 def embed_arrays(recognizer: Recognizer, images: np.ndarray, batch_size: int = 512, progress: bool = False) -> np.ndarray:
@@ -143,7 +143,7 @@ def evaluate(recognizer: Recognizer, data: str, model_name: str = "model", batch
     subset = open_dataset(data, classes=shared) if shared != list(dataset.classes) else dataset
     images, labels = subset.load_arrays(size=recognizer.config.input_size)
     embeddings = embed_arrays(recognizer, images, batch_size, progress)
-    result = recognizer.bank.classify(embeddings)
+    result = recognizer.classify(embeddings)
     predicted = result.cosines.argmax(1)
     metrics = classification_metrics(np.asarray(labels), predicted, list(subset.classes), bank_names)
     return EvaluationReport(

@@ -10,43 +10,49 @@ answer with the same words:
 - the **class-name rule** (:func:`check_class_name`): what may name a class, refused
   identically by :class:`~spherefer.centers.CenterBank`, ``spherefer classes`` and
   ``POST /v1/classes``;
+- the **unknown scores** (:data:`SCORES`): what a bank's thresholds are compared with,
+  the paper's best cosine or the relative Mahalanobis score of :mod:`spherefer.unknown`;
 - the **accept rule** (:func:`decide`): a face is its nearest center's class when its
-  cosine reaches that class's threshold (its own, else the global one), otherwise
-  ``unknown``;
-- the **output records**: :meth:`Prediction.to_dict` (label, cosine, probabilities),
+  unknown score reaches that class's threshold (its own, else the global one),
+  otherwise ``unknown``;
+- the **output records**: :meth:`Prediction.to_dict` (label, cosine, score, probabilities),
   :func:`face_dict` (one detected face) and :func:`no_face_dict`, and
   :func:`frame_records` (a photo's or frame's records, with where they come from).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "UNKNOWN",
-    "REJECTED",
-    "NO_FACE",
-    "RESERVED_LABELS",
-    "MAX_CLASS_NAME_LENGTH",
     "CLASS_NAME_RULE",
-    "shown",
-    "counted",
-    "class_name_problem",
-    "check_class_name",
-    "Decision",
-    "nearest_match",
-    "decide",
-    "label_of",
-    "Prediction",
+    "COSINE_SCORE",
     "FACE_FIELDS",
-    "rounded_points",
+    "MAHALANOBIS_SCORE",
+    "MAX_CLASS_NAME_LENGTH",
+    "NO_FACE",
+    "REJECTED",
+    "RESERVED_LABELS",
+    "SCORES",
+    "UNKNOWN",
+    "Classification",
+    "Decision",
+    "Prediction",
+    "check_class_name",
+    "class_name_problem",
+    "counted",
+    "decide",
     "face_dict",
-    "no_face_dict",
     "frame_records",
+    "label_of",
+    "nearest_match",
+    "no_face_dict",
+    "rounded_points",
+    "shown",
 ]
 
 UNKNOWN = "unknown"
@@ -111,10 +117,18 @@ def check_class_name(name: object) -> str:
 
 # ---------------------------------------------------------------- the accept rule
 
+COSINE_SCORE = "cosine"
+MAHALANOBIS_SCORE = "relative_mahalanobis"
+SCORES = {
+    COSINE_SCORE: "the cosine to the nearest center (the paper's rule; thresholds in [-1, 1], the paper's is 0.6)",
+    MAHALANOBIS_SCORE: "the relative Mahalanobis score of spherefer.unknown (higher is more known; thresholds are calibrated per model)",
+}
+"""The scores a bank's thresholds can be on, by name, with what they are."""
+
 
 class Decision(NamedTuple):
-    """The accept rule's answer per face: the ``nearest`` class index, its cosine
-    (``score``) and the accepted class index (``index``, -1 where the face is unknown)."""
+    """The accept rule's answer per face: the ``nearest`` class index, its unknown ``score``
+    and the accepted class index (``index``, -1 where the face is unknown)."""
 
     nearest: np.ndarray
     score: np.ndarray
@@ -132,18 +146,24 @@ def nearest_match(cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nearest, np.take_along_axis(cos, np.expand_dims(nearest, -1), axis=-1).squeeze(-1)
 
 
-def decide(cosines: np.ndarray, thresholds: np.ndarray) -> Decision:
+def decide(cosines: np.ndarray, thresholds: np.ndarray, scores: np.ndarray | None = None) -> Decision:
     """The accept rule on (N, C) ``cosines`` (or one face's (C,)) against per-class ``thresholds`` (C,).
 
-    A face is accepted as its nearest class when its cosine to that center is at least
-    that class's threshold; otherwise it is unknown (index -1). Ties go to the first
-    class. The arrays keep their dtypes: the comparison is exactly ``score >= threshold``.
+    A face's class is its nearest center (ties go to the first class). It is accepted
+    when its unknown score is at least that class's threshold; otherwise it is unknown
+    (index -1). The score is ``scores`` (N,) (or one face's ()), or the cosine to the
+    nearest center when None (the paper's rule). The arrays keep their dtypes: the
+    comparison is exactly ``score >= threshold``.
     """
     cos = np.asarray(cosines)
     limits = np.asarray(thresholds)
     if cos.shape[-1] != limits.shape[-1] or limits.ndim != 1 or cos.ndim not in (1, 2):
         raise ValueError(f"need (N, C) or (C,) cosines and (C,) thresholds, got {cos.shape} and {limits.shape}")
     nearest, score = nearest_match(cos)
+    if scores is not None:
+        score = np.asarray(scores)
+        if score.shape != nearest.shape:
+            raise ValueError(f"need one score per face: {nearest.shape} faces, scores of shape {score.shape}")
     index = np.where(score >= limits[nearest], nearest, -1)
     return Decision(nearest, score, index)
 
@@ -158,10 +178,13 @@ def label_of(index: int, names: Sequence[str]) -> str:
 
 @dataclass
 class Prediction:
-    """One face's result: the label (or ``unknown``), its cosine, and per-class scores."""
+    """One face's result: the label (or ``unknown``), the ``nearest`` class and its ``cosine``,
+    the unknown ``score`` the threshold was compared with (the cosine itself under the paper's
+    rule), and per-class cosines and probabilities."""
 
     label: str
     score: float
+    cosine: float
     nearest: str
     cosines: dict[str, float]
     probabilities: dict[str, float]
@@ -171,12 +194,42 @@ class Prediction:
         return self.label == UNKNOWN
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
-        """The record fields of a classified face: ``label``, ``cosine`` and ``probabilities`` (rounded)."""
-        return {"label": self.label, "cosine": round(self.score, digits),
+        """The record fields of a classified face: ``label``, ``cosine``, ``score`` and ``probabilities`` (rounded)."""
+        return {"label": self.label, "cosine": round(self.cosine, digits), "score": round(self.score, digits),
                 "probabilities": {name: round(p, digits) for name, p in self.probabilities.items()}}
 
 
-FACE_FIELDS = ("face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "reason", "cosine", "probabilities", "quality")
+@dataclass
+class Classification:
+    """Batch result of :meth:`CenterBank.classify`; iterate it for per-row :class:`Prediction`."""
+
+    names: list[str]
+    labels: list[str]
+    indices: np.ndarray  # (N,) index of the winning class, -1 where unknown
+    scores: np.ndarray  # (N,) unknown score (the best cosine under the paper's rule)
+    cosines: np.ndarray  # (N, C) float32
+    probabilities: np.ndarray  # (N, C) softmax of scale * cosine
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, row: int) -> Prediction:
+        cos, prob = self.cosines[row].tolist(), self.probabilities[row].tolist()
+        nearest = int(self.cosines[row].argmax())
+        return Prediction(
+            label=self.labels[row],
+            score=float(self.scores[row]),
+            cosine=cos[nearest],
+            nearest=self.names[nearest],
+            cosines=dict(zip(self.names, cos)),
+            probabilities=dict(zip(self.names, prob)),
+        )
+
+    def __iter__(self) -> Iterator[Prediction]:
+        return (self[i] for i in range(len(self)))
+
+
+FACE_FIELDS = ("face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "reason", "cosine", "score", "probabilities", "quality")
 """The keys of every face record (:func:`face_dict`, :func:`no_face_dict`), in order."""
 
 
@@ -198,7 +251,7 @@ def face_dict(
     when there was no smoothing).
     """
     label = prediction.label if prediction is not None else REJECTED
-    scores = prediction.to_dict(digits) if prediction is not None else {"cosine": None, "probabilities": None}
+    scores = prediction.to_dict(digits) if prediction is not None else {"cosine": None, "score": None, "probabilities": None}
     return {
         "face": index,
         "track": track,
@@ -209,6 +262,7 @@ def face_dict(
         "raw_label": raw_prediction.label if raw_prediction is not None else label,
         "reason": "; ".join(issues) or None,
         "cosine": scores["cosine"],
+        "score": scores["score"],
         "probabilities": scores["probabilities"],
         "quality": dict(quality),
     }

@@ -26,28 +26,29 @@ from typing import Any
 
 import numpy as np
 
-from .centers import CenterBank, angle_degrees
+from .centers import CenterBank
 from .data.splits import subject_split
+from .sphere import angle_degrees
 
 __all__ = [
     "Fit",
-    "Predictor",
-    "RecallDraws",
     "NewClassDraws",
     "OpenSetResult",
-    "few_shot_splits",
-    "few_shot_draws",
-    "enrol_bank",
-    "nearest_center",
+    "Predictor",
+    "RecallDraws",
     "composed_centers",
-    "logistic_regression",
     "composition_angles",
-    "new_class_draws",
-    "update_draws",
-    "held_out_class_draws",
-    "fpr_at_tpr",
-    "open_set",
     "data_mean_cosines",
+    "enrol_bank",
+    "few_shot_draws",
+    "few_shot_splits",
+    "fpr_at_tpr",
+    "held_out_class_draws",
+    "logistic_regression",
+    "nearest_center",
+    "new_class_draws",
+    "open_set",
+    "update_draws",
 ]
 
 Predictor = Callable[[np.ndarray], np.ndarray]

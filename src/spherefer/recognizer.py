@@ -3,8 +3,9 @@
 A model folder holds ``model.onnx`` (the network, run by ONNX Runtime),
 ``model.safetensors`` (its PyTorch state_dict, for training further), ``config.json``
 (the :class:`ModelConfig` and a short card: trained or not, data, results),
-``bank.safetensors`` (the :class:`CenterBank`) and, for shipped models,
-``MODEL_CARD.md``. Shipped models live in the package under ``weights/<name>``.
+``bank.safetensors`` (the :class:`CenterBank`), ``unknown.safetensors`` (the
+:class:`~spherefer.unknown.FaceDensity` of the unknown score, for models fitted with one)
+and, for shipped models, ``MODEL_CARD.md``. Shipped models live in the package under ``weights/<name>``.
 
 Nothing here imports PyTorch: the network runs in ONNX Runtime
 (:class:`~spherefer.embedders.OnnxEmbedder`). A recognizer built from a PyTorch
@@ -18,30 +19,47 @@ import copy
 import dataclasses
 import hashlib
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .centers import CenterBank
 from .embedders import MODEL_FILES, WEIGHTS_FILE, Embedder, OnnxEmbedder, preprocess
 from .extras import install_hint
-from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
+from .face import (
+    FaceDetector,
+    FaceRecord,
+    QualityConfig,
+    align_face,
+    assess_quality,
+    detect_faces,
+    image_to_rgb,
+)
 from .images import ImageInput, as_image_list
-from .labels import Prediction
+from .labels import COSINE_SCORE, Classification, Prediction
 from .model_config import ModelConfig
 from .storage import atomic_write, file_lock, parse_safetensors, read_json, write_json
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
+from .unknown import DENSITY_FILE, FaceDensity
 
 if TYPE_CHECKING:
     from .models import EmbeddingNet
     from .video import FrameRecord, VideoSource
 
 __all__ = [
-    "Recognizer", "load_model", "load_editable_model", "editing_model", "shipped_models", "editable_bank_path", "resolve_model_path",
-    "MODEL_FORMAT_VERSION", "BACKENDS",
+    "BACKENDS",
+    "MODEL_FORMAT_VERSION",
+    "Recognizer",
+    "editable_bank_path",
+    "editing_model",
+    "load_editable_model",
+    "load_model",
+    "resolve_model_path",
+    "shipped_models",
 ]
 
 MODEL_FORMAT_VERSION = 1
@@ -78,22 +96,25 @@ class Recognizer:
     which the recognizer keeps its own copy (eval mode), so a model still training is
     left as it was. ``bank`` is used as given (not copied): edits to it are the
     recognizer's edits. :meth:`with_bank` gives a recognizer sharing this one's network
-    with another bank.
+    with another bank. ``density`` is the network's part of the unknown score
+    (:mod:`spherefer.unknown`), needed by banks scored by it.
     """
 
-    def __init__(self, network: "Embedder | EmbeddingNet", bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256) -> None:
+    def __init__(self, network: Embedder | EmbeddingNet, bank: CenterBank, card: dict[str, Any] | None = None, batch_size: int = 256,
+                 density: FaceDensity | None = None) -> None:
         embedder = network if hasattr(network, "backend") else _torch_backend().TorchEmbedder(network)
-        _check_bank(bank, embedder.config)
+        _check_bank(bank, embedder.config, density)
         self.embedder: Embedder = embedder
         self.bank = bank
         self.card = dict(card or {})
         self.batch_size = batch_size
+        self.density = density
 
-    def with_bank(self, bank: CenterBank) -> "Recognizer":
+    def with_bank(self, bank: CenterBank) -> Recognizer:
         """A recognizer with ``bank`` that shares this one's network (not copied) and has the
         same card and batch size: use it to classify against another bank, e.g. one
         profile's. This recognizer is not changed."""
-        _check_bank(bank, self.config)
+        _check_bank(bank, self.config, self.density)
         other = copy.copy(self)
         other.bank = bank
         other.card = dict(self.card)
@@ -109,13 +130,13 @@ class Recognizer:
         return self.embedder.backend
 
     @property
-    def model(self) -> "EmbeddingNet":
+    def model(self) -> EmbeddingNet:
         """The PyTorch network (``backend == "torch"`` only)."""
         if self.backend != "torch":
             raise ValueError('this recognizer runs its network in ONNX Runtime; load_model(..., backend="torch") gives the PyTorch one')
         return self.embedder.model  # type: ignore[attr-defined]
 
-    def use_onnx(self, path: str | os.PathLike[str] | None = None, threads: int | None = None) -> "Recognizer":
+    def use_onnx(self, path: str | os.PathLike[str] | None = None, threads: int | None = None) -> Recognizer:
         """Embed with ONNX Runtime from now on: the file at ``path`` (written by
         ``spherefer export --onnx``), or, without a path, this recognizer's own PyTorch
         network exported in memory. Returns ``self``.
@@ -152,12 +173,24 @@ class Recognizer:
         chunks = [self.embedder(self.preprocess(items[i : i + self.batch_size])) for i in range(0, len(items), self.batch_size)]
         return np.concatenate(chunks) if chunks else np.empty((0, self.config.embedding_size), dtype=np.float32)
 
+    def unknown_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N,) unknown scores of unit ``embeddings`` on the bank's score (:attr:`CenterBank.score`)."""
+        if self.bank.score == COSINE_SCORE:
+            return self.bank.cosine(embeddings).max(axis=1)
+        return self.density.scores(embeddings, self.bank.means)  # type: ignore[union-attr]  # _check_bank made sure
+
+    def classify(self, embeddings: np.ndarray, threshold: float | None = None) -> Classification:
+        """The bank's classification of unit ``embeddings`` (N, D), with the unknown scores its
+        thresholds are on (``threshold`` overrides the global one)."""
+        scores = None if self.bank.score == COSINE_SCORE else self.unknown_scores(embeddings)
+        return self.bank.classify(embeddings, threshold=threshold, scores=scores)
+
     def predict(self, images: ImageInput | Iterable[ImageInput], threshold: float | None = None) -> list[Prediction]:
-        """Label (or ``unknown``), cosine score and class probabilities for each face crop."""
+        """Label (or ``unknown``), cosine, unknown score and class probabilities for each face crop."""
         embeddings = self.embed(images)
         if len(embeddings) == 0:
             return []
-        return list(self.bank.classify(embeddings, threshold=threshold))
+        return list(self.classify(embeddings, threshold=threshold))
 
     def analyze(
         self,
@@ -185,13 +218,13 @@ class Recognizer:
         usable = [record for record in records if record.accepted]
         if usable:
             embeddings = self.embed([record.crop for record in usable])
-            for record, embedding, prediction in zip(usable, embeddings, self.bank.classify(embeddings, threshold=threshold)):
+            for record, embedding, prediction in zip(usable, embeddings, self.classify(embeddings, threshold=threshold)):
                 record.embedding, record.prediction = embedding, prediction
         return records
 
     def analyze_video(
         self,
-        source: "str | os.PathLike[str] | int | VideoSource",
+        source: str | os.PathLike[str] | int | VideoSource,
         detector: str | FaceDetector = "blazeface",
         threshold: float | None = None,
         quality: QualityConfig | None = None,
@@ -199,7 +232,7 @@ class Recognizer:
         every: int = 1,
         max_frames: int | None = None,
         tracker: FaceTracker | None = None,
-    ) -> Iterator["FrameRecord"]:
+    ) -> Iterator[FrameRecord]:
         """Every ``every``-th frame of a video file, a webcam (an integer index) or an open
         :class:`~spherefer.video.VideoSource`, analysed like a photo by :meth:`analyze`:
         yields one :class:`~spherefer.video.FrameRecord` (frame index, time, faces, image)
@@ -224,7 +257,7 @@ class Recognizer:
         owned = not isinstance(source, VideoSource)
         video = VideoSource(source) if owned else source
         tracker = tracker if tracker is not None else FaceTracker()
-        smoother = LabelSmoother.from_bank(self.bank, threshold, config) if config is not None else None
+        smoother = LabelSmoother.from_bank(self.bank, threshold, config, self._one_score) if config is not None else None
         try:
             for frame in video.frames(every=every, max_frames=max_frames):
                 records = self.analyze(frame.rgb, detector=detector, threshold=threshold, quality=quality)
@@ -240,12 +273,16 @@ class Recognizer:
             if owned:
                 video.close()
 
+    def _one_score(self, embedding: np.ndarray) -> float:
+        return float(self.unknown_scores(embedding[None])[0])
+
     def _smooth(self, record: FaceRecord, smoothed: Any, threshold: float | None) -> None:
-        """Replace a record's prediction by the smoothed one, keeping the frame's own as raw."""
-        [prediction] = list(self.bank.classify(smoothed.embedding[None], threshold=threshold))
-        score = prediction.cosines[smoothed.label] if smoothed.label in prediction.cosines else prediction.score
+        """Replace a record's prediction by the smoothed one (the held label, the smoothed
+        embedding's scores and its cosine to the held class), keeping the frame's own as raw."""
+        [prediction] = list(self.classify(smoothed.embedding[None], threshold=threshold))
+        cosine = prediction.cosines[smoothed.label] if smoothed.label in prediction.cosines else prediction.cosine
         record.raw_prediction = record.prediction
-        record.prediction = dataclasses.replace(prediction, label=smoothed.label, score=float(score))
+        record.prediction = dataclasses.replace(prediction, label=smoothed.label, cosine=float(cosine))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the network (``model.onnx``, and the int8 graph and ``model.safetensors`` when
@@ -254,10 +291,12 @@ class Recognizer:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         files = self.embedder.network_files()
+        if self.density is not None:
+            files[DENSITY_FILE] = self.density.to_bytes()
         for name, data in files.items():
             with atomic_write(folder / name) as handle:
                 handle.write(data)
-        for stale in {*MODEL_FILES.values(), WEIGHTS_FILE} - set(files):  # another network's files must not stay
+        for stale in {*MODEL_FILES.values(), WEIGHTS_FILE, DENSITY_FILE} - set(files):  # another network's files must not stay
             (folder / stale).unlink(missing_ok=True)
         checksums = {name: hashlib.sha256(files[name]).hexdigest() for name in sorted(files)}
         write_json(folder / "config.json", {"format_version": MODEL_FORMAT_VERSION, "model": self.config.to_dict(),
@@ -266,12 +305,17 @@ class Recognizer:
         return folder
 
 
-def _check_bank(bank: CenterBank, config: ModelConfig) -> None:
+def _check_bank(bank: CenterBank, config: ModelConfig, density: FaceDensity | None) -> None:
     if bank.embedding_size != config.embedding_size:
         raise ValueError(
             f"the center bank has {bank.embedding_size}-d centers but the model embeds in "
             f"{config.embedding_size} dimensions; the bank belongs to another model"
         )
+    if density is not None and density.embedding_size != config.embedding_size:
+        raise ValueError(f"the face density ({DENSITY_FILE}) is {density.embedding_size}-d but the model embeds in {config.embedding_size} dimensions")
+    if bank.score != COSINE_SCORE and density is None:
+        raise ValueError(f"the center bank's thresholds are on the {bank.score} score, but the model has no face density "
+                         f"({DENSITY_FILE}) to compute it: use the model the bank was calibrated for")
 
 
 def _as_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
@@ -332,7 +376,8 @@ def load_model(
         if MODEL_FILES[precision] not in files:
             raise FileNotFoundError(f"{folder} has no {MODEL_FILES[precision]}" + (
                 " (saved by an older spherefer?): load it with backend='torch' and save it again" if precision == "fp32" else ""))
-        embedder: Embedder = OnnxEmbedder(files[MODEL_FILES[precision]], threads=threads, config=config, files=files, precision=precision)
+        network = {name: data for name, data in files.items() if name != DENSITY_FILE}
+        embedder: Embedder = OnnxEmbedder(files[MODEL_FILES[precision]], threads=threads, config=config, files=network, precision=precision)
     else:
         if precision is not None:
             raise ValueError("precision applies to the ONNX backend only")
@@ -343,7 +388,8 @@ def load_model(
         # saved before the trained threshold was recorded: the model's own bank holds it
         own = center_bank if bank is None or Path(bank).resolve() == own_bank.resolve() else CenterBank.load(own_bank)
         center_bank.trained_threshold = own.threshold if own.trained_threshold is None else own.trained_threshold
-    return Recognizer(embedder, center_bank, card=meta.get("card"), batch_size=batch_size)
+    density = FaceDensity.from_bytes(files[DENSITY_FILE], str(folder / DENSITY_FILE)) if DENSITY_FILE in files else None
+    return Recognizer(embedder, center_bank, card=meta.get("card"), batch_size=batch_size, density=density)
 
 
 def _network_files(folder: Path, checksums: dict[str, str]) -> dict[str, bytes]:
@@ -351,13 +397,13 @@ def _network_files(folder: Path, checksums: dict[str, str]) -> dict[str, bytes]:
     config.json (``checksums``; files saved before checksums were recorded are not
     checked), and the PyTorch weights parsed, so that a damaged file is refused here
     rather than run, or copied on by :meth:`Recognizer.save`."""
-    files = {name: (folder / name).read_bytes() for name in (*MODEL_FILES.values(), WEIGHTS_FILE) if (folder / name).is_file()}
+    files = {name: (folder / name).read_bytes() for name in (*MODEL_FILES.values(), WEIGHTS_FILE, DENSITY_FILE) if (folder / name).is_file()}
     if WEIGHTS_FILE in files:
         parse_safetensors(files[WEIGHTS_FILE], f"model weights {folder / WEIGHTS_FILE}")
     for name, data in files.items():
         expected = checksums.get(name)
         if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-            what = "model weights" if name == WEIGHTS_FILE else "model graph"
+            what = {WEIGHTS_FILE: "model weights", DENSITY_FILE: "face density"}.get(name, "model graph")
             raise ValueError(f"{what} {folder / name} is corrupted: its checksum does not match config.json's (damaged on disk or in transfer)")
     return files
 

@@ -22,16 +22,17 @@ face near a border flickers between labels. Per track:
 1. *Embedding EMA.* The unnormalised exponential average of the track's unit embeddings,
    ``s_1 = e_1``, ``s_t = (1 - alpha) s_(t-1) + alpha e_t``, i.e. in closed form
    ``s_t = (1 - alpha)^(t-1) e_1 + sum_(k=2..t) alpha (1 - alpha)^(t-k) e_k``; the
-   smoothed embedding is ``s_t / |s_t|`` and its cosines to the class centers are
-   compared with the thresholds exactly as for a single face.
+   smoothed embedding is ``s_t / |s_t|``; its cosines to the class centers and its
+   unknown score are compared with the thresholds exactly as for a single face.
 2. *Label hysteresis.* The frame's decision ``d`` is the accept rule
    (:func:`spherefer.labels.decide`) on the smoothed embedding: the nearest center, or
    ``unknown`` below that class's threshold. The first decision of a track is taken at
    once. Afterwards the held label ``L`` changes to ``d`` only when ``d`` has been the
    decision on ``patience`` consecutive classified frames of the track, each time with
    a *lead* of at least ``margin`` over ``L``:
-   ``cos_d - cos_L`` between two classes, ``cos_d - threshold_d`` from ``unknown`` to
-   a class, ``threshold_L - cos_L`` from a class to ``unknown`` -- how far the smoothed
+   ``cos_d - cos_L`` between two classes, ``score - threshold_d`` from ``unknown`` to
+   a class, ``threshold_L - score`` from a class to ``unknown`` (``score``: the smoothed
+   embedding's unknown score, in its own units; the paper's rule: ``cos_L``) -- how far the smoothed
    embedding has crossed the border between the two labels. A frame whose decision is
    ``L``, or whose lead is below ``margin``, resets the count; a frame in which the
    track is not classified (face missing or rejected by a quality check) leaves the
@@ -43,14 +44,14 @@ With ``alpha=1, margin=0, patience=1`` the smoother returns each frame's own dec
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 from .labels import decide, label_of
 
-__all__ = ["box_iou", "Track", "FaceTracker", "SmoothingConfig", "SmoothedLabel", "LabelSmoother"]
+__all__ = ["FaceTracker", "LabelSmoother", "SmoothedLabel", "SmoothingConfig", "Track", "box_iou"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -225,13 +226,15 @@ class _TrackState:
 
 class LabelSmoother:
     """Per-track embedding EMA and label hysteresis over class ``centers`` (C, D) named
-    ``names``, with per-class cosine ``thresholds`` (C,).
+    ``names``, with per-class ``thresholds`` (C,) on the unknown score that ``score``
+    gives a unit embedding (D,) (None: the cosine to the nearest center, the paper's rule).
 
     Build it from a bank with :meth:`from_bank`; call :meth:`update` with a track id and
     that frame's unit embedding of the face; :meth:`forget` drops a track's state.
     """
 
-    def __init__(self, centers: np.ndarray, names: Sequence[str], thresholds: Sequence[float] | np.ndarray, config: SmoothingConfig = SmoothingConfig()) -> None:
+    def __init__(self, centers: np.ndarray, names: Sequence[str], thresholds: Sequence[float] | np.ndarray, config: SmoothingConfig = SmoothingConfig(),
+                 score: Callable[[np.ndarray], float] | None = None) -> None:
         self.centers = np.asarray(centers, dtype=np.float64)
         norms = np.linalg.norm(self.centers, axis=1, keepdims=True)
         self.centers = self.centers / np.maximum(norms, 1e-12)
@@ -240,12 +243,14 @@ class LabelSmoother:
         if self.centers.ndim != 2 or len(self.names) != len(self.centers) or len(self.thresholds) != len(self.centers):
             raise ValueError(f"need C centers, C names and C thresholds, got {self.centers.shape}, {len(self.names)}, {len(self.thresholds)}")
         self.config = config
+        self.score = score
         self._state: dict[int, _TrackState] = {}
 
     @classmethod
-    def from_bank(cls, bank: "object", threshold: float | None = None, config: SmoothingConfig = SmoothingConfig()) -> "LabelSmoother":
+    def from_bank(cls, bank: object, threshold: float | None = None, config: SmoothingConfig = SmoothingConfig(),
+                  score: Callable[[np.ndarray], float] | None = None) -> LabelSmoother:
         """A smoother for a :class:`~spherefer.centers.CenterBank` (``threshold`` overrides the global one, as in ``classify``)."""
-        return cls(bank.centers, bank.names, bank.thresholds(threshold), config)
+        return cls(bank.centers, bank.names, bank.thresholds(threshold), config, score)
 
     def __contains__(self, track: int) -> bool:
         return track in self._state
@@ -254,12 +259,12 @@ class LabelSmoother:
         for track in tracks:
             self._state.pop(track, None)
 
-    def _lead(self, new: int, held: int, cosines: np.ndarray) -> float:
+    def _lead(self, new: int, held: int, cosines: np.ndarray, score: float) -> float:
         if new >= 0 and held >= 0:
             return float(cosines[new] - cosines[held])
         if new >= 0:  # unknown -> class
-            return float(cosines[new] - self.thresholds[new])
-        return float(self.thresholds[held] - cosines[held])  # class -> unknown
+            return float(score - self.thresholds[new])
+        return float(self.thresholds[held] - (cosines[held] if self.score is None else score))  # class -> unknown
 
     def update(self, track: int, embedding: np.ndarray) -> SmoothedLabel:
         """Feed one frame's unit embedding (D,) of ``track``; the held label and the smoothed embedding."""
@@ -272,12 +277,13 @@ class LabelSmoother:
         norm = float(np.linalg.norm(total))
         unit = total / norm if norm > 1e-12 else e / max(float(np.linalg.norm(e)), 1e-12)
         cosines = np.einsum("cd,d->c", self.centers, unit)  # not BLAS: see CenterBank.cosine
-        decision = int(decide(cosines, self.thresholds).index)
+        score = cosines.max() if self.score is None else self.score(unit.astype(np.float32))
+        decision = int(decide(cosines, self.thresholds, None if self.score is None else np.asarray(score)).index)
         if state is None:
             state = self._state[track] = _TrackState(total, decision)
         else:
             state.total = total
-            if decision != state.label and self._lead(decision, state.label, cosines) >= self.config.margin:
+            if decision != state.label and self._lead(decision, state.label, cosines, float(score)) >= self.config.margin:
                 if decision == state.challenger:
                     state.count += 1
                 else:

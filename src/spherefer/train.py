@@ -4,8 +4,10 @@ A run folder ``<output_dir>/<name>`` holds ``config.yaml`` (the resolved config)
 ``metrics.csv`` and ``metrics.jsonl`` (one row per epoch; ``train_acc_margin`` is the
 training accuracy with the margin still applied, a pessimistic running figure), ``last/`` (a loadable model
 folder plus optimizer state, rewritten after each epoch) and ``best/`` (the model
-folder with the best validation accuracy by nearest center). Re-running the same
-command resumes from ``last/``. Under ``torchrun`` the loop runs as PyTorch DDP
+folder with the best validation accuracy by nearest center; when the last epoch is done
+it gets the unknown score of :mod:`spherefer.unknown`, fitted on training faces with its
+threshold accepting 95% of the validation faces). Re-running the same command resumes
+from ``last/``. Under ``torchrun`` the loop runs as PyTorch DDP
 (gloo on CPU, NCCL on GPU); only rank 0 writes files.
 """
 
@@ -28,17 +30,26 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .augment import augment_batch, mix_batch, placeholder_batch
+from .calibrate import fit_unknown_score
 from .centers import CenterBank
-from .augment import augment_batch, mix_batch
 from .config import DataConfig, OptimConfig, TrainConfig
-from .data import open_dataset, subject_kfold
+from .data import open_dataset, parse_data_spec, subject_kfold
+from .data.ferplus import load_unknown_faces
 from .models import EmbeddingNet, create_model, normalize_input
 from .objective import TrainingObjective, class_weights
 from .recognizer import Recognizer, load_model
-from .storage import atomic_write, read_json, read_safetensors, write_json, write_safetensors
+from .storage import (
+    atomic_write,
+    read_json,
+    read_safetensors,
+    write_json,
+    write_safetensors,
+)
 from .torch_backend import read_state_dict
+from .unknown import DENSITY_FILE
 
-__all__ = ["train", "load_face_arrays", "load_train_val", "FaceArrays", "lr_factor", "WeightAverage"]
+__all__ = ["FaceArrays", "WeightAverage", "load_face_arrays", "load_train_val", "lr_factor", "train", "with_other_class"]
 
 
 @dataclass
@@ -56,7 +67,7 @@ class FaceArrays:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, indices: np.ndarray) -> "FaceArrays":
+    def subset(self, indices: np.ndarray) -> FaceArrays:
         index = torch.as_tensor(indices, dtype=torch.long)
         return FaceArrays(self.images[index], self.labels[index], self.classes, self.targets[index])
 
@@ -82,10 +93,30 @@ def load_face_arrays(spec: str, classes: list[str], size: int, target: str = "ma
     return FaceArrays(torch.from_numpy(images).unsqueeze(1), labels_t, list(dataset.classes), targets)
 
 
+def other_class_faces(data: DataConfig, size: int) -> Tensor:
+    """The FER+ training faces raters called unknown or not a face, (N, 1, size, size) uint8: ``data.other_class``'s faces."""
+    spec = parse_data_spec(data.train)
+    if spec.format != "ferplus" or spec.split != "train":
+        raise ValueError(f"data.other_class learns from the FER+ faces raters called unknown; data.train must be ferplus:ROOT:train, got {data.train}")
+    return torch.from_numpy(load_unknown_faces(spec.path, "train", size)).unsqueeze(1)
+
+
+def with_other_class(train: FaceArrays, faces: Tensor, name: str) -> FaceArrays:
+    """``train`` plus ``faces`` as the class ``name``, the last one (every target gets its column)."""
+    other = len(train.classes)
+    targets = torch.cat([F.pad(train.targets, (0, 1)), F.one_hot(torch.full((len(faces),), other), other + 1).float()])
+    labels = torch.cat([train.labels, torch.full((len(faces),), other)])
+    return FaceArrays(torch.cat([train.images, faces]), labels, [*train.classes, name], targets)
+
+
 def load_train_val(data: DataConfig, size: int) -> tuple[FaceArrays, FaceArrays]:
-    """Training and validation arrays: two specs, or subject-disjoint folds of one."""
+    """Training and validation arrays: two specs, or subject-disjoint folds of one (and the other class's faces)."""
     if not data.folds:
-        return load_face_arrays(data.train, data.classes, size, data.target), load_face_arrays(data.val, data.classes, size)
+        others = other_class_faces(data, size) if data.other_class is not None else None
+        train = load_face_arrays(data.train, data.classes, size, data.target)
+        if others is not None:
+            train = with_other_class(train, others, data.other_class)  # type: ignore[arg-type]
+        return train, load_face_arrays(data.val, data.classes, size)
     dataset = open_dataset(data.train, classes=data.classes)
     subjects = getattr(dataset, "subjects", None)
     if subjects is None:
@@ -238,7 +269,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(run_dir / "config.yaml", "w") as handle:
             handle.write(config.to_yaml())
-    num_classes = len(config.data.classes)
+    num_classes = len(config.data.trained_classes)
     counts = torch.bincount(train_data.labels, minlength=num_classes)
     objective = TrainingObjective(model, config.loss, counts, balance_loss=config.data.balance == "loss").to(device)
     step_fn = torch.nn.parallel.DistributedDataParallel(objective) if world > 1 else objective
@@ -251,7 +282,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
     margin_warmup = int(config.optim.margin_warmup_epochs * steps_per_epoch) if model.head.additive else 0
     step = start_epoch * steps_per_epoch
     val_name = f"fold {config.data.fold} of {config.data.folds} by subject" if config.data.folds else config.data.val
-    card = {"trained": True, "run": config.name, "train_data": config.data.train, "val_data": val_name, "classes": config.data.classes}
+    card = {"trained": True, "run": config.name, "train_data": config.data.train, "val_data": val_name, "classes": config.data.trained_classes}
 
     for epoch in range(start_epoch, config.epochs):
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -265,6 +296,8 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
             idx = order[i * config.batch_size : (i + 1) * config.batch_size]
             x = augment_batch(train_data.images[idx].to(device).float().div_(255.0), config.augment, generator)
             x, q = mix_batch(x, train_data.targets[idx].to(device), config.augment, generator)
+            if config.loss.placeholder > 0:
+                x, q = placeholder_batch(x, q, config.loss.placeholder, generator)
             x = normalize_input(x, config.model)
             if device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -294,8 +327,8 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
             card_now = {**card, "epochs": epoch + 1, "val_acc": row["val_acc"]}
             if row["val_acc"] > best_acc:
                 best_acc = row["val_acc"]
-                _recognizer(kept, config.data.classes, card_now).save(best_dir)
-            _recognizer(kept, config.data.classes, card_now).save(last_dir)
+                _recognizer(kept, config.data.trained_classes, card_now).save(best_dir)
+            _recognizer(kept, config.data.trained_classes, card_now).save(last_dir)
             write_safetensors(last_dir / "training.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()})
             _save_optimizer(last_dir / "optimizer.safetensors", optimizer)
             write_json(last_dir / "state.json", {"epoch": epoch + 1, "best_val_acc": best_acc, "history": history})
@@ -307,7 +340,23 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
             break
     if world > 1:
         dist.destroy_process_group()
+    if rank == 0 and max_steps is None and not config.data.folds and config.data.other_class is None and not (best_dir / DENSITY_FILE).is_file():
+        _fit_unknown_score(best_dir, config.data)
     return run_dir
+
+
+def _fit_unknown_score(best_dir: Path, data: DataConfig) -> None:
+    """Give the best model the relative Mahalanobis unknown score (:func:`~spherefer.calibrate.fit_unknown_score`:
+    training faces for the class means and density, validation faces for the threshold)."""
+    recognizer = load_model(best_dir)
+    try:
+        result = fit_unknown_score(recognizer, data.train, data.val)
+    except ValueError as err:
+        tqdm.write(f"unknown score not fitted, the best model keeps the cosine rule: {err}")
+        return
+    recognizer.save(best_dir)
+    tqdm.write(f"unknown score fitted: {result.score} threshold {result.global_threshold:.4f} accepts "
+               f"{result.known_accepted:.1%} of the validation faces")
 
 
 def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:

@@ -8,10 +8,11 @@ import click
 
 from .. import __version__
 from ..embedders import MODEL_FILES
+from ..labels import SCORES
 from ..recognizer import load_editable_model, resolve_model_path, shipped_models
 from .common import BANK_OPTION, MODEL_OPTION
 
-__all__ = ["info", "datasets"]
+__all__ = ["datasets", "info"]
 
 
 @click.command()
@@ -33,9 +34,10 @@ def info(model_name: str, bank_option: Path | None) -> None:
     click.echo(f"runs in: {runtime}, {recognizer.embedder.precision} (available: {', '.join(p for p, f in MODEL_FILES.items() if (folder / f).is_file())})")
     bank = recognizer.bank
     click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
-    click.echo(f"classes ({len(bank)}), unknown below cosine {bank.threshold}:")
+    click.echo(f"unknown score: {bank.score} -- {SCORES[bank.score]}")
+    click.echo(f"classes ({len(bank)}), unknown below {bank.score} {bank.threshold:.4g}:")
     for row in bank.summary():
-        threshold = "" if row["threshold"] is None else f", threshold {row['threshold']:.3f}"
+        threshold = "" if row["threshold"] is None else f", threshold {row['threshold']:.4g}"
         click.echo(f"  {row['name']:<16} {row['origin']}{threshold}")
     card = folder / "MODEL_CARD.md"
     if card.is_file():

@@ -19,7 +19,7 @@ from ..recognizer import Recognizer, load_editable_model
 from ..video import VIDEO_EXTENSIONS, is_video
 from .common import BANK_OPTION, MODEL_OPTION
 
-__all__ = ["PHOTO_COLUMNS", "predict", "csv_row", "read_path_list"]
+__all__ = ["PHOTO_COLUMNS", "csv_row", "predict", "read_path_list"]
 
 PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "y1", "detector_score",
                  *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
@@ -34,7 +34,7 @@ PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "
 @click.option("--aligned", is_flag=True, help="PATHS are aligned face crops: classify each whole image, no face detection.")
 @click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="blazeface", show_default=True,
               help="Face detector (haar: OpenCV fallback, misses turned or covered faces).")
-@click.option("--threshold", type=float, default=None, help="Cosine below which a face is unknown (default: the bank's).")
+@click.option("--threshold", type=float, default=None, help="Unknown score below which a face is unknown (default: the bank's; `spherefer info` says which score).")
 @click.option("--min-face", type=float, default=QualityConfig.min_face, show_default=True, help="Faces whose box is smaller (px) are rejected.")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -192,17 +192,17 @@ def read_path_list(file: Path) -> list[Path]:
 
 
 def _write_crops(recognizer: Recognizer, files: list[Path], threshold: float | None, output_format: str) -> None:
-    """One record per aligned face crop: source, label, cosine, probabilities."""
+    """One record per aligned face crop: source, label, cosine, unknown score, probabilities."""
     writer = csv.writer(sys.stdout) if output_format == "csv" else None
     if writer:
-        writer.writerow(["source", "label", "cosine", *recognizer.bank.names])
+        writer.writerow(["source", "label", "cosine", "score", *recognizer.bank.names])
     failed: list[Path | int] = []
     for path, prediction in predict_crops(recognizer, files, threshold):
         if isinstance(prediction, Exception):
             failed.append(path)
             click.echo(f"skipped {path}: {prediction}", err=True)
         elif writer:
-            writer.writerow([str(path), prediction.label, f"{prediction.score:.4f}", *(f"{p:.4f}" for p in prediction.probabilities.values())])
+            writer.writerow([str(path), prediction.label, f"{prediction.cosine:.4f}", f"{prediction.score:.4f}", *(f"{p:.4f}" for p in prediction.probabilities.values())])
         else:
             click.echo(json.dumps({"source": str(path), **prediction.to_dict()}))
     _report_failures(failed, list(files))

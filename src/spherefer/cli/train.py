@@ -10,7 +10,7 @@ from ..extras import require
 from ..recognizer import Recognizer, load_model
 from .common import save_bank, with_editable_model
 
-__all__ = ["train", "grid", "evaluate", "calibrate"]
+__all__ = ["calibrate", "evaluate", "grid", "train"]
 
 
 @click.command()
@@ -70,7 +70,7 @@ def grid(config_path: str | None, scales: str, margins: str, eval_data: tuple[st
 @click.option("--bank", "bank_option", default=None, type=click.Path(path_type=Path), help="Evaluate with this center bank instead of the model's own.")
 @click.option("--batch-size", default=512, show_default=True)
 @click.option("--plots", is_flag=True, help="Also write <stem>_sphere.png and <stem>_sphere.html (faces and centers on the sphere, as `spherefer visualize`) into --output.")
-@click.option("--threshold", type=float, default=None, help="Global cosine threshold for the reported unknown rate (default: the bank's).")
+@click.option("--threshold", type=float, default=None, help="Global threshold on the bank's unknown score for the reported unknown rate (default: the bank's).")
 def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | None, bank_option: Path | None, batch_size: int, plots: bool, threshold: float | None) -> None:
     """Accuracy, per-class recall, macro-F1 and confusion of MODEL (name or folder) on --data."""
     from ..data import data_spec_stem
@@ -101,22 +101,21 @@ def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | Non
 @click.command()
 @with_editable_model
 @click.option("--data", "data_spec", required=True, help="Held-out labelled FORMAT:PATH[:SPLIT]; classes the bank lacks count as unknown faces.")
-@click.option("--target-far", type=float, default=0.05, show_default=True, help="Share of false matches still accepted.")
-@click.option("--min-false", type=int, default=20, show_default=True, help="False matches a class needs for its own threshold.")
+@click.option("--accept", type=float, default=0.95, show_default=True, help="Share of the known faces the thresholds accept.")
+@click.option("--min-faces", type=int, default=20, show_default=True, help="Faces matched to a class for its own threshold.")
 @click.option("--dry-run", is_flag=True, help="Report the thresholds without saving them.")
-@click.option("--force", is_flag=True, help="Store the thresholds even when they accept fewer than half of the correctly matched known faces.")
-def calibrate(recognizer: Recognizer, bank_file: Path, data_spec: str, target_far: float, min_false: int, dry_run: bool, force: bool) -> None:
-    """Choose the global and per-class cosine thresholds from held-out data and store them in the bank.
+def calibrate(recognizer: Recognizer, bank_file: Path, data_spec: str, accept: float, min_faces: int, dry_run: bool) -> None:
+    """Choose the global and per-class thresholds of the bank's unknown score from held-out
+    labelled faces, and store them in the bank.
 
-    Refuses (exit 2, nothing stored) thresholds that accept fewer than half of the
-    correctly matched known faces of the data (most faces would come back unknown),
-    unless --force; `spherefer classes reset --all` brings back the trained threshold.
+    Each threshold accepts --accept of the known faces (of its class, for a class with
+    --min-faces faces matched to it). Refuses (exit 2, nothing stored) data with fewer
+    than 50 faces of the bank's classes; `spherefer classes reset --all` brings back
+    the trained threshold.
     """
     from ..calibrate import calibrate as run_calibration
 
-    result = run_calibration(recognizer, data_spec, target_far=target_far, min_false=min_false, apply=not dry_run, force=force)
+    result = run_calibration(recognizer, data_spec, accept=accept, min_faces=min_faces, apply=not dry_run)
     click.echo(result.to_markdown())
-    if result.below_floor:
-        click.echo(f"warning: {result.floor_message()}" + (" (stored: --force)" if not dry_run else " (would be refused without --force)"), err=True)
     if not dry_run:
         save_bank(recognizer, bank_file, "stored the thresholds")

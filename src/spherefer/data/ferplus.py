@@ -23,23 +23,32 @@ from pathlib import Path
 from typing import Any, NamedTuple, Unpack
 
 import numpy as np
+from PIL import Image
 
-from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, check_choice, require_dir, require_file
+from spherefer.data.base import (
+    DatasetOptions,
+    ImageFile,
+    ImageFileDataset,
+    check_choice,
+    require_dir,
+    require_file,
+)
 from spherefer.data.vocabulary import EXPRESSIONS, canonical_name
 
 __all__ = [
-    "FERPLUS_VOTE_COLUMNS",
+    "BASIC_EMOTIONS",
     "FERPLUS_SPLITS",
-    "FERPlusRow",
+    "FERPLUS_VOTE_COLUMNS",
     "FER2013NewRow",
     "FERPlus",
-    "majority_emotion",
-    "read_fer2013new",
-    "BASIC_EMOTIONS",
-    "compound_pair",
+    "FERPlusRow",
     "compound_name",
+    "compound_pair",
     "compound_sets",
     "is_unknown_face",
+    "load_unknown_faces",
+    "majority_emotion",
+    "read_fer2013new",
 ]
 
 FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
@@ -145,6 +154,18 @@ def is_unknown_face(votes: Sequence[int]) -> bool:
     _check_votes(votes)
     pooled = sum(votes[i] for i in _UNKNOWN_INDEX)
     return pooled > max(v for i, v in enumerate(votes) if i not in _UNKNOWN_INDEX)
+
+
+def load_unknown_faces(root: str | Path, split: str, size: int = 48) -> np.ndarray:
+    """The faces of ``split`` that raters called unknown or not a face (:func:`is_unknown_face`),
+    as greyscale uint8 ``(N, size, size)``: the outliers of outlier-exposure training."""
+    folder = Path(root) / "data" / FERPLUS_SPLITS[check_choice("FER+ split", split, tuple(FERPLUS_SPLITS))]
+    faces = []
+    for row in FERPlus.raw_table(root, split):
+        if is_unknown_face(row.votes):
+            with Image.open(require_file(folder / row.name, _LAYOUT)) as image:
+                faces.append(np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))
+    return np.stack(faces) if faces else np.empty((0, size, size), dtype=np.uint8)
 
 
 def _parse_votes(fields: Sequence[str], where: str) -> tuple[int, ...]:

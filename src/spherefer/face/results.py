@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 __all__ = [
     "LANDMARK_NAMES",
     "DetectedFace",
-    "image_to_rgb",
     "FaceRecord",
     "draw_faces",
+    "image_to_rgb",
 ]
 
 
@@ -95,7 +95,7 @@ class DetectedFace:
     def landmark_dict(self, digits: int = 1) -> dict[str, list[float]]:
         return rounded_points(dict(zip(self.landmark_names, self.landmarks)), digits)
 
-    def shifted(self, dx: float, dy: float) -> "DetectedFace":
+    def shifted(self, dx: float, dy: float) -> DetectedFace:
         """The same face with every coordinate moved by (dx, dy)."""
         offset = np.array([dx, dy])
         return DetectedFace(self.box + np.tile(offset, 2), self.landmarks + offset, self.landmark_names, self.score, self.detector)
@@ -133,10 +133,10 @@ class FaceRecord:
     crop: np.ndarray
     quality: dict[str, float | None]
     issues: list[str] = field(default_factory=list)
-    prediction: "Prediction | None" = None
+    prediction: Prediction | None = None
     embedding: np.ndarray | None = None
     track: int | None = None
-    raw_prediction: "Prediction | None" = None
+    raw_prediction: Prediction | None = None
 
     @property
     def box(self) -> np.ndarray:
@@ -163,7 +163,7 @@ class FaceRecord:
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
         """A JSON-ready summary (no crop, no embedding): the record fields of
         :func:`spherefer.labels.face_dict` -- face index, track id, box, landmarks,
-        detector score, label, raw label, reason, cosine, probabilities and quality."""
+        detector score, label, raw label, reason, cosine, unknown score, probabilities and quality."""
         return face_dict(self.index, self.track, self.face.box, self.landmarks, self.face.score, self.prediction,
                          self.raw_prediction, self.issues, self.quality, digits)
 
@@ -194,7 +194,7 @@ def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
         for name, (x, y) in record.landmarks.items():
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=_POINT_COLORS.get(name, color))
         if record.prediction is not None:
-            text = f"{record.label} {record.prediction.score:.2f}"
+            text = f"{record.label} {record.prediction.cosine:.2f}"
         else:
             text = f"{REJECTED}: {record.issues[0].split(':')[0]}" if record.issues else REJECTED
         if record.track is not None:

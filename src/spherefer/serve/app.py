@@ -208,7 +208,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         return np.stack(out)
 
     def class_list(profile: str, version: int, bank: CenterBank) -> dict[str, Any]:
-        return {"profile": profile, "version": version, "threshold": bank.threshold, "classes": bank.summary()}
+        return {"profile": profile, "version": version, "score": bank.score, "threshold": bank.threshold, "classes": bank.summary()}
 
     def require_class(bank: CenterBank, name: str) -> None:
         if name not in bank:
@@ -249,7 +249,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             "spherefer": __version__, "model": model_name, "trained": recognizer.trained,
             "embedding_size": recognizer.config.embedding_size, "input_size": recognizer.config.input_size,
             "head": recognizer.config.head, "results": without_paths(card.get("results", {})),
-            "profile": profile, "version": version, "classes": bank.names, "threshold": bank.threshold,
+            "profile": profile, "version": version, "classes": bank.names, "score": bank.score, "threshold": bank.threshold,
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_images": settings.max_images, "min_images": settings.min_images},
         }
@@ -257,16 +257,22 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     @app.post("/v1/predict")
     def predict(profile: Profile, file: Annotated[UploadFile, File(description="a photo")],
                 aligned: Annotated[bool, Query(description="the file is an aligned face crop: no detection")] = False,
-                sphere: Annotated[bool, Query(description="add each face's point on the bank's 3-D sphere view")] = False) -> dict[str, Any]:
+                sphere: Annotated[bool, Query(description="add each face's point on the bank's 3-D sphere view")] = False,
+                threshold: Annotated[float | None, Query(description="unknown-score threshold for this request (default: the profile's)")] = None,
+                ) -> dict[str, Any]:
         image = _decode(file, settings)
         version, bank = store.current(profile)
         profile_view = view(bank)
+        try:
+            bank.thresholds(threshold)
+        except ValueError as err:
+            raise UserError(400, str(err)) from err
         if aligned:
             embedding = profile_view.embed([image])
-            faces = [{"face": 0, "box": [0, 0, image.shape[1], image.shape[0]], **bank.classify(embedding)[0].to_dict()}]
+            faces = [{"face": 0, "box": [0, 0, image.shape[1], image.shape[0]], **profile_view.classify(embedding, threshold)[0].to_dict()}]
             embeddings = [embedding[0]]
         else:
-            records = profile_view.analyze(image)
+            records = profile_view.analyze(image, threshold=threshold)
             faces = [record.to_dict() for record in records]
             embeddings = [record.embedding for record in records]
         if sphere:
@@ -319,6 +325,21 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         steps = ([f"update {name!r} with {counted(len(x), 'image')} (momentum {momentum})"] if x is not None else []) + (
             [f"rename {name!r} to {new_name!r}"] if new_name is not None else [])
         return changed(profile, "; ".join(steps), edit)
+
+    @app.put("/v1/threshold", dependencies=[Writer])
+    def set_threshold(profile: Profile, value: Annotated[float | None, Form(description="the threshold; empty clears a class's own")] = None,
+                      name: Annotated[str | None, Form(description="a class: set its own threshold (default: the profile's global one)")] = None) -> dict[str, Any]:
+        bank = store.current(profile)[1]
+        if name is not None:
+            require_class(bank, name)
+
+        def edit(bank: CenterBank) -> None:
+            if name is not None:
+                require_class(bank, name)
+            bank.set_threshold(name, value)
+
+        what = "the global threshold" if name is None else f"{name!r}'s threshold"
+        return changed(profile, f"set {what} to {value}" if value is not None else f"clear {what}", edit)
 
     @app.delete("/v1/classes/{name}", dependencies=[Writer])
     def remove(profile: Profile, name: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import numpy as np
 from ..centers import CenterBank
 from ..storage import parse_safetensors, safetensors_bytes
 
-__all__ = ["BankState", "bank_delta", "replay", "DELTA_KEY"]
+__all__ = ["DELTA_KEY", "BankState", "bank_delta", "replay"]
 
 DELTA_KEY = "spherefer_delta"
 """Metadata key of a delta's description (a full bank has ``spherefer`` instead)."""
@@ -38,9 +38,10 @@ _LISTED = ("names", "classes", "trained_names")
 class BankState:
     """A bank as plain lists (what replaying deltas works on; :meth:`bank` makes the :class:`CenterBank`).
 
-    ``rows`` and ``trained_rows`` are 1-D float32 arrays, never changed in place;
+    ``rows`` and ``trained_rows`` are 1-D float32 arrays, never changed in place: a class's
+    center, followed by its mean when the bank has class means (``settings["means"]``);
     ``settings`` holds the bank-wide entries of :meth:`CenterBank.to_metadata`
-    (schema, scale, threshold, ...).
+    (schema, scale, threshold, score, ...).
     """
 
     settings: dict[str, Any]
@@ -51,19 +52,27 @@ class BankState:
     trained_rows: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
-    def of(cls, bank: CenterBank) -> "BankState":
+    def of(cls, bank: CenterBank) -> BankState:
         meta = bank.to_metadata()
-        settings = {key: value for key, value in meta.items() if key not in _LISTED}
-        return cls(settings, list(bank.names), list(bank.centers), [dict(meta["classes"][n]) for n in bank.names],
-                   list(bank.trained_centers), list(bank.trained_centers.values()))
+        settings = {key: value for key, value in meta.items() if key not in _LISTED} | {"means": bank.means is not None}
+        rows = bank.centers if bank.means is None else np.concatenate([bank.centers, bank.means], axis=1)
+        trained = [c if bank.means is None else np.concatenate([c, bank.trained_means[n]]) for n, c in bank.trained_centers.items()]
+        return cls(settings, list(bank.names), list(rows), [dict(meta["classes"][n]) for n in bank.names], list(bank.trained_centers), trained)
+
+    def matrix(self) -> np.ndarray:
+        """The rows as one (C, D or 2D) array."""
+        return np.stack(self.rows) if self.rows else np.zeros((0, 0), np.float32)
 
     def bank(self, what: str) -> CenterBank:
         """The :class:`CenterBank` of this state, built and checked as :meth:`CenterBank.from_bytes` reads a stored bank."""
+        settings = dict(self.settings)
+        parts = 2 if settings.pop("means", False) else 1
         size = self.rows[0].shape[0] if self.rows else (self.trained_rows[0].shape[0] if self.trained_rows else 0)
-        tensors = {"centers": np.stack(self.rows) if self.rows else np.zeros((0, size), np.float32)}
+        rows = np.stack(self.rows) if self.rows else np.zeros((0, size), np.float32)
+        tensors = dict(zip(("centers", "means"), np.split(rows, parts, axis=1)))
         if self.trained_rows:
-            tensors["trained_centers"] = np.stack(self.trained_rows)
-        meta = {**self.settings, "names": self.names, "classes": dict(zip(self.names, self.info)), "trained_names": self.trained_names}
+            tensors.update(zip(("trained_centers", "trained_means"), np.split(np.stack(self.trained_rows), parts, axis=1)))
+        meta = {**settings, "names": self.names, "classes": dict(zip(self.names, self.info)), "trained_names": self.trained_names}
         return CenterBank.from_bytes(safetensors_bytes(tensors, {"spherefer": json.dumps(meta)}), what)
 
 
@@ -74,23 +83,24 @@ def _runs(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, int]
 def bank_delta(before: CenterBank, after: CenterBank) -> bytes:
     """What turns ``before`` into ``after``, as bytes for :func:`replay`."""
     old, new = BankState.of(before), BankState.of(after)
+    before_rows, after_rows = old.matrix(), new.matrix()
     order: list[Any] = []
     changed: list[int] = []  # positions in ``after`` whose center is stored
     info: dict[str, dict[str, Any]] = {}  # position -> record, where it is not the old one
     for tag, i1, i2, j1, j2 in _runs(old.names, new.names):
         if tag == "equal":
             order.append([i1, i2])
-            differs = (before.centers[i1:i2] != after.centers[j1:j2]).any(axis=1).tolist()
+            differs = (before_rows[i1:i2] != after_rows[j1:j2]).any(axis=1).tolist()
             changed += [j1 + k for k, flag in enumerate(differs) if flag]
             info.update({str(j1 + k): new.info[j1 + k] for k in range(i2 - i1) if new.info[j1 + k] != old.info[i1 + k]})
         elif tag in ("replace", "insert"):
             # a class renamed in place keeps its center and record: refer to the old row
             same = tag == "replace" and i2 - i1 == j2 - j1
-            sources = [i1 + k if same and np.array_equal(before.centers[i1 + k], after.centers[j1 + k]) else -1 for k in range(j2 - j1)]
+            sources = [i1 + k if same and np.array_equal(before_rows[i1 + k], after_rows[j1 + k]) else -1 for k in range(j2 - j1)]
             order.append({"names": new.names[j1:j2], "from": sources})
             changed += [j1 + k for k, source in enumerate(sources) if source < 0]
             info.update({str(j1 + k): new.info[j1 + k] for k, source in enumerate(sources) if source < 0 or new.info[j1 + k] != old.info[source]})
-    tensors = {"centers": after.centers[changed]} if changed else {}
+    tensors = {"centers": after_rows[changed]} if changed else {}
     description: dict[str, Any] = {"settings": new.settings, "order": order, "changed": changed, "info": info}
     if new.trained_names != old.trained_names or len(new.trained_rows) != len(old.trained_rows) or any(
             not np.array_equal(a, b) for a, b in zip(new.trained_rows, old.trained_rows)):

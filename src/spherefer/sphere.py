@@ -1,0 +1,53 @@
+"""Arithmetic on the unit hypersphere: normalising, the paper's normalised mean, angles,
+and checking that an array-like holds embeddings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["angle_degrees", "as_array", "as_embeddings", "normalize", "normalized_mean"]
+
+
+def as_array(values: object) -> np.ndarray:
+    """A float32 numpy array of an array-like or a PyTorch tensor (detached, on CPU)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().float().numpy()  # type: ignore[attr-defined]
+    return np.array(values, dtype=np.float32)
+
+
+def normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``x`` scaled to unit length along ``axis`` (computed in float64, returned float32)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    return (x64 / np.maximum(np.linalg.norm(x64, axis=axis, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def as_embeddings(embeddings: object, dim: int | None, what: str) -> np.ndarray:
+    """Validate and convert embeddings (an array-like or a PyTorch tensor) to an (N, D) float32 array."""
+    x = as_array(embeddings)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{what}: expected a non-empty (N, D) array of embeddings, got shape {tuple(x.shape)}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{what}: embeddings have dimension {x.shape[1]}, but this bank's centers have dimension {dim}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what}: embeddings contain NaN or infinite values")
+    if (np.linalg.norm(x, axis=1) == 0).any():
+        raise ValueError(f"{what}: an embedding is all zeros and has no direction")
+    return x
+
+
+def angle_degrees(a: object, b: object) -> float:
+    """Angle in degrees between two vectors."""
+    u, v = normalize(as_array(a).ravel()), normalize(as_array(b).ravel())
+    return math.degrees(math.acos(float(np.clip(np.dot(u.astype(np.float64), v), -1.0, 1.0))))
+
+
+def normalized_mean(x: np.ndarray) -> np.ndarray:
+    """Paper eq. 4: normalise each row, average, renormalise."""
+    mean = normalize(x, axis=1).astype(np.float64).mean(axis=0)
+    if np.linalg.norm(mean) < 1e-6:
+        raise ValueError("the samples point in opposite directions: their normalised mean has no direction")
+    return normalize(mean)
