@@ -187,6 +187,8 @@ def test_predict_threshold_option(faces: Path, model_dir: Path) -> None:
     accept_all = [json.loads(line)["label"] for line in run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "-1").stdout.splitlines()]
     assert reject_all == ["unknown"] * 3
     assert len(accept_all) == 3 and "unknown" not in accept_all
+    refused = run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "nan")
+    assert refused.exit_code == 2 and "a threshold must be a finite number, got nan" in refused.stderr
 
 
 def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Path) -> None:
@@ -488,6 +490,7 @@ def test_reset_all_restores_the_trained_threshold(editable: Path, tmp_path: Path
     assert run("calibrate", "--model", editable, "--data", f"folder:{data}", "--min-faces", "5").exit_code == 0
     calibrated = spherefer.load_model(editable).bank
     assert calibrated.threshold != 0.6 and calibrated.info["sad"].threshold is not None
+    assert "(changed from the model's 0.6, which the card describes)" in run("info", "--model", editable).output
     result = run("classes", "reset", "--all", "--model", editable)
     assert result.exit_code == 0, result.output
     assert "threshold 0.600" in result.output

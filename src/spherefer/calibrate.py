@@ -102,6 +102,8 @@ def calibrate(recognizer: Recognizer, data: str, accept: float = ACCEPT, min_fac
     (``min_faces=None``: the global one only), and store them in the bank when ``apply``. Refused
     with ``ValueError`` (nothing stored) when the data has fewer than :data:`MIN_KNOWN_FACES`
     faces of the bank's classes."""
+    if not 0.0 < accept < 1.0:
+        raise ValueError(f"the share of known faces to accept must be between 0 and 1, got {accept}")
     bank = recognizer.bank
     embeddings, labels = _labelled_embeddings(recognizer, data)
     nearest, _ = nearest_match(bank.cosine(embeddings)) if len(embeddings) else (np.empty(0, int), None)

@@ -35,7 +35,8 @@ def info(model_name: str, bank_option: Path | None) -> None:
     bank = recognizer.bank
     click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
     click.echo(f"unknown score: {bank.score} -- {SCORES[bank.score]}")
-    click.echo(f"classes ({len(bank)}), unknown below {bank.score} {bank.threshold:.4g}:")
+    changed = "" if bank.trained_threshold in (None, bank.threshold) else f" (changed from the model's {bank.trained_threshold:.4g}, which the card describes)"
+    click.echo(f"classes ({len(bank)}), unknown below {bank.score} {bank.threshold:.4g}{changed}:")
     for row in bank.summary():
         threshold = "" if row["threshold"] is None else f", threshold {row['threshold']:.4g}"
         click.echo(f"  {row['name']:<16} {row['origin']}{threshold}")

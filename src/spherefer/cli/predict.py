@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,8 @@ PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "
 @click.option("--aligned", is_flag=True, help="PATHS are aligned face crops: classify each whole image, no face detection.")
 @click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="blazeface", show_default=True,
               help="Face detector (haar: OpenCV fallback, misses turned or covered faces).")
-@click.option("--threshold", type=float, default=None, help="Unknown score below which a face is unknown (default: the bank's; `spherefer info` says which score).")
+@click.option("--threshold", type=float, default=None, callback=lambda _ctx, _param, value: _finite(value),
+              help="Unknown score below which a face is unknown (default: the bank's; `spherefer info` says which score).")
 @click.option("--min-face", type=float, default=QualityConfig.min_face, show_default=True, help="Faces whose box is smaller (px) are rejected.")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -66,7 +68,7 @@ def predict(
     Writes one record per face (largest first): source, frame and time (null for
     images), face index, track id (videos), box, landmarks, label -- a class, `unknown`
     (below the threshold) or `rejected` (a failed quality check, with the reason) --
-    raw_label, cosine and probabilities. A photo or video frame without a face gives one
+    raw_label, cosine (to the nearest center), score (the unknown score the threshold is compared with) and probabilities. A photo or video frame without a face gives one
     `no_face` record. In videos faces are tracked across frames and, unless
     --no-smoothing, each track's label is smoothed over time (raw_label is the frame's
     own). Unreadable files (and a camera that cannot be opened) are reported on stderr
@@ -189,6 +191,12 @@ def read_path_list(file: Path) -> list[Path]:
     if empty:
         raise ValueError(f"{file}: entry {empty[0]} has no path")
     return [file.parent / Path(value).expanduser() for value in values]
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"a threshold must be a finite number, got {value}")
+    return value
 
 
 def _write_crops(recognizer: Recognizer, files: list[Path], threshold: float | None, output_format: str) -> None:

@@ -117,5 +117,7 @@ def calibrate(recognizer: Recognizer, bank_file: Path, data_spec: str, accept: f
 
     result = run_calibration(recognizer, data_spec, accept=accept, min_faces=min_faces, apply=not dry_run)
     click.echo(result.to_markdown())
+    if dry_run:
+        click.echo("dry run: nothing stored")
     if not dry_run:
         save_bank(recognizer, bank_file, "stored the thresholds")

@@ -1,0 +1,135 @@
+"""Issue #16, step 1: which label-free center refinement adapts a model to a new camera or population?
+
+    python benchmarks/adaptation.py --models default softmax [--splits 10] [--output docs/results/adaptation/centers]
+
+Protocol (subject-disjoint): CK+48's six classes shared with the model (contempt left
+out); for each of ``--splits`` random halves of the subjects, the faces of one half are
+the *unlabelled* adaptation set, the other half is tested by nearest center; plus the
+cost on the training domain (adapt on FER+ valid, test on FER+ test) and a harmless-input
+check (adapt on one class's faces only). Candidates, all on unit embeddings, started at
+the trained centers ``c0``:
+
+- **k-means**: spherical k-means, hard nearest-center assignment, 10 iterations;
+- **soft, prior n0**: each face's softmax over the bank's cosines at temperature ``t``
+  weights its pull on every center; each center keeps ``n0`` pseudo-faces at ``c0``
+  (``c = normalize(n0 c0 + sum_i p_ik x_i)``), so a class absent from the new faces stays;
+- **confident, prior n0**: hard assignment of the faces whose top-2 cosine margin is in the
+  upper half, with the same prior.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from spherefer import load_model
+from spherefer.data import CKPlus48, FERPlus
+from spherefer.data.splits import subject_split
+from spherefer.evaluate import embed_arrays
+from spherefer.storage import atomic_write, write_json
+
+Refine = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def kmeans(c0: np.ndarray, x: np.ndarray, iterations: int = 10) -> np.ndarray:
+    c = c0.copy()
+    for _ in range(iterations):
+        nearest = (x @ c.T).argmax(1)
+        c = np.stack([_unit(x[nearest == k].sum(0)) if (nearest == k).any() else c[k] for k in range(len(c))])
+    return c
+
+
+def soft(c0: np.ndarray, x: np.ndarray, prior: float, temperature: float, iterations: int = 10) -> np.ndarray:
+    c = c0.copy()
+    for _ in range(iterations):
+        logits = (x @ c.T) / temperature
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        c = _unit(prior * c0 + p.T @ x)
+    return c
+
+
+def confident(c0: np.ndarray, x: np.ndarray, prior: float, iterations: int = 10) -> np.ndarray:
+    c = c0.copy()
+    for _ in range(iterations):
+        cos = x @ c.T
+        ordered = np.sort(cos, 1)
+        keep = ordered[:, -1] - ordered[:, -2] >= np.median(ordered[:, -1] - ordered[:, -2])
+        onehot = np.eye(len(c))[cos.argmax(1)] * keep[:, None]
+        c = _unit(prior * c0 + onehot.T @ x)
+    return c
+
+
+def candidates() -> dict[str, Refine]:
+    out: dict[str, Refine] = {"none": lambda c0, x: c0, "k-means": kmeans}
+    for prior in (5.0, 20.0, 80.0):
+        for temperature in (0.05, 0.1):
+            out[f"soft t={temperature} n0={prior:g}"] = lambda c0, x, p=prior, t=temperature: soft(c0, x, p, t)
+        out[f"confident n0={prior:g}"] = lambda c0, x, p=prior: confident(c0, x, p)
+    return out
+
+
+def accuracy(centers: np.ndarray, x: np.ndarray, labels: np.ndarray) -> float:
+    return float(((x @ centers.T).argmax(1) == labels).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["default", "softmax"])
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument("--output", type=Path, default=Path("docs/results/adaptation/centers"))
+    args = parser.parse_args()
+    ck = CKPlus48(args.data_root / "ckplus48")
+    ck_images, ck_targets = ck.load_arrays(48)
+    ck_names = np.array(ck.classes)[ck_targets]
+    subjects = np.array(ck.subjects)
+    report: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for name in args.models:
+        model = load_model(name)
+        bank_names = model.bank.names
+        shared = np.isin(ck_names, bank_names)
+        x_ck = embed_arrays(model, ck_images[shared])
+        y_ck = np.array([bank_names.index(n) for n in ck_names[shared]])
+        s_ck = subjects[shared]
+        valid_images, valid_targets = FERPlus(args.data_root / "ferplus", "valid", classes=bank_names).load_arrays(48)
+        test_images, test_targets = FERPlus(args.data_root / "ferplus", "test", classes=bank_names).load_arrays(48)
+        x_valid, x_test = embed_arrays(model, valid_images), embed_arrays(model, test_images)
+        c0 = model.bank.centers.astype(np.float64)
+        rows: dict[str, dict[str, list[float]]] = {}
+        for label, refine in candidates().items():
+            row = rows.setdefault(label, {"CK+48": [], "FER+ valid -> test": [], "one class only": []})
+            for split in range(args.splits):
+                adapt, test = subject_split(list(s_ck), 0.5, seed=split)
+                row["CK+48"].append(accuracy(refine(c0, x_ck[adapt]), x_ck[test], y_ck[test]))
+            row["FER+ valid -> test"].append(accuracy(refine(c0, x_valid), x_test, test_targets))
+            happy = bank_names.index("happy")
+            row["one class only"].append(accuracy(refine(c0, x_valid[valid_targets == happy]), x_test, test_targets))
+            print(name, label, {k: round(100 * float(np.mean(v)), 1) for k, v in row.items()}, flush=True)
+        report[name] = rows
+    lines = ["Nearest-center accuracy (%) after label-free center refinement (`python benchmarks/adaptation.py`): CK+48 six "
+             f"classes, adapt on half of the subjects' faces, test on the other half, {args.splits} splits (mean ± std); FER+: "
+             "adapt on valid, test on test; one class only: adapt on FER+ valid's happy faces, test on FER+ test.", ""]
+    for name, rows in report.items():
+        lines += [f"`{name}`:", "", "| refinement | CK+48 | FER+ valid -> test | one class only |", "|---|---|---|---|"]
+        for label, row in rows.items():
+            ck_cell = f"{100 * np.mean(row['CK+48']):.1f} ± {100 * np.std(row['CK+48']):.1f}"
+            lines.append(f"| {label} | {ck_cell} | {100 * row['FER+ valid -> test'][0]:.1f} | {100 * row['one class only'][0]:.1f} |")
+        lines.append("")
+    markdown = "\n".join(lines)
+    print(markdown)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(args.output.with_suffix(".md"), "w") as handle:
+        handle.write(markdown + "\n")
+    write_json(args.output.with_suffix(".json"), report)
+
+
+if __name__ == "__main__":
+    main()
