@@ -14,7 +14,11 @@ the trained centers ``c0``:
   weights its pull on every center; each center keeps ``n0`` pseudo-faces at ``c0``
   (``c = normalize(n0 c0 + sum_i p_ik x_i)``), so a class absent from the new faces stays;
 - **confident, prior n0**: hard assignment of the faces whose top-2 cosine margin is in the
-  upper half, with the same prior.
+  upper half, with the same prior;
+- **mean alignment** (one shift, or per class): move centers by how far each class's faces
+  lie from the class's training mean (the bank's class means);
+- **k-means gated by the measured shift**: k-means, blended back towards the trained centers
+  by how far the new faces are from the training faces in units of sampling noise.
 """
 
 from __future__ import annotations
@@ -67,8 +71,54 @@ def confident(c0: np.ndarray, x: np.ndarray, prior: float, iterations: int = 10)
     return c
 
 
-def candidates() -> dict[str, Refine]:
-    out: dict[str, Refine] = {"none": lambda c0, x: c0, "k-means": kmeans}
+def aligned(c0: np.ndarray, means: np.ndarray, x: np.ndarray, per_class: bool, minimum: int = 5, iterations: int = 5) -> np.ndarray:
+    """Class-conditional mean alignment: faces are assigned to the nearest center, each class with at
+    least ``minimum`` faces measures how far its faces' mean lies from its training mean, and the
+    centers move by that displacement (``per_class``) or by the count-weighted average of all of them
+    (one shift for the whole camera). A class present alone measures its own displacement, not the
+    others': one-class data cannot drag every center towards it."""
+    c = c0.copy()
+    for _ in range(iterations):
+        nearest = (x @ c.T).argmax(1)
+        counts = np.bincount(nearest, minlength=len(c))
+        moved = counts >= minimum
+        if not moved.any():
+            return c0
+        shifts = np.stack([x[nearest == k].mean(0) - means[k] if moved[k] else np.zeros(x.shape[1]) for k in range(len(c))])
+        if per_class:
+            c = np.where(moved[:, None], _unit(c0 + shifts), c0)
+        else:
+            shift = (counts[moved, None] * shifts[moved]).sum(0) / counts[moved].sum()
+            c = _unit(c0 + shift)
+    return c
+
+
+def shift_size(c0: np.ndarray, means: np.ndarray, within: np.ndarray, x: np.ndarray) -> float:
+    """How far the new faces lie from the training faces, in units of sampling noise: each class's
+    faces (nearest trained center) have a mean ``m`` that differs from the class's training mean ``mu``
+    by ``n (m - mu)^T W (m - mu) / D - 1`` (about 0 for new faces of the training distribution, ``W`` the
+    within-class precision), averaged over the faces."""
+    nearest = (x @ c0.T).argmax(1)
+    z = []
+    for k in np.unique(nearest):
+        d = x[nearest == k].mean(0) - means[k]
+        n = int((nearest == k).sum())
+        z += [n * float(d @ within @ d) / x.shape[1] - 1.0] * n
+    return max(0.0, float(np.mean(z)))
+
+
+def gated(c0: np.ndarray, means: np.ndarray, within: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """k-means from the trained centers, blended back towards them by the measured shift: weight
+    ``z / (1 + z)`` on the refined centers, so faces like the training faces move nothing."""
+    z = shift_size(c0, means, within, x)
+    return _unit(c0 + z / (1.0 + z) * (kmeans(c0, x) - c0))
+
+
+def candidates(means: np.ndarray, within: np.ndarray) -> dict[str, Refine]:
+    out: dict[str, Refine] = {"none": lambda c0, x: c0, "k-means": kmeans,
+                              "mean alignment, one shift": lambda c0, x: aligned(c0, means, x, per_class=False),
+                              "mean alignment, per class": lambda c0, x: aligned(c0, means, x, per_class=True),
+                              "k-means gated by the measured shift": lambda c0, x: gated(c0, means, within, x)}
     for prior in (5.0, 20.0, 80.0):
         for temperature in (0.05, 0.1):
             out[f"soft t={temperature} n0={prior:g}"] = lambda c0, x, p=prior, t=temperature: soft(c0, x, p, t)
@@ -104,7 +154,10 @@ def main() -> None:
         x_valid, x_test = embed_arrays(model, valid_images), embed_arrays(model, test_images)
         c0 = model.bank.centers.astype(np.float64)
         rows: dict[str, dict[str, list[float]]] = {}
-        for label, refine in candidates().items():
+        for label, refine in candidates(model.bank.means.astype(np.float64), model.density.within.astype(np.float64)).items():
+            if label == "k-means gated by the measured shift":
+                print(name, "shift", {what: round(shift_size(c0, model.bank.means, model.density.within, x), 1) for what, x in
+                                      (("CK+48", x_ck), ("FER+ valid", x_valid), ("FER+ valid happy", x_valid[valid_targets == bank_names.index("happy")]))})
             row = rows.setdefault(label, {"CK+48": [], "FER+ valid -> test": [], "one class only": []})
             for split in range(args.splits):
                 adapt, test = subject_split(list(s_ck), 0.5, seed=split)

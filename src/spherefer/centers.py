@@ -22,40 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .labels import (
-    COSINE_SCORE,
-    NO_FACE,
-    REJECTED,
-    RESERVED_LABELS,
-    SCORES,
-    UNKNOWN,
-    Classification,
-    Prediction,
-    check_class_name,
-    decide,
-    label_of,
-    shown,
-)
+from .labels import (COSINE_SCORE, NO_FACE, REJECTED, RESERVED_LABELS, SCORES, UNKNOWN, Classification, Prediction, check_class_name,
+                     decide, label_of, shown)
 from .sphere import as_array, as_embeddings, normalize, normalized_mean
-from .storage import (
-    parse_safetensors,
-    read_safetensors,
-    safetensors_bytes,
-    write_safetensors,
-)
+from .storage import parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
 from .unknown import class_mean
 
-__all__ = [
-    "NO_FACE",
-    "REJECTED",
-    "RESERVED_LABELS",
-    "UNKNOWN",
-    "CenterBank",
-    "ClassExists",
-    "Classification",
-    "Prediction",
-]
-# UNKNOWN, REJECTED, NO_FACE, RESERVED_LABELS and Prediction live in spherefer.labels and are importable from here too.
+__all__ = ["NO_FACE", "REJECTED", "RESERVED_LABELS", "UNKNOWN", "CenterBank", "ClassExists", "Classification", "Prediction"]
+# The labels, Classification and Prediction live in spherefer.labels and are importable from here too.
 
 SCHEMA = "spherefer.centerbank"
 SCHEMA_VERSION = 1
