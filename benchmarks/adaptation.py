@@ -24,12 +24,14 @@ the trained centers ``c0``:
 from __future__ import annotations
 
 import argparse
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from spherefer import load_model
+from spherefer.adapt import adapt_bank, domain_shift
 from spherefer.data import CKPlus48, FERPlus
 from spherefer.data.splits import subject_split
 from spherefer.evaluate import embed_arrays
@@ -93,32 +95,21 @@ def aligned(c0: np.ndarray, means: np.ndarray, x: np.ndarray, per_class: bool, m
     return c
 
 
-def shift_size(c0: np.ndarray, means: np.ndarray, within: np.ndarray, x: np.ndarray) -> float:
-    """How far the new faces lie from the training faces, in units of sampling noise: each class's
-    faces (nearest trained center) have a mean ``m`` that differs from the class's training mean ``mu``
-    by ``n (m - mu)^T W (m - mu) / D - 1`` (about 0 for new faces of the training distribution, ``W`` the
-    within-class precision), averaged over the faces."""
-    nearest = (x @ c0.T).argmax(1)
-    z = []
-    for k in np.unique(nearest):
-        d = x[nearest == k].mean(0) - means[k]
-        n = int((nearest == k).sum())
-        z += [n * float(d @ within @ d) / x.shape[1] - 1.0] * n
-    return max(0.0, float(np.mean(z)))
+def shipped_rule(model) -> Refine:
+    """:func:`spherefer.adapt.adapt_bank` (k-means gated by the measured shift) on a copy of the model's bank."""
+    def refine(c0: np.ndarray, x: np.ndarray) -> np.ndarray:
+        bank = copy.deepcopy(model.bank)
+        adapt_bank(bank, model.density, x)
+        return bank.centers.astype(np.float64)
+    return refine
 
 
-def gated(c0: np.ndarray, means: np.ndarray, within: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """k-means from the trained centers, blended back towards them by the measured shift: weight
-    ``z / (1 + z)`` on the refined centers, so faces like the training faces move nothing."""
-    z = shift_size(c0, means, within, x)
-    return _unit(c0 + z / (1.0 + z) * (kmeans(c0, x) - c0))
-
-
-def candidates(means: np.ndarray, within: np.ndarray) -> dict[str, Refine]:
+def candidates(model) -> dict[str, Refine]:
+    means = model.bank.means.astype(np.float64)
     out: dict[str, Refine] = {"none": lambda c0, x: c0, "k-means": kmeans,
                               "mean alignment, one shift": lambda c0, x: aligned(c0, means, x, per_class=False),
                               "mean alignment, per class": lambda c0, x: aligned(c0, means, x, per_class=True),
-                              "k-means gated by the measured shift": lambda c0, x: gated(c0, means, within, x)}
+                              "k-means gated by the measured shift (spherefer.adapt)": shipped_rule(model)}
     for prior in (5.0, 20.0, 80.0):
         for temperature in (0.05, 0.1):
             out[f"soft t={temperature} n0={prior:g}"] = lambda c0, x, p=prior, t=temperature: soft(c0, x, p, t)
@@ -142,6 +133,7 @@ def main() -> None:
     ck_names = np.array(ck.classes)[ck_targets]
     subjects = np.array(ck.subjects)
     report: dict[str, dict[str, dict[str, list[float]]]] = {}
+    measured: dict[str, dict[str, float]] = {}
     for name in args.models:
         model = load_model(name)
         bank_names = model.bank.names
@@ -154,10 +146,12 @@ def main() -> None:
         x_valid, x_test = embed_arrays(model, valid_images), embed_arrays(model, test_images)
         c0 = model.bank.centers.astype(np.float64)
         rows: dict[str, dict[str, list[float]]] = {}
-        for label, refine in candidates(model.bank.means.astype(np.float64), model.density.within.astype(np.float64)).items():
-            if label == "k-means gated by the measured shift":
-                print(name, "shift", {what: round(shift_size(c0, model.bank.means, model.density.within, x), 1) for what, x in
-                                      (("CK+48", x_ck), ("FER+ valid", x_valid), ("FER+ valid happy", x_valid[valid_targets == bank_names.index("happy")]))})
+        happy = x_valid[valid_targets == bank_names.index("happy")]
+        shifts = {what: round(domain_shift(c0, model.bank.means.astype(np.float64), model.density, x), 1)
+                  for what, x in (("CK+48", x_ck), ("FER+ valid", x_valid), ("FER+ valid happy", happy))}
+        print(name, "measured shift", shifts, flush=True)
+        measured[name] = shifts
+        for label, refine in candidates(model).items():
             row = rows.setdefault(label, {"CK+48": [], "FER+ valid -> test": [], "one class only": []})
             for split in range(args.splits):
                 adapt, test = subject_split(list(s_ck), 0.5, seed=split)
@@ -171,7 +165,7 @@ def main() -> None:
              f"classes, adapt on half of the subjects' faces, test on the other half, {args.splits} splits (mean ± std); FER+: "
              "adapt on valid, test on test; one class only: adapt on FER+ valid's happy faces, test on FER+ test.", ""]
     for name, rows in report.items():
-        lines += [f"`{name}`:", "", "| refinement | CK+48 | FER+ valid -> test | one class only |", "|---|---|---|---|"]
+        lines += [f"`{name}` (measured shift z on all faces of each set: " + ", ".join(f"{k} {v}" for k, v in measured[name].items()) + "):", "", "| refinement | CK+48 | FER+ valid -> test | one class only |", "|---|---|---|---|"]
         for label, row in rows.items():
             ck_cell = f"{100 * np.mean(row['CK+48']):.1f} ± {100 * np.std(row['CK+48']):.1f}"
             lines.append(f"| {label} | {ck_cell} | {100 * row['FER+ valid -> test'][0]:.1f} | {100 * row['one class only'][0]:.1f} |")
@@ -181,7 +175,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.output.with_suffix(".md"), "w") as handle:
         handle.write(markdown + "\n")
-    write_json(args.output.with_suffix(".json"), report)
+    write_json(args.output.with_suffix(".json"), {"accuracy": report, "measured_shift": measured})
 
 
 if __name__ == "__main__":

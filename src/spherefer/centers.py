@@ -171,6 +171,16 @@ class CenterBank:
         self.means = values
         self.trained_means = {n: m.copy() for n, m in zip(self.names, values) if n in self.trained_centers}
 
+    def replace_centers(self, centers: object, means: object | None = None) -> None:
+        """Move every class's center (and mean) at once, in the bank's order (:mod:`spherefer.adapt`);
+        the trained originals stay for :meth:`reset`."""
+        values = normalize(as_array(centers), axis=1)
+        if values.shape != self.centers.shape or (means is not None) != (self.means is not None):
+            raise ValueError(f"need {tuple(self.centers.shape)} centers" + (" and means" if self.means is not None else ""))
+        self.centers = values
+        if means is not None:
+            self.means = as_array(means).reshape(values.shape)
+
     def use_score(self, score: str, threshold: float) -> None:
         """Compare faces' ``score`` (:data:`~spherefer.labels.SCORES`) with ``threshold`` from now
         on, also as the trained threshold; per-class thresholds, set on the old score, are cleared."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .adapt import Adaptation, adapt_bank
 from .centers import CenterBank
 from .embedders import MODEL_FILES, WEIGHTS_FILE, Embedder, OnnxEmbedder, preprocess
 from .extras import install_hint
@@ -184,6 +185,16 @@ class Recognizer:
         thresholds are on (``threshold`` overrides the global one)."""
         scores = None if self.bank.score == COSINE_SCORE else self.unknown_scores(embeddings)
         return self.bank.classify(embeddings, threshold=threshold, scores=scores)
+
+    def adapt(self, images: ImageInput | Iterable[ImageInput]) -> Adaptation:
+        """Adapt the bank to aligned face crops of a new camera or population, without labels
+        (:func:`spherefer.adapt.adapt_bank`); returns what moved. Photos: ``analyze`` them first
+        and pass the crops."""
+        return self.adapt_embeddings(self.embed(images))
+
+    def adapt_embeddings(self, embeddings: np.ndarray) -> Adaptation:
+        """:meth:`adapt` from unit embeddings (N, D) of the new faces."""
+        return adapt_bank(self.bank, self.density, embeddings)
 
     def predict(self, images: ImageInput | Iterable[ImageInput], threshold: float | None = None) -> list[Prediction]:
         """Label (or ``unknown``), cosine, unknown score and class probabilities for each face crop."""

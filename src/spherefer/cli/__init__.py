@@ -16,7 +16,7 @@ import click
 from .. import __version__
 from ..extras import install_hint
 from ..face import DetectorUnavailable
-from . import classes, export, info, predict, serve, train, viz
+from . import adapt, classes, export, info, predict, serve, train, viz
 
 __all__ = ["main"]
 
@@ -48,6 +48,6 @@ def main() -> None:
 # The command modules keep their names here (``spherefer.cli.predict`` is the module, not the command).
 for command in (
     info.info, info.datasets, predict.predict, export.export, train.train, train.grid, train.evaluate, train.calibrate,
-    viz.visualize, viz.geometry, serve.serve, classes.classes,
+    viz.visualize, viz.geometry, serve.serve, classes.classes, adapt.adapt,
 ):
     main.add_command(command)

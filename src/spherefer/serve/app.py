@@ -17,7 +17,7 @@ with their scripts from the ``fastapi-offline`` package: no CDN, they work offli
 
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +35,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from .. import __version__
+from ..adapt import Adaptation, adapt_bank
 from ..centers import CenterBank, ClassExists
 from ..enrol import MIN_IMAGES, check_image_count, enrol_class, update_class
 from ..images import ImageTooLarge, flatten_to_mode, read_image
@@ -165,7 +166,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         if refusal is not None:
             raise UserError(*refusal)
 
-    body_limits = {"predict": settings.max_predict_bytes, "enrol": settings.max_request_bytes, "update": settings.max_request_bytes}
+    body_limits = {"predict": settings.max_predict_bytes, **dict.fromkeys(("enrol", "update", "adapt"), settings.max_request_bytes)}
 
     def admission(scope: Scope) -> Admission:
         """The body limit of the request's route, and a refusal when the route changes a bank and the key is not right."""
@@ -325,6 +326,18 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         steps = ([f"update {name!r} with {counted(len(x), 'image')} (momentum {momentum})"] if x is not None else []) + (
             [f"rename {name!r} to {new_name!r}"] if new_name is not None else [])
         return changed(profile, "; ".join(steps), edit)
+
+    @app.post("/v1/adapt", dependencies=[Writer])
+    def adapt(profile: Profile, files: Annotated[list[UploadFile], File(description="unlabelled photos or crops of the new setting")],
+              aligned: Annotated[bool, Form()] = False) -> dict[str, Any]:
+        x = embeddings_of(files, aligned)
+        report: list[Adaptation] = []
+
+        def edit(bank: CenterBank) -> None:
+            report.append(adapt_bank(bank, recognizer.density, x))
+
+        changed_bank = changed(profile, f"adapt to {counted(len(x), 'face')}", edit)
+        return {**changed_bank, "adaptation": asdict(report[0])}
 
     @app.put("/v1/threshold", dependencies=[Writer])
     def set_threshold(profile: Profile, value: Annotated[float | None, Form(description="the threshold; empty clears a class's own")] = None,

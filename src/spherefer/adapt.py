@@ -1,0 +1,124 @@
+"""Adapting a bank to a new camera or population from unlabelled faces (no labels, no training).
+
+The rule, chosen by ``benchmarks/adaptation.py`` (docs/RESULTS.md, section 7):
+
+1. **Measure the shift.** Each new face goes to its nearest center. For each class, the
+   mean ``m_c`` of its ``n_c`` new faces is compared with the class's training mean ``mu_c``
+   (the bank's class means) in the model's within-class Mahalanobis metric ``W``
+   (:mod:`spherefer.unknown`): ``z_c = n_c (m_c - mu_c)^T W (m_c - mu_c) / D - 1`` (``D`` the
+   embedding size; the displacement grows in weight with the evidence, and faces of the
+   training distribution give ``z_c`` below 0, since the shrunk metric gives one face a
+   length well under ``D``). ``z`` is the median of ``z_c`` over the faces, 0 at the least:
+   the few faces of another class that land on a center do not count as a shift.
+2. **Refine.** Spherical k-means on the new faces, started at the current centers; a
+   class with fewer than :data:`MIN_CLASS_FACES` faces, or under :data:`MIN_CLASS_SHARE` of
+   them, keeps its center (such faces are mostly another class's, landed on it).
+3. **Blend.** Every center moves ``z / (1 + z)`` of the way to its refined position
+   (then renormalised), and each class's mean moves as far towards its new faces' mean.
+   Faces like the training faces move nothing; a single class's faces move nothing.
+
+Only faces the bank accepts (the unknown score at or above the threshold,
+:func:`~spherefer.labels.decide`) take part: crops that are not faces, or faces the bank
+calls unknown, never pull a center. Classes without new faces keep their center.
+Nothing here needs PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .centers import CenterBank
+from .labels import COSINE_SCORE, counted, decide
+from .sphere import angle_degrees, as_embeddings, normalize
+from .unknown import FaceDensity, class_mean
+
+__all__ = ["MIN_ADAPT_FACES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE", "KMEANS_ITERATIONS", "Adaptation", "domain_shift", "adapt_bank"]
+
+MIN_ADAPT_FACES = 30
+"""Fewest faces a bank is adapted from."""
+MIN_CLASS_FACES = 5
+"""Fewest faces that move a class's center."""
+MIN_CLASS_SHARE = 0.025
+"""Smallest share of the faces that moves a class's center."""
+KMEANS_ITERATIONS = 10
+
+
+@dataclass
+class Adaptation:
+    """What :func:`adapt_bank` did: the measured ``shift`` (``z``), the ``weight`` the refined centers
+    got, and per class the angle its center moved (degrees) and its share of the faces before and after."""
+
+    faces: int
+    left_out: int
+    shift: float
+    weight: float
+    moved: dict[str, float]
+    share_before: dict[str, float]
+    share_after: dict[str, float]
+
+    def to_markdown(self) -> str:
+        rows = "\n".join(f"| {n} | {self.moved[n]:.2f} | {self.share_before[n]:.1%} | {self.share_after[n]:.1%} |" for n in self.moved)
+        return (f"Adapted on {counted(self.faces, 'face')} ({self.left_out} more left out: unknown to the bank): "
+                f"measured shift {self.shift:.2f} (0: like the training faces), "
+                f"centers moved {self.weight:.0%} of the way to the new faces' clusters.\n\n"
+                f"| class | center moved (degrees) | faces before | faces after |\n|---|---|---|---|\n{rows}\n")
+
+
+def domain_shift(centers: np.ndarray, means: np.ndarray, density: FaceDensity, embeddings: np.ndarray) -> float:
+    """``z`` of step 1 (see the module docstring) for unit ``embeddings`` (N, D); 0 at the least."""
+    nearest = (embeddings @ centers.T).argmax(1)
+    within = density.within.astype(np.float64)
+    per_face = np.empty(len(embeddings))
+    for c in np.unique(nearest):
+        members = nearest == c
+        d = embeddings[members].mean(0) - means[c]
+        per_face[members] = members.sum() * float(d @ within @ d) / embeddings.shape[1] - 1.0
+    return max(0.0, float(np.median(per_face)))
+
+
+def _kmeans(centers: np.ndarray, x: np.ndarray) -> np.ndarray:
+    c = centers.copy()
+    for _ in range(KMEANS_ITERATIONS):
+        nearest = (x @ c.T).argmax(1)
+        counts = np.bincount(nearest, minlength=len(c))
+        enough = (counts >= MIN_CLASS_FACES) & (counts >= MIN_CLASS_SHARE * len(x))
+        c = np.stack([normalize(x[nearest == k].sum(0)) if enough[k] else c[k] for k in range(len(c))])
+    return c
+
+
+def _shares(names: list[str], nearest: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(nearest, minlength=len(names))
+    return {n: float(v) / len(nearest) for n, v in zip(names, counts)}
+
+
+def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object) -> Adaptation:
+    """Adapt ``bank`` in place to the unit ``embeddings`` (N, D) of unlabelled faces of the new setting.
+
+    Needs the bank's class means and the model's face density (a model with the unknown score);
+    fewer than :data:`MIN_ADAPT_FACES` faces are refused. Either refusal leaves the bank as it was.
+    """
+    x = normalize(as_embeddings(embeddings, bank.embedding_size, "adapting"), axis=1).astype(np.float64)
+    if bank.means is None or density is None:
+        raise ValueError("adapting needs the class means and the model's face density (a model with the unknown score, "
+                         "see `spherefer info`); this bank or model has none")
+    cosines = x @ bank.centers.T.astype(np.float64)
+    accepted = decide(cosines, bank.thresholds(), density.scores(x, bank.means) if bank.score != COSINE_SCORE else None).accepted
+    if accepted.sum() < MIN_ADAPT_FACES:
+        raise ValueError(f"adapting needs at least {MIN_ADAPT_FACES} faces of the new setting that the bank accepts (not unknown), "
+                         f"got {int(accepted.sum())} of {len(x)}")
+    left_out, x = int((~accepted).sum()), x[accepted]
+    centers, means = bank.centers.astype(np.float64), bank.means.astype(np.float64)
+    before = (x @ centers.T).argmax(1)
+    shift = domain_shift(centers, means, density, x)
+    weight = shift / (1.0 + shift)
+    refined = _kmeans(centers, x)
+    adapted = normalize(centers + weight * (refined - centers), axis=1)
+    after = (x @ adapted.T).argmax(1)
+    new_means = means.copy()
+    for c in np.unique(after):
+        new_means[c] = means[c] + weight * (class_mean(x[after == c]) - means[c])
+    moved = {n: angle_degrees(a, b) for n, a, b in zip(bank.names, centers, adapted)}
+    bank.replace_centers(adapted, new_means)
+    return Adaptation(len(x), left_out, shift, weight, moved, _shares(bank.names, before), _shares(bank.names, after))

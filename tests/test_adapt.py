@@ -1,0 +1,175 @@
+"""Adapting a bank to unlabelled faces: the gated refinement on synthetic clouds, the CLI and
+HTTP entry points, and the measured gain on real CK+48 faces (slow)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import spherefer
+from fixtures import make_pattern_folder
+from spherefer.adapt import MIN_ADAPT_FACES, adapt_bank, domain_shift
+from spherefer.centers import CenterBank
+from spherefer.cli import main
+from spherefer.unknown import FaceDensity, class_mean
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATA = Path("~/.cache/spherefer-data").expanduser()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _faces(rng: np.random.Generator, n: int, shift: np.ndarray | None = None, classes: tuple[int, ...] = (0, 1, 2)) -> tuple[np.ndarray, np.ndarray]:
+    """Unit embeddings of three classes around e0, e1, e2 in 8-d, optionally all displaced by ``shift``."""
+    labels = np.resize(np.array(classes), n)
+    x = np.eye(8)[labels] + 0.35 * rng.normal(size=(n, 8)) + (0 if shift is None else shift)
+    return _unit(x), labels
+
+
+def _bank_and_density(rng: np.random.Generator) -> tuple[CenterBank, FaceDensity]:
+    x, labels = _faces(rng, 3000)
+    means = np.stack([class_mean(x[labels == c]) for c in range(3)])
+    bank = CenterBank(["a", "b", "c"], np.eye(8)[:3])
+    bank.trained_centers = {n: c.copy() for n, c in zip(bank.names, bank.centers)}
+    bank.set_means(means)
+    return bank, FaceDensity.fit(x, labels, means)
+
+
+def _accuracy(bank: CenterBank, x: np.ndarray, labels: np.ndarray) -> float:
+    return float((bank.cosine(x).argmax(1) == labels).mean())
+
+
+def test_faces_like_the_training_faces_move_little() -> None:
+    rng = np.random.default_rng(0)
+    bank, density = _bank_and_density(rng)
+    test_faces, test_labels = _faces(rng, 900)
+    x, _ = _faces(rng, 400)
+    adapted = copy.deepcopy(bank)
+    report = adapt_bank(adapted, density, x)
+    assert report.shift < 1.0 and report.weight < 0.5, report
+    assert _accuracy(adapted, test_faces, test_labels) >= _accuracy(bank, test_faces, test_labels) - 0.01
+    # faces of one class only: measured on real faces (the slow test below), where the shift is 0
+
+
+def test_a_shifted_camera_moves_the_centers_towards_its_faces() -> None:
+    rng = np.random.default_rng(1)
+    bank, density = _bank_and_density(rng)
+    shift = 0.9 * (np.eye(8)[1] - np.eye(8)[0]) + 0.5 * np.eye(8)[5]  # class a's faces now look half like b's
+    adapt_faces, _ = _faces(rng, 600, shift)
+    test_faces, test_labels = _faces(rng, 600, shift)
+    before = _accuracy(bank, test_faces, test_labels)
+    z = domain_shift(bank.centers.astype(np.float64), bank.means.astype(np.float64), density, adapt_faces)
+    report = adapt_bank(bank, density, adapt_faces)
+    assert z > 5 and report.shift > 5  # on all faces, and on those the bank accepts
+    assert report.shift > 5 and report.weight > 0.8 and report.faces + report.left_out == 600
+    assert _accuracy(bank, test_faces, test_labels) > before + 0.1
+    assert set(report.share_before) == set(report.share_after) == {"a", "b", "c"}
+    assert "measured shift" in report.to_markdown()
+    bank.restore_trained()  # adapting is undone like any other edit
+    np.testing.assert_allclose(bank.centers, np.eye(8)[:3], atol=1e-6)
+
+
+def test_refusals_leave_the_bank_as_it_was() -> None:
+    rng = np.random.default_rng(2)
+    bank, density = _bank_and_density(rng)
+    before = bank.centers.copy()
+    with pytest.raises(ValueError, match=rf"at least {MIN_ADAPT_FACES} faces of the new setting .*, got \d of 5"):
+        adapt_bank(bank, density, _faces(rng, 5)[0])
+    with pytest.raises(ValueError, match="class means and the model's face density"):
+        adapt_bank(bank, None, _faces(rng, 100)[0])
+    with pytest.raises(ValueError, match="dimension 4"):
+        adapt_bank(bank, density, np.ones((100, 4)))
+    np.testing.assert_array_equal(bank.centers, before)
+
+
+def _example_crops(folder: Path) -> list[Path]:
+    """30 aligned crops of the example photo's face, shifted and mirrored a little, as PNG files."""
+    from PIL import Image
+
+    [face] = spherefer.load_model("default").analyze(spherefer.images.example_photo())
+    crop = np.asarray(face.crop)
+    folder.mkdir(parents=True)
+    for i in range(MIN_ADAPT_FACES):
+        moved = np.roll(crop, (i % 5 - 2, i // 5 % 5 - 2), axis=(0, 1))
+        Image.fromarray(moved[:, ::-1].copy() if i % 2 else moved).save(folder / f"{i:02d}.png")
+    return sorted(folder.glob("*.png"))
+
+
+def test_the_cli_adapts_the_editable_bank_and_refuses_non_faces(tmp_path: Path) -> None:
+    env = {"SPHEREFER_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+    crops = _example_crops(tmp_path / "crops")
+    dry = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "Adapted on 30 faces (0 more left out" in dry.output and "dry run: nothing stored" in dry.output
+    assert not (tmp_path / "home" / "banks" / "default.safetensors").exists()
+    done = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned"], env=env)
+    assert done.exit_code == 0 and "adapted the centers to 30 faces" in done.output, done.output
+    saved = CenterBank.load(tmp_path / "home" / "banks" / "default.safetensors")
+    shipped = spherefer.load_model("default").bank
+    # one person's face, like the training faces: the measured shift is 0 and nothing moves
+    assert "measured shift 0.00" in done.output
+    np.testing.assert_allclose(saved.centers, shipped.centers, atol=1e-5)
+    patterns = sorted(make_pattern_folder(tmp_path / "patterns", per_class=10, size=48).glob("*/*.png"))
+    refused = runner.invoke(main, ["adapt", *map(str, patterns), "--aligned"], env=env)
+    assert refused.exit_code == 2 and "faces of the new setting that the bank accepts (not unknown), got" in refused.output
+    few = runner.invoke(main, ["adapt", str(crops[0]), "--aligned"], env=env)
+    assert few.exit_code == 2 and "got 1 of 1" in few.output
+
+
+def test_the_service_adapts_a_profile_as_one_undoable_version(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from spherefer.serve import build_app
+
+    key = "k" * 24
+    with TestClient(build_app("default", db=tmp_path / "banks.sqlite3", api_key=key)) as client:
+        files = [("files", (path.name, path.read_bytes(), "image/png")) for path in _example_crops(tmp_path / "crops")]
+        assert client.post("/v1/adapt?profile=lab", files=files, data={"aligned": "true"}).status_code == 401
+        done = client.post("/v1/adapt?profile=lab", files=files, data={"aligned": "true"}, headers={"X-API-Key": key})
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert body["version"] == 1 and body["adaptation"]["faces"] == MIN_ADAPT_FACES and body["adaptation"]["shift"] == 0.0
+        assert set(body["adaptation"]["moved"]) == {c["name"] for c in body["classes"]}
+        few = client.post("/v1/adapt?profile=lab", files=files[:3], data={"aligned": "true"}, headers={"X-API-Key": key})
+        assert few.status_code == 400 and "at least 30 faces" in few.json()["detail"]
+        assert client.post("/v1/undo?profile=lab", headers={"X-API-Key": key}).json()["version"] == 2  # undo is a new version
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/datasets (the real CK+48 and FER+ data)")
+def test_adapting_to_ck_plus_faces_of_other_subjects_helps_and_fer_plus_costs_nothing() -> None:
+    from spherefer.data import CKPlus48, FERPlus
+    from spherefer.data.splits import subject_split
+    from spherefer.evaluate import embed_arrays
+
+    if not (DATA / "ckplus48" / "CK+48").is_dir() or not (DATA / "ferplus" / "data").is_dir():
+        pytest.skip("extract ckplus48.tar and ferplus.tar into ~/.cache/spherefer-data (see the README)")
+    recognizer = spherefer.load_model("default")
+    names = recognizer.bank.names
+    ck = CKPlus48(DATA / "ckplus48")
+    images, targets = ck.load_arrays(48)
+    labels = np.array(ck.classes)[targets]
+    shared = np.isin(labels, names)
+    x = embed_arrays(recognizer, images[shared])
+    y = np.array([names.index(n) for n in labels[shared]])
+    adapt_on, test_on = subject_split(list(np.array(ck.subjects)[shared]), 0.5, seed=0)
+    bank = copy.deepcopy(recognizer.bank)
+    adapt_bank(bank, recognizer.density, x[adapt_on])
+    assert _accuracy(bank, x[test_on], y[test_on]) > _accuracy(recognizer.bank, x[test_on], y[test_on]) + 0.04  # measured +7.4
+    valid, valid_targets = FERPlus(DATA / "ferplus", "valid", classes=names).load_arrays(48)
+    test, test_targets = FERPlus(DATA / "ferplus", "test", classes=names).load_arrays(48)
+    bank = copy.deepcopy(recognizer.bank)
+    report = adapt_bank(bank, recognizer.density, embed_arrays(recognizer, valid))
+    x_test = embed_arrays(recognizer, test)
+    assert report.shift < 0.2 and abs(_accuracy(bank, x_test, test_targets) - _accuracy(recognizer.bank, x_test, test_targets)) <= 0.005
+    happy_only = copy.deepcopy(recognizer.bank)
+    valid_happy = embed_arrays(recognizer, valid[valid_targets == names.index("happy")])
+    assert adapt_bank(happy_only, recognizer.density, valid_happy).shift < 0.2
+    assert abs(_accuracy(happy_only, x_test, test_targets) - _accuracy(recognizer.bank, x_test, test_targets)) <= 0.005
