@@ -303,7 +303,7 @@ def run_openset(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     images, labels, _ = ckplus(args.data_root, size)
     x = embed(recognizer, images)[:, 0]
     known = labels != NEW_CLASS
-    results = {f"CK+48: 6 base classes vs {NEW_CLASS}": open_set(base, x[known], labels[known], x[~known])}
+    results = {f"CK+48: 6 base classes vs {NEW_CLASS}": open_set(base, x[known], labels[known], x[~known], recognizer.with_bank(base).classify)}
 
     root = args.data_root / "ferplus"
     test = FERPlus(root, "test", classes=base.names)
@@ -312,7 +312,8 @@ def run_openset(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     unknown_files = [f for f, v in zip(files, votes) if is_unknown_face(v)]
     unknown_images = load_files(root, unknown_files, ["unknown"] * len(unknown_files), size)
     results["FER+ test: majority faces vs unknown/NF"] = open_set(
-        base, embed(recognizer, known_images)[:, 0], np.array(test.classes)[targets], embed(recognizer, unknown_images)[:, 0]
+        base, embed(recognizer, known_images)[:, 0], np.array(test.classes)[targets], embed(recognizer, unknown_images)[:, 0],
+        recognizer.with_bank(base).classify
     )
     header = ["known vs unknown", "known", "unknown", "AUROC", "FPR @ 95% TPR (%)", "AUROC, top-2 margin score", "acc. of accepted known (%)", "known rejected (%)", "unknown accepted (%)"]
     text = (
@@ -345,7 +346,7 @@ def run_heldout(args: argparse.Namespace, recognizer: Recognizer) -> Report:
         pool = embed(model, valid.load_arrays(size)[0])
         draws = held_out_class_draws(pool, x, labels, base, name, args.shots, args.draws, args.seed)
         unknown = labels == name
-        opened = open_set(base, x[~unknown], labels[~unknown], x[unknown])
+        opened = open_set(base, x[~unknown], labels[~unknown], x[unknown], model.with_bank(base).classify)
         rows.append([name, str(int(unknown.sum())), pct(draws.new_recall), pct(draws.base_before), pct(draws.base_after), pct(draws.accuracy_after),
                      f"{opened.auroc:.3f}", f"{100 * opened.fpr_at_95_tpr:.1f}", f"{opened.auroc_top2_margin:.3f}"])
         data[name] = {"faces": int(unknown.sum()), "model": str(folder), "open_set": vars(opened),

@@ -363,3 +363,22 @@ def test_a_score_other_than_the_cosine_needs_means_and_scores(bank):
         bank.set_threshold(None, float("nan"))
     with pytest.raises(ValueError, match="centers' shape"):
         bank.set_means(np.zeros((2, 4)))
+
+
+def test_refused_score_changes_and_updates_leave_the_bank_as_it_was(bank):
+    from spherefer.labels import MAHALANOBIS_SCORE
+
+    bank.set_means(bank.centers * 0.5)
+    bank.use_score(MAHALANOBIS_SCORE, -40.0)
+    with pytest.raises(ValueError, match=r"cosine threshold must lie in \[-1, 1\]"):
+        bank.use_score("cosine", 5.0)
+    assert bank.score == MAHALANOBIS_SCORE and bank.threshold == -40.0
+    means = bank.means.copy()
+    with pytest.raises(ValueError, match="point exactly away"):
+        bank.update("angry", -bank.centers[:1], momentum=0.5)
+    assert_close(bank.means, means)
+    with pytest.raises(ValueError, match="need"):
+        bank.replace_centers(bank.centers, bank.means.T)
+    bank.remove("sad")
+    with pytest.raises(ValueError, match="every trained class is in the bank"):
+        bank.set_means(bank.centers)

@@ -5,6 +5,7 @@ banks as server errors, offline API docs, and a bounded PostgreSQL connection po
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -425,3 +426,18 @@ def test_postgres_requests_share_a_bounded_pool_under_load(recognizer) -> None:
         finally:
             for store in stores:
                 store.close()
+
+
+def test_a_change_between_a_bank_without_class_means_and_one_with_them_is_stored_whole(recognizer) -> None:
+    """Profiles made before the unknown score have banks without class means; the model's bank now has
+    them: a version between the two cannot be a delta of common rows, so it is the whole bank."""
+    from spherefer.centers import CenterBank
+    from spherefer.serve.versions import BankState, bank_delta, replay
+
+    with_means = copy.deepcopy(recognizer.bank)
+    without = CenterBank(list(with_means.names), with_means.centers, threshold=0.3)
+    for before, after in ((without, with_means), (with_means, without)):
+        state = replay(BankState.of(before), bank_delta(before, after), "test version")
+        restored = state.bank("test version")
+        assert restored.score == after.score and (restored.means is None) == (after.means is None)
+        np.testing.assert_allclose(restored.centers, after.centers, atol=1e-6)

@@ -34,7 +34,7 @@ from .labels import COSINE_SCORE, counted, decide
 from .sphere import angle_degrees, as_embeddings, normalize
 from .unknown import FaceDensity, class_mean
 
-__all__ = ["MIN_ADAPT_FACES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE", "KMEANS_ITERATIONS", "Adaptation", "domain_shift", "adapt_bank"]
+__all__ = ["MIN_ADAPT_FACES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE", "KMEANS_ITERATIONS", "Adaptation", "OnlineAdapter", "domain_shift", "adapt_bank"]
 
 MIN_ADAPT_FACES = 30
 """Fewest faces a bank is adapted from."""
@@ -78,12 +78,17 @@ def domain_shift(centers: np.ndarray, means: np.ndarray, density: FaceDensity, e
     return max(0.0, float(np.median(per_face)))
 
 
+def _enough(nearest: np.ndarray, classes: int) -> np.ndarray:
+    """(C,) whether each class has the faces to move: :data:`MIN_CLASS_FACES` and :data:`MIN_CLASS_SHARE`."""
+    counts = np.bincount(nearest, minlength=classes)
+    return (counts >= MIN_CLASS_FACES) & (counts >= MIN_CLASS_SHARE * len(nearest))
+
+
 def _kmeans(centers: np.ndarray, x: np.ndarray) -> np.ndarray:
     c = centers.copy()
     for _ in range(KMEANS_ITERATIONS):
         nearest = (x @ c.T).argmax(1)
-        counts = np.bincount(nearest, minlength=len(c))
-        enough = (counts >= MIN_CLASS_FACES) & (counts >= MIN_CLASS_SHARE * len(x))
+        enough = _enough(nearest, len(c))
         c = np.stack([normalize(x[nearest == k].sum(0)) if enough[k] else c[k] for k in range(len(c))])
     return c
 
@@ -100,6 +105,8 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
     fewer than :data:`MIN_ADAPT_FACES` faces are refused. Either refusal leaves the bank as it was.
     """
     x = normalize(as_embeddings(embeddings, bank.embedding_size, "adapting"), axis=1).astype(np.float64)
+    if not bank.names:
+        raise ValueError("the center bank has no classes")
     if bank.means is None or density is None:
         raise ValueError("adapting needs the class means and the model's face density (a model with the unknown score, "
                          "see `spherefer info`); this bank or model has none")
@@ -117,8 +124,41 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
     adapted = normalize(centers + weight * (refined - centers), axis=1)
     after = (x @ adapted.T).argmax(1)
     new_means = means.copy()
-    for c in np.unique(after):
+    for c in np.flatnonzero(_enough(after, len(centers))):  # the classes whose centers k-means may move
         new_means[c] = means[c] + weight * (class_mean(x[after == c]) - means[c])
     moved = {n: angle_degrees(a, b) for n, a, b in zip(bank.names, centers, adapted)}
     bank.replace_centers(adapted, new_means)
     return Adaptation(len(x), left_out, shift, weight, moved, _shares(bank.names, before), _shares(bank.names, after))
+
+
+class OnlineAdapter:
+    """Adaptation during a stream (:meth:`Recognizer.analyze_video <spherefer.recognizer.Recognizer.analyze_video>`
+    with ``adapt=True``): the bank re-adapts every ``every`` new accepted faces, on the last
+    ``window`` of them, always **from its state when the stream began** -- so adaptations never
+    compound and the stream cannot drift further than one adaptation on its recent faces moves it.
+    Faces come in through :meth:`add` (unit embeddings of the faces the bank accepted)."""
+
+    def __init__(self, bank: CenterBank, density: FaceDensity | None, window: int = 600, every: int = 100) -> None:
+        if bank.means is None or density is None:
+            raise ValueError("adapting needs the class means and the model's face density (a model with the unknown score)")
+        if every < 1 or window < MIN_ADAPT_FACES:
+            raise ValueError(f"online adaptation needs every >= 1 and window >= {MIN_ADAPT_FACES}, got {every} and {window}")
+        self.bank, self.density, self.window, self.every = bank, density, window, every
+        self._start = (bank.centers.copy(), bank.means.copy())
+        self._faces: list[np.ndarray] = []
+        self._since = 0
+        self.last: Adaptation | None = None
+
+    def add(self, embeddings: np.ndarray) -> Adaptation | None:
+        """Take new faces' unit embeddings (N, D); returns the adaptation when one ran."""
+        self._faces = (self._faces + list(np.asarray(embeddings, dtype=np.float32)))[-self.window :]
+        self._since += len(embeddings)
+        if self._since < self.every or len(self._faces) < MIN_ADAPT_FACES:
+            return None
+        self._since = 0
+        self.bank.replace_centers(*self._start)
+        try:
+            self.last = adapt_bank(self.bank, self.density, np.stack(self._faces))
+        except ValueError:  # too few of the window's faces accepted by the starting bank: stay there
+            self.last = None
+        return self.last

@@ -37,9 +37,11 @@ FacesCallback = Callable[[str, list[FaceRecord], "int | None", "float | None"], 
 @dataclass(frozen=True)
 class VideoOptions:
     """How videos and webcams are analysed: temporal ``smoothing``, every ``every``-th frame,
-    at most ``max_frames`` frames, with a progress bar per video (``progress``)."""
+    at most ``max_frames`` frames, with a progress bar per video (``progress``), centers
+    adapting to the stream's faces (``adapt``)."""
 
     smoothing: bool = True
+    adapt: bool = False
     every: int = 1
     max_frames: int | None = None
     progress: bool = True
@@ -144,7 +146,8 @@ def _analyze_video(
         frames = 0
         try:
             for record in recognizer.analyze_video(stream, detector=detector, threshold=threshold, quality=quality,
-                                                   smoothing=options.smoothing, every=options.every, max_frames=options.max_frames):
+                                                   smoothing=options.smoothing, every=options.every, max_frames=options.max_frames,
+                                                   adapt=options.adapt):
                 on_faces(stream.name, record.faces, record.frame, record.time)
                 if out is not None:
                     out.write(np.asarray(draw_faces(record.image, record.faces)))

@@ -18,6 +18,7 @@ is stored): a quantile of a handful of faces is noise.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,10 +143,13 @@ def fit_unknown_score(recognizer: Recognizer, train: str, val: str, accept: floa
         raise ValueError(f"fitting the unknown score needs training faces of every class; {train} has none of {missing}")
     known = labels >= 0
     means = np.stack([class_mean(embeddings[labels == c]) for c in range(len(bank))])
-    density = FaceDensity.fit(embeddings[known], labels[known], means)
-    bank.set_means(means)
-    recognizer.density = density
-    bank.use_score(MAHALANOBIS_SCORE, 0.0)
-    result = calibrate(recognizer, val, accept=accept, min_faces=None, apply=False)
-    bank.use_score(MAHALANOBIS_SCORE, result.global_threshold)
+    trial = copy.deepcopy(bank)  # the recognizer changes only once the threshold is chosen
+    trial.set_means(means)
+    fitted = recognizer.with_bank(trial)
+    fitted.density = FaceDensity.fit(embeddings[known], labels[known], means)
+    trial.use_score(MAHALANOBIS_SCORE, 0.0)
+    result = calibrate(fitted, val, accept=accept, min_faces=None, apply=False)
+    trial.use_score(MAHALANOBIS_SCORE, result.global_threshold)
+    bank.__dict__.update(trial.__dict__)
+    recognizer.density = fitted.density
     return result

@@ -168,6 +168,9 @@ class CenterBank:
         values = as_array(means)
         if values.shape != self.centers.shape:
             raise ValueError(f"class means must have the centers' shape {tuple(self.centers.shape)}, got {tuple(values.shape)}")
+        missing = [n for n in self.trained_centers if n not in self.names]
+        if missing:
+            raise ValueError(f"set the class means while every trained class is in the bank (reset {missing} first)")
         self.means = values
         self.trained_means = {n: m.copy() for n, m in zip(self.names, values) if n in self.trained_centers}
 
@@ -175,11 +178,13 @@ class CenterBank:
         """Move every class's center (and mean) at once, in the bank's order (:mod:`spherefer.adapt`);
         the trained originals stay for :meth:`reset`."""
         values = normalize(as_array(centers), axis=1)
-        if values.shape != self.centers.shape or (means is not None) != (self.means is not None):
+        mean_values = None if means is None else as_array(means)
+        if values.shape != self.centers.shape or (mean_values is None) != (self.means is None) or (
+                mean_values is not None and mean_values.shape != values.shape):
             raise ValueError(f"need {tuple(self.centers.shape)} centers" + (" and means" if self.means is not None else ""))
         self.centers = values
-        if means is not None:
-            self.means = as_array(means).reshape(values.shape)
+        if mean_values is not None:
+            self.means = mean_values
 
     def use_score(self, score: str, threshold: float) -> None:
         """Compare faces' ``score`` (:data:`~spherefer.labels.SCORES`) with ``threshold`` from now
@@ -188,8 +193,12 @@ class CenterBank:
             raise ValueError(f"unknown score {score!r}; scores are {sorted(SCORES)}")
         if score != COSINE_SCORE and self.means is None:
             raise ValueError(f"scoring by {score} needs the class means (set_means)")
-        self.score = score
-        self._check_threshold(threshold)
+        previous, self.score = self.score, score
+        try:
+            self._check_threshold(threshold)
+        except ValueError:
+            self.score = previous
+            raise
         self.threshold = self.trained_threshold = float(threshold)
         for info in self.info.values():
             info.threshold = None
@@ -243,16 +252,16 @@ class CenterBank:
         i = self.index(name)
         x = normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), axis=1)
         steps = [normalized_mean(x)] if per == "call" else list(x)
-        if self.means is not None:  # the mean takes the same moving-average steps
-            self.means = self.means.copy()
-            for m in [class_mean(x)] if per == "call" else list(x):
-                self.means[i] = momentum * self.means[i] + (1.0 - momentum) * m
         center = self.centers[i]
         for e in steps:
             moved = momentum * center.astype(np.float64) + (1.0 - momentum) * e.astype(np.float64)
             if np.linalg.norm(moved) < 1e-6:
                 raise ValueError(f"updating class {name!r}: the new instances point exactly away from the center")
             center = normalize(moved)
+        if self.means is not None:  # the mean takes the same moving-average steps
+            self.means = self.means.copy()
+            for m in [class_mean(x)] if per == "call" else list(x):
+                self.means[i] = momentum * self.means[i] + (1.0 - momentum) * m
         self.centers = self.centers.copy()
         self.centers[i] = center
         self.info[name].count += x.shape[0]

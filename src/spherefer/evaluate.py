@@ -83,7 +83,7 @@ class EvaluationReport:
             f"## {self.model} on {self.data}",
             "",
             f"- images: {self.n}; accuracy **{self.accuracy:.2%}**; macro-F1 {self.macro_f1:.3f}",
-            f"- rejected as unknown at cosine threshold {self.threshold:.2f}: {self.unknown_rate:.1%} (not counted in accuracy, which is nearest-center)",
+            f"- rejected as unknown at the bank's threshold {self.threshold:.4g}: {self.unknown_rate:.1%} (not counted in accuracy, which is nearest-center)",
         ]
         if self.excluded:
             lines.append("- excluded dataset classes the model does not know: " + ", ".join(f"{k} ({v})" for k, v in self.excluded.items()))

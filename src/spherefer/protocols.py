@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .centers import CenterBank
+from .labels import Classification
 from .data.splits import subject_split
 from .sphere import angle_degrees
 
@@ -401,8 +402,11 @@ def fpr_at_tpr(known_scores: np.ndarray, unknown_scores: np.ndarray, tpr: float 
     return float(np.mean(np.asarray(unknown_scores) >= threshold))
 
 
-def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], unknown: np.ndarray) -> OpenSetResult:
-    """AUROC and FPR at 95% TPR of the max cosine (known = positive), and what the bank's thresholds accept."""
+def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], unknown: np.ndarray,
+             classify: Callable[[np.ndarray], Classification] | None = None) -> OpenSetResult:
+    """AUROC and FPR at 95% TPR of the bank's unknown score (known = positive), and what the bank's thresholds
+    accept. ``classify`` gives the scores: ``bank.classify`` (default; the best cosine) or a recognizer's
+    (:meth:`~spherefer.recognizer.Recognizer.classify`, for banks on the relative Mahalanobis score)."""
     roc_auc_score = _sklearn("metrics", "open_set()").roc_auc_score
     known_labels = np.asarray(known_labels)
     if len(known_labels) != len(known):
@@ -410,7 +414,8 @@ def open_set(bank: CenterBank, known: np.ndarray, known_labels: Sequence[str], u
     foreign = sorted(set(known_labels.tolist()) - set(bank.names))
     if foreign:
         raise ValueError(f"known faces are labelled with classes the bank lacks: {foreign}")
-    seen, unseen = bank.classify(known), bank.classify(unknown)
+    classify = bank.classify if classify is None else classify
+    seen, unseen = classify(known), classify(unknown)
     known_scores, unknown_scores = seen.scores, unseen.scores
     accepted = seen.indices >= 0
     predicted = np.array(seen.labels)

@@ -27,19 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .adapt import Adaptation, adapt_bank
+from .adapt import Adaptation, OnlineAdapter, adapt_bank
 from .centers import CenterBank
 from .embedders import MODEL_FILES, WEIGHTS_FILE, Embedder, OnnxEmbedder, preprocess
 from .extras import install_hint
-from .face import (
-    FaceDetector,
-    FaceRecord,
-    QualityConfig,
-    align_face,
-    assess_quality,
-    detect_faces,
-    image_to_rgb,
-)
+from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
 from .images import ImageInput, as_image_list
 from .labels import COSINE_SCORE, Classification, Prediction
 from .model_config import ModelConfig
@@ -176,6 +168,8 @@ class Recognizer:
 
     def unknown_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N,) unknown scores of unit ``embeddings`` on the bank's score (:attr:`CenterBank.score`)."""
+        if not self.bank.names:
+            raise ValueError("the center bank has no classes")
         if self.bank.score == COSINE_SCORE:
             return self.bank.cosine(embeddings).max(axis=1)
         return self.density.scores(embeddings, self.bank.means)  # type: ignore[union-attr]  # _check_bank made sure
@@ -188,13 +182,8 @@ class Recognizer:
 
     def adapt(self, images: ImageInput | Iterable[ImageInput]) -> Adaptation:
         """Adapt the bank to aligned face crops of a new camera or population, without labels
-        (:func:`spherefer.adapt.adapt_bank`); returns what moved. Photos: ``analyze`` them first
-        and pass the crops."""
-        return self.adapt_embeddings(self.embed(images))
-
-    def adapt_embeddings(self, embeddings: np.ndarray) -> Adaptation:
-        """:meth:`adapt` from unit embeddings (N, D) of the new faces."""
-        return adapt_bank(self.bank, self.density, embeddings)
+        (:func:`spherefer.adapt.adapt_bank`, which takes embeddings); returns what moved."""
+        return adapt_bank(self.bank, self.density, self.embed(images))
 
     def predict(self, images: ImageInput | Iterable[ImageInput], threshold: float | None = None) -> list[Prediction]:
         """Label (or ``unknown``), cosine, unknown score and class probabilities for each face crop."""
@@ -243,6 +232,7 @@ class Recognizer:
         every: int = 1,
         max_frames: int | None = None,
         tracker: FaceTracker | None = None,
+        adapt: bool = False,
     ) -> Iterator[FrameRecord]:
         """Every ``every``-th frame of a video file, a webcam (an integer index) or an open
         :class:`~spherefer.video.VideoSource`, analysed like a photo by :meth:`analyze`:
@@ -259,6 +249,11 @@ class Recognizer:
         opened or decoded raise ``ValueError`` (on the first frame); a source opened
         here is closed when the generator ends.
 
+        With ``adapt`` the centers adapt to the stream's faces as it runs
+        (:class:`~spherefer.adapt.OnlineAdapter`: every 100 accepted faces, on the last 600,
+        always from the bank as it was when the stream began); this recognizer's bank is not
+        changed.
+
         Each frame embeds only a few crops, for which one thread is fastest
         (``load_model(..., threads=1)``, as ``spherefer predict`` does).
         """
@@ -268,17 +263,23 @@ class Recognizer:
         owned = not isinstance(source, VideoSource)
         video = VideoSource(source) if owned else source
         tracker = tracker if tracker is not None else FaceTracker()
-        smoother = LabelSmoother.from_bank(self.bank, threshold, config, self._one_score) if config is not None else None
+        worker = self.with_bank(copy.deepcopy(self.bank)) if adapt else self
+        adapter = OnlineAdapter(worker.bank, worker.density) if adapt else None
+        smoother = LabelSmoother.from_bank(worker.bank, threshold, config, worker._one_score) if config is not None else None
         try:
             for frame in video.frames(every=every, max_frames=max_frames):
-                records = self.analyze(frame.rgb, detector=detector, threshold=threshold, quality=quality)
+                records = worker.analyze(frame.rgb, detector=detector, threshold=threshold, quality=quality)
                 for record, track in zip(records, tracker.update([record.box for record in records])):
                     record.track = track
+                if adapter is not None:
+                    known = [r.embedding for r in records if r.prediction is not None and not r.prediction.is_unknown]
+                    if known and adapter.add(np.stack(known)) is not None and smoother is not None:
+                        smoother.use_centers(worker.bank.centers)
                 if smoother is not None:
                     smoother.forget(*tracker.removed)
                     for record in records:
                         if record.prediction is not None and record.embedding is not None and record.track is not None:
-                            self._smooth(record, smoother.update(record.track, record.embedding), threshold)
+                            worker._smooth(record, smoother.update(record.track, record.embedding), threshold)
                 yield FrameRecord(frame.index, frame.time, records, frame.rgb)
         finally:
             if owned:
@@ -398,7 +399,8 @@ def load_model(
     if center_bank.trained_threshold is None and center_bank.trained_centers:
         # saved before the trained threshold was recorded: the model's own bank holds it
         own = center_bank if bank is None or Path(bank).resolve() == own_bank.resolve() else CenterBank.load(own_bank)
-        center_bank.trained_threshold = own.threshold if own.trained_threshold is None else own.trained_threshold
+        if own.score == center_bank.score:  # a threshold on another score would mean nothing to this bank
+            center_bank.trained_threshold = own.threshold if own.trained_threshold is None else own.trained_threshold
     density = FaceDensity.from_bytes(files[DENSITY_FILE], str(folder / DENSITY_FILE)) if DENSITY_FILE in files else None
     return Recognizer(embedder, center_bank, card=meta.get("card"), batch_size=batch_size, density=density)
 

@@ -189,8 +189,10 @@ class SmoothingConfig:
     """Parameters of :class:`LabelSmoother` (see the module docstring for the rule).
 
     ``alpha``: weight of the newest frame in the embedding EMA (1: no averaging);
-    ``margin``: the cosine lead a new label needs on each frame; ``patience``: on how
-    many consecutive frames (1: switch at once).
+    ``margin``: the lead a new label needs on each frame (in cosine between two classes; to
+    or from ``unknown``, in the unknown score's own units, where 0.02 is next to nothing
+    for the relative Mahalanobis score and ``patience`` does the holding); ``patience``: on
+    how many consecutive frames (1: switch at once).
     """
 
     alpha: float = 0.4
@@ -251,6 +253,13 @@ class LabelSmoother:
                   score: Callable[[np.ndarray], float] | None = None) -> LabelSmoother:
         """A smoother for a :class:`~spherefer.centers.CenterBank` (``threshold`` overrides the global one, as in ``classify``)."""
         return cls(bank.centers, bank.names, bank.thresholds(threshold), config, score)
+
+    def use_centers(self, centers: np.ndarray) -> None:
+        """Classify with moved ``centers`` (C, D) from now on (the same classes; :class:`~spherefer.adapt.OnlineAdapter`)."""
+        values = np.asarray(centers, dtype=np.float64)
+        if values.shape != self.centers.shape:
+            raise ValueError(f"need {self.centers.shape} centers, got {values.shape}")
+        self.centers = values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
 
     def __contains__(self, track: int) -> bool:
         return track in self._state

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..adapt import MIN_ADAPT_FACES
+from ..adapt import MIN_ADAPT_FACES, adapt_bank
 from ..data import open_dataset
 from ..enrol import enrolment_embeddings
 from ..evaluate import embed_arrays
@@ -31,8 +31,8 @@ def adapt(recognizer: Recognizer, bank_file: Path, inputs: tuple[Path, ...], dat
 
     Each photo gives its largest usable face (--aligned: each image is a face crop). The
     centers move towards the new faces' clusters as far as the faces differ from the
-    training faces: faces like them move nothing. Needs at least 30 faces; `spherefer
-    classes reset --all` undoes it (with enrolments).
+    training faces: faces like them move nothing. Needs at least 30 faces the bank
+    accepts (not unknown); `spherefer classes reset --all` undoes it (with enrolments).
     """
     parts = []
     if inputs:
@@ -44,7 +44,7 @@ def adapt(recognizer: Recognizer, bank_file: Path, inputs: tuple[Path, ...], dat
         parts.append(embed_arrays(recognizer, images))
     if not parts:
         raise click.UsageError(f"give photos, folders or --data: at least {MIN_ADAPT_FACES} faces of your setting")
-    report = recognizer.adapt_embeddings(np.concatenate(parts))
+    report = adapt_bank(recognizer.bank, recognizer.density, np.concatenate(parts))
     click.echo(report.to_markdown())
     if dry_run:
         click.echo("dry run: nothing stored")

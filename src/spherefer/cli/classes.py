@@ -63,7 +63,7 @@ def classes_list(recognizer: Recognizer, bank_file: Path) -> None:
 @click.option("--shots", type=int, default=None, help="Enrol from this many images drawn at random from INPUTS.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --shots draw.")
 @click.option("--min-images", type=int, default=MIN_IMAGES, show_default=True)
-@click.option("--threshold", type=float, default=None, help="The class's own threshold (default: estimated from the samples' spread).")
+@click.option("--threshold", type=float, default=None, help="The class's own threshold (default: the global one; on a bank with the paper's cosine rule, estimated from the samples' spread).")
 @ALIGNED_OPTION
 @DETECTOR_OPTION
 def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, shots: int | None, seed: int, min_images: int,

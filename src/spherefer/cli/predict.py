@@ -24,7 +24,7 @@ __all__ = ["PHOTO_COLUMNS", "csv_row", "predict", "read_path_list"]
 
 PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "y1", "detector_score",
                  *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
-                 "label", "raw_label", "reason", "cosine", "size", "sharpness", "yaw"]
+                 "label", "raw_label", "reason", "cosine", "score", "size", "sharpness", "yaw"]
 """CSV columns of whole-photo and video predictions, followed by one probability column per class."""
 
 
@@ -46,6 +46,8 @@ PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "
               help="Also analyse camera INDEX (0: the first) until Ctrl-C or --max-frames.")
 @click.option("--no-smoothing", is_flag=True, help="Videos: report each frame's own label (no embedding averaging, no label hysteresis).")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, help="Videos: analyse every N-th frame only.")
+@click.option("--adapt", "adapt_online", is_flag=True,
+              help="Videos and webcams: adapt the centers to the stream's faces as it runs (see `spherefer adapt`; the bank is not saved).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Videos: stop after this many analysed frames.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars (shown for folders, lists and videos).")
 @click.option("--list", "list_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -58,7 +60,7 @@ PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "
               help="--engine ray: use this Ray cluster (auto, ray://HOST:10001) instead of starting a local one.")
 def predict(
     paths: tuple[Path, ...], model_name: str, bank_option: Path | None, aligned: bool, detector: str, threshold: float | None,
-    min_face: float, output_format: str, annotate_dir: Path | None, example: bool, webcam: int | None, no_smoothing: bool,
+    min_face: float, output_format: str, annotate_dir: Path | None, example: bool, webcam: int | None, no_smoothing: bool, adapt_online: bool,
     every: int, max_frames: int | None, no_progress: bool, list_file: Path | None, engine: str, workers: int | None,
     ray_address: str | None,
 ) -> None:
@@ -135,7 +137,7 @@ def predict(
         bank = bank_file if bank_file.is_file() else None  # the bank load_editable_model used
         _predict_on_ray(model_name, bank, files, write, detector, threshold, quality, workers, ray_address, progress)
         return
-    video = VideoOptions(smoothing=not no_smoothing, every=every, max_frames=max_frames, progress=not no_progress)
+    video = VideoOptions(smoothing=not no_smoothing, every=every, max_frames=max_frames, progress=not no_progress, adapt=adapt_online)
     sources: list[Path | int] = [*files, *([webcam] if webcam is not None else [])]
     failed = analyze_sources(recognizer, sources, emit, detector, threshold, quality, annotate_dir, progress=progress, video=video)
     _report_failures(failed, sources)
@@ -239,5 +241,5 @@ def csv_row(row: dict[str, Any], names: list[str]) -> list[object]:
     probabilities = row["probabilities"] or {}
     points = [blank((landmarks.get(name) or [None, None])[axis]) for name in LANDMARK_NAMES for axis in (0, 1)]
     return [row["source"], blank(row["frame"]), blank(row["time"]), blank(row["face"]), blank(row["track"]), *map(blank, box),
-            blank(row["detector_score"]), *points, row["label"], row["raw_label"], blank(row["reason"]), blank(row["cosine"]),
+            blank(row["detector_score"]), *points, row["label"], row["raw_label"], blank(row["reason"]), blank(row["cosine"]), blank(row["score"]),
             *(blank(quality.get(key)) for key in ("size", "sharpness", "yaw")), *(blank(probabilities.get(name)) for name in names)]

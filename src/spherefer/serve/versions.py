@@ -81,8 +81,11 @@ def _runs(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, int]
 
 
 def bank_delta(before: CenterBank, after: CenterBank) -> bytes:
-    """What turns ``before`` into ``after``, as bytes for :func:`replay`."""
+    """What turns ``before`` into ``after``, as bytes for :func:`replay` (the whole of ``after`` when one
+    of the two has class means and the other not)."""
     old, new = BankState.of(before), BankState.of(after)
+    if old.settings["means"] != new.settings["means"]:  # class means added or dropped (a bank saved before they were): no common rows
+        return after.to_bytes()
     before_rows, after_rows = old.matrix(), new.matrix()
     order: list[Any] = []
     changed: list[int] = []  # positions in ``after`` whose center is stored
