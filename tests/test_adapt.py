@@ -173,3 +173,44 @@ def test_adapting_to_ck_plus_faces_of_other_subjects_helps_and_fer_plus_costs_no
     valid_happy = embed_arrays(recognizer, valid[valid_targets == names.index("happy")])
     assert adapt_bank(happy_only, recognizer.density, valid_happy).shift < 0.2
     assert abs(_accuracy(happy_only, x_test, test_targets) - _accuracy(recognizer.bank, x_test, test_targets)) <= 0.005
+
+
+def test_online_adaptation_restarts_from_the_starting_bank_every_time() -> None:
+    from spherefer.adapt import OnlineAdapter
+
+    rng = np.random.default_rng(3)
+    bank, density = _bank_and_density(rng)
+    start = copy.deepcopy(bank)
+    shift = 0.9 * (np.eye(8)[1] - np.eye(8)[0]) + 0.5 * np.eye(8)[5]
+    adapter = OnlineAdapter(bank, density, window=200, every=100)
+    faces = [_faces(rng, 50, shift)[0] for _ in range(6)]
+    results = [adapter.add(batch) for batch in faces]
+    assert [r is not None for r in results] == [False, True, False, True, False, True]
+    expected = copy.deepcopy(start)
+    adapt_bank(expected, density, np.concatenate(faces[-4:]))  # the last window, from the start: nothing compounds
+    np.testing.assert_allclose(bank.centers, expected.centers, atol=1e-6)
+    with pytest.raises(ValueError, match="window >= 30"):
+        OnlineAdapter(bank, density, window=10)
+
+
+def test_analyze_video_adapts_a_copy_of_the_bank(tmp_path: Path) -> None:
+    import cv2
+    from skimage import data
+
+    from spherefer.video import VideoWriter
+
+    small = cv2.resize(data.astronaut(), (200, 200), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "astronaut.avi"
+    with VideoWriter(path, 25.0, (320, 240)) as writer:
+        for t in range(6):
+            canvas = np.full((240, 320, 3), 80, np.uint8)
+            canvas[20:220, 40 + 3 * t : 240 + 3 * t] = small
+            writer.write(canvas)
+    recognizer = spherefer.load_model("default")
+    before = recognizer.bank.centers.copy()
+    plain = [f.faces[0].label for f in recognizer.analyze_video(path)]
+    adapted = [f.faces[0].label for f in recognizer.analyze_video(path, adapt=True)]
+    assert adapted == plain == ["happy"] * 6  # fewer than 100 faces: no adaptation yet, same labels
+    np.testing.assert_array_equal(recognizer.bank.centers, before)
+    result = CliRunner().invoke(main, ["predict", str(path), "--adapt", "--no-progress"], env={"SPHEREFER_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 0 and result.output.count('"label": "happy"') == 6, result.output
