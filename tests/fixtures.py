@@ -24,6 +24,9 @@ from spherefer import CenterBank, Recognizer, create_model
 from spherefer.config import TrainConfig, load_train_config
 
 __all__ = [
+    "FRAMES",
+    "SIZE",
+    "moving_astronaut",
     "write_image",
     "make_fer2013_folder",
     "PATTERN_CLASSES",
@@ -218,3 +221,25 @@ def live_server(app) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------- a short video
+
+FRAMES = 10
+SIZE = (320, 240)
+
+
+def moving_astronaut(path: Path, frames: int = FRAMES, step: int = 3) -> Path:
+    """The astronaut (face ~40 px) sliding right by ``step`` px per frame, 25 fps."""
+    import cv2
+    from skimage import data
+
+    from spherefer.video import VideoWriter
+
+    small = cv2.resize(data.astronaut(), (200, 200), interpolation=cv2.INTER_AREA)
+    with VideoWriter(path, 25.0, SIZE) as writer:
+        for t in range(frames):
+            canvas = np.full((SIZE[1], SIZE[0], 3), 80, np.uint8)
+            canvas[20:220, 40 + step * t : 240 + step * t] = small
+            writer.write(canvas)
+    return path

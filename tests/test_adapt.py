@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import spherefer
-from fixtures import make_pattern_folder
+from fixtures import make_pattern_folder, moving_astronaut
 from spherefer.adapt import MIN_ADAPT_FACES, adapt_bank, domain_shift
 from spherefer.centers import CenterBank
 from spherefer.cli import main
@@ -194,18 +194,7 @@ def test_online_adaptation_restarts_from_the_starting_bank_every_time() -> None:
 
 
 def test_analyze_video_adapts_a_copy_of_the_bank(tmp_path: Path) -> None:
-    import cv2
-    from skimage import data
-
-    from spherefer.video import VideoWriter
-
-    small = cv2.resize(data.astronaut(), (200, 200), interpolation=cv2.INTER_AREA)
-    path = tmp_path / "astronaut.avi"
-    with VideoWriter(path, 25.0, (320, 240)) as writer:
-        for t in range(6):
-            canvas = np.full((240, 320, 3), 80, np.uint8)
-            canvas[20:220, 40 + 3 * t : 240 + 3 * t] = small
-            writer.write(canvas)
+    path = moving_astronaut(tmp_path / "astronaut.avi", frames=6)
     recognizer = spherefer.load_model("default")
     before = recognizer.bank.centers.copy()
     plain = [f.faces[0].label for f in recognizer.analyze_video(path)]

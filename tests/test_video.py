@@ -13,30 +13,16 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from fixtures import PATTERN_CLASSES
-from skimage import data
+from fixtures import FRAMES, PATTERN_CLASSES, SIZE, moving_astronaut
 
 from spherefer.cli import main
 from spherefer.tracking import FaceTracker, SmoothingConfig
 from spherefer.video import WRITE_CODECS, VideoSource, VideoWriter, is_video
 
-FRAMES = 10
-SIZE = (320, 240)
 
 
 def run(*args: object) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def moving_astronaut(path: Path, frames: int = FRAMES, step: int = 3) -> Path:
-    """The astronaut (face ~40 px) sliding right by ``step`` px per frame, 25 fps."""
-    small = cv2.resize(data.astronaut(), (200, 200), interpolation=cv2.INTER_AREA)
-    with VideoWriter(path, 25.0, SIZE) as writer:
-        for t in range(frames):
-            canvas = np.full((SIZE[1], SIZE[0], 3), 80, np.uint8)
-            canvas[20:220, 40 + step * t : 240 + step * t] = small
-            writer.write(canvas)
-    return path
 
 
 @pytest.fixture(scope="module")
