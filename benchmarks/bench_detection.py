@@ -1,0 +1,196 @@
+"""Issue #17: how many faces does each detector find, how many false ones, how fast?
+
+    python benchmarks/bench_detection.py [--images 40] [--output docs/results/detection]
+
+A reproducible benchmark with ground-truth boxes built from real faces: FER+ test faces
+(48x48 greyscale crops, shown at 24-96 px) and real portraits (scikit-image's astronaut
+and ../shared/photos, the face at 100-400 px) pasted at random positions and scales,
+with rotations up to 15 degrees for the portraits, onto scikit-image's face-free scenes;
+1-30 faces per image, at 640x480, 1920x1080 and 3840x2160. The face-free scenes alone (at
+the same sizes) count false positives. A ground-truth face is found when a detected
+box's centre lies inside it and the boxes' sizes differ by less than a factor of 2.5.
+
+Detectors: spherefer's `blazeface` (short range), `blazeface_full`, `haar` (min size 20)
+and Haar as the `fer` package runs it (scaleFactor 1.1, minNeighbors 5, minSize 50), one
+thread each, all on the same images in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from common import SHARED_PHOTOS
+from skimage import data
+
+from spherefer.data import FERPlus
+from spherefer.face import detect_faces, get_detector, image_to_rgb
+from spherefer.storage import atomic_write, write_json
+
+SCENES = ("coffee", "rocket", "coins", "moon", "page", "text", "hubble_deep_field", "horse", "clock", "brick", "grass", "gravel")
+SIZES = ((640, 480), (1920, 1080), (3840, 2160))
+BUCKETS = ((24, 40), (40, 96), (96, 10_000))
+
+
+class FerHaar:
+    """Haar as the `fer` package runs it: frontal-face cascade, scaleFactor 1.1, minNeighbors 5, minSize 50."""
+
+    def __init__(self) -> None:
+        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def boxes(self, rgb: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        found = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50))
+        return np.array([[x, y, x + w, y + h] for x, y, w, h in np.asarray(found).reshape(-1, 4)], dtype=np.float64).reshape(-1, 4)
+
+
+def _scene(name: str, size: tuple[int, int]) -> np.ndarray:
+    image = getattr(data, name)()
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    image = image[..., :3] if image.ndim == 3 else np.stack([image.astype(np.uint8)] * 3, axis=-1)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _portraits() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real portraits with their face box (found by `blazeface_full` at the portrait's own size)."""
+    photos = [data.astronaut()] + [image_to_rgb(path) for path in sorted(SHARED_PHOTOS.glob("*.jpg"))]
+    out = []
+    for photo in photos:
+        faces = detect_faces(photo, "blazeface_full") or detect_faces(photo, "blazeface")
+        if faces:
+            out.append((photo, np.asarray(faces[0].box, dtype=np.float64)))
+    return out
+
+
+def _paste(canvas: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
+    h, w = patch.shape[:2]
+    canvas[y : y + h, x : x + w] = patch
+
+
+def make_images(count: int, fer_faces: np.ndarray, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``count`` composites (name, RGB image, (F, 4) ground-truth boxes) and every face-free scene at each size."""
+    rng = np.random.default_rng(seed)
+    portraits = _portraits()
+    images = []
+    for i in range(count):
+        width, height = SIZES[i % len(SIZES)]
+        canvas = _scene(SCENES[i % len(SCENES)], (width, height)).copy()
+        boxes: list[list[float]] = []
+        occupied = np.zeros((height, width), bool)
+        for _ in range(int(rng.integers(1, 31))):
+            if portraits and rng.random() < 0.15:
+                photo, face = portraits[int(rng.integers(len(portraits)))]
+                target = rng.uniform(100, min(400, height / 2.5))
+                scale = target / (face[2] - face[0])
+                angle = rng.uniform(-15, 15)
+                patch = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                matrix = cv2.getRotationMatrix2D((patch.shape[1] / 2, patch.shape[0] / 2), angle, 1.0)
+                patch = cv2.warpAffine(patch, matrix, (patch.shape[1], patch.shape[0]), borderMode=cv2.BORDER_REFLECT)
+                corners = face * scale
+                centre = matrix @ np.array([(corners[0] + corners[2]) / 2, (corners[1] + corners[3]) / 2, 1.0])
+                half = target / 2
+                local = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
+            else:
+                side = int(rng.uniform(24, 96))
+                patch = cv2.cvtColor(cv2.resize(fer_faces[int(rng.integers(len(fer_faces)))], (side, side), interpolation=cv2.INTER_LINEAR),
+                                     cv2.COLOR_GRAY2RGB)
+                local = np.array([0.0, 0.0, side, side])
+            h, w = patch.shape[:2]
+            if w >= width or h >= height:
+                continue
+            x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+            if occupied[y : y + h, x : x + w].any():
+                continue
+            occupied[y : y + h, x : x + w] = True
+            _paste(canvas, patch, x, y)
+            boxes.append((local + [x, y, x, y]).tolist())
+        images.append((f"composite{i:02d}_{width}x{height}", canvas, np.array(boxes).reshape(-1, 4)))
+    for name in SCENES:
+        for size in SIZES:
+            images.append((f"scene_{name}_{size[0]}x{size[1]}", _scene(name, size), np.zeros((0, 4))))
+    return images
+
+
+def _bucket(low: int, high: int) -> str:
+    return f"{low}-{high} px" if high < 10_000 else f"{low}+ px"
+
+
+def matches(truth: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, int]:
+    """(which ground-truth faces were found, how many detections match none): a detection matches a
+    face when its centre lies inside it and their sizes differ by less than 2.5x; each once."""
+    hit = np.zeros(len(truth), bool)
+    false = 0
+    for box in found:
+        cx, cy, size = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0]
+        sizes = truth[:, 2] - truth[:, 0]
+        inside = (truth[:, 0] <= cx) & (cx <= truth[:, 2]) & (truth[:, 1] <= cy) & (cy <= truth[:, 3])
+        ok = inside & (size < 2.5 * sizes) & (sizes < 2.5 * size) & ~hit
+        if ok.any():
+            hit[np.flatnonzero(ok)[0]] = True
+        else:
+            false += 1
+    return hit, false
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=36)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument("--output", type=Path, default=Path("docs/results/detection"))
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    fer_faces, _ = FERPlus(args.data_root / "ferplus", "test").load_arrays(48)
+    images = make_images(args.images, fer_faces, args.seed)
+    detectors = {"blazeface": get_detector("blazeface"), "blazeface_full": get_detector("blazeface_full"), "haar": get_detector("haar")}
+    fer_haar = FerHaar()
+    runs = {name: (lambda rgb, d=d: np.array([f.box for f in d.detect(rgb)], dtype=np.float64).reshape(-1, 4)) for name, d in detectors.items()}
+    runs["haar as fer runs it"] = fer_haar.boxes
+    report: dict[str, dict[str, object]] = {}
+    for name, run in runs.items():
+        found_by_bucket = {b: [0, 0] for b in BUCKETS}
+        false_on_scenes, false_on_composites, seconds = [], [], {size: [] for size in SIZES}
+        for label, rgb, truth in images:
+            start = time.perf_counter()
+            found = run(rgb)
+            seconds[(rgb.shape[1], rgb.shape[0])].append(time.perf_counter() - start)
+            hit, false = matches(truth, found)
+            (false_on_scenes if len(truth) == 0 else false_on_composites).append(false)
+            sizes = truth[:, 2] - truth[:, 0]
+            for low, high in BUCKETS:
+                inside = (sizes >= low) & (sizes < high)
+                found_by_bucket[(low, high)][0] += int(hit[inside].sum())
+                found_by_bucket[(low, high)][1] += int(inside.sum())
+        report[name] = {
+            "recall": {_bucket(low, high): found / max(total, 1) for (low, high), (found, total) in found_by_bucket.items()},
+            "faces": {_bucket(low, high): total for (low, high), (found, total) in found_by_bucket.items()},
+            "false per face-free scene": float(np.mean(false_on_scenes)),
+            "false per composite": float(np.mean(false_on_composites)),
+            "ms per image": {f"{w}x{h}": 1000 * float(np.median(v)) for (w, h), v in seconds.items()},
+        }
+        print(name, report[name], flush=True)
+    buckets = list(next(iter(report.values()))["recall"])
+    counts = next(iter(report.values()))["faces"]
+    lines = [f"Detection on {args.images} composites of real faces on face-free scenes plus {len(SCENES) * len(SIZES)} face-free scenes "
+             f"(`python benchmarks/bench_detection.py --images {args.images} --seed {args.seed}`; faces per size bucket: "
+             + ", ".join(f"{b} {counts[b]}" for b in buckets) + "). One thread; times are medians per image.", "",
+             "| detector | " + " | ".join(f"recall {b}" for b in buckets) + " | false per face-free scene | false per composite | "
+             + " | ".join(f"ms {w}x{h}" for w, h in SIZES) + " |", "|---" * (4 + len(buckets) + len(SIZES) - 1) + "|"]
+    for name, row in report.items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * row['recall'][b]:.1f}%" for b in buckets)
+                     + f" | {row['false per face-free scene']:.2f} | {row['false per composite']:.2f} | "
+                     + " | ".join(f"{row['ms per image'][f'{w}x{h}']:.0f}" for w, h in SIZES) + " |")
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    args.output.mkdir(parents=True, exist_ok=True)
+    with atomic_write(args.output / "detection.md", "w") as handle:
+        handle.write(markdown)
+    write_json(args.output / "detection.json", report)
+
+
+if __name__ == "__main__":
+    main()
