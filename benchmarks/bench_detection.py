@@ -136,15 +136,45 @@ def matches(truth: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, int]:
     return hit, false
 
 
+def centred(fer_faces: np.ndarray, count: int, seed: int) -> dict[str, dict[str, float]]:
+    """Share of ``count`` FER+ faces found when each is alone in the middle of a grey canvas about
+    three times its size: do the misses come from the faces or from their size in the photo?"""
+    chosen = np.random.default_rng(seed).choice(len(fer_faces), count, replace=False)
+    out: dict[str, dict[str, float]] = {}
+    for name in ("blazeface", "blazeface_full"):
+        detector = get_detector(name)
+        for side, canvas in ((48, 128), (96, 256)):
+            found = 0
+            for i in chosen:
+                image = np.full((canvas, canvas, 3), 128, np.uint8)
+                offset = (canvas - side) // 2
+                image[offset : offset + side, offset : offset + side] = cv2.cvtColor(cv2.resize(fer_faces[i], (side, side)), cv2.COLOR_GRAY2RGB)
+                found += bool(detector.detect(image))
+            out.setdefault(name, {})[f"{side} px face in {canvas} px"] = found / count
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=36)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
     parser.add_argument("--output", type=Path, default=Path("docs/results/detection"))
+    parser.add_argument("--centred", action="store_true", help="only the check of single centred faces (centred.md)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     fer_faces, _ = FERPlus(args.data_root / "ferplus", "test").load_arrays(48)
+    if args.centred:
+        found = centred(fer_faces, 200, args.seed)
+        lines = ["FER+ test faces found when alone in the middle of a grey canvas (200 faces, "
+                 f"`python benchmarks/bench_detection.py --centred --seed {args.seed}`):", "",
+                 "| detector | " + " | ".join(next(iter(found.values()))) + " |", "|---" * (1 + len(next(iter(found.values())))) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row.values()) + " |" for name, row in found.items()]
+        print("\n".join(lines))
+        args.output.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.output / "centred.md", "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return
     images = make_images(args.images, fer_faces, args.seed)
     detectors = {"blazeface": get_detector("blazeface"), "blazeface_full": get_detector("blazeface_full"), "haar": get_detector("haar")}
     fer_haar = FerHaar()
