@@ -185,6 +185,7 @@ def main() -> None:
     speed: dict[str, dict[str, float]] = {}
     contempt_rows: dict[str, dict[str, dict[str, list[float]]]] = {}
     streams: dict[str, dict[str, float]] = {}
+    evidence: dict[str, dict[str, float]] = {}
     for name in args.models:
         model = load_model(name)
         bank_names = model.bank.names
@@ -194,6 +195,9 @@ def main() -> None:
         s_ck = subjects[shared]
         usable = np.isin(ck_names, [*bank_names, "contempt"])
         contempt_rows[name] = contempt_after_adaptation(model, embed_arrays(model, ck_images[usable]), ck_names[usable], subjects[usable], args.splits)
+        draws = np.random.default_rng(0)
+        evidence[name] = {str(n): adapt_bank(copy.deepcopy(model.bank), model.density, x_ck[draws.permutation(len(x_ck))[:n]]).weight
+                          for n in (40, 100, 200, 400, len(x_ck))}
         streams[name] = stream_agreement(model, x_ck, y_ck)
         print(name, "stream", {k: round(100 * v, 1) for k, v in streams[name].items()}, flush=True)
         crops = list(ck_images[shared][:500])
@@ -234,6 +238,8 @@ def main() -> None:
                               f"six classes {100 * np.mean(r['six classes']):.1f}%" for label, r in contempt_rows[name].items()) + ".", ""]
         lines += ["A 5-minute stream (10 analysed frames/s, CK+48 faces held 2 s each, `OnlineAdapter` as in "
                   "`analyze_video(adapt=True)`), % of frames: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in streams[name].items()) + ".", ""]
+        lines += ["How far the centers move (the weight z / (1 + z)) with the number of CK+48 faces given (random subsets): "
+                  + ", ".join(f"{n} faces {100 * w:.0f}%" for n, w in evidence[name].items()) + ".", ""]
         seconds = speed[name]
         lines += [f"Speed: `recognizer.adapt` on 500 CK+48 crops took {seconds['adapt on 500 crops (s)']:.2f} s, "
                   f"{seconds['adapt on 500 crops (s)'] / seconds['embed 500 crops (s)']:.2f}x embedding them alone "
@@ -243,7 +249,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.output.with_suffix(".md"), "w") as handle:
         handle.write(markdown + "\n")
-    write_json(args.output.with_suffix(".json"), {"accuracy": report, "measured_shift": measured, "speed": speed, "contempt": contempt_rows, "stream": streams})
+    write_json(args.output.with_suffix(".json"), {"accuracy": report, "measured_shift": measured, "speed": speed, "contempt": contempt_rows, "stream": streams, "weight by faces": evidence})
 
 
 if __name__ == "__main__":

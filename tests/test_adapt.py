@@ -107,7 +107,7 @@ def test_the_cli_adapts_the_editable_bank_and_refuses_non_faces(tmp_path: Path) 
     crops = _example_crops(tmp_path / "crops")
     dry = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned", "--dry-run"], env=env)
     assert dry.exit_code == 0, dry.output
-    assert "Adapted on 30 faces (0 more left out" in dry.output and "dry run: nothing stored" in dry.output
+    assert "30 faces of the new setting (0 more left out" in dry.output and "dry run: nothing stored" in dry.output
     assert not (tmp_path / "home" / "banks" / "default.safetensors").exists()
     done = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned"], env=env)
     assert done.exit_code == 0 and "adapted the centers to 30 faces" in done.output, done.output

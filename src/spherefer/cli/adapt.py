@@ -31,8 +31,10 @@ def adapt(recognizer: Recognizer, bank_file: Path, inputs: tuple[Path, ...], dat
 
     Each photo gives its largest usable face (--aligned: each image is a face crop). The
     centers move towards the new faces' clusters as far as the faces differ from the
-    training faces: faces like them move nothing. Needs at least 30 faces the bank
-    accepts (not unknown); `spherefer classes reset --all` undoes it (with enrolments).
+    training faces: faces like them move nothing, and the move grows with the evidence (on
+    CK+48: 40 faces move nothing, 200 a third of the way, all 927 four fifths). Needs at
+    least 30 faces the bank accepts (not unknown); `spherefer classes reset --all` undoes
+    it (with enrolments).
     """
     parts = []
     if inputs:

@@ -161,7 +161,7 @@ def classes_rename(old: str, new: str, recognizer: Recognizer, bank_file: Path) 
 @click.option("--all", "reset_all", is_flag=True, help="Restore every trained class and center and the trained global threshold, dropping enrolled classes and per-class thresholds.")
 def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | None, reset_all: bool) -> None:
     """Restore trained classes NAMES to their trained centers (or, with --all, the trained
-    classes, centers and global threshold, undoing enrolments, updates and calibration)."""
+    classes, centers and global threshold, undoing enrolments, updates, adaptation and calibration)."""
     if not names and not reset_all:
         raise ValueError("name the classes to reset, or pass --all")
     with editing_model(model_name, bank_option) as (recognizer, bank_file):
