@@ -26,14 +26,15 @@ Nothing here needs PyTorch.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from .centers import CenterBank
-from .labels import COSINE_SCORE, counted, decide
+from .labels import counted
 from .sphere import angle_degrees, as_embeddings, normalize
-from .unknown import FaceDensity, class_mean
+from .unknown import FaceDensity, bank_scores, class_mean
 
 __all__ = ["MIN_ADAPT_FACES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE", "KMEANS_ITERATIONS", "Adaptation", "OnlineAdapter", "domain_shift", "adapt_bank"]
 
@@ -108,13 +109,10 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
     if len(np.asarray(embeddings)) == 0:
         raise ValueError(f"adapting needs at least {MIN_ADAPT_FACES} faces of the new setting, got none (no usable face found)")
     x = normalize(as_embeddings(embeddings, bank.embedding_size, "adapting"), axis=1).astype(np.float64)
-    if not bank.names:
-        raise ValueError("the center bank has no classes")
     if bank.means is None or density is None:
         raise ValueError("adapting needs the class means and the model's face density (a model with the unknown score, "
                          "see `spherefer info`); this bank or model has none")
-    cosines = x @ bank.centers.T.astype(np.float64)
-    accepted = decide(cosines, bank.thresholds(), density.scores(x, bank.means) if bank.score != COSINE_SCORE else None).accepted
+    accepted = bank.classify(x, scores=bank_scores(bank, density, x)).indices >= 0
     if accepted.sum() < MIN_ADAPT_FACES:
         raise ValueError(f"adapting needs at least {MIN_ADAPT_FACES} faces of the new setting that the bank accepts (not unknown), "
                          f"got {int(accepted.sum())} of {len(x)}")
@@ -149,15 +147,15 @@ class OnlineAdapter:
             raise ValueError("adapting needs the class means and the model's face density (a model with the unknown score)")
         if every < 1 or window < MIN_ADAPT_FACES:
             raise ValueError(f"online adaptation needs every >= 1 and window >= {MIN_ADAPT_FACES}, got {every} and {window}")
-        self.bank, self.density, self.window, self.every = bank, density, window, every
+        self.bank, self.density, self.every = bank, density, every
         self._start = (bank.centers.copy(), bank.means.copy())
-        self._faces: list[np.ndarray] = []
+        self._faces: deque[np.ndarray] = deque(maxlen=window)
         self._since = 0
         self.last: Adaptation | None = None
 
     def add(self, embeddings: np.ndarray) -> Adaptation | None:
         """Take new faces' unit embeddings (N, D); returns the adaptation when one ran."""
-        self._faces = (self._faces + list(np.asarray(embeddings, dtype=np.float32)))[-self.window :]
+        self._faces.extend(np.asarray(embeddings, dtype=np.float32))
         self._since += len(embeddings)
         if self._since < self.every or len(self._faces) < MIN_ADAPT_FACES:
             return None

@@ -132,10 +132,11 @@ def calibrate(recognizer: Recognizer, data: str, accept: float = ACCEPT, min_fac
 
 
 def fit_unknown_score(recognizer: Recognizer, train: str, val: str, accept: float = ACCEPT, max_faces: int = 8000, seed: int = 0) -> Calibration:
-    """Turn ``recognizer``'s bank to the relative Mahalanobis score: class means and the face
-    density from at most ``max_faces`` faces of ``train`` (a seeded draw), the global threshold
+    """Give ``recognizer`` a copy of its bank on the relative Mahalanobis score: class means and the
+    face density from at most ``max_faces`` faces of ``train`` (a seeded draw), the global threshold
     accepting ``accept`` of ``val``'s known faces (no per-class thresholds), which also becomes
-    the bank's trained threshold. Every class of the bank needs faces in ``train``."""
+    the bank's trained threshold. Every class of the bank needs faces in ``train``; a refusal
+    leaves the recognizer as it was."""
     embeddings, labels = _labelled_embeddings(recognizer, train, max_faces, seed)
     bank = recognizer.bank
     missing = [name for c, name in enumerate(bank.names) if not (labels == c).any()]
@@ -150,6 +151,5 @@ def fit_unknown_score(recognizer: Recognizer, train: str, val: str, accept: floa
     trial.use_score(MAHALANOBIS_SCORE, 0.0)
     result = calibrate(fitted, val, accept=accept, min_faces=None, apply=False)
     trial.use_score(MAHALANOBIS_SCORE, result.global_threshold)
-    bank.__dict__.update(trial.__dict__)
-    recognizer.density = fitted.density
+    recognizer.bank, recognizer.density = trial, fitted.density
     return result

@@ -37,7 +37,7 @@ from .labels import COSINE_SCORE, Classification, Prediction
 from .model_config import ModelConfig
 from .storage import atomic_write, file_lock, parse_safetensors, read_json, write_json
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
-from .unknown import DENSITY_FILE, FaceDensity
+from .unknown import DENSITY_FILE, FaceDensity, bank_scores
 
 if TYPE_CHECKING:
     from .models import EmbeddingNet
@@ -168,17 +168,13 @@ class Recognizer:
 
     def unknown_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N,) unknown scores of unit ``embeddings`` on the bank's score (:attr:`CenterBank.score`)."""
-        if not self.bank.names:
-            raise ValueError("the center bank has no classes")
-        if self.bank.score == COSINE_SCORE:
-            return self.bank.cosine(embeddings).max(axis=1)
-        return self.density.scores(embeddings, self.bank.means)  # type: ignore[union-attr]  # _check_bank made sure
+        scores = bank_scores(self.bank, self.density, embeddings)
+        return self.bank.cosine(embeddings).max(axis=1) if scores is None else scores
 
     def classify(self, embeddings: np.ndarray, threshold: float | None = None) -> Classification:
         """The bank's classification of unit ``embeddings`` (N, D), with the unknown scores its
         thresholds are on (``threshold`` overrides the global one)."""
-        scores = None if self.bank.score == COSINE_SCORE else self.unknown_scores(embeddings)
-        return self.bank.classify(embeddings, threshold=threshold, scores=scores)
+        return self.bank.classify(embeddings, threshold=threshold, scores=bank_scores(self.bank, self.density, embeddings))
 
     def adapt(self, images: ImageInput | Iterable[ImageInput]) -> Adaptation:
         """Adapt the bank to aligned face crops of a new camera or population, without labels

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .labels import COSINE_SCORE
 from .storage import parse_safetensors, safetensors_bytes
 
-__all__ = ["DENSITY_FILE", "SHRINKAGE", "FaceDensity", "class_mean"]
+__all__ = ["DENSITY_FILE", "SHRINKAGE", "FaceDensity", "bank_scores", "class_mean"]
 
 DENSITY_FILE = "unknown.safetensors"
 SHRINKAGE = 0.1
@@ -51,6 +53,19 @@ def class_mean(embeddings: np.ndarray) -> np.ndarray:
     n, length = len(x), float(np.linalg.norm(mean))
     corrected = length if n < 2 else float(np.sqrt(np.clip((n * length**2 - 1.0) / (n - 1.0), 0.0, 1.0)))
     return (mean / max(length, 1e-12) * corrected).astype(np.float32)
+
+
+def bank_scores(bank: Any, density: FaceDensity | None, embeddings: np.ndarray) -> np.ndarray | None:
+    """The unknown scores a :class:`~spherefer.centers.CenterBank`'s ``classify`` takes for unit
+    ``embeddings`` (N, D): None under the paper's cosine rule (the bank computes it itself),
+    else the relative Mahalanobis scores against the bank's class means (needs ``density``)."""
+    if not bank.names:
+        raise ValueError("the center bank has no classes")
+    if bank.score == COSINE_SCORE:
+        return None
+    if density is None:
+        raise ValueError(f"the bank's thresholds are on the {bank.score} score, but there is no face density ({DENSITY_FILE}) to compute it")
+    return density.scores(embeddings, bank.means)
 
 
 def _precision(residuals: np.ndarray) -> np.ndarray:
