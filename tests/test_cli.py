@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
@@ -28,6 +29,7 @@ from spherefer.cli.predict import PHOTO_COLUMNS
 from spherefer.data import DATASET_FORMATS
 from spherefer.face import LANDMARK_NAMES
 from spherefer.face import detect as face_detect
+from spherefer.face import interface as face_interface
 
 
 def run(*args: str) -> Result:
@@ -246,6 +248,18 @@ def test_predict_photos_one_record_per_face(photos: Path, model_dir: Path) -> No
     assert "1 of 4 files could not be read" in result.stderr
 
 
+def test_predict_picks_the_detector(tmp_path: Path, model_dir: Path) -> None:
+    """The astronaut with a 60 px face in a grey 640x480 photo: the default (yunet) finds it, blazeface does not."""
+    photo = np.full((480, 640, 3), 128, np.uint8)
+    photo[100:400, 200:500] = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    Image.fromarray(photo).save(tmp_path / "small.png")
+    [found] = [json.loads(line) for line in run("predict", tmp_path / "small.png", "--model", model_dir).stdout.splitlines()]
+    assert found["face"] == 0 and 200 < found["box"][0] < found["box"][2] < 500
+    [missed] = [json.loads(line) for line in run("predict", tmp_path / "small.png", "--model", model_dir, "--detector", "blazeface").stdout.splitlines()]
+    assert missed["label"] == "no_face"
+    assert "'dlib' is not one of" in run("predict", tmp_path / "small.png", "--model", model_dir, "--detector", "dlib").output
+
+
 def test_predict_photos_csv(photos: Path, model_dir: Path) -> None:
     result = run("predict", photos / "astronaut.png", photos / "noise.png", "--model", model_dir, "--format", "csv", "--no-progress")
     assert result.exit_code == 0, result.output
@@ -299,11 +313,11 @@ def test_predict_example_and_usage_errors(model_dir: Path, photos: Path) -> None
 def test_predict_without_the_detector_model_files_is_a_one_line_error(
     photos: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A damaged install (the shipped BlazeFace files missing) names the file and the way out."""
-    monkeypatch.setattr(face_detect, "resources", SimpleNamespace(files=lambda package: tmp_path / "damaged"))
+    """A damaged install (the shipped detector files missing) names the file and the way out."""
+    monkeypatch.setattr(face_interface, "resources", SimpleNamespace(files=lambda package: tmp_path / "damaged"))
     monkeypatch.setattr(face_detect, "_instances", {})
     assert_one_line_error(run("predict", photos, "--model", model_dir),
-                          r"face_detection_.*\.tflite is missing from the installed spherefer: reinstall it, or pass --detector haar")
+                          r"face_detection_.*\.(tflite|onnx) is missing from the installed spherefer: reinstall it, or pass --detector haar")
 
 
 # ---------------------------------------------------------------- classes and calibrate

@@ -23,6 +23,7 @@ from spherefer.face import (
     BLAZEFACE_SHORT_RANGE,
     LANDMARK_NAMES,
     TEMPLATE,
+    YUNET_MODEL,
     BlazeFaceDetector,
     DetectedFace,
     DetectorUnavailable,
@@ -40,6 +41,7 @@ from spherefer.face import (
     yaw_ratio,
 )
 from spherefer.face import detect as face_detect
+from spherefer.face import interface as face_interface
 
 NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 SHARED_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
@@ -81,7 +83,7 @@ def assert_one_astronaut_face(faces: list[DetectedFace], shift: tuple[float, flo
 
 
 def test_blazeface_finds_the_astronaut_with_plausible_landmarks(astronaut):
-    faces = detect_faces(astronaut)
+    faces = detect_faces(astronaut, "blazeface")
     assert_one_astronaut_face(faces, tolerance=4.0)
     face = faces[0]
     assert face.detector == "blazeface" and face.landmark_names == LANDMARK_NAMES and face.score > 0.8
@@ -360,12 +362,12 @@ def test_custom_detector_through_the_registry(astronaut, recognizer, monkeypatch
 
 
 def test_missing_detector_model_file_names_the_way_out(monkeypatch, tmp_path):
-    """The BlazeFace files ship in the package; a damaged install without them says what to do."""
-    for spec in (BLAZEFACE_SHORT_RANGE, BLAZEFACE_FULL_RANGE):
-        shipped = detector_model_file(spec.model_file)
+    """The BlazeFace and YuNet files ship in the package; a damaged install without them says what to do."""
+    for name in (BLAZEFACE_SHORT_RANGE.model_file, BLAZEFACE_FULL_RANGE.model_file, YUNET_MODEL):
+        shipped = detector_model_file(name)
         assert shipped.is_file() and shipped.parent.name == "models"
-    assert (shipped.parent / "LICENSE.mediapipe").is_file()
-    monkeypatch.setattr(face_detect, "resources", SimpleNamespace(files=lambda package: tmp_path / "damaged"))
+    assert (shipped.parent / "LICENSE.mediapipe").is_file() and (shipped.parent / "LICENSE.yunet").is_file()
+    monkeypatch.setattr(face_interface, "resources", SimpleNamespace(files=lambda package: tmp_path / "damaged"))
     with pytest.raises(DetectorUnavailable, match=r"face_detection_short_range\.tflite is missing from the installed spherefer: "
                                                   r"reinstall it, or pass --detector haar"):
         BlazeFaceDetector()

@@ -9,12 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from fixtures import live_server, make_pattern_folder
 from pgcluster import create_database, postgres_cluster
 from PIL import Image
+from skimage import data
 
 import spherefer
 from spherefer.cli import main
@@ -117,6 +119,24 @@ def test_predict_aligned_crop_and_a_photo_without_faces(client: TestClient, reco
     assert aligned["faces"][0]["label"] == recognizer.predict(crop)[0].label
     blank = client.post("/v1/predict", files={"file": ("blank.png", png_bytes(np.full((200, 300, 3), 128, np.uint8)), "image/png")})
     assert blank.status_code == 200 and blank.json()["faces"] == []
+
+
+def test_the_detector_per_request(client: TestClient) -> None:
+    """The astronaut with a 60 px face in a grey 640x480 photo: found by the default (yunet), missed by blazeface."""
+    photo = np.full((480, 640, 3), 128, np.uint8)
+    photo[100:400, 200:500] = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    upload = {"file": ("small.png", png_bytes(photo), "image/png")}
+    [face] = client.post("/v1/predict", files=upload).json()["faces"]
+    assert face["detector_score"] >= 0.7 and 200 < face["box"][0] < face["box"][2] < 500
+    assert client.post("/v1/predict?detector=blazeface", files=upload).json()["faces"] == []
+    assert client.post("/v1/predict?detector=haar", files=upload).json()["faces"][0]["detector_score"] is None  # Haar has no score
+    unknown = client.post("/v1/predict?detector=dlib", files=upload)
+    assert unknown.status_code == 400 and "unknown face detector 'dlib'" in unknown.json()["detail"] and "yunet" in unknown.json()["detail"]
+    info = client.get("/v1/info").json()
+    assert info["default_detector"] == "yunet" and set(info["detectors"]) >= {"yunet", "blazeface", "blazeface_full", "haar"}
+    refused = client.post("/v1/classes?detector=blazeface", data={"name": "small"}, files=files_of(png_bytes(photo), 10), headers=AUTH)
+    assert refused.status_code == 422 and "no usable face" in refused.json()["detail"]
+    assert "small" not in client.get("/v1/classes").json()["classes"]
 
 
 def test_the_threshold_per_request_and_per_profile(client: TestClient, photo: bytes, recognizer) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .enrol import UNREADABLE
-from .face import FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
+from .face import DEFAULT_DETECTOR, FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
 from .labels import Prediction, counted
 from .recognizer import Recognizer
 from .video import WRITE_CODECS, VideoSource, VideoWriter, is_video
@@ -80,7 +80,7 @@ def predict_crops(recognizer: Recognizer, files: Iterable[Path], threshold: floa
 
 
 def analyze_sources(
-    recognizer: Recognizer, sources: list[Path | int], on_faces: FacesCallback, detector: str = "blazeface", threshold: float | None = None,
+    recognizer: Recognizer, sources: list[Path | int], on_faces: FacesCallback, detector: str = DEFAULT_DETECTOR, threshold: float | None = None,
     quality: QualityConfig | None = None, annotate_dir: Path | None = None, progress: bool = False, video: VideoOptions = VideoOptions(),
 ) -> list[Path | int]:
     """Detect, align, check and classify every face of every photo, video file and webcam

@@ -143,6 +143,8 @@ class OnnxEmbedder:
         self.files = dict(files) if files else {MODEL_FILES["fp32"]: self.data}
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or default_threads())
+        # no busy-waiting between runs: spinning threads took the cores from the face detector's next call
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

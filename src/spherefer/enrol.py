@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from .centers import CenterBank
+from .face.detect import DEFAULT_DETECTOR
 from .images import ImageInput, collect_image_files
 from .labels import COSINE_SCORE, counted
 from .sphere import angle_degrees, as_embeddings
@@ -142,7 +143,7 @@ class NoUsableFace(ValueError):
 
 
 def photo_embedding(
-    recognizer: Recognizer, image: ImageInput, detector: str | FaceDetector = "blazeface", quality: QualityConfig | None = None,
+    recognizer: Recognizer, image: ImageInput, detector: str | FaceDetector = DEFAULT_DETECTOR, quality: QualityConfig | None = None,
 ) -> np.ndarray:
     """The (D,) embedding of a photo's largest face that passes the quality checks, found,
     aligned and embedded by :meth:`~spherefer.recognizer.Recognizer.analyze`;
@@ -154,7 +155,7 @@ def photo_embedding(
 
 
 def enrolment_embeddings(
-    recognizer: Recognizer, files: Iterable[str | os.PathLike[str]], aligned: bool = False, detector: str | FaceDetector = "blazeface",
+    recognizer: Recognizer, files: Iterable[str | os.PathLike[str]], aligned: bool = False, detector: str | FaceDetector = DEFAULT_DETECTOR,
     quality: QualityConfig | None = None, on_skip: Callable[[Path, str], None] | None = None,
 ) -> np.ndarray:
     """(N, D) enrolment samples of image ``files``, one per usable file, in order: the

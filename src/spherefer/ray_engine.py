@@ -31,7 +31,7 @@ import ray
 import ray.data
 
 from .enrol import UNREADABLE
-from .face import QualityConfig, get_detector, image_to_rgb
+from .face import DEFAULT_DETECTOR, QualityConfig, get_detector, image_to_rgb
 from .labels import frame_records
 from .recognizer import load_model, resolve_model_path, shipped_models
 
@@ -89,7 +89,7 @@ def start_local(cpus: int | None = None) -> None:
 
 def predict_with_ray(
     model: str | os.PathLike[str], bank: str | os.PathLike[str] | None, paths: Sequence[str | os.PathLike[str]],
-    detector: str = "blazeface", threshold: float | None = None, quality: QualityConfig | None = None, workers: int | None = None,
+    detector: str = DEFAULT_DETECTOR, threshold: float | None = None, quality: QualityConfig | None = None, workers: int | None = None,
     batch_size: int = 16, address: str | None = None,
 ) -> Iterator[PhotoResult]:
     """Analyse every photo in ``paths`` on Ray Data, yielding one :class:`PhotoResult` per

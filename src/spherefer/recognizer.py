@@ -31,7 +31,7 @@ from .adapt import Adaptation, OnlineAdapter, adapt_bank
 from .centers import CenterBank
 from .embedders import MODEL_FILES, WEIGHTS_FILE, Embedder, OnnxEmbedder, preprocess
 from .extras import install_hint
-from .face import FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
+from .face import DEFAULT_DETECTOR, FaceDetector, FaceRecord, QualityConfig, align_face, assess_quality, detect_faces, image_to_rgb
 from .images import ImageInput, as_image_list
 from .labels import COSINE_SCORE, Classification, Prediction
 from .model_config import ModelConfig
@@ -191,7 +191,7 @@ class Recognizer:
     def analyze(
         self,
         image: ImageInput,
-        detector: str | FaceDetector = "blazeface",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
         threshold: float | None = None,
         quality: QualityConfig | None = None,
     ) -> list[FaceRecord]:
@@ -221,7 +221,7 @@ class Recognizer:
     def analyze_video(
         self,
         source: str | os.PathLike[str] | int | VideoSource,
-        detector: str | FaceDetector = "blazeface",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
         threshold: float | None = None,
         quality: QualityConfig | None = None,
         smoothing: bool | SmoothingConfig = True,

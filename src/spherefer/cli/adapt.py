@@ -14,8 +14,8 @@ from ..evaluate import embed_arrays
 from ..face import get_detector
 from ..images import collect_image_files
 from ..recognizer import Recognizer
-from .classes import ALIGNED_OPTION, DETECTOR_OPTION
-from .common import save_bank, with_editable_model
+from .classes import ALIGNED_OPTION
+from .common import DETECTOR_OPTION, save_bank, with_editable_model
 
 
 @click.command()

@@ -24,14 +24,12 @@ from ..enrol import (
     old_center_weight,
     update_class,
 )
-from ..face import DETECTORS, get_detector
+from ..face import get_detector
 from ..labels import counted
 from ..recognizer import Recognizer, editing_model
-from .common import BANK_OPTION, MODEL_OPTION, save_bank, with_editable_model
+from .common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION, save_bank, with_editable_model
 
 ALIGNED_OPTION = click.option("--aligned", is_flag=True, help="INPUTS are aligned face crops: use each whole image, no face detection.")
-DETECTOR_OPTION = click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="blazeface", show_default=True,
-                               help="Face detector for photos (not used with --aligned).")
 
 __all__ = ["classes"]
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
+from ..face import DEFAULT_DETECTOR, DETECTORS
 from ..recognizer import Recognizer, editing_model, load_editable_model
 
-__all__ = ["MODEL_OPTION", "BANK_OPTION", "with_editable_model", "save_bank", "name_list"]
+__all__ = ["MODEL_OPTION", "BANK_OPTION", "DETECTOR_OPTION", "with_editable_model", "save_bank", "name_list"]
 
 MODEL_OPTION = click.option("--model", "model_name", default="default", show_default=True, help="Shipped model name or model folder.")
 BANK_OPTION = click.option(
@@ -19,6 +20,11 @@ BANK_OPTION = click.option(
     help="Center-bank file to use and edit (default: ~/.spherefer/banks/<model>.safetensors for shipped models, the folder's bank otherwise).",
 )
 
+DETECTOR_OPTION = click.option(
+    "--detector", type=click.Choice(sorted(DETECTORS)), default=DEFAULT_DETECTOR, show_default=True,
+    help="Face detector for photos: yunet finds faces from about 20 px up (docs/RESULTS.md §8); blazeface is the fastest, "
+    "for faces that fill a good part of the picture; haar is OpenCV's cascade. Not used with --aligned.",
+)
 
 def with_editable_model(command: Callable[..., Any] | None = None, *, lock: bool = True) -> Any:
     """The --model and --bank options; ``command`` is called with the model loaded with its

@@ -13,12 +13,12 @@ from typing import Any
 import click
 
 from ..batch import VideoOptions, analyze_sources, predict_crops, source_name
-from ..face import DETECTORS, LANDMARK_NAMES, FaceRecord, QualityConfig, get_detector
+from ..face import LANDMARK_NAMES, FaceRecord, QualityConfig, get_detector
 from ..images import IMAGE_EXTENSIONS, collect_image_files, example_photo
 from ..labels import counted, frame_records
 from ..recognizer import Recognizer, load_editable_model
 from ..video import VIDEO_EXTENSIONS, is_video
-from .common import BANK_OPTION, MODEL_OPTION
+from .common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION
 
 __all__ = ["PHOTO_COLUMNS", "csv_row", "predict", "read_path_list"]
 
@@ -33,8 +33,7 @@ PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "
 @MODEL_OPTION
 @BANK_OPTION
 @click.option("--aligned", is_flag=True, help="PATHS are aligned face crops: classify each whole image, no face detection.")
-@click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="blazeface", show_default=True,
-              help="Face detector (haar: OpenCV fallback, misses turned or covered faces).")
+@DETECTOR_OPTION
 @click.option("--threshold", type=float, default=None, callback=lambda _ctx, _param, value: _finite(value),
               help="Unknown score below which a face is unknown (default: the bank's; `spherefer info` says which score).")
 @click.option("--min-face", type=float, default=QualityConfig.min_face, show_default=True, help="Faces whose box is smaller (px) are rejected.")

@@ -5,20 +5,27 @@ those datasets framed them. A photo goes through three steps before it reaches i
 
 1. **Detection** (:func:`detect_faces`) by a registered detector (:data:`DETECTORS`):
 
-   * ``blazeface`` (default): MediaPipe BlazeFace short-range, a 128x128 SSD with six
-     keypoints per face, run with LiteRT (``ai-edge-litert``), each face then re-detected
-     in an upright view centred on it for accurate landmarks. Made for faces that fill a
-     good part of the picture (portraits, selfies, webcams); faces smaller than about a
-     sixth of the image's long side are often missed.
-   * ``blazeface_full``: MediaPipe BlazeFace full-range (192x192), for smaller faces
-     further from the camera; weaker on large or occluded faces.
+   * ``yunet`` (default): YuNet, a fully convolutional detector, proposes faces of every
+     size from about 20 px to the whole frame (photos up to 1080p searched 1.5 times
+     enlarged); MediaPipe BlazeFace looks again at each one in an upright view centred on
+     it, keeps it only if it sees a face there, and gives its six keypoints. Photos with
+     no confirmed face go to BlazeFace alone (tight crops that fill the frame).
+   * ``blazeface``: BlazeFace short-range alone, a 128x128 SSD with six keypoints per
+     face, run with LiteRT (``ai-edge-litert``), each face then re-detected in an upright
+     view centred on it for accurate landmarks. The fastest; made for faces that fill a
+     good part of the picture (selfies, webcams): faces smaller than about a sixth of the
+     image's long side are missed.
+   * ``blazeface_full``: MediaPipe BlazeFace full-range (192x192); weaker than ``yunet``
+     on small faces and than ``blazeface`` on large ones.
    * ``haar``: OpenCV's frontal-face Haar cascade, eyes from the eye cascade inside the
-     upper face box. A fallback without the MediaPipe files: it misses turned, tilted
-     and occluded faces, gives no confidence score (``None``) and often no eyes, in which
-     case the face is aligned from its box alone (no rotation).
+     upper face box. It misses turned, tilted and occluded faces, finds faces in
+     textures, gives no confidence score (``None``) and often no eyes, in which case the
+     face is aligned from its box alone (no rotation).
 
-   The BlazeFace model files ship in the package (``spherefer/face/models``, MediaPipe
-   0.10.21's files unmodified, Apache-2.0) and run in LiteRT.
+   docs/RESULTS.md §8 measures them side by side (recall by face size and head roll,
+   false faces on face-free photos, time). The model files ship in the package
+   (``spherefer/face/models``: MediaPipe 0.10.21's BlazeFace files, Apache-2.0, and
+   YuNet 2023mar, MIT) and need no download.
 
 2. **Alignment** (:func:`align_face`): a similarity transform (rotation, uniform scale,
    shift; weighted least squares in closed form) takes the face's eyes, nose tip and
@@ -33,7 +40,9 @@ Coordinates are continuous pixel coordinates: pixel ``(i, j)`` covers ``[j, j + 
 Landmark names follow the subject: ``right_eye`` is the subject's right eye, on the
 image's left for a frontal face.
 
-The package: :mod:`~spherefer.face.detect` (detectors and their registry),
+The package: :mod:`~spherefer.face.detect` (the detector registry),
+:mod:`~spherefer.face.yunet`, :mod:`~spherefer.face.blazeface` and
+:mod:`~spherefer.face.haar` (the detectors, sharing :mod:`~spherefer.face.interface`),
 :mod:`~spherefer.face.align` (template and alignment), :mod:`~spherefer.face.quality`
 (quality checks) and :mod:`~spherefer.face.results` (detected faces, per-face results,
 drawing); every public name is re-exported here.
@@ -42,7 +51,7 @@ drawing); every public name is re-exported here.
 from __future__ import annotations
 
 from ..labels import NO_FACE, REJECTED
-from . import align, detect, quality, results
+from . import align, blazeface, detect, haar, interface, quality, results, yunet
 from .align import (  # noqa: F401 (re-exported through __all__)
     BOX_TEMPLATES,
     TEMPLATE,
@@ -53,23 +62,27 @@ from .align import (  # noqa: F401 (re-exported through __all__)
     similarity_transform,
     warp_image,
 )
-from .detect import (  # noqa: F401 (re-exported through __all__)
+from .blazeface import (  # noqa: F401 (re-exported through __all__)
     BLAZEFACE_FULL_RANGE,
     BLAZEFACE_SHORT_RANGE,
-    DETECTORS,
     BlazeFaceDetector,
     BlazeFaceSpec,
-    DetectorUnavailable,
-    FaceDetector,
-    HaarDetector,
     anchor_centers,
-    detect_faces,
-    get_detector,
-    detector_model_file,
-    register_detector,
+    box_iou,
     weighted_nms,
 )
+from .detect import (  # noqa: F401
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    detect_faces,
+    get_detector,
+    register_detector,
+)
+from .haar import HaarDetector  # noqa: F401
+from .interface import DetectorUnavailable, FaceDetector, detector_model_file  # noqa: F401
 from .quality import SHARPNESS_SIZE, QualityConfig, assess_quality, sharpness, yaw_ratio  # noqa: F401
 from .results import LANDMARK_NAMES, DetectedFace, FaceRecord, draw_faces, image_to_rgb  # noqa: F401
+from .yunet import YUNET_MODEL, YuNetDetector  # noqa: F401
 
-__all__ = ["REJECTED", "NO_FACE", *results.__all__, *align.__all__, *detect.__all__, *quality.__all__]
+__all__ = ["REJECTED", "NO_FACE", *results.__all__, *align.__all__, *interface.__all__, *detect.__all__, *blazeface.__all__, *yunet.__all__,
+           *haar.__all__, *quality.__all__]

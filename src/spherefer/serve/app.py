@@ -38,6 +38,7 @@ from .. import __version__
 from ..adapt import Adaptation, adapt_bank
 from ..centers import CenterBank, ClassExists
 from ..enrol import MIN_IMAGES, check_image_count, enrol_class, update_class
+from ..face import DEFAULT_DETECTOR, DETECTORS
 from ..images import ImageTooLarge, flatten_to_mode, read_image
 from ..labels import counted, shown
 from ..recognizer import Recognizer
@@ -186,13 +187,20 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             raise UserError(400, str(err)) from err
 
     Profile = Annotated[str, Depends(profile_of)]
+
+    def detector_query(detector: Annotated[str, Query(description=f"face detector for photos: {', '.join(sorted(DETECTORS))}")] = DEFAULT_DETECTOR) -> str:
+        if detector not in DETECTORS:
+            raise UserError(400, f"unknown face detector {detector!r}; choose one of {sorted(DETECTORS)}")
+        return detector
+
+    Detector = Annotated[str, Depends(detector_query)]
     Writer = Depends(write_access)
 
     def view(bank: CenterBank) -> Recognizer:
         """The shared network with one profile's bank (the network is never copied)."""
         return recognizer.with_bank(bank)
 
-    def embeddings_of(files: list[UploadFile], aligned: bool) -> np.ndarray:
+    def embeddings_of(files: list[UploadFile], aligned: bool, detector: str) -> np.ndarray:
         """One embedding per image: the whole crop (``aligned``) or the largest accepted face of a photo."""
         if len(files) > settings.max_images:
             raise UserError(413, f"{counted(len(files), 'image')}, more than the {settings.max_images} allowed per request")
@@ -202,7 +210,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             if aligned:
                 out.append(recognizer.embed([image])[0])
                 continue
-            accepted = [r for r in recognizer.analyze(image) if r.accepted]
+            accepted = [r for r in recognizer.analyze(image, detector=detector) if r.accepted]
             if not accepted:
                 raise UserError(422, f"{shown(upload.filename or 'upload')}: no usable face found (none detected, or too small, blurred or sideways)")
             out.append(accepted[0].embedding)
@@ -251,6 +259,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             "embedding_size": recognizer.config.embedding_size, "input_size": recognizer.config.input_size,
             "head": recognizer.config.head, "results": without_paths(card.get("results", {})),
             "profile": profile, "version": version, "classes": bank.names, "score": bank.score, "threshold": bank.threshold,
+            "detectors": sorted(DETECTORS), "default_detector": DEFAULT_DETECTOR,
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_images": settings.max_images, "min_images": settings.min_images},
         }
@@ -260,7 +269,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                 aligned: Annotated[bool, Query(description="the file is an aligned face crop: no detection")] = False,
                 sphere: Annotated[bool, Query(description="add each face's point on the bank's 3-D sphere view")] = False,
                 threshold: Annotated[float | None, Query(description="unknown-score threshold for this request (default: the profile's)")] = None,
-                ) -> dict[str, Any]:
+                detector: Detector = DEFAULT_DETECTOR) -> dict[str, Any]:
         image = _decode(file, settings)
         version, bank = store.current(profile)
         profile_view = view(bank)
@@ -273,7 +282,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             faces = [{"face": 0, "box": [0, 0, image.shape[1], image.shape[0]], **profile_view.classify(embedding, threshold)[0].to_dict()}]
             embeddings = [embedding[0]]
         else:
-            records = profile_view.analyze(image, threshold=threshold)
+            records = profile_view.analyze(image, detector=detector, threshold=threshold)
             faces = [record.to_dict() for record in records]
             embeddings = [record.embedding for record in records]
         if sphere:
@@ -291,13 +300,13 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     @app.post("/v1/classes", status_code=201, dependencies=[Writer])
     def enrol(profile: Profile, name: Annotated[str, Form()], files: Annotated[list[UploadFile], File(description="photos or crops of the expression")],
-              aligned: Annotated[bool, Form()] = False) -> dict[str, Any]:
+              aligned: Annotated[bool, Form()] = False, detector: Detector = DEFAULT_DETECTOR) -> dict[str, Any]:
         check_new_name(store.current(profile)[1], name)
         try:
             check_image_count(len(files), settings.min_images)
         except ValueError as err:
             raise UserError(400, str(err)) from err
-        x = embeddings_of(files, aligned)
+        x = embeddings_of(files, aligned, detector)
 
         def add(bank: CenterBank) -> None:
             enrol_class(bank, name, x)  # checks the name again: a concurrent request may have taken it
@@ -307,14 +316,14 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     @app.patch("/v1/classes/{name}", dependencies=[Writer])
     def update(profile: Profile, name: str, files: Annotated[list[UploadFile] | None, File()] = None,
                momentum: Annotated[float, Form(ge=0.0, lt=1.0)] = 0.9, new_name: Annotated[str | None, Form()] = None,
-               aligned: Annotated[bool, Form()] = False) -> dict[str, Any]:
+               aligned: Annotated[bool, Form()] = False, detector: Detector = DEFAULT_DETECTOR) -> dict[str, Any]:
         bank = store.current(profile)[1]
         require_class(bank, name)
         if not files and new_name is None:
             raise UserError(400, "send new instances (files) to move the center, new_name to rename it, or both")
         if new_name is not None:
             check_new_name(bank, new_name)
-        x = embeddings_of(files, aligned) if files else None
+        x = embeddings_of(files, aligned, detector) if files else None
 
         def edit(bank: CenterBank) -> None:
             require_class(bank, name)
@@ -329,8 +338,8 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     @app.post("/v1/adapt", dependencies=[Writer])
     def adapt(profile: Profile, files: Annotated[list[UploadFile], File(description="unlabelled photos or crops of the new setting")],
-              aligned: Annotated[bool, Form()] = False) -> dict[str, Any]:
-        x = embeddings_of(files, aligned)
+              aligned: Annotated[bool, Form()] = False, detector: Detector = DEFAULT_DETECTOR) -> dict[str, Any]:
+        x = embeddings_of(files, aligned, detector)
         report: list[Adaptation] = []
 
         def edit(bank: CenterBank) -> None:
