@@ -11,7 +11,8 @@ the same sizes) count false positives. A ground-truth face is found when a detec
 box's centre lies inside it and the boxes' sizes differ by less than a factor of 2.5.
 
 Detectors: every registered one (``yunet``, the default; ``blazeface``; ``blazeface_full``;
-``haar``, min size 20), YuNet's own candidates without BlazeFace's confirmation (score >=
+``haar``, min size 20), ``yunet`` without enlarging photos and enlarging them up to
+2880x1620 pixels (1080p photos 1.5 times) instead of 1920x1080, YuNet's own candidates without BlazeFace's confirmation (score >=
 0.5, OpenCV's usual threshold is 0.9) and Haar as the `fer` package runs it (scaleFactor
 1.1, minNeighbors 5, minSize 50); all on the same images in one run. Two more tables:
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -39,7 +41,7 @@ from skimage import data
 import spherefer
 
 from spherefer.data import FERPlus
-from spherefer.face import DETECTORS, detect_faces, get_detector, image_to_rgb
+from spherefer.face import DETECTORS, YuNetDetector, detect_faces, get_detector, image_to_rgb
 from spherefer.storage import atomic_write, write_json
 
 SCENES = ("coffee", "rocket", "coins", "moon", "page", "text", "hubble_deep_field", "horse", "clock", "brick", "grass", "gravel")
@@ -225,8 +227,10 @@ def main() -> None:
             handle.write("\n".join(lines) + "\n")
         return
     images = make_images(args.images, fer_faces, args.seed)
-    runs = {name: (lambda rgb, d=get_detector(name): np.array([f.box for f in d.detect(rgb)], dtype=np.float64).reshape(-1, 4))
-            for name in DETECTORS}
+    detectors = {name: get_detector(name) for name in DETECTORS}
+    detectors["yunet, photos never enlarged (upscale 1)"] = YuNetDetector(upscale=1.0)
+    detectors["yunet, photos enlarged up to 2880x1620 pixels"] = YuNetDetector(upscale_pixels=2880 * 1620)
+    runs = {name: (lambda rgb, d=d: np.array([f.box for f in d.detect(rgb)], dtype=np.float64).reshape(-1, 4)) for name, d in detectors.items()}
     runs["yunet candidates alone (score >= 0.5, no BlazeFace check)"] = lambda rgb: np.array(
         [f.box for f in get_detector("yunet").candidates(rgb) if f.score >= 0.5], dtype=np.float64).reshape(-1, 4)
     runs["haar as fer runs it"] = FerHaar().boxes
@@ -240,10 +244,10 @@ def main() -> None:
         for angle, scenes in rolls.items():
             hits = [matches(truth, run(rgb))[0] for rgb, truth in scenes]
             report[name]["recall by roll"][f"{angle} deg"] = float(np.concatenate(hits).mean())
-        if name in DETECTORS:
-            report[name]["end to end ms"] = {label: 1000 * float(np.median(timings(lambda: recognizer.analyze(rgb, detector=name), 5)))
+        if name in detectors:
+            report[name]["end to end ms"] = {label: 1000 * float(np.median(timings(lambda: recognizer.analyze(rgb, detector=detectors[name]), 5)))
                                              for label, rgb in whole_photos.items()}
-            report[name]["end to end faces"] = {label: len(recognizer.analyze(rgb, detector=name)) for label, rgb in whole_photos.items()}
+            report[name]["end to end faces"] = {label: len(recognizer.analyze(rgb, detector=detectors[name])) for label, rgb in whole_photos.items()}
         print(name, report[name], flush=True)
     markdown = tables(report, args)
     print(markdown)
@@ -255,23 +259,32 @@ def main() -> None:
 def measure(run, images: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, object]:
     """Recall per size bucket, false faces and median time per image size of one detector."""
     found_by_bucket = {b: [0, 0] for b in BUCKETS}
+    small_by_size = {size: [0, 0] for size in SIZES}  # 24-40 px faces by photo size
     false_on_scenes, false_on_composites, seconds = [], [], {size: [] for size in SIZES}
-    for _, rgb, truth in images:
+    false_scenes = []
+    for label, rgb, truth in images:
         start = time.perf_counter()
         found = run(rgb)
         seconds[(rgb.shape[1], rgb.shape[0])].append(time.perf_counter() - start)
         hit, false = matches(truth, found)
         (false_on_scenes if len(truth) == 0 else false_on_composites).append(false)
+        false_scenes += [label] * (false if len(truth) == 0 else 0)
         sizes = truth[:, 2] - truth[:, 0]
         for low, high in BUCKETS:
             inside = (sizes >= low) & (sizes < high)
             found_by_bucket[(low, high)][0] += int(hit[inside].sum())
             found_by_bucket[(low, high)][1] += int(inside.sum())
+        small = (sizes >= BUCKETS[0][0]) & (sizes < BUCKETS[0][1])
+        small_by_size[(rgb.shape[1], rgb.shape[0])][0] += int(hit[small].sum())
+        small_by_size[(rgb.shape[1], rgb.shape[0])][1] += int(small.sum())
     return {
         "recall": {_bucket(low, high): found / max(total, 1) for (low, high), (found, total) in found_by_bucket.items()},
         "faces": {_bucket(low, high): total for (low, high), (found, total) in found_by_bucket.items()},
+        "recall 24-40 px by photo size": {f"{w}x{h}": found / max(total, 1) for (w, h), (found, total) in small_by_size.items()},
+        "faces 24-40 px by photo size": {f"{w}x{h}": total for (w, h), (found, total) in small_by_size.items()},
         "false per face-free scene": float(np.mean(false_on_scenes)),
         "false per composite": float(np.mean(false_on_composites)),
+        "face-free scenes with false faces": false_scenes,
         "ms per image": {f"{w}x{h}": 1000 * float(np.median(v)) for (w, h), v in seconds.items()},
     }
 
@@ -288,6 +301,13 @@ def tables(report: dict[str, dict[str, object]], args: argparse.Namespace) -> st
         lines.append(f"| {name} | " + " | ".join(f"{100 * row['recall'][b]:.1f}%" for b in buckets)
                      + f" | {row['false per face-free scene']:.2f} | {row['false per composite']:.2f} | "
                      + " | ".join(f"{row['ms per image'][f'{w}x{h}']:.0f}" for w, h in SIZES) + " |")
+    lines += ["", "False faces on the face-free scenes: " + "; ".join(
+        f"{name}: {', '.join(f'{scene} x{n}' for scene, n in Counter(row['face-free scenes with false faces']).items()) or 'none'}"
+        for name, row in report.items()) + "."]
+    small = next(iter(report.values()))["faces 24-40 px by photo size"]
+    lines += ["", "Recall of the 24-40 px faces by photo size (photos up to 1920x1080 pixels are searched enlarged by `yunet`):", "",
+              "| detector | " + " | ".join(f"{size} ({count} faces)" for size, count in small.items()) + " |", "|---" * (1 + len(small)) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row["recall 24-40 px by photo size"].values()) + " |" for name, row in report.items()]
     lines += ["", "Recall by head roll (FER+ faces at 48-96 px turned in the image plane; 72 faces per angle):", "",
               "| detector | " + " | ".join(f"{angle} deg" for angle in ROLLS) + " |", "|---" * (1 + len(ROLLS)) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row["recall by roll"].values()) + " |" for name, row in report.items()]

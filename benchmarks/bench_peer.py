@@ -238,7 +238,7 @@ def main() -> None:
         ("- Speed only: the networks differ (spherefer: an embedding network and cosine to class centers, open-vocabulary and unknown rejection; "
          "fer: a small int8 CNN with a softmax), so this says nothing about accuracy."),
         f"- Photo: the bundled {photo.shape[1]}x{photo.shape[0]} example photo letterboxed to 640x480, given to both as an array "
-        f"(no decoding); it shows one face. The detectors differ: spherefer's `{args.detector}` (YuNet on OpenCV and BlazeFace on LiteRT for `yunet`; `blazeface` on --threads threads like the peer's model) with landmark refinement, alignment and quality checks "
+        f"(no decoding); it shows one face. The detectors differ: spherefer's `{args.detector}` (YuNet on ONNX Runtime and BlazeFace on LiteRT for `yunet`; `blazeface` on --threads threads like the peer's model) with landmark refinement, alignment and quality checks "
         "vs fer's Haar cascade (OpenCV). Labels of the faces found: " + "; ".join(f"{k}: {', '.join(v) or 'no face'}" for k, v in photo_labels.items()) + ".",
         ("- On a shared machine absolute numbers move a lot between runs; the interleaved, per-round ratios travel better, but with more "
          "busy threads than cores the two runtimes' thread pools degrade differently, so even the ratios of a loaded run may not hold on an idle machine."),

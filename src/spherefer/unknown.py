@@ -93,6 +93,8 @@ class FaceDensity:
             setattr(self, name, value)
         if self.mean.shape != (d,) or self.within.shape != (d, d) or self.background.shape != (d, d):
             raise ValueError(f"face density: need a (D,) mean and (D, D) precisions, got {self.mean.shape}, {self.within.shape}, {self.background.shape}")
+        self._within = self.within.astype(np.float64)  # the scores' fp64 copies, made once (per call they cost more than the scores)
+        self._background = self.background.astype(np.float64)
 
     @property
     def embedding_size(self) -> int:
@@ -112,11 +114,11 @@ class FaceDensity:
         """(N,) relative Mahalanobis scores of unit ``embeddings`` (N, D) against the class ``means`` (C, D); higher is more known."""
         x = np.asarray(embeddings, dtype=np.float64)
         means = np.asarray(means, dtype=np.float64)
-        w = self.within.astype(np.float64)
+        w = self._within
         xw = x @ w
         nearest = ((xw * x).sum(1)[:, None] - 2.0 * xw @ means.T + ((means @ w) * means).sum(1)[None]).min(1)
         centred = x - self.mean
-        return (((centred @ self.background.astype(np.float64)) * centred).sum(1) - nearest).astype(np.float32)
+        return (((centred @ self._background) * centred).sum(1) - nearest).astype(np.float32)
 
     def to_bytes(self) -> bytes:
         """The safetensors bytes of ``unknown.safetensors`` (:meth:`Recognizer.save <spherefer.recognizer.Recognizer.save>` writes them)."""

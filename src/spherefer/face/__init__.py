@@ -6,8 +6,8 @@ those datasets framed them. A photo goes through three steps before it reaches i
 1. **Detection** (:func:`detect_faces`) by a registered detector (:data:`DETECTORS`):
 
    * ``yunet`` (default): YuNet, a fully convolutional detector, proposes faces of every
-     size from about 20 px to the whole frame (photos up to 1080p searched 1.5 times
-     enlarged); MediaPipe BlazeFace looks again at each one in an upright view centred on
+     size from about 20 px to the whole frame (smaller photos searched enlarged, up to
+     1.5 times and 1920x1080 pixels); MediaPipe BlazeFace looks again at each one in an upright view centred on
      it, keeps it only if it sees a face there, and gives its six keypoints. Photos with
      no confirmed face go to BlazeFace alone (tight crops that fill the frame).
    * ``blazeface``: BlazeFace short-range alone, a 128x128 SSD with six keypoints per
