@@ -28,7 +28,7 @@ from .images import ImageInput, flatten_to_mode, to_pil
 from .model_config import ModelConfig
 
 __all__ = ["ONNX_INPUT", "ONNX_OUTPUT", "METADATA_KEY", "MODEL_FILES", "WEIGHTS_FILE", "Embedder", "OnnxEmbedder", "preprocess",
-           "normalize_pixels", "default_threads"]
+           "normalize_pixels", "default_threads", "cpu_session"]
 
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 """The network file of each precision in a model folder (``int8``: weights and activations
@@ -115,6 +115,22 @@ def _onnxruntime() -> Any:
     return onnxruntime
 
 
+def cpu_session(model: bytes | str, threads: int | None = None) -> Any:
+    """An ONNX Runtime session on the CPU for a model (its bytes or file path) with
+    ``threads`` intra-op threads (default :func:`default_threads`), run sequentially, fully
+    optimised, quiet, and with no busy-waiting between runs: spinning threads took the
+    cores from whatever ran next (the face detector, the network)."""
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or default_threads())
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEmbedder:
     """An ONNX Runtime session on an exported network (a file or its bytes).
 
@@ -133,7 +149,6 @@ class OnnxEmbedder:
         self, source: str | os.PathLike[str] | bytes, threads: int | None = None, config: ModelConfig | None = None,
         files: dict[str, bytes] | None = None, precision: str = "fp32",
     ) -> None:
-        ort = _onnxruntime()
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.is_file():
@@ -141,16 +156,8 @@ class OnnxEmbedder:
             source = path.read_bytes()
         self.data, self.precision = bytes(source), precision
         self.files = dict(files) if files else {MODEL_FILES["fp32"]: self.data}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or default_threads())
-        # no busy-waiting between runs: spinning threads took the cores from the face detector's next call
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(self.data, sess_options=options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(self.data, threads)
         except Exception as err:  # onnxruntime raises its own exception types
             raise ValueError(f"cannot load the ONNX model: {err}") from err
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from .blazeface import BlazeFaceDetector, box_iou
-from ..embedders import default_threads
-from .interface import DetectorUnavailable, detector_model_file
+from ..embedders import cpu_session, default_threads
+from .interface import detector_model_file
 from .results import DetectedFace
 
 __all__ = ["YUNET_MODEL", "YuNetDetector"]
@@ -55,10 +55,6 @@ class YuNetDetector:
         self, name: str = "yunet", min_score: float = 0.1, verify_score: float = 0.7, upscale: float = 1.5,
         upscale_pixels: int = 1920 * 1080, max_pixels: int = 3840 * 2160, refine_steps: int = 1, threads: int | None = None,
     ) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:  # a dependency, but say what to do if it went missing
-            raise DetectorUnavailable(f"the yunet detector needs ONNX Runtime: pip install onnxruntime ({err})") from err
         self.name = name
         self.min_score = min_score
         self.verify_score = verify_score
@@ -68,11 +64,7 @@ class YuNetDetector:
         self.refine_steps = refine_steps
         threads = int(threads or default_threads())
         self.landmarks = BlazeFaceDetector(num_threads=threads)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave the cores to the next step
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(detector_model_file(YUNET_MODEL)), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(str(detector_model_file(YUNET_MODEL)), threads)
         self._outputs = [output.name for output in self._session.get_outputs()]
 
     def search_scale(self, height: int, width: int) -> float:
