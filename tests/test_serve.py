@@ -128,7 +128,9 @@ def test_the_detector_per_request(client: TestClient) -> None:
     upload = {"file": ("small.png", png_bytes(photo), "image/png")}
     [face] = client.post("/v1/predict", files=upload).json()["faces"]
     assert face["detector_score"] >= 0.7 and 200 < face["box"][0] < face["box"][2] < 500
-    assert client.post("/v1/predict?detector=blazeface", files=upload).json()["faces"] == []
+    assert client.post("/v1/predict", files=upload).json()["detector"] == "yunet"
+    missed = client.post("/v1/predict?detector=blazeface", files=upload).json()
+    assert missed["faces"] == [] and missed["detector"] == "blazeface"
     assert client.post("/v1/predict?detector=haar", files=upload).json()["faces"][0]["detector_score"] is None  # Haar has no score
     unknown = client.post("/v1/predict?detector=dlib", files=upload)
     assert unknown.status_code == 400 and "unknown face detector 'dlib'" in unknown.json()["detail"] and "yunet" in unknown.json()["detail"]

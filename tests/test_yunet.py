@@ -13,7 +13,7 @@ import torch
 from skimage import data
 
 from spherefer import CenterBank, Recognizer, create_model
-from spherefer.face import DEFAULT_DETECTOR, LANDMARK_NAMES, REJECTED, YuNetDetector, detect_faces, get_detector
+from spherefer.face import DEFAULT_DETECTOR, LANDMARK_NAMES, REJECTED, YuNetDetector, detect_faces, draw_faces, get_detector
 
 FACE_IN_ASTRONAUT = np.array([175.0, 72.0, 277.0, 174.0])
 """The astronaut's face box in the 512x512 portrait."""
@@ -118,7 +118,9 @@ def test_a_found_face_too_small_to_classify_is_reported_rejected():
     box = paste_astronaut(photo, 20, 300, 200)
     [record] = recognizer.analyze(photo)
     assert found([record.face], box)
-    assert record.label == REJECTED and any("too small" in issue for issue in record.issues)
+    assert record.label == REJECTED and record.issues[0].startswith("too small: ")
+    shown = float(record.issues[0].split()[2])
+    assert shown <= record.face.size < 24 and record.issues[0].endswith("px < 24 px")
 
 
 @pytest.mark.realdata
@@ -160,3 +162,17 @@ def test_candidates_decode_yunet_as_opencv_does():
     for face, row in zip(ours, rows):
         assert np.allclose(face.box, [row[0], row[1], row[0] + row[2], row[1] + row[3]], atol=0.05)
         assert np.allclose(face.landmarks[:3], row[4:10].reshape(3, 2), atol=0.05) and face.score == pytest.approx(row[14], abs=1e-4)
+
+
+def test_a_small_face_in_a_4k_photo_stays_visible_when_annotated():
+    """Marks scale with the photo, but never so much that they cover a small face."""
+    torch.manual_seed(0)
+    model = create_model(embedding_size=16, num_classes=2).eval()
+    recognizer = Recognizer(model, CenterBank.from_head(model.head, ["a", "b"]), card={"trained": False})
+    photo = scene("rocket", 3840, 2160)
+    box = paste_astronaut(photo, 40, 2500, 1500)
+    [record] = recognizer.analyze(photo)
+    x0, y0, x1, y1 = np.round(record.box).astype(int)
+    inside = (slice(y0 + 3, y1 - 3), slice(x0 + 3, x1 - 3))
+    changed = np.any(np.asarray(draw_faces(photo, [record]))[inside] != photo[inside], axis=-1)
+    assert found([record.face], box) and changed.mean() < 0.25

@@ -4,6 +4,7 @@ the reason instead of being classified (:func:`assess_quality`, limits in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -101,7 +102,7 @@ def assess_quality(face: DetectedFace, image: ImageInput, config: QualityConfig 
         measured["yaw"] = round(measured["yaw"], 3)
     issues = []
     if config.min_face is not None and face.size < config.min_face:
-        issues.append(f"too small: {face.size:.0f} px < {config.min_face:g} px")
+        issues.append(f"too small: {math.floor(10 * face.size) / 10:g} px < {config.min_face:g} px")  # floored: never "24 px < 24 px"
     if config.min_sharpness is not None and measured["sharpness"] < config.min_sharpness:
         issues.append(f"too blurred: sharpness {measured['sharpness']:.3f} < {config.min_sharpness:g}")
     if config.max_yaw is not None and measured["yaw"] is not None and abs(measured["yaw"]) > config.max_yaw:

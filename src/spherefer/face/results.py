@@ -183,12 +183,14 @@ def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
     ``#<track id>`` for tracked faces."""
     canvas = Image.fromarray(image_to_rgb(image).copy())  # never draw into the caller's array
     draw = ImageDraw.Draw(canvas)
-    line = max(2, round(max(canvas.size) / 300))
-    font = ImageFont.load_default(size=max(12, round(max(canvas.size) / 40)))
+    photo_line, photo_font = max(2, round(max(canvas.size) / 300)), max(12, round(max(canvas.size) / 40))
     for record in records:
         status = REJECTED if not record.accepted else (UNKNOWN if record.label == UNKNOWN else "accepted")
         color = _COLORS[status]
         x0, y0, x1, y1 = (float(v) for v in record.box)
+        side = max(x1 - x0, y1 - y0)  # marks scale with the photo, but never hide a small face
+        line = max(1, min(photo_line, round(side / 30)))
+        font = ImageFont.load_default(size=max(10, min(photo_font, round(side / 3))))
         draw.rectangle((x0, y0, x1, y1), outline=color, width=line)
         radius = line + 1
         for name, (x, y) in record.landmarks.items():

@@ -292,7 +292,8 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                 face["sphere"] = None
             for i, point in zip(found, points):
                 faces[i]["sphere"] = point.round(4).tolist()
-        return {"profile": profile, "version": version, "width": image.shape[1], "height": image.shape[0], "faces": faces}
+        return {"profile": profile, "version": version, "width": image.shape[1], "height": image.shape[0],
+                "detector": None if aligned else detector, "faces": faces}
 
     @app.get("/v1/classes")
     def list_classes(profile: Profile) -> dict[str, Any]:
