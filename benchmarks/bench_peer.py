@@ -55,7 +55,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import spherefer
 from common import letterbox
-from spherefer.face import BLAZEFACE_SHORT_RANGE, DEFAULT_DETECTOR, DETECTORS, BlazeFaceDetector, FaceDetector, get_detector
+from spherefer.face import BLAZEFACE_SHORT_RANGE, DEFAULT_DETECTOR, DETECTORS, BlazeFaceDetector, FaceDetector, YuNetDetector, get_detector
 from spherefer.images import example_photo, to_rgb_array
 from spherefer.storage import atomic_write, write_json
 
@@ -168,8 +168,9 @@ def main() -> None:
     rgb = letterbox(photo)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
-    # blazeface's LiteRT on --threads, like the peer's model (the library's default is 1)
-    detector = BlazeFaceDetector(BLAZEFACE_SHORT_RANGE, num_threads=args.threads) if args.detector == "blazeface" else get_detector(args.detector)
+    # on --threads, like the peer's model (the library's blazeface runs on 1)
+    detector = (BlazeFaceDetector(BLAZEFACE_SHORT_RANGE, num_threads=args.threads) if args.detector == "blazeface"
+                else YuNetDetector(threads=args.threads) if args.detector == "yunet" else get_detector(args.detector))
     peer_name = f"fer {PEER_VERSION} (TFLite)"
     peer_crops = [rng.integers(0, 256, (PEER_SIZE, PEER_SIZE), dtype=np.uint8) for _ in range(args.batch)]
     batch_gap = float(np.abs(peer.probabilities(peer_crops) - np.concatenate([peer.probabilities([c]) for c in peer_crops])).max())

@@ -57,6 +57,17 @@ def assert_close(actual: object, expected: object, *, rtol: float = 1.3e-6, atol
 # ---------------------------------------------------------------- official layouts (moved from test_data.py)
 
 
+def small_face_photo() -> np.ndarray:
+    """The astronaut at 300x300 in a grey 640x480 photo (its face about 60 px, at about
+    x 302-361, y 143-202): #17's photo that ``blazeface`` finds no face in."""
+    import cv2
+    from skimage import data
+
+    photo = np.full((480, 640, 3), 128, np.uint8)
+    photo[100:400, 200:500] = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    return photo
+
+
 def write_image(path: Path, size: tuple[int, int] = (48, 48), value: int = 128) -> None:
     """Write a uniform greyscale image (format from the suffix), creating parent folders."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
@@ -18,6 +17,7 @@ from fixtures import (
     make_fer2013_folder,
     make_pattern_folder,
     make_tiny_model,
+    small_face_photo,
     tiny_config_file,
 )
 from PIL import Image
@@ -250,8 +250,7 @@ def test_predict_photos_one_record_per_face(photos: Path, model_dir: Path) -> No
 
 def test_predict_picks_the_detector(tmp_path: Path, model_dir: Path) -> None:
     """The astronaut with a 60 px face in a grey 640x480 photo: the default (yunet) finds it, blazeface does not."""
-    photo = np.full((480, 640, 3), 128, np.uint8)
-    photo[100:400, 200:500] = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    photo = small_face_photo()
     Image.fromarray(photo).save(tmp_path / "small.png")
     [found] = [json.loads(line) for line in run("predict", tmp_path / "small.png", "--model", model_dir).stdout.splitlines()]
     assert found["face"] == 0 and 200 < found["box"][0] < found["box"][2] < 500

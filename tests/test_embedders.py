@@ -83,7 +83,16 @@ def test_onnx_embedder_reads_its_config_and_refuses_what_it_cannot_run(tmp_path:
         OnnxEmbedder(data, config=other)
 
 
-def test_threads_default_to_the_usable_cpus_at_most_four() -> None:
+def test_threads_default_to_the_usable_cpus_at_most_four(monkeypatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert 1 <= default_threads() <= 4
     recognizer = spherefer.load_model("default", threads=1)
     assert recognizer.embedder.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_threads_follow_omp_num_threads(monkeypatch):
+    """Ray sets $OMP_NUM_THREADS to an actor's CPUs; the detector's and the network's sessions follow it."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert 1 <= default_threads() <= 4

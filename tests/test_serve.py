@@ -9,14 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fixtures import live_server, make_pattern_folder
+from fixtures import live_server, make_pattern_folder, small_face_photo
 from pgcluster import create_database, postgres_cluster
 from PIL import Image
-from skimage import data
 
 import spherefer
 from spherefer.cli import main
@@ -123,8 +121,7 @@ def test_predict_aligned_crop_and_a_photo_without_faces(client: TestClient, reco
 
 def test_the_detector_per_request(client: TestClient) -> None:
     """The astronaut with a 60 px face in a grey 640x480 photo: found by the default (yunet), missed by blazeface."""
-    photo = np.full((480, 640, 3), 128, np.uint8)
-    photo[100:400, 200:500] = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    photo = small_face_photo()
     upload = {"file": ("small.png", png_bytes(photo), "image/png")}
     [face] = client.post("/v1/predict", files=upload).json()["faces"]
     assert face["detector_score"] >= 0.7 and 200 < face["box"][0] < face["box"][2] < 500

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from fixtures import small_face_photo
 from skimage import data
 
 from spherefer import CenterBank, Recognizer, create_model
@@ -17,6 +18,14 @@ from spherefer.face import DEFAULT_DETECTOR, LANDMARK_NAMES, REJECTED, YuNetDete
 
 FACE_IN_ASTRONAUT = np.array([175.0, 72.0, 277.0, 174.0])
 """The astronaut's face box in the 512x512 portrait."""
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    """An untrained two-class model: enough to see what happens to each found face."""
+    torch.manual_seed(0)
+    model = create_model(embedding_size=16, num_classes=2).eval()
+    return Recognizer(model, CenterBank.from_head(model.head, ["a", "b"]), card={"trained": False})
 
 
 def scene(name: str, width: int, height: int) -> np.ndarray:
@@ -64,8 +73,7 @@ def test_small_faces_are_found_where_blazeface_misses_them(face_size):
 
 
 def test_the_60_px_astronaut_in_a_grey_640x480_photo():
-    photo = np.full((480, 640, 3), 128, np.uint8)
-    photo[100:400, 200:500] = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    photo = small_face_photo()
     faces = detect_faces(photo)
     assert len(faces) == 1 and found(faces, FACE_IN_ASTRONAUT * 300 / 512 + [200, 100, 200, 100])
 
@@ -94,11 +102,12 @@ def test_a_small_face_in_a_4k_photo():
     assert found(detect_faces(photo), box)
 
 
-def test_a_tight_crop_that_fills_the_frame_is_found_by_the_blazeface_fallback():
+def test_a_tight_crop_that_fills_the_frame_is_found():
     x0, y0, x1, y1 = FACE_IN_ASTRONAUT.astype(int)
     tight = cv2.resize(data.astronaut()[y0:y1, x0:x1], (48, 48), interpolation=cv2.INTER_AREA)
     [face] = detect_faces(tight)
     assert face.detector == "yunet" and face.landmark_names == LANDMARK_NAMES
+    assert found([face], np.array([0.0, 0.0, 48.0, 48.0]))
 
 
 def test_search_scale_enlarges_small_photos_only_within_the_pixel_budget():
@@ -110,10 +119,7 @@ def test_search_scale_enlarges_small_photos_only_within_the_pixel_budget():
     assert detector.search_scale(4320, 7680) == pytest.approx(0.5)
 
 
-def test_a_found_face_too_small_to_classify_is_reported_rejected():
-    torch.manual_seed(0)
-    model = create_model(embedding_size=16, num_classes=2).eval()
-    recognizer = Recognizer(model, CenterBank.from_head(model.head, ["a", "b"]), card={"trained": False})
+def test_a_found_face_too_small_to_classify_is_reported_rejected(recognizer):
     photo = scene("brick", 640, 480)
     box = paste_astronaut(photo, 20, 300, 200)
     [record] = recognizer.analyze(photo)
@@ -164,11 +170,8 @@ def test_candidates_decode_yunet_as_opencv_does():
         assert np.allclose(face.landmarks[:3], row[4:10].reshape(3, 2), atol=0.05) and face.score == pytest.approx(row[14], abs=1e-4)
 
 
-def test_a_small_face_in_a_4k_photo_stays_visible_when_annotated():
+def test_a_small_face_in_a_4k_photo_stays_visible_when_annotated(recognizer):
     """Marks scale with the photo, but never so much that they cover a small face."""
-    torch.manual_seed(0)
-    model = create_model(embedding_size=16, num_classes=2).eval()
-    recognizer = Recognizer(model, CenterBank.from_head(model.head, ["a", "b"]), card={"trained": False})
     photo = scene("rocket", 3840, 2160)
     box = paste_astronaut(photo, 40, 2500, 1500)
     [record] = recognizer.analyze(photo)
@@ -176,3 +179,15 @@ def test_a_small_face_in_a_4k_photo_stays_visible_when_annotated():
     inside = (slice(y0 + 3, y1 - 3), slice(x0 + 3, x1 - 3))
     changed = np.any(np.asarray(draw_faces(photo, [record]))[inside] != photo[inside], axis=-1)
     assert found([record.face], box) and changed.mean() < 0.25
+
+
+def test_candidates_decode_as_opencv_does_when_the_photo_is_not_a_multiple_of_32():
+    from spherefer.face import YUNET_MODEL, detector_model_file
+
+    photo = scene("coffee", 631, 473)
+    paste_astronaut(photo, 70, 300, 100)
+    ours = YuNetDetector(upscale=1.0, min_score=0.5).candidates(photo)
+    opencv = cv2.FaceDetectorYN.create(str(detector_model_file(YUNET_MODEL)), "", (631, 473), 0.5, 0.3, 5000)
+    _, rows = opencv.detect(np.ascontiguousarray(photo[:, :, ::-1]))
+    assert len(ours) == len(rows) >= 1
+    assert np.allclose(ours[0].box, [rows[0][0], rows[0][1], rows[0][0] + rows[0][2], rows[0][1] + rows[0][3]], atol=0.05)

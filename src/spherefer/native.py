@@ -1,6 +1,6 @@
 """Helpers for native (C/C++) libraries that write straight to the process's file descriptors.
 
-LiteRT (the BlazeFace detectors, :mod:`spherefer.face.detect`) and FFmpeg inside OpenCV
+LiteRT (the BlazeFace detectors, :mod:`spherefer.face.blazeface`) and FFmpeg inside OpenCV
 (:mod:`spherefer.video`) print to fd 2 from C code, which Python's ``sys.stderr`` cannot
 redirect; :func:`quiet_native_stderr` silences them around the calls that do.
 """

@@ -22,7 +22,7 @@ BANK_OPTION = click.option(
 
 DETECTOR_OPTION = click.option(
     "--detector", type=click.Choice(sorted(DETECTORS)), default=DEFAULT_DETECTOR, show_default=True,
-    help="Face detector for photos, videos and the webcam: yunet finds faces from about 20 px up (docs/RESULTS.md §8); "
+    help="Face detector for photos, videos and the webcam: yunet finds faces from about 20 px up (measured in docs/RESULTS.md §8); "
     "blazeface is the fastest, for faces that fill a good part of the picture; blazeface_full is BlazeFace's full-range model; "
     "haar is OpenCV's cascade. Not used with --aligned.",
 )

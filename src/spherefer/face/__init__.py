@@ -7,9 +7,9 @@ those datasets framed them. A photo goes through three steps before it reaches i
 
    * ``yunet`` (default): YuNet, a fully convolutional detector, proposes faces of every
      size from about 20 px to the whole frame (smaller photos searched enlarged, up to
-     1.5 times and 1920x1080 pixels); MediaPipe BlazeFace looks again at each one in an upright view centred on
-     it, keeps it only if it sees a face there, and gives its six keypoints. Photos with
-     no confirmed face go to BlazeFace alone (tight crops that fill the frame).
+     1.5 times and 1920x1080 pixels); MediaPipe BlazeFace looks again at each one in
+     an upright view centred on it, keeps it only if it sees a face there, and gives its
+     six keypoints.
    * ``blazeface``: BlazeFace short-range alone, a 128x128 SSD with six keypoints per
      face, run with LiteRT (``ai-edge-litert``), each face then re-detected in an upright
      view centred on it for accurate landmarks. The fastest; made for faces that fill a

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import cv2
@@ -27,6 +27,7 @@ __all__ = [
     "BlazeFaceDetector",
     "anchor_centers",
     "box_iou",
+    "overlaps_any",
     "weighted_nms",
 ]
 
@@ -84,6 +85,7 @@ def anchor_centers(spec: BlazeFaceSpec) -> np.ndarray:
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) box (x0, y0, x1, y1) with each of (N, 4) ``boxes``."""
     x0 = np.maximum(box[0], boxes[:, 0])
     y0 = np.maximum(box[1], boxes[:, 1])
     x1 = np.minimum(box[2], boxes[:, 2])
@@ -107,6 +109,12 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
         total = weights.sum()
         yield (boxes[cluster] * weights).sum(0) / total, (keypoints[cluster] * weights[:, :, None]).sum(0) / total, float(scores[cluster[0]])
         remaining = remaining[overlaps <= iou]
+
+
+def overlaps_any(face: DetectedFace, faces: list[DetectedFace], iou: float = 0.5) -> bool:
+    """Whether ``face``'s box overlaps one of ``faces``' boxes by more than ``iou``: two
+    detections of one face."""
+    return any(box_iou(face.box, other.box[None])[0] > iou for other in faces)
 
 
 class BlazeFaceDetector:
@@ -160,7 +168,7 @@ class BlazeFaceDetector:
             faces = [face.shifted(-pad, -pad) for face in self._detect_once(padded)]
         refined: list[DetectedFace] = []
         for face in sorted((self.refine(rgb, face) for face in faces), key=lambda face: -face.score):
-            if all(box_iou(face.box, other.box[None])[0] <= 0.5 for other in refined):
+            if not overlaps_any(face, refined):
                 refined.append(face)
         return refined
 
@@ -172,7 +180,7 @@ class BlazeFaceDetector:
             found = self.look(rgb, current)
             if found is None:
                 break
-            current = DetectedFace(found.box, found.landmarks, found.landmark_names, face.score, face.detector)
+            current = replace(found, score=face.score, detector=face.detector)
         return current
 
     def look(self, rgb: np.ndarray, face: DetectedFace) -> DetectedFace | None:

@@ -14,6 +14,7 @@ image's left for a frontal face.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,11 @@ _POINT_COLORS = {
 }
 
 
+@functools.lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
 def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
     """An RGB copy of ``image`` with every face's box, landmarks and label + cosine
     (green: classified, orange: unknown, red: rejected, with the reason), led by
@@ -190,7 +196,7 @@ def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
         x0, y0, x1, y1 = (float(v) for v in record.box)
         side = max(x1 - x0, y1 - y0)  # marks scale with the photo, but never hide a small face
         line = max(1, min(photo_line, round(side / 30)))
-        font = ImageFont.load_default(size=max(10, min(photo_font, round(side / 3))))
+        font = _font(max(10, min(photo_font, round(side / 3))))
         draw.rectangle((x0, y0, x1, y1), outline=color, width=line)
         radius = line + 1
         for name, (x, y) in record.landmarks.items():

