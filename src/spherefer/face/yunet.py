@@ -64,7 +64,7 @@ class YuNetDetector:
         threads = int(threads or default_threads())
         self.blazeface = BlazeFaceDetector(num_threads=threads)
         self._session = cpu_session(str(detector_model_file(YUNET_MODEL)), threads)
-        self._run = shrinking_run()
+        self._shrink = shrinking_run()
         self._outputs = [output.name for output in self._session.get_outputs()]
 
     def search_scale(self, height: int, width: int) -> float:
@@ -84,7 +84,8 @@ class YuNetDetector:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
         padded = np.zeros((1, 3, math.ceil(size[1] / 32) * 32, math.ceil(size[0] / 32) * 32), np.float32)
         padded[0, :, : size[1], : size[0]] = rgb[:, :, ::-1].transpose(2, 0, 1)  # BGR, 0-255, zero padding right and below
-        outputs = dict(zip(self._outputs, self._session.run(None, {"input": padded}, self._run)))
+        large = size[0] * size[1] > self.upscale_pixels  # give the memory back after large photos only: it costs time
+        outputs = dict(zip(self._outputs, self._session.run(None, {"input": padded}, self._shrink if large else None)))
         rows = np.concatenate([_decode(outputs, stride, padded.shape[3] // stride) for stride in (8, 16, 32)])
         rows = rows[rows[:, 14] >= self.min_score]
         keep = np.asarray(cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self.min_score, 0.3), dtype=np.int64).reshape(-1)
