@@ -407,7 +407,8 @@ def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch:
     assert result.exit_code == 0, result.output
     user_bank = tmp_path / "home" / "banks" / "default.safetensors"
     assert user_bank.is_file() and package_bank.read_bytes() == before
-    assert "bittersweet" in run("info").output
+    info = run("info").output
+    assert "bittersweet" in info and "face detectors: yunet (default), blazeface, blazeface_full, haar (--detector)" in info
     assert "bittersweet" not in spherefer.load_model("default").bank.names
 
 

