@@ -198,7 +198,7 @@ def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
         line = max(1, min(photo_line, round(side / 30)))
         font = _font(max(10, min(photo_font, round(side / 3))))
         draw.rectangle((x0, y0, x1, y1), outline=color, width=line)
-        radius = line + 1
+        radius = max(1, min(line + 1, round(side / 25)))
         for name, (x, y) in record.landmarks.items():
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=_POINT_COLORS.get(name, color))
         if record.prediction is not None:
