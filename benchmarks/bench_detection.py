@@ -83,6 +83,11 @@ def _portraits() -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def fer_patch(face: np.ndarray, side: int) -> np.ndarray:
+    """A 48x48 greyscale FER+ face as a ``side`` x ``side`` RGB patch (bilinear)."""
+    return cv2.cvtColor(cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR), cv2.COLOR_GRAY2RGB)
+
+
 def _paste(canvas: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
     h, w = patch.shape[:2]
     canvas[y : y + h, x : x + w] = patch
@@ -113,8 +118,7 @@ def make_images(count: int, fer_faces: np.ndarray, seed: int) -> list[tuple[str,
                 local = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
             else:
                 side = int(rng.uniform(24, 96))
-                patch = cv2.cvtColor(cv2.resize(fer_faces[int(rng.integers(len(fer_faces)))], (side, side), interpolation=cv2.INTER_LINEAR),
-                                     cv2.COLOR_GRAY2RGB)
+                patch = fer_patch(fer_faces[int(rng.integers(len(fer_faces)))], side)
                 local = np.array([0.0, 0.0, side, side])
             h, w = patch.shape[:2]
             if w >= width or h >= height:
@@ -166,7 +170,7 @@ def centred(fer_faces: np.ndarray, count: int, seed: int) -> dict[str, dict[str,
             for i in chosen:
                 image = np.full((canvas, canvas, 3), 128, np.uint8)
                 offset = (canvas - side) // 2
-                image[offset : offset + side, offset : offset + side] = cv2.cvtColor(cv2.resize(fer_faces[i], (side, side)), cv2.COLOR_GRAY2RGB)
+                image[offset : offset + side, offset : offset + side] = fer_patch(fer_faces[i], side)
                 found += bool(detector.detect(image))
             label = "48 px crop alone" if side == canvas else f"{side} px face in {canvas} px"
             out.setdefault(name, {})[label] = found / count
@@ -184,7 +188,7 @@ def roll_images(fer_faces: np.ndarray, seed: int) -> dict[int, list[tuple[np.nda
             for row in range(3):
                 for column in range(4):
                     side = int(rng.uniform(48, 96))
-                    face = cv2.cvtColor(cv2.resize(fer_faces[int(rng.integers(len(fer_faces)))], (side, side)), cv2.COLOR_GRAY2RGB)
+                    face = fer_patch(fer_faces[int(rng.integers(len(fer_faces)))], side)
                     matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle * rng.choice([-1, 1]), 1.0)
                     face = cv2.warpAffine(face, matrix, (side, side), borderMode=cv2.BORDER_REFLECT)
                     x, y = 40 + 310 * column + int(rng.integers(0, 150)), 20 + 235 * row + int(rng.integers(0, 120))

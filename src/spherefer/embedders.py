@@ -136,8 +136,7 @@ def cpu_session(model: bytes | str, threads: int | None = None) -> Any:
 
 def shrinking_run() -> Any:
     """ONNX Runtime run options that give the memory arena back after each run: for inputs of
-    changing size (photos), whose arena would otherwise stay as large as the largest so far
-    (hundreds of MB after one 4K photo)."""
+    changing size (photos), whose arena would otherwise stay as large as the largest so far."""
     options = _onnxruntime().RunOptions()
     options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options

@@ -74,6 +74,7 @@ from .blazeface import (  # noqa: F401 (re-exported through __all__)
 from .detect import (  # noqa: F401
     DEFAULT_DETECTOR,
     DETECTORS,
+    check_detector,
     detect_faces,
     get_detector,
     register_detector,

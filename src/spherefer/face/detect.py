@@ -22,7 +22,7 @@ from .interface import FaceDetector
 from .results import DetectedFace, image_to_rgb
 from .yunet import YuNetDetector
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "register_detector", "get_detector", "detect_faces"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "register_detector", "check_detector", "get_detector", "detect_faces"]
 
 DEFAULT_DETECTOR = "yunet"
 """The detector used wherever none is named (library, CLI and HTTP)."""
@@ -46,12 +46,18 @@ def register_detector(name: str, factory: Callable[[], FaceDetector]) -> None:
         _instances.pop(name, None)
 
 
+def check_detector(name: str) -> str:
+    """``name`` if a detector is registered under it; otherwise ``ValueError`` listing the choices."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
+    return name
+
+
 def get_detector(detector: str | FaceDetector = DEFAULT_DETECTOR) -> FaceDetector:
     """The detector registered as ``detector`` (built once, then reused), or ``detector`` itself."""
     if not isinstance(detector, str):
         return detector
-    if detector not in DETECTORS:
-        raise ValueError(f"unknown face detector {detector!r}; choose one of {sorted(DETECTORS)}")
+    check_detector(detector)
     with _instances_lock:
         if detector not in _instances:
             _instances[detector] = DETECTORS[detector]()

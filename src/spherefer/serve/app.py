@@ -38,7 +38,7 @@ from .. import __version__
 from ..adapt import Adaptation, adapt_bank
 from ..centers import CenterBank, ClassExists
 from ..enrol import MIN_IMAGES, check_image_count, enrol_class, update_class
-from ..face import DEFAULT_DETECTOR, DETECTORS
+from ..face import DEFAULT_DETECTOR, DETECTORS, check_detector
 from ..images import ImageTooLarge, flatten_to_mode, read_image
 from ..labels import counted, shown
 from ..recognizer import Recognizer
@@ -189,9 +189,10 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     Profile = Annotated[str, Depends(profile_of)]
 
     def detector_query(detector: Annotated[str, Query(description=f"face detector for photos: {', '.join(sorted(DETECTORS))}")] = DEFAULT_DETECTOR) -> str:
-        if detector not in DETECTORS:
-            raise UserError(400, f"unknown face detector {detector!r}; choose one of {sorted(DETECTORS)}")
-        return detector
+        try:
+            return check_detector(detector)
+        except ValueError as err:
+            raise UserError(400, str(err)) from err
 
     Detector = Annotated[str, Depends(detector_query)]
     Writer = Depends(write_access)
