@@ -71,12 +71,11 @@ class Adaptation:
 def domain_shift(centers: np.ndarray, means: np.ndarray, density: FaceDensity, embeddings: np.ndarray) -> float:
     """``z`` of step 1 (see the module docstring) for unit ``embeddings`` (N, D); 0 at the least."""
     nearest = (embeddings @ centers.T).argmax(1)
-    within = density.within.astype(np.float64)
     per_face = np.empty(len(embeddings))
     for c in np.unique(nearest):
         members = nearest == c
         d = embeddings[members].mean(0) - means[c]
-        per_face[members] = members.sum() * float(d @ within @ d) / embeddings.shape[1] - 1.0
+        per_face[members] = members.sum() * density.within_norm2(d) / embeddings.shape[1] - 1.0
     return max(0.0, float(np.median(per_face)))
 
 

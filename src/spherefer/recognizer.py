@@ -269,8 +269,10 @@ class Recognizer:
                     record.track = track
                 if adapter is not None:
                     known = [r.embedding for r in records if r.prediction is not None and not r.prediction.is_unknown]
-                    if known and adapter.add(np.stack(known)) is not None and smoother is not None:
-                        smoother.use_centers(worker.bank.centers)
+                    if known:
+                        adapter.add(np.stack(known))  # may adapt the bank, or put it back to where the stream began
+                        if smoother is not None:
+                            smoother.use_centers(worker.bank.centers)
                 if smoother is not None:
                     smoother.forget(*tracker.removed)
                     for record in records:

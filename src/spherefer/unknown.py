@@ -95,6 +95,7 @@ class FaceDensity:
             raise ValueError(f"face density: need a (D,) mean and (D, D) precisions, got {self.mean.shape}, {self.within.shape}, {self.background.shape}")
         self._within = self.within.astype(np.float64)  # the scores' fp64 copies, made once (per call they cost more than the scores)
         self._background = self.background.astype(np.float64)
+        self._means_cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
 
     @property
     def embedding_size(self) -> int:
@@ -110,13 +111,27 @@ class FaceDensity:
         mean = x.mean(0)
         return cls(mean, _precision(x - np.asarray(means, dtype=np.float64)[labels]), _precision(x - mean), faces=len(x))
 
+    def within_norm2(self, d: np.ndarray) -> float:
+        """d'Wd for a (D,) difference ``d``, W the shared within-class precision."""
+        d = np.asarray(d, dtype=np.float64)
+        return float(d @ self._within @ d)
+
+    def _class_terms(self, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The class means in fp64 and their m'Wm, kept while the same means come back
+        (every face of every frame is scored against the bank's unchanged means)."""
+        key = np.ascontiguousarray(means).tobytes()
+        cached = self._means_cache
+        if cached is None or cached[0] != key:
+            m = np.asarray(means, dtype=np.float64)
+            cached = self._means_cache = (key, m, ((m @ self._within) * m).sum(1))
+        return cached[1], cached[2]
+
     def scores(self, embeddings: np.ndarray, means: np.ndarray) -> np.ndarray:
         """(N,) relative Mahalanobis scores of unit ``embeddings`` (N, D) against the class ``means`` (C, D); higher is more known."""
         x = np.asarray(embeddings, dtype=np.float64)
-        means = np.asarray(means, dtype=np.float64)
-        w = self._within
-        xw = x @ w
-        nearest = ((xw * x).sum(1)[:, None] - 2.0 * xw @ means.T + ((means @ w) * means).sum(1)[None]).min(1)
+        means, class_terms = self._class_terms(means)
+        xw = x @ self._within
+        nearest = ((xw * x).sum(1)[:, None] - 2.0 * xw @ means.T + class_terms[None]).min(1)
         centred = x - self.mean
         return (((centred @ self._background) * centred).sum(1) - nearest).astype(np.float32)
 
