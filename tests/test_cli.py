@@ -21,6 +21,7 @@ from fixtures import (
     tiny_config_file,
 )
 from PIL import Image
+from realdata import realdata_path
 from skimage import data
 
 import spherefer
@@ -158,7 +159,7 @@ def test_predict_jsonl_one_line_per_readable_image(faces: Path, model_dir: Path)
     assert [r["source"] for r in records] == [str(p) for p in expected_paths]
     recognizer = spherefer.load_model(model_dir)
     for record, prediction in zip(records, recognizer.predict(expected_paths)):
-        assert set(record) == {"source", "label", "cosine", "score", "probabilities"}
+        assert set(record) == {"source", "label", "nearest", "cosine", "score", "probabilities"}
         assert record["label"] == prediction.label
         assert record["cosine"] == pytest.approx(prediction.cosine, abs=1e-4)
         assert record["score"] == pytest.approx(prediction.score, abs=1e-4)
@@ -175,11 +176,11 @@ def test_predict_csv_header_and_rows(faces: Path, model_dir: Path) -> None:
     result = run("predict", *images, "--aligned", "--model", model_dir, "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["source", "label", "cosine", "score", *PATTERN_CLASSES]
+    assert rows[0] == ["source", "label", "nearest", "cosine", "score", *PATTERN_CLASSES]
     assert [row[0] for row in rows[1:]] == [str(p) for p in images]
     for row in rows[1:]:
         assert row[1] in (*PATTERN_CLASSES, "unknown")
-        assert -1.0 <= float(row[2]) <= 1.0 and sum(map(float, row[4:])) == pytest.approx(1.0, abs=1e-3)
+        assert row[2] in PATTERN_CLASSES and -1.0 <= float(row[3]) <= 1.0 and sum(map(float, row[5:])) == pytest.approx(1.0, abs=1e-3)
     assert result.stderr == ""
 
 
@@ -200,7 +201,7 @@ def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Pa
 
 # ---------------------------------------------------------------- predict on whole photos
 
-PHOTO_KEYS = {"source", "frame", "time", "face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "reason",
+PHOTO_KEYS = {"source", "frame", "time", "face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "nearest", "reason",
               "cosine", "score", "probabilities", "quality"}
 
 
@@ -409,7 +410,28 @@ def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch:
     assert user_bank.is_file() and package_bank.read_bytes() == before
     info = run("info").output
     assert "bittersweet" in info and "face detectors: yunet (default), blazeface, blazeface_full, haar (--detector)" in info
-    assert "bittersweet" not in spherefer.load_model("default").bank.names
+    # one bank everywhere: the library sees the CLI's edit too, and the shipped classes stay one argument away
+    assert "bittersweet" in spherefer.load_model("default").bank.names
+    assert "bittersweet" not in spherefer.load_model("default", bank=package_bank).bank.names
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_teaching_contempt_from_ten_ck_plus_crops_keeps_happy_faces_happy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's enrolment as a new user runs it: under the paper's rule only 69 of the 207 happy faces stayed happy."""
+    monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
+    ck = realdata_path("ckplus48") / "CK+48"
+    shots = sorted((ck / "contempt").glob("*.png"))[:10]
+    added = run("classes", "add", "contempt", *shots, "--aligned")
+    assert added.exit_code == 0, added.output
+    assert re.search(r"it would take (\d+% of \w+(, )?)+", added.output) and "(accepted)" not in added.output
+    happy = run("predict", ck / "happy", "--aligned")
+    records = [json.loads(line) for line in happy.stdout.splitlines()]
+    assert len(records) == 207 and sum(r["label"] == "happy" for r in records) >= 0.95 * 207
+    contempt = [json.loads(line) for line in run("predict", ck / "contempt", "--aligned").stdout.splitlines()]
+    assert np.mean([r["label"] == "contempt" for r in contempt[10:]]) >= 0.5 and all("nearest" in r for r in contempt)
+    assert "contempt" in spherefer.load_model("default").bank.names  # the library sees the CLI's class
+    assert run("classes", "undo").exit_code == 0 and "contempt" not in spherefer.load_model("default").bank.names
 
 
 def test_calibrate_command(editable: Path, tmp_path: Path) -> None:

@@ -151,9 +151,16 @@ def _prediction(label: str = "a") -> Prediction:
                       probabilities={"a": 0.7777777, "b": 0.2222223})
 
 
-def test_prediction_to_dict_is_label_cosine_score_and_rounded_probabilities() -> None:
-    assert _prediction().to_dict() == {"label": "a", "cosine": 0.1235, "score": -12.3457, "probabilities": {"a": 0.7778, "b": 0.2222}}
+def test_prediction_to_dict_is_label_nearest_cosine_score_and_rounded_probabilities() -> None:
+    assert _prediction().to_dict() == {"label": "a", "nearest": "a", "cosine": 0.1235, "score": -12.3457,
+                                       "probabilities": {"a": 0.7778, "b": 0.2222}}
     assert _prediction().to_dict(digits=2)["cosine"] == 0.12
+
+
+def test_an_unknown_face_keeps_its_nearest_class_in_records_and_captions() -> None:
+    unknown = _prediction("unknown")
+    assert unknown.to_dict()["nearest"] == "a" and unknown.caption == "unknown (a)"
+    assert _prediction().caption == "a"
 
 
 def test_face_records_and_the_no_face_record_share_one_schema() -> None:

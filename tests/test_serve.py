@@ -3,6 +3,8 @@ a fuzz test of the uploads, and the browser app in headless Chromium with a fake
 
 from __future__ import annotations
 
+import copy
+
 import io
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +81,9 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 
 def enrol(client: TestClient, name: str, data: bytes, n: int = 3, profile: str = "default", **form: str):
+    """Enrol ``n`` copies of one photo. One face is no expression: the harm check refuses it (it would take
+    a large share of happy, test_an_enrolment_that_would_take_a_class_is_refused), so these requests accept the harm."""
+    form = {"accept_harm": "true", **form}
     return client.post(f"/v1/classes?profile={profile}", data={"name": name, **form}, files=files_of(data, n), headers=AUTH)
 
 
@@ -230,6 +235,31 @@ def test_enrol_then_predict_the_new_class(client: TestClient, photo: bytes) -> N
     assert body["classes"][-1]["count"] == 3
     face = client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]
     assert face["label"] == "astronaut_smile" and face["cosine"] > 0.99
+
+
+def test_an_enrolment_that_would_take_a_class_is_refused(client: TestClient, photo: bytes) -> None:
+    refused = enrol(client, "one_smile", photo, accept_harm="false")
+    body = refused.json()
+    assert refused.status_code == 422 and "accept_harm=true" in body["detail"]
+    assert body["harm"]["harmful"] and body["harm"]["taken"]["happy"] > body["harm"]["limit"]
+    assert client.get("/v1/classes").json()["version"] == 0  # nothing stored
+    accepted = enrol(client, "one_smile", photo)
+    assert accepted.status_code == 201 and accepted.json()["harm"]["taken"] == body["harm"]["taken"]
+
+
+def test_a_bank_moves_between_the_cli_and_a_profile(client: TestClient, recognizer: spherefer.Recognizer) -> None:
+    bank = copy.deepcopy(recognizer.bank)
+    bank.compose("bittersweet", ["happy", "sad"])  # as `spherefer classes compose` would, then `classes export`
+    put = client.put("/v1/bank?profile=lab", files={"file": ("mine.safetensors", bank.to_bytes())}, headers=AUTH)
+    assert put.status_code == 200 and put.json()["version"] == 1 and put.json()["classes"][-1]["name"] == "bittersweet"
+    got = client.get("/v1/bank?profile=lab")
+    assert got.status_code == 200 and spherefer.CenterBank.from_bytes(got.content).names == bank.names
+    assert "bittersweet" not in [c["name"] for c in client.get("/v1/classes").json()["classes"]]  # other profiles untouched
+    other = spherefer.CenterBank(["x", "y"], np.eye(8)[:2]).to_bytes()  # another model's bank
+    refused = client.put("/v1/bank?profile=lab", files={"file": ("x.safetensors", other)}, headers=AUTH)
+    assert refused.status_code == 400 and "dimensions" in refused.json()["detail"]
+    broken = client.put("/v1/bank?profile=lab", files={"file": ("x.safetensors", b"not a bank")}, headers=AUTH)
+    assert broken.status_code == 400 and client.put("/v1/bank", files={"file": ("x", b"")}).status_code == 401
 
 
 def test_enrol_errors(client: TestClient, photo: bytes, tmp_path: Path) -> None:

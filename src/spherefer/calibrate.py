@@ -25,7 +25,7 @@ import numpy as np
 
 from .data import open_dataset
 from .evaluate import embed_arrays
-from .labels import MAHALANOBIS_SCORE, nearest_match
+from .labels import MAHALANOBIS_SCORE
 from .recognizer import Recognizer
 from .unknown import FaceDensity, class_mean
 
@@ -107,7 +107,7 @@ def calibrate(recognizer: Recognizer, data: str, accept: float = ACCEPT, min_fac
         raise ValueError(f"the share of known faces to accept must be between 0 and 1, got {accept}")
     bank = recognizer.bank
     embeddings, labels = _labelled_embeddings(recognizer, data)
-    nearest, _ = nearest_match(bank.cosine(embeddings)) if len(embeddings) else (np.empty(0, int), None)
+    nearest = bank.nearest(embeddings) if len(embeddings) else np.empty(0, int)
     scores = recognizer.unknown_scores(embeddings) if len(embeddings) else np.empty(0)
     try:
         global_t, per_class = choose_thresholds(scores, nearest, labels, bank.names, accept, len(labels) + 1 if min_faces is None else min_faces)

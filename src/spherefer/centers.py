@@ -14,7 +14,6 @@ threshold) is :mod:`spherefer.enrol`'.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -22,17 +21,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bank_file import bank_bytes, bank_metadata, parse_bank
+from .decision import DEFAULT_RULE, PAPER, DecisionRule, check_rule
 from .labels import (COSINE_SCORE, NO_FACE, REJECTED, RESERVED_LABELS, SCORES, UNKNOWN, Classification, Prediction, check_class_name,
                      decide, label_of, shown)
 from .sphere import as_array, as_embeddings, normalize, normalized_mean
-from .storage import parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
+from .storage import atomic_write, parse_safetensors, read_safetensors
 from .unknown import class_mean
 
 __all__ = ["NO_FACE", "REJECTED", "RESERVED_LABELS", "UNKNOWN", "CenterBank", "ClassExists", "Classification", "Prediction"]
 # The labels, Classification and Prediction live in spherefer.labels and are importable from here too.
 
-SCHEMA = "spherefer.centerbank"
-SCHEMA_VERSION = 1
 ORIGINS = ("trained", "enrolled", "composed")
 
 
@@ -48,13 +47,6 @@ class _ClassInfo:
     threshold: float | None = None
 
 
-def _required(mapping: object, key: str, what: str, where: str = "") -> object:
-    """``mapping[key]``; a missing key raises ``ValueError``: "<what> is missing the key '<key>'<where>"."""
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise ValueError(f"{what} is missing the key {key!r}{where}")
-    return mapping[key]
-
-
 @dataclass
 class CenterBank:
     """Ordered class names with unit centers, sample counts, origins and thresholds.
@@ -68,6 +60,10 @@ class CenterBank:
     ``means`` (C, D), when present, are the classes' mean embeddings for the relative
     Mahalanobis score (:meth:`set_means`); enrolment, updates and resets keep them in step
     with the centers.
+
+    ``rule`` names the decision rule (:mod:`spherefer.decision`) when one was chosen (:meth:`use_rule`);
+    None follows the default, :attr:`decision_rule_name`: the mean gate once the bank has class
+    means, else the paper's cosine to every center.
     """
 
     names: list[str]
@@ -80,6 +76,7 @@ class CenterBank:
     score: str = COSINE_SCORE
     means: np.ndarray | None = None
     trained_means: dict[str, np.ndarray] = field(default_factory=dict)
+    rule: str | None = None
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
@@ -101,6 +98,8 @@ class CenterBank:
                 raise ValueError(f"class means must have the centers' shape {tuple(self.centers.shape)}, got {tuple(self.means.shape)}")
         if self.score != COSINE_SCORE and self.means is None:
             raise ValueError(f"a bank scored by {self.score} needs its class means")
+        if self.rule is not None:
+            self.rule = check_rule(self.rule, self.means is not None)
         self._check_threshold(self.threshold)
         if self.trained_threshold is not None:
             self._check_threshold(self.trained_threshold)
@@ -202,6 +201,10 @@ class CenterBank:
         self.threshold = self.trained_threshold = float(threshold)
         for info in self.info.values():
             info.threshold = None
+
+    def use_rule(self, name: str) -> None:
+        """Decide classes by the rule ``name`` (:data:`~spherefer.decision.RULES`) from now on."""
+        self.rule = check_rule(name, self.means is not None)
 
     def add(self, name: str, embeddings: object, origin: str = "enrolled", threshold: float | None = None) -> np.ndarray:
         """Enrol a new class from sample embeddings (normalise, average, renormalise); returns its center."""
@@ -341,6 +344,29 @@ class CenterBank:
         # ONNX Runtime's next call (benchmarks/bench_peer.py: 256-crop predict 88 ms with it, 52 ms without)
         return np.clip(np.einsum("nd,cd->nc", x, self.centers), -1.0, 1.0)
 
+    @property
+    def decision_rule_name(self) -> str:
+        """The rule in force: the chosen one, else :data:`~spherefer.decision.DEFAULT_RULE` with class means, else the paper's."""
+        return self.rule if self.rule is not None else (DEFAULT_RULE if self.means is not None else PAPER)
+
+    def decision_rule(self) -> DecisionRule:
+        """The bank's rule with the bank's classes as they are now (:class:`~spherefer.decision.DecisionRule`)."""
+        name = self.decision_rule_name
+        trained = np.array([self.info[n].origin == "trained" for n in self.names], dtype=bool)
+        directions = None if self.means is None or name == PAPER else normalize(self.means.astype(np.float64), axis=1)
+        return DecisionRule(name, trained, directions)
+
+    def ranking(self, embeddings: object, cosines: np.ndarray | None = None) -> np.ndarray:
+        """(N, C) values whose row-wise argmax is each face's class under the bank's rule
+        (:meth:`DecisionRule.ranking <spherefer.decision.DecisionRule.ranking>`); ``cosines`` when already computed."""
+        x = normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), axis=1)
+        cos = self.cosine(x) if cosines is None else cosines
+        return self.decision_rule().ranking(x, cos)
+
+    def nearest(self, embeddings: object) -> np.ndarray:
+        """(N,) index of each face's class under the bank's rule, no threshold."""
+        return self.ranking(embeddings).argmax(axis=1)
+
     def thresholds(self, threshold: float | None = None) -> np.ndarray:
         """(C,) effective threshold per class: its own if set, else the global one."""
         default = self.threshold if threshold is None else float(threshold)
@@ -358,93 +384,43 @@ class CenterBank:
             raise ValueError(f"this bank's thresholds are on the {self.score} score: "
                              + ("classify through a Recognizer, whose model gives the scores" if scores is None else "it takes no scores"))
         cos = self.cosine(embeddings)
-        decision = decide(cos, self.thresholds(threshold), scores)
+        ranking = self.ranking(embeddings, cos)
+        decision = decide(cos, self.thresholds(threshold), scores, ranking)
         labels = [label_of(i, self.names) for i in decision.index.tolist()]
-        logits = self.scale * cos.astype(np.float64)
+        logits = self.scale * ranking.astype(np.float64)
         odds = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities = (odds / odds.sum(axis=1, keepdims=True)).astype(np.float32)
-        return Classification(list(self.names), labels, decision.index, decision.score, cos, probabilities)
+        return Classification(list(self.names), labels, decision.index, decision.score, cos, probabilities, decision.nearest)
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (the format: spherefer.bank_file)
     def to_metadata(self) -> dict[str, object]:
-        return {
-            "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "names": self.names,
-            "scale": self.scale,
-            "threshold": self.threshold,
-            "classes": {n: vars(self.info[n]) for n in self.names},
-            "trained_names": list(self.trained_centers),
-            "trained_threshold": self.trained_threshold,
-            "score": self.score,
-        }
-
-    def _tensors(self) -> dict[str, np.ndarray]:
-        tensors = {"centers": self.centers}
-        if self.trained_centers:
-            tensors["trained_centers"] = np.stack(list(self.trained_centers.values()))
-        if self.means is not None:
-            tensors["means"] = self.means
-        if self.trained_means:
-            tensors["trained_means"] = np.stack([self.trained_means[n] for n in self.trained_centers if n in self.trained_means])
-        return tensors
+        """The bank's JSON metadata (:func:`~spherefer.bank_file.bank_metadata`)."""
+        return bank_metadata(self)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the bank atomically as safetensors (centers) + JSON metadata."""
-        write_safetensors(path, self._tensors(), metadata={"spherefer": json.dumps(self.to_metadata())})
+        """Write the bank atomically as safetensors (centers, means) + JSON metadata."""
+        with atomic_write(path) as handle:
+            handle.write(bank_bytes(self))
 
     def to_bytes(self) -> bytes:
         """The bytes :meth:`save` writes (for databases and network transfer)."""
-        return safetensors_bytes(self._tensors(), metadata={"spherefer": json.dumps(self.to_metadata())})
+        return bank_bytes(self)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CenterBank:
         """Read a bank written by :meth:`save`; a corrupt or foreign file raises ``ValueError``."""
-        tensors, metadata = read_safetensors(path, "center bank")
-        return cls._from_parts(tensors, metadata, str(path))
+        return cls._from_parts(*read_safetensors(path, "center bank"), str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "center bank bytes") -> CenterBank:
         """Read the bytes of :meth:`to_bytes`; ``source`` names them in errors."""
-        tensors, metadata = parse_safetensors(data, source)
-        return cls._from_parts(tensors, metadata, source)
+        return cls._from_parts(*parse_safetensors(data, source), source)
 
     @classmethod
-    def _from_parts(cls, tensors: dict[str, np.ndarray], metadata: dict[str, str], path: str) -> CenterBank:
-        try:
-            meta = json.loads(metadata["spherefer"])
-        except (KeyError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is a safetensors file but not a spherefer center bank (no metadata)") from err
-        if meta.get("schema") != SCHEMA:
-            raise ValueError(f"{path} is not a spherefer center bank (schema {meta.get('schema')!r})")
-        if meta.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"{path} has center-bank schema version {meta.get('schema_version')}, this spherefer reads {SCHEMA_VERSION}")
-
-        def required(mapping: object, key: str, where: str = "") -> object:
-            return _required(mapping, key, f"{path}: the center-bank metadata", where)
-
-        centers = tensors.get("centers")
-        names = required(meta, "names")
-        if centers is None or centers.ndim != 2 or centers.shape[0] != len(names):
-            raise ValueError(f"{path}: centers tensor does not match its {len(names)} class names")
-        classes = required(meta, "classes")
-        info = {}
-        for n in names:
-            entry = required(classes, n, " in 'classes'")
-            for key in ("count", "origin"):
-                required(entry, key, f" in 'classes'[{n!r}]")
-            info[n] = _ClassInfo(**{key: value for key, value in entry.items() if key in ("count", "origin", "updates", "threshold")})
-        trained_names = meta.get("trained_names", [])
-        trained = tensors.get("trained_centers")
-        if trained_names and (trained is None or trained.shape != (len(trained_names), centers.shape[1])):
-            raise ValueError(f"{path}: trained_centers tensor does not match its {len(trained_names)} names")
-        trained_threshold = meta.get("trained_threshold")
-        means, trained_means = tensors.get("means"), tensors.get("trained_means")
-        if (means is None) != (trained_means is None) or (trained_means is not None and trained_means.shape != (len(trained_names), centers.shape[1])):
-            raise ValueError(f"{path}: the means and trained_means tensors do not match the centers and trained names")
-        bank = cls(names, centers, scale=float(required(meta, "scale")), threshold=float(required(meta, "threshold")), info=info,
-                   trained_threshold=None if trained_threshold is None else float(trained_threshold),
-                   score=meta.get("score", COSINE_SCORE), means=means)
-        bank.trained_centers = {n: c.copy() for n, c in zip(trained_names, trained)} if trained_names else {}
-        bank.trained_means = {n: m.copy() for n, m in zip(trained_names, trained_means)} if trained_means is not None else {}
+    def _from_parts(cls, tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str) -> CenterBank:
+        parts = parse_bank(tensors, metadata, source)
+        trained_centers, trained_means = parts.pop("trained_centers"), parts.pop("trained_means")
+        info = {n: _ClassInfo(**record) for n, record in parts.pop("classes").items()}
+        bank = cls(**parts, info=info)
+        bank.trained_centers, bank.trained_means = trained_centers, trained_means
         return bank

@@ -19,6 +19,10 @@
   with at least three samples, one estimated from their spread
   (:func:`estimate_threshold`: leave-one-out cosines, 10th percentile, never stricter
   than the bank's global threshold); otherwise none (the global one applies).
+- **Harm** (:mod:`spherefer.harm`): before a class is added, the share of each existing
+  class's faces it would take is estimated from the model's face density and the bank's class
+  means; above :data:`~spherefer.harm.HARM_LIMIT` of any class the enrolment is refused
+  (:class:`HarmfulEnrolment`) unless the caller accepts the harm.
 - **Updates** (:func:`update_class`): once per call: the normalised mean of the new
   images moves the center by one moving-average step, the old center keeping weight
   ``momentum`` however many images there are (``per="instance"``: one step per image,
@@ -39,6 +43,7 @@ from PIL import Image
 
 from .centers import CenterBank
 from .face.detect import DEFAULT_DETECTOR
+from .harm import HarmReport, estimate_harm
 from .images import ImageInput, collect_image_files
 from .labels import COSINE_SCORE, counted
 from .sphere import angle_degrees, as_embeddings
@@ -46,6 +51,7 @@ from .sphere import angle_degrees, as_embeddings
 if TYPE_CHECKING:
     from .face import FaceDetector, QualityConfig
     from .recognizer import Recognizer
+    from .unknown import FaceDensity
 
 __all__ = [
     "MIN_IMAGES",
@@ -53,6 +59,7 @@ __all__ = [
     "THRESHOLD_QUANTILE",
     "UNREADABLE",
     "Enrolled",
+    "HarmfulEnrolment",
     "NoUsableFace",
     "check_image_count",
     "draw_shots",
@@ -182,22 +189,47 @@ def enrolment_embeddings(
 
 @dataclass(frozen=True)
 class Enrolled:
-    """A class just enrolled: its name, how many samples made it, its own threshold (None: the global one) and center."""
+    """A class just enrolled: its name, how many samples made it, its own threshold (None: the
+    global one), its center, and what it was estimated to take from the other classes (None
+    when the model has no face density to estimate it with)."""
 
     name: str
     count: int
     threshold: float | None
     center: np.ndarray
+    harm: HarmReport | None = None
 
 
-def enrol_class(bank: CenterBank, name: str, embeddings: np.ndarray, threshold: float | None = None) -> Enrolled:
+class HarmfulEnrolment(ValueError):
+    """An enrolment refused because the new class would take too much of an existing one."""
+
+    def __init__(self, harm: HarmReport) -> None:
+        worst, share = harm.worst  # type: ignore[misc]
+        super().__init__(
+            f"enrolling {harm.new_class!r} refused: it {harm.summary()}, more than the {harm.limit:.0%} allowed of any class "
+            f"({worst}: {share:.0%}). Enrol from more, or more varied, photos of the expression, or adapt the bank to these "
+            "photos' camera first (spherefer adapt); to enrol it anyway, accept the harm (CLI: --accept-harm; HTTP: accept_harm=true)"
+        )
+        self.harm = harm
+
+
+def enrol_class(bank: CenterBank, name: str, embeddings: np.ndarray, threshold: float | None = None,
+                density: FaceDensity | None = None, accept_harm: bool = False) -> Enrolled:
     """Add class ``name`` to ``bank`` from sample ``embeddings``, with the threshold of
-    :func:`new_class_threshold` (``threshold`` overrides the estimate)."""
+    :func:`new_class_threshold` (``threshold`` overrides the estimate). With the model's
+    ``density`` (and a bank with class means) the harm to the other classes is estimated first
+    (:func:`~spherefer.harm.estimate_harm`); :class:`HarmfulEnrolment` refuses the class, leaving
+    the bank unchanged, when it exceeds the limit and ``accept_harm`` is false."""
     bank.check_new_name(name)
     x = as_embeddings(embeddings, bank.embedding_size, f"adding class {name!r}")
     own = new_class_threshold(x, ceiling=bank.threshold, threshold=threshold, score=bank.score)
+    harm = None
+    if density is not None and bank.means is not None and len(bank):
+        harm = estimate_harm(bank, density, lambda trial: trial.add(name, x, threshold=own), name)
+        if harm.harmful and not accept_harm:
+            raise HarmfulEnrolment(harm)
     center = bank.add(name, x, threshold=own)
-    return Enrolled(name, int(x.shape[0]), own, center)
+    return Enrolled(name, int(x.shape[0]), own, center, harm)
 
 
 def old_center_weight(momentum: float, count: int, per: str = "call") -> float:

@@ -144,7 +144,7 @@ def evaluate(recognizer: Recognizer, data: str, model_name: str = "model", batch
     images, labels = subset.load_arrays(size=recognizer.config.input_size)
     embeddings = embed_arrays(recognizer, images, batch_size, progress)
     result = recognizer.classify(embeddings)
-    predicted = result.cosines.argmax(1)
+    predicted = result.nearest
     metrics = classification_metrics(np.asarray(labels), predicted, list(subset.classes), bank_names)
     return EvaluationReport(
         model=model_name,

@@ -146,20 +146,22 @@ def nearest_match(cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nearest, np.take_along_axis(cos, np.expand_dims(nearest, -1), axis=-1).squeeze(-1)
 
 
-def decide(cosines: np.ndarray, thresholds: np.ndarray, scores: np.ndarray | None = None) -> Decision:
+def decide(cosines: np.ndarray, thresholds: np.ndarray, scores: np.ndarray | None = None, ranking: np.ndarray | None = None) -> Decision:
     """The accept rule on (N, C) ``cosines`` (or one face's (C,)) against per-class ``thresholds`` (C,).
 
-    A face's class is its nearest center (ties go to the first class). It is accepted
+    A face's class is the argmax of ``ranking`` (the decision rule's values, :mod:`spherefer.decision`;
+    by default the cosines: the nearest center), ties going to the first class. It is accepted
     when its unknown score is at least that class's threshold; otherwise it is unknown
     (index -1). The score is ``scores`` (N,) (or one face's ()), or the cosine to the
-    nearest center when None (the paper's rule). The arrays keep their dtypes: the
+    class's center when None (the paper's rule). The arrays keep their dtypes: the
     comparison is exactly ``score >= threshold``.
     """
     cos = np.asarray(cosines)
     limits = np.asarray(thresholds)
     if cos.shape[-1] != limits.shape[-1] or limits.ndim != 1 or cos.ndim not in (1, 2):
         raise ValueError(f"need (N, C) or (C,) cosines and (C,) thresholds, got {cos.shape} and {limits.shape}")
-    nearest, score = nearest_match(cos)
+    nearest = np.asarray(cos if ranking is None else ranking).argmax(axis=-1)
+    score = np.take_along_axis(cos, np.expand_dims(nearest, -1), axis=-1).squeeze(-1)  # the class's cosine
     if scores is not None:
         score = np.asarray(scores)
         if score.shape != nearest.shape:
@@ -194,9 +196,15 @@ class Prediction:
         return self.label == UNKNOWN
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
-        """The record fields of a classified face: ``label``, ``cosine``, ``score`` and ``probabilities`` (rounded)."""
-        return {"label": self.label, "cosine": round(self.cosine, digits), "score": round(self.score, digits),
+        """The record fields of a classified face: ``label``, ``nearest`` (the class it is nearest to,
+        also when the label is ``unknown``), its ``cosine``, ``score`` and ``probabilities`` (rounded)."""
+        return {"label": self.label, "nearest": self.nearest, "cosine": round(self.cosine, digits), "score": round(self.score, digits),
                 "probabilities": {name: round(p, digits) for name, p in self.probabilities.items()}}
+
+    @property
+    def caption(self) -> str:
+        """The label as annotations write it: ``happy``, or ``unknown (sad)`` naming the nearest class."""
+        return f"{self.label} ({self.nearest})" if self.is_unknown else self.label
 
 
 @dataclass
@@ -208,14 +216,15 @@ class Classification:
     indices: np.ndarray  # (N,) index of the winning class, -1 where unknown
     scores: np.ndarray  # (N,) unknown score (the best cosine under the paper's rule)
     cosines: np.ndarray  # (N, C) float32
-    probabilities: np.ndarray  # (N, C) softmax of scale * cosine
+    probabilities: np.ndarray  # (N, C) softmax of scale * the decision rule's values (scale * cosine under the paper's rule)
+    nearest: np.ndarray  # (N,) index of each face's class under the decision rule, before the threshold
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, row: int) -> Prediction:
         cos, prob = self.cosines[row].tolist(), self.probabilities[row].tolist()
-        nearest = int(self.cosines[row].argmax())
+        nearest = int(self.nearest[row])
         return Prediction(
             label=self.labels[row],
             score=float(self.scores[row]),
@@ -229,7 +238,8 @@ class Classification:
         return (self[i] for i in range(len(self)))
 
 
-FACE_FIELDS = ("face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "reason", "cosine", "score", "probabilities", "quality")
+FACE_FIELDS = ("face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "nearest", "reason", "cosine", "score",
+               "probabilities", "quality")
 """The keys of every face record (:func:`face_dict`, :func:`no_face_dict`), in order."""
 
 
@@ -251,7 +261,7 @@ def face_dict(
     when there was no smoothing).
     """
     label = prediction.label if prediction is not None else REJECTED
-    scores = prediction.to_dict(digits) if prediction is not None else {"cosine": None, "score": None, "probabilities": None}
+    scores = prediction.to_dict(digits) if prediction is not None else {"nearest": None, "cosine": None, "score": None, "probabilities": None}
     return {
         "face": index,
         "track": track,
@@ -260,6 +270,7 @@ def face_dict(
         "detector_score": None if detector_score is None else round(float(detector_score), digits),
         "label": label,
         "raw_label": raw_prediction.label if raw_prediction is not None else label,
+        "nearest": scores["nearest"],
         "reason": "; ".join(issues) or None,
         "cosine": scores["cosine"],
         "score": scores["score"],

@@ -98,9 +98,9 @@ def enrol_bank(shots: Mapping[str, np.ndarray], base: CenterBank | None = None) 
 
 
 def _bank_predictor(bank: CenterBank) -> Predictor:
-    """Name of the nearest center of each embedding (no threshold)."""
+    """Class of each embedding under the bank's decision rule (no threshold)."""
     names = np.array(bank.names)
-    return lambda x: names[bank.cosine(x).argmax(1)]
+    return lambda x: names[bank.nearest(x)]
 
 
 def nearest_center(base: CenterBank | None = None) -> Fit:

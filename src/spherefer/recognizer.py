@@ -21,7 +21,6 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from .face import DEFAULT_DETECTOR, FaceDetector, FaceRecord, QualityConfig, ali
 from .images import ImageInput, as_image_list
 from .labels import COSINE_SCORE, Classification, Prediction
 from .model_config import ModelConfig
+from .model_paths import editable_bank_path, resolve_model_path, shipped_models
 from .storage import atomic_write, file_lock, parse_safetensors, read_json, write_json
 from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
 from .unknown import DENSITY_FILE, FaceDensity, bank_scores
@@ -57,14 +57,6 @@ __all__ = [
 
 MODEL_FORMAT_VERSION = 1
 BACKENDS = ("onnx", "torch")
-
-
-def shipped_models() -> dict[str, Path]:
-    """Models inside the installed package, by name."""
-    root = Path(str(resources.files("spherefer") / "weights"))
-    if not root.is_dir():
-        return {}
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
 
 
 def _torch_backend() -> Any:
@@ -272,7 +264,7 @@ class Recognizer:
                     if known:
                         adapter.add(np.stack(known))  # may adapt the bank, or put it back to where the stream began
                         if smoother is not None:
-                            smoother.use_centers(worker.bank.centers)
+                            smoother.follow(worker.bank)
                 if smoother is not None:
                     smoother.forget(*tracker.removed)
                     for record in records:
@@ -333,32 +325,18 @@ def _as_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
     return as_image_list(images)
 
 
-def resolve_model_path(path_or_name: str | os.PathLike[str]) -> Path:
-    """A shipped model's folder by name, or a user's model folder by path."""
-    shipped = shipped_models()
-    if isinstance(path_or_name, str) and path_or_name in shipped:
-        return shipped[path_or_name]
-    folder = Path(path_or_name).expanduser()
-    if folder.is_dir():
-        return folder
-    raise FileNotFoundError(f"no model folder {str(path_or_name)!r}; shipped models are {sorted(shipped)}, or give a folder written by Recognizer.save")
-
-
-def editable_bank_path(path_or_name: str | os.PathLike[str]) -> Path:
-    """Where edits to a model's classes are saved: the folder's own bank for a user's model
-    folder; ``$SPHEREFER_HOME/banks/<name>.safetensors`` (default ``~/.spherefer``) for a
-    shipped model, whose package files are never written."""
-    if isinstance(path_or_name, str) and path_or_name in shipped_models():
-        home = Path(os.environ.get("SPHEREFER_HOME", "~/.spherefer")).expanduser()
-        return home / "banks" / f"{path_or_name}.safetensors"
-    return resolve_model_path(path_or_name) / "bank.safetensors"
-
-
 def load_model(
     path_or_name: str | os.PathLike[str] = "default", bank: str | os.PathLike[str] | None = None, batch_size: int = 256,
     backend: str | None = None, threads: int | None = None, precision: str | None = None,
 ) -> Recognizer:
     """Load a shipped model by name (``"default"``) or a model folder; ``bank`` overrides its center bank file.
+
+    Every front end sees the same classes: a shipped model loaded by name takes the user's
+    bank, ``$SPHEREFER_HOME/banks/<name>.safetensors`` (:func:`editable_bank_path`, where
+    ``spherefer classes`` saves its edits), when there is one, else its own; a model folder
+    takes its own ``bank.safetensors`` (where :meth:`Recognizer.save` and ``spherefer classes
+    --model FOLDER`` write). ``bank=resolve_model_path(name) / "bank.safetensors"`` loads the
+    shipped classes whatever the user's bank holds.
 
     ``backend``: ``"onnx"`` runs the folder's ONNX graph in ONNX Runtime with ``threads``
     threads (default :func:`~spherefer.embedders.default_threads`); ``"torch"`` builds
@@ -393,6 +371,8 @@ def load_model(
             raise ValueError("precision applies to the ONNX backend only")
         embedder = _torch_backend().TorchEmbedder.from_folder(folder, config)
     own_bank = folder / "bank.safetensors"
+    if bank is None and editable_bank_path(path_or_name).is_file():
+        bank = editable_bank_path(path_or_name)
     center_bank = CenterBank.load(bank if bank is not None else own_bank)
     if center_bank.trained_threshold is None and center_bank.trained_centers:
         # saved before the trained threshold was recorded: the model's own bank holds it

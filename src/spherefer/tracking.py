@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .decision import DecisionRule
 from .labels import decide, label_of
 
 __all__ = ["FaceTracker", "LabelSmoother", "SmoothedLabel", "SmoothingConfig", "Track", "box_iou"]
@@ -236,13 +237,11 @@ class LabelSmoother:
     """
 
     def __init__(self, centers: np.ndarray, names: Sequence[str], thresholds: Sequence[float] | np.ndarray, config: SmoothingConfig = SmoothingConfig(),
-                 score: Callable[[np.ndarray], float] | None = None) -> None:
-        self.centers = np.asarray(centers, dtype=np.float64)
-        norms = np.linalg.norm(self.centers, axis=1, keepdims=True)
-        self.centers = self.centers / np.maximum(norms, 1e-12)
+                 score: Callable[[np.ndarray], float] | None = None, rule: DecisionRule | None = None) -> None:
         self.names = list(names)
         self.thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-        if self.centers.ndim != 2 or len(self.names) != len(self.centers) or len(self.thresholds) != len(self.centers):
+        self._use(centers, rule)
+        if len(self.thresholds) != len(self.centers):
             raise ValueError(f"need C centers, C names and C thresholds, got {self.centers.shape}, {len(self.names)}, {len(self.thresholds)}")
         self.config = config
         self.score = score
@@ -251,15 +250,22 @@ class LabelSmoother:
     @classmethod
     def from_bank(cls, bank: object, threshold: float | None = None, config: SmoothingConfig = SmoothingConfig(),
                   score: Callable[[np.ndarray], float] | None = None) -> LabelSmoother:
-        """A smoother for a :class:`~spherefer.centers.CenterBank` (``threshold`` overrides the global one, as in ``classify``)."""
-        return cls(bank.centers, bank.names, bank.thresholds(threshold), config, score)
+        """A smoother for a :class:`~spherefer.centers.CenterBank` (``threshold`` overrides the global one, as in ``classify``),
+        deciding by the bank's rule (:mod:`spherefer.decision`)."""
+        return cls(bank.centers, bank.names, bank.thresholds(threshold), config, score, bank.decision_rule())
 
-    def use_centers(self, centers: np.ndarray) -> None:
-        """Classify with moved ``centers`` (C, D) from now on (the same classes; :class:`~spherefer.adapt.OnlineAdapter`)."""
+    def follow(self, bank: object) -> None:
+        """Classify with ``bank``'s moved centers and means from now on (the same classes; :class:`~spherefer.adapt.OnlineAdapter`)."""
+        if list(bank.names) != self.names:
+            raise ValueError(f"the smoother classifies {self.names}, the bank has {bank.names}")
+        self._use(bank.centers, bank.decision_rule())
+
+    def _use(self, centers: np.ndarray, rule: DecisionRule | None) -> None:
         values = np.asarray(centers, dtype=np.float64)
-        if values.shape != self.centers.shape:
-            raise ValueError(f"need {self.centers.shape} centers, got {values.shape}")
+        if values.ndim != 2 or len(values) != len(self.names):
+            raise ValueError(f"need C centers and C names, got {values.shape} and {len(self.names)}")
         self.centers = values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
+        self.rule = rule
 
     def __contains__(self, track: int) -> bool:
         return track in self._state
@@ -268,9 +274,9 @@ class LabelSmoother:
         for track in tracks:
             self._state.pop(track, None)
 
-    def _lead(self, new: int, held: int, cosines: np.ndarray, score: float) -> float:
+    def _lead(self, new: int, held: int, cosines: np.ndarray, ranking: np.ndarray, score: float) -> float:
         if new >= 0 and held >= 0:
-            return float(cosines[new] - cosines[held])
+            return float(ranking[new] - ranking[held])
         if new >= 0:  # unknown -> class
             return float(score - self.thresholds[new])
         return float(self.thresholds[held] - (cosines[held] if self.score is None else score))  # class -> unknown
@@ -286,13 +292,14 @@ class LabelSmoother:
         norm = float(np.linalg.norm(total))
         unit = total / norm if norm > 1e-12 else e / max(float(np.linalg.norm(e)), 1e-12)
         cosines = np.einsum("cd,d->c", self.centers, unit)  # not BLAS: see CenterBank.cosine
-        score = cosines.max() if self.score is None else self.score(unit.astype(np.float32))
-        decision = int(decide(cosines, self.thresholds, None if self.score is None else np.asarray(score)).index)
+        ranking = cosines if self.rule is None else self.rule.ranking(unit, cosines)
+        score = cosines[int(ranking.argmax())] if self.score is None else self.score(unit.astype(np.float32))
+        decision = int(decide(cosines, self.thresholds, None if self.score is None else np.asarray(score), ranking).index)
         if state is None:
             state = self._state[track] = _TrackState(total, decision)
         else:
             state.total = total
-            if decision != state.label and self._lead(decision, state.label, cosines, float(score)) >= self.config.margin:
+            if decision != state.label and self._lead(decision, state.label, cosines, ranking, float(score)) >= self.config.margin:
                 if decision == state.challenger:
                     state.count += 1
                 else:

@@ -1,4 +1,4 @@
-"""``spherefer classes ...``: list, enrol, update, compose, remove, rename, reset, export and import classes.
+"""``spherefer classes ...``: list, enrol, update, compose, remove, rename, reset, history, undo, export and import classes.
 
 Enrolment and updates follow :mod:`spherefer.enrol`, the rules the HTTP service uses too:
 photos are searched for faces (the largest usable face of each is enrolled), ``--aligned``
@@ -25,8 +25,11 @@ from ..enrol import (
     update_class,
 )
 from ..face import get_detector
+from ..harm import HARM_LIMIT
 from ..labels import counted
-from ..recognizer import Recognizer, editing_model
+from ..bank_history import history, undo
+from ..recognizer import Recognizer, editable_bank_path, editing_model
+from ..storage import file_lock
 from .common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION, save_bank, with_editable_model
 
 ALIGNED_OPTION = click.option("--aligned", is_flag=True, help="INPUTS are aligned face crops: use each whole image, no face detection.")
@@ -38,8 +41,10 @@ __all__ = ["classes"]
 def classes() -> None:
     """List, enrol, update, compose, remove, rename, reset, export and import expression classes.
 
-    Changes are saved atomically to the editable bank (see --bank); the shipped model's
-    files are never changed, and trained classes can always be reset.
+    Changes are saved atomically to the editable bank (see --bank), which every front end
+    uses (predict, evaluate, serve, spherefer.load_model); each change is a version that
+    `classes history` lists and `classes undo` takes back. The shipped model's files are
+    never changed, and trained classes can always be reset.
     """
 
 
@@ -62,23 +67,29 @@ def classes_list(recognizer: Recognizer, bank_file: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --shots draw.")
 @click.option("--min-images", type=int, default=MIN_IMAGES, show_default=True)
 @click.option("--threshold", type=float, default=None, help="The class's own threshold (default: the global one; on a bank with the paper's cosine rule, estimated from the samples' spread).")
+@click.option("--accept-harm", is_flag=True, help=f"Enrol even when the new class would take more than {HARM_LIMIT:.0%} of an existing class's faces.")
 @ALIGNED_OPTION
 @DETECTOR_OPTION
 def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, shots: int | None, seed: int, min_images: int,
-                threshold: float | None, aligned: bool, detector: str) -> None:
+                threshold: float | None, accept_harm: bool, aligned: bool, detector: str) -> None:
     """Enrol a new expression NAME from photos (files or folders), without training.
 
     Each photo's largest usable face is found, aligned and enrolled, as `spherefer
     predict` finds faces; with --aligned, INPUTS are face crops used as given.
     Unreadable files and photos without a usable face are reported and skipped.
+
+    Before the class is added, the share of each existing class's faces it would take is
+    estimated from the model (no training data needed) and printed; above the limit the
+    enrolment is refused unless --accept-harm is given.
     """
     recognizer.bank.check_new_name(name)  # before any image is read
     files = enrolment_files(inputs, shots, seed, min_images, hint="lower --min-images to enrol from fewer")
     x, skipped = _samples(recognizer, files, aligned, detector)
     check_image_count(len(x), min_images, hint=f"{skipped} skipped; lower --min-images to enrol from fewer" if skipped else None)
-    enrolled = enrol_class(recognizer.bank, name, x, threshold=threshold)
+    enrolled = enrol_class(recognizer.bank, name, x, threshold=threshold, density=recognizer.density, accept_harm=accept_harm)
     own = recognizer.bank.threshold if enrolled.threshold is None else enrolled.threshold
-    save_bank(recognizer, bank_file, f"enrolled {name!r} from {counted(enrolled.count, 'image')}, threshold {own:.3f}")
+    harm = "" if enrolled.harm is None else f"; it {enrolled.harm.summary()}" + (" (accepted)" if enrolled.harm.harmful else "")
+    save_bank(recognizer, bank_file, f"enrolled {name!r} from {counted(enrolled.count, 'image')}, threshold {own:.3f}{harm}")
 
 
 @classes.command("update")
@@ -169,6 +180,32 @@ def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | N
             recognizer.bank.reset(name)
         done = f"restored the trained classes and threshold {recognizer.bank.threshold:.3f}" if reset_all else f"reset {', '.join(names)}"
         save_bank(recognizer, bank_file, done)
+
+
+@classes.command("history")
+@MODEL_OPTION
+@BANK_OPTION
+def classes_history(model_name: str, bank_option: Path | None) -> None:
+    """The edits saved to the editable bank, oldest first (version, time, what changed)."""
+    bank_file = bank_option if bank_option is not None else editable_bank_path(model_name)
+    versions = history(bank_file)
+    if not versions:
+        click.echo(f"no edits recorded for {bank_file}: the model's own classes are in use" if not bank_file.is_file()
+                   else f"no edits recorded for {bank_file}")
+    for version in versions:
+        click.echo(f"{version.version:>4}  {version.when}  {version.action}")
+
+
+@classes.command("undo")
+@MODEL_OPTION
+@BANK_OPTION
+def classes_undo(model_name: str, bank_option: Path | None) -> None:
+    """Take back the last edit saved to the editable bank (repeat to go further back)."""
+    bank_file = bank_option if bank_option is not None else editable_bank_path(model_name)
+    with file_lock(bank_file):
+        version = undo(bank_file)
+    now = "the model's own classes" if not bank_file.is_file() else str(bank_file)
+    click.echo(f"undid version {version.version} ({version.action}); now using {now}")
 
 
 @classes.command("export")

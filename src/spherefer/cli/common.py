@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..bank_history import save_with_history
 from ..face import DEFAULT_DETECTOR, DETECTORS
 from ..recognizer import Recognizer, editing_model, load_editable_model
 
@@ -52,9 +53,10 @@ def with_editable_model(command: Callable[..., Any] | None = None, *, lock: bool
 
 
 def save_bank(recognizer: Recognizer, bank_file: Path, message: str) -> None:
-    """Save the recognizer's bank to ``bank_file`` and say so."""
-    recognizer.bank.save(bank_file)
-    click.echo(f"{message} (saved {bank_file})")
+    """Save the recognizer's bank to ``bank_file`` as a new version of its history (``classes history``,
+    ``classes undo``) and say so."""
+    version = save_with_history(bank_file, recognizer.bank.to_bytes(), message)
+    click.echo(f"{message} (saved {bank_file}, version {version.version})")
 
 
 def name_list(values: tuple[str, ...]) -> list[str] | None:

@@ -24,7 +24,7 @@ __all__ = ["PHOTO_COLUMNS", "csv_row", "predict", "read_path_list"]
 
 PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "y1", "detector_score",
                  *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
-                 "label", "raw_label", "reason", "cosine", "score", "size", "sharpness", "yaw"]
+                 "label", "raw_label", "nearest", "reason", "cosine", "score", "size", "sharpness", "yaw"]
 """CSV columns of whole-photo and video predictions, followed by one probability column per class."""
 
 
@@ -69,7 +69,7 @@ def predict(
     Writes one record per face (largest first): source, frame and time (null for
     images), face index, track id (videos), box, landmarks, label -- a class, `unknown`
     (below the threshold) or `rejected` (a failed quality check, with the reason) --
-    raw_label, cosine (to the nearest center), score (the unknown score the threshold is compared with) and probabilities. A photo or video frame without a face gives one
+    raw_label, nearest (the class the face is nearest to, also when it is unknown), cosine (to that class's center), score (the unknown score the threshold is compared with) and probabilities. A photo or video frame without a face gives one
     `no_face` record. In videos faces are tracked across frames and, unless
     --no-smoothing, each track's label is smoothed over time (raw_label is the frame's
     own). Unreadable files (and a camera that cannot be opened) are reported on stderr
@@ -201,17 +201,17 @@ def _finite(value: float | None) -> float | None:
 
 
 def _write_crops(recognizer: Recognizer, files: list[Path], threshold: float | None, output_format: str) -> None:
-    """One record per aligned face crop: source, label, cosine, unknown score, probabilities."""
+    """One record per aligned face crop: source, label, nearest class, cosine, unknown score, probabilities."""
     writer = csv.writer(sys.stdout) if output_format == "csv" else None
     if writer:
-        writer.writerow(["source", "label", "cosine", "score", *recognizer.bank.names])
+        writer.writerow(["source", "label", "nearest", "cosine", "score", *recognizer.bank.names])
     failed: list[Path | int] = []
     for path, prediction in predict_crops(recognizer, files, threshold):
         if isinstance(prediction, Exception):
             failed.append(path)
             click.echo(f"skipped {path}: {prediction}", err=True)
         elif writer:
-            writer.writerow([str(path), prediction.label, f"{prediction.cosine:.4f}", f"{prediction.score:.4f}", *(f"{p:.4f}" for p in prediction.probabilities.values())])
+            writer.writerow([str(path), prediction.label, prediction.nearest, f"{prediction.cosine:.4f}", f"{prediction.score:.4f}", *(f"{p:.4f}" for p in prediction.probabilities.values())])
         else:
             click.echo(json.dumps({"source": str(path), **prediction.to_dict()}))
     _report_failures(failed, list(files))
@@ -240,5 +240,5 @@ def csv_row(row: dict[str, Any], names: list[str]) -> list[object]:
     probabilities = row["probabilities"] or {}
     points = [blank((landmarks.get(name) or [None, None])[axis]) for name in LANDMARK_NAMES for axis in (0, 1)]
     return [row["source"], blank(row["frame"]), blank(row["time"]), blank(row["face"]), blank(row["track"]), *map(blank, box),
-            blank(row["detector_score"]), *points, row["label"], row["raw_label"], blank(row["reason"]), blank(row["cosine"]), blank(row["score"]),
+            blank(row["detector_score"]), *points, row["label"], row["raw_label"], blank(row["nearest"]), blank(row["reason"]), blank(row["cosine"]), blank(row["score"]),
             *(blank(quality.get(key)) for key in ("size", "sharpness", "yaw")), *(blank(probabilities.get(name)) for name in names)]

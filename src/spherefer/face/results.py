@@ -202,7 +202,7 @@ def draw_faces(image: ImageInput, records: list[FaceRecord]) -> Image.Image:
         for name, (x, y) in record.landmarks.items():
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=_POINT_COLORS.get(name, color))
         if record.prediction is not None:
-            text = f"{record.label} {record.prediction.cosine:.2f}"
+            text = f"{record.prediction.caption} {record.prediction.cosine:.2f}"
         else:
             text = f"{REJECTED}: {record.issues[0].split(':')[0]}" if record.issues else REJECTED
         if record.track is not None:

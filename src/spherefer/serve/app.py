@@ -17,7 +17,7 @@ with their scripts from the ``fastapi-offline`` package: no CDN, they work offli
 
 import hmac
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,10 +26,9 @@ import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import Scope
@@ -37,79 +36,18 @@ from starlette.types import Scope
 from .. import __version__
 from ..adapt import Adaptation, adapt_bank
 from ..centers import CenterBank, ClassExists
-from ..enrol import MIN_IMAGES, check_image_count, enrol_class, update_class
+from ..enrol import HarmfulEnrolment, check_image_count, enrol_class, update_class
 from ..face import DEFAULT_DETECTOR, DETECTORS, check_detector
-from ..images import ImageTooLarge, flatten_to_mode, read_image
+from ..harm import HarmReport
 from ..labels import counted, shown
 from ..recognizer import Recognizer
 from .guard import Admission, InMemoryUploadRoute, RequestGuard
 from .store import BankStore, CorruptBank, NothingToUndo, check_profile
+from .uploads import BANK_FILE_BYTES, FORM_ALLOWANCE, ServeSettings, UserError, decode_upload
 
 __all__ = ["ServeSettings", "create_app"]
 
 STATIC = Path(__file__).parent / "static"
-FORM_ALLOWANCE = 2**16
-"""Bytes a request body may take beyond its images (multipart headers, form fields); the whole body of other requests."""
-
-
-@dataclass
-class ServeSettings:
-    """Limits and secrets of one server."""
-
-    api_key: str
-    max_upload_bytes: int = 10 * 2**20
-    max_pixels: int = 25_000_000
-    max_side: int = 10_000
-    max_aspect: float = 20.0
-    max_images: int = 50
-    min_images: int = MIN_IMAGES
-
-    @property
-    def max_request_bytes(self) -> int:
-        """The largest body of an enrolment or update: every allowed image at the size limit, plus the form fields."""
-        return self.max_upload_bytes * self.max_images + 2**20
-
-    @property
-    def max_predict_bytes(self) -> int:
-        """The largest body of ``/v1/predict``: one image at the size limit, plus the form fields."""
-        return self.max_upload_bytes + FORM_ALLOWANCE
-
-
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
-"""What uploads may be; other formats Pillow knows (EPS, AVIF, ...) are refused."""
-Image.init()  # register every plugin, so that Image.open(formats=IMAGE_FORMATS) finds them
-
-
-class UserError(Exception):
-    """A request the client can fix: answered with ``status`` and ``detail``, never a 500."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
-
-
-def _decode(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
-    """An uploaded image as an upright RGB array (:func:`~spherefer.images.read_image`, the
-    library's one decoder), checked against the size, pixel and shape limits."""
-    data = upload.file.read(settings.max_upload_bytes + 1)
-    name = shown(upload.filename or "upload")
-    if len(data) > settings.max_upload_bytes:
-        raise UserError(413, f"{name} is larger than the {settings.max_upload_bytes} byte limit")
-    if not data:
-        raise UserError(400, f"{name} is empty")
-    try:
-        image = read_image(data, name, formats=IMAGE_FORMATS, max_pixels=settings.max_pixels, max_side=settings.max_side)
-        width, height = image.size
-        if max(width, height) > settings.max_aspect * min(width, height):
-            raise UserError(400, f"{name} is {width}x{height} pixels: not a photo (sides more than {settings.max_aspect:g}:1)")
-        return np.asarray(flatten_to_mode(image, "RGB"))
-    except ImageTooLarge as err:
-        raise UserError(413, str(err)) from err
-    except ValueError as err:  # broken, truncated or foreign files: the client's to fix
-        cause = type(err.__cause__ or err).__name__
-        raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image ({cause})") from err
-
-
 _PATH = re.compile(r"[^\s:'\"]*[\\/][^\s:'\"]*")
 """A file-system path (a run without spaces or colons holding a / or \\)."""
 
@@ -143,7 +81,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     @app.exception_handler(UserError)
     async def _user_error(request: Request, err: UserError) -> JSONResponse:
-        return JSONResponse({"detail": err.detail}, status_code=err.status)
+        return JSONResponse({"detail": err.detail, **err.extra}, status_code=err.status)
 
     @app.exception_handler(CorruptBank)
     async def _corrupt_bank(request: Request, err: CorruptBank) -> JSONResponse:
@@ -167,7 +105,8 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         if refusal is not None:
             raise UserError(*refusal)
 
-    body_limits = {"predict": settings.max_predict_bytes, **dict.fromkeys(("enrol", "update", "adapt"), settings.max_request_bytes)}
+    body_limits = {"predict": settings.max_predict_bytes, "import_bank": BANK_FILE_BYTES + FORM_ALLOWANCE,
+                   **dict.fromkeys(("enrol", "update", "adapt"), settings.max_request_bytes)}
 
     def admission(scope: Scope) -> Admission:
         """The body limit of the request's route, and a refusal when the route changes a bank and the key is not right."""
@@ -207,7 +146,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             raise UserError(413, f"{counted(len(files), 'image')}, more than the {settings.max_images} allowed per request")
         out = []
         for upload in files:  # one decoded image in memory at a time
-            image = _decode(upload, settings)
+            image = decode_upload(upload, settings)
             if aligned:
                 out.append(recognizer.embed([image])[0])
                 continue
@@ -271,7 +210,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                 sphere: Annotated[bool, Query(description="add each face's point on the bank's 3-D sphere view")] = False,
                 threshold: Annotated[float | None, Query(description="unknown-score threshold for this request (default: the profile's)")] = None,
                 detector: Detector = DEFAULT_DETECTOR) -> dict[str, Any]:
-        image = _decode(file, settings)
+        image = decode_upload(file, settings)
         version, bank = store.current(profile)
         profile_view = view(bank)
         try:
@@ -302,7 +241,9 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     @app.post("/v1/classes", status_code=201, dependencies=[Writer])
     def enrol(profile: Profile, name: Annotated[str, Form()], files: Annotated[list[UploadFile], File(description="photos or crops of the expression")],
-              aligned: Annotated[bool, Form()] = False, detector: Detector = DEFAULT_DETECTOR) -> dict[str, Any]:
+              aligned: Annotated[bool, Form()] = False, detector: Detector = DEFAULT_DETECTOR,
+              accept_harm: Annotated[bool, Form(description="enrol even when the class would take too much of another")] = False,
+              ) -> dict[str, Any]:
         check_new_name(store.current(profile)[1], name)
         try:
             check_image_count(len(files), settings.min_images)
@@ -310,10 +251,16 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             raise UserError(400, str(err)) from err
         x = embeddings_of(files, aligned, detector)
 
-        def add(bank: CenterBank) -> None:
-            enrol_class(bank, name, x)  # checks the name again: a concurrent request may have taken it
+        harm: list[HarmReport | None] = []
 
-        return changed(profile, f"enrol {name!r} from {counted(len(x), 'image')}", add)
+        def add(bank: CenterBank) -> None:  # enrol_class checks the name again: a concurrent request may have taken it
+            try:
+                harm.append(enrol_class(bank, name, x, density=recognizer.density, accept_harm=accept_harm).harm)
+            except HarmfulEnrolment as err:
+                raise UserError(422, str(err), harm=err.harm.to_dict()) from err
+
+        answer = changed(profile, f"enrol {name!r} from {counted(len(x), 'image')}", add)
+        return {**answer, "harm": harm[0].to_dict() if harm and harm[0] is not None else None}
 
     @app.patch("/v1/classes/{name}", dependencies=[Writer])
     def update(profile: Profile, name: str, files: Annotated[list[UploadFile] | None, File()] = None,
@@ -385,6 +332,23 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
             bank.reset(name)
 
         return changed(profile, f"reset {name!r} to its trained center", edit)
+
+    @app.get("/v1/bank", response_class=Response)
+    def export_bank(profile: Profile) -> Response:
+        """The profile's bank as a bank file, the format `spherefer classes import` reads."""
+        version, bank = store.current(profile)
+        return Response(bank.to_bytes(), media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{profile}-v{version}.safetensors"'})
+
+    @app.put("/v1/bank", dependencies=[Writer])
+    def import_bank(profile: Profile, file: Annotated[UploadFile, File(description="a bank file (spherefer classes export)")]) -> dict[str, Any]:
+        """Replace the profile's bank by a bank file (from `spherefer classes export` or GET /v1/bank), as a new version."""
+        try:
+            bank = view(CenterBank.from_bytes(file.file.read(), shown(file.filename or "upload"))).bank  # refuses another model's bank
+        except ValueError as err:
+            raise UserError(400, str(err)) from err
+        version = store.replace(profile, f"import {counted(len(bank), 'class', 'classes')}", bank)
+        return class_list(profile, version, bank)
 
     @app.get("/v1/versions")
     def versions(profile: Profile) -> dict[str, Any]:

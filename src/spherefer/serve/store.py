@@ -338,6 +338,13 @@ class BankStore:
             result = edit(bank)
             return self._append(db, profile, latest, chain, latest.version, None, action, before, bank), result
 
+    def replace(self, profile: str, action: str, bank: CenterBank) -> int:
+        """Store ``bank`` (a bank file brought in whole) as ``profile``'s new version; the version."""
+        with self._writing(profile) as db:
+            latest, chain = self._latest(db, profile)
+            before = self._bank(db, profile, latest.version)
+            return self._append(db, profile, latest, chain, latest.version, None, action, before, copy.deepcopy(bank))
+
     def undo(self, profile: str) -> tuple[int, str, CenterBank]:
         """Return ``profile`` to the state before its last change still in effect.
 

@@ -20,7 +20,7 @@ async function api(method, path, body, write = true) {
   const sep = path.includes("?") ? "&" : "?";
   const response = await fetch(`${path}${sep}profile=${profile()}`, { method, body, headers });
   const data = await response.json().catch(() => ({ detail: response.statusText }));
-  if (!response.ok) throw new Error(`${response.status}: ${data.detail}`);
+  if (!response.ok) throw Object.assign(new Error(`${response.status}: ${data.detail}`), { data });
   return data;
 }
 
@@ -78,7 +78,8 @@ function draw(result) {
     const color = face.label === "unknown" ? "#ffaa00" : face.label === "rejected" ? "#e62828" : "#28c83c";
     ctx.strokeStyle = color;
     ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-    const text = face.cosine == null ? face.label : `${face.label} ${face.cosine.toFixed(2)}`;
+    const label = face.label === "unknown" && face.nearest ? `unknown (${face.nearest})` : face.label;
+    const text = face.cosine == null ? label : `${label} ${face.cosine.toFixed(2)}`;
     ctx.fillStyle = color;
     ctx.fillText(text, x0, Math.max(20, y0 - 6));
     labels.push(text);
@@ -107,10 +108,18 @@ async function teach() {
       await new Promise((r) => setTimeout(r, 200));
     }
     status(`enrolling ${name}...`);
-    const data = await api("POST", "/v1/classes", form);
+    let data;
+    try {
+      data = await api("POST", "/v1/classes", form);
+    } catch (err) {  // refused for what it would take from other classes: the user may insist
+      if (!err.data || !err.data.harm || !confirm(`${name} ${err.data.harm.summary}.\n\nEnrol it anyway?`)) throw err;
+      form.append("accept_harm", "true");
+      data = await api("POST", "/v1/classes", form);
+    }
     await loadSphere();
     showClasses(data);
-    status(`enrolled ${name} from ${shots} snapshots (version ${data.version})`);
+    const harm = data.harm ? `; it ${data.harm.summary}` : "";
+    status(`enrolled ${name} from ${shots} snapshots (version ${data.version})${harm}`);
   } catch (err) {
     status(`teach: ${err.message}`, true);
   } finally {

@@ -1,0 +1,84 @@
+"""What a request to ``spherefer serve`` may carry, and how an uploaded image is read.
+
+:class:`ServeSettings` holds one server's limits and key; :func:`decode_upload` reads one
+uploaded image in memory against them; :class:`UserError` is a request the client can fix
+(answered with its status and detail, never a 500).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import UploadFile
+from PIL import Image
+
+from ..enrol import MIN_IMAGES
+from ..images import ImageTooLarge, flatten_to_mode, read_image
+from ..labels import shown
+
+__all__ = ["BANK_FILE_BYTES", "FORM_ALLOWANCE", "IMAGE_FORMATS", "ServeSettings", "UserError", "decode_upload"]
+
+BANK_FILE_BYTES = 8 * 2**20
+"""The largest bank file ``PUT /v1/bank`` takes (about 2,000 classes of a 512-d model)."""
+FORM_ALLOWANCE = 2**16
+"""Bytes a request body may take beyond its images (multipart headers, form fields); the whole body of other requests."""
+
+
+@dataclass
+class ServeSettings:
+    """Limits and secrets of one server."""
+
+    api_key: str
+    max_upload_bytes: int = 10 * 2**20
+    max_pixels: int = 25_000_000
+    max_side: int = 10_000
+    max_aspect: float = 20.0
+    max_images: int = 50
+    min_images: int = MIN_IMAGES
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest body of an enrolment or update: every allowed image at the size limit, plus the form fields."""
+        return self.max_upload_bytes * self.max_images + 2**20
+
+    @property
+    def max_predict_bytes(self) -> int:
+        """The largest body of ``/v1/predict``: one image at the size limit, plus the form fields."""
+        return self.max_upload_bytes + FORM_ALLOWANCE
+
+
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+"""What uploads may be; other formats Pillow knows (EPS, AVIF, ...) are refused."""
+Image.init()  # register every plugin, so that Image.open(formats=IMAGE_FORMATS) finds them
+
+
+class UserError(Exception):
+    """A request the client can fix: answered with ``status``, ``detail`` and any ``extra`` fields, never a 500."""
+
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.extra = status, detail, extra
+
+
+def decode_upload(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
+    """An uploaded image as an upright RGB array (:func:`~spherefer.images.read_image`, the
+    library's one decoder), checked against the size, pixel and shape limits."""
+    data = upload.file.read(settings.max_upload_bytes + 1)
+    name = shown(upload.filename or "upload")
+    if len(data) > settings.max_upload_bytes:
+        raise UserError(413, f"{name} is larger than the {settings.max_upload_bytes} byte limit")
+    if not data:
+        raise UserError(400, f"{name} is empty")
+    try:
+        image = read_image(data, name, formats=IMAGE_FORMATS, max_pixels=settings.max_pixels, max_side=settings.max_side)
+        width, height = image.size
+        if max(width, height) > settings.max_aspect * min(width, height):
+            raise UserError(400, f"{name} is {width}x{height} pixels: not a photo (sides more than {settings.max_aspect:g}:1)")
+        return np.asarray(flatten_to_mode(image, "RGB"))
+    except ImageTooLarge as err:
+        raise UserError(413, str(err)) from err
+    except ValueError as err:  # broken, truncated or foreign files: the client's to fix
+        cause = type(err.__cause__ or err).__name__
+        raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image ({cause})") from err
+
+
