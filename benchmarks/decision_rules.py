@@ -18,11 +18,16 @@ For each model and rule, on the shipped network (what users run):
 - **unknown score** (unchanged by the rule): AUROC of the shipped score, CK+48 contempt against
   the six trained classes, and FER+ test unknown/not-a-face faces against the majority faces.
 
-Rules: the two the library has (:data:`spherefer.decision.RULES`) and three candidates compared
+- **FER+ contempt** (where a rule's settings may be chosen, no CK+ face involved): contempt
+  enrolled from ``--shots`` of FER+ train's contempt-majority faces (the models never trained on
+  them), tested on FER+ valid: its recall and the other classes' accuracy drop.
+
+Rules: the two the library has (:data:`spherefer.decision.RULES`) and five candidates compared
 before choosing: every class by the normalised mean of its faces, the nearest mean under the
-unknown score's shared within-class precision (LDA), and the paper's rule with each enrolled
+unknown score's shared within-class precision (LDA), the paper's rule with each enrolled
 class's cosine lowered by 0.3 x its footing gap (the length of its mean minus the trained
-classes' mean cosine of faces to their own center). Writes docs/results/open_vocabulary/rules.{md,json}.
+classes' mean cosine of faces to their own center), and the mean gate with a bonus of 0.10 or
+0.15 for enrolled classes. Writes docs/results/open_vocabulary/rules.{md,json}.
 """
 
 from __future__ import annotations
@@ -84,6 +89,14 @@ def offset_paper(fraction: float) -> Scorer:
     return score
 
 
+def gate_with_bonus(bonus: float) -> Scorer:
+    """The mean gate with ``bonus`` added to every enrolled class's value (more recall, more harm)."""
+    def score(bank: CenterBank, x: np.ndarray) -> np.ndarray:
+        trained = np.array([bank.info[n].origin == "trained" for n in bank.names])
+        return bank.ranking(x) + np.where(trained, 0.0, bonus)
+    return score
+
+
 def rules(recognizer: Recognizer) -> dict[str, tuple[Fit, CenterBank | None]]:
     """Each rule's fit, with the bank whose own rule it is (None for the candidates: no harm estimate)."""
     base = trained_bank(recognizer)
@@ -98,6 +111,8 @@ def rules(recognizer: Recognizer) -> dict[str, tuple[Fit, CenterBank | None]]:
         "every class by its mean": (candidate(every_class_by_mean, base), None),
         "nearest mean, shared precision (LDA)": (candidate(lda(precision), base), None),
         "paper, enrolled cosine - 0.3 x footing gap": (candidate(offset_paper(0.3), base), None),
+        "mean gate, enrolled classes + 0.10": (candidate(gate_with_bonus(0.10), banks[MEAN_GATE]), None),
+        "mean gate, enrolled classes + 0.15": (candidate(gate_with_bonus(0.15), banks[MEAN_GATE]), None),
     }
 
 
@@ -107,6 +122,21 @@ def harm_errors(recognizer: Recognizer, bank: CenterBank, shots: np.ndarray, x: 
     after = enrol_bank({NEW_CLASS: shots}, bank)
     taken = np.array(after.names)[after.nearest(x)] == NEW_CLASS
     return [abs(report.taken[c] - taken[labels == c].mean()) for c in bank.names if (labels == c).any()]
+
+
+def ferplus_contempt(fit: Fit, pool: np.ndarray, x: np.ndarray, labels: np.ndarray, shots: int, draws: int,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Contempt enrolled from ``shots`` of FER+ train's contempt faces ``pool``, tested on FER+ valid (``x``, ``labels``):
+    (recall, drop of the other classes) per draw. Where a rule's settings may be chosen: no CK+ face is used."""
+    new = labels == NEW_CLASS
+    before = np.mean(fit({})(x[~new]) == labels[~new])
+    recall, drop = np.zeros(draws), np.zeros(draws)
+    for draw in range(draws):
+        chosen = np.random.default_rng([seed, draw]).permutation(len(pool))[:shots]
+        predicted = fit({NEW_CLASS: pool[chosen]})(x)
+        recall[draw] = np.mean(predicted[new] == NEW_CLASS)
+        drop[draw] = before - np.mean(predicted[~new] == labels[~new])
+    return recall, drop
 
 
 def measure(name: str, args: argparse.Namespace) -> tuple[list[list[str]], dict]:
@@ -121,6 +151,11 @@ def measure(name: str, args: argparse.Namespace) -> tuple[list[list[str]], dict]
     files, votes = ferplus_rows(args.data_root / "ferplus", ["test"])
     odd = [f for f, v in zip(files, votes) if is_unknown_face(v)]
     odd_x = embed(recognizer, load_files(args.data_root / "ferplus", odd, ["unknown"] * len(odd), size))[:, 0]
+    fer = {split: FERPlus(args.data_root / "ferplus", split, classes=[NEW_CLASS]) for split in ("train", "valid")}
+    pool = embed(recognizer, fer["train"].load_arrays(size)[0])[:, 0]
+    valid = FERPlus(args.data_root / "ferplus", "valid", classes=[*trained_bank(recognizer).names, NEW_CLASS])
+    valid_images, valid_targets = valid.load_arrays(size)
+    valid_x, valid_labels = embed(recognizer, valid_images)[:, 0], np.array(valid.classes)[valid_targets]
     known = labels != NEW_CLASS
     base = trained_bank(recognizer)
     auroc = (open_set(base, ck[known], labels[known], ck[~known], recognizer.with_bank(base).classify).auroc,
@@ -141,9 +176,11 @@ def measure(name: str, args: argparse.Namespace) -> tuple[list[list[str]], dict]
         closed = fit({})
         fer_acc, ck_acc = np.mean(closed(fp) == fp_labels), np.mean(closed(ck[known]) == labels[known])
         comp = few_shot_draws(compounds, {"alone": nearest_center(), "with": fit}, args.shots, args.draws, args.seed)
+        fer_recall, fer_drop = ferplus_contempt(fit, pool, valid_x, valid_labels, args.shots, args.draws, args.seed)
         entry = {"contempt_recall": stats(result.new_recall), "drop": stats(drop), "ferplus_neutral_taken": stats(neutral),
                  "ferplus_test": float(fer_acc), "ckplus48": float(ck_acc), "compounds_alone": stats(comp["alone"].accuracy),
-                 "compounds_with_trained": stats(comp["with"].accuracy)}
+                 "compounds_with_trained": stats(comp["with"].accuracy),
+                 "ferplus_valid_contempt_recall": stats(fer_recall), "ferplus_valid_drop": stats(fer_drop)}
         harm = "-"
         if bank is not None:
             errors: dict[str, list[float]] = {"ckplus48": [], "ferplus_test": []}
@@ -157,13 +194,15 @@ def measure(name: str, args: argparse.Namespace) -> tuple[list[list[str]], dict]
         data[rule] = entry
         rows.append([name, rule, f"{100 * fer_acc:.1f}", f"{100 * ck_acc:.1f}", f"{100 * result.new_recall.mean():.1f}",
                      f"{100 * drop.mean():.1f} / {100 * drop.max():.1f}", f"{100 * neutral.mean():.1f}",
-                     f"{100 * comp['alone'].accuracy.mean():.1f} / {100 * comp['with'].accuracy.mean():.1f}", harm])
+                     f"{100 * comp['alone'].accuracy.mean():.1f} / {100 * comp['with'].accuracy.mean():.1f}",
+                     f"{100 * fer_recall.mean():.1f} / {100 * fer_drop.mean():.1f}", harm])
     data["unknown_score_auroc"] = {"ckplus48_contempt": auroc[0], "ferplus_unknown_not_a_face": auroc[1]}
     return rows, data
 
 
 HEADER = ["model", "rule", "FER+ test", "CK+48", f"{NEW_CLASS} recall", "trained drop (mean / worst)",
-          "FER+ neutral taken", "compounds alone / with trained", "harm estimate within 5 points (CK+48 / FER+)"]
+          "FER+ neutral taken", "compounds alone / with trained", "FER+ valid: contempt recall / drop",
+          "harm estimate within 5 points (CK+48 / FER+)"]
 
 
 def main() -> None:

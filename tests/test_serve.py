@@ -4,6 +4,7 @@ a fuzz test of the uploads, and the browser app in headless Chromium with a fake
 from __future__ import annotations
 
 import copy
+import re
 
 import io
 import shutil
@@ -563,6 +564,8 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
+            dialogs: list[str] = []  # one face's snapshots would take happy faces: the app asks before enrolling anyway
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#classes li[data-name='happy']")
             page.fill("#apikey", KEY)
@@ -582,6 +585,7 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
             page.wait_for_function("() => !document.querySelector(\"#classes li[data-name='astronaut_face']\")")
             browser.close()
         assert errors == []
+        assert len(dialogs) == 1 and re.search(r"astronaut_face would take \d+% of happy.*Enrol it anyway\?", dialogs[0], flags=re.S)
         assert not before.startswith("astronaut_face")
         assert store.history("default")[-1].action == "remove 'astronaut_face'"
         assert "astronaut_face" not in store.current("default")[1].names

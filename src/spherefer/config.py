@@ -40,6 +40,8 @@ class DataConfig:
     fold: int = 0
     fold_seed: int = 0
     other_class: str | None = None  # name of an extra trained class: faces that are none of `classes` (FER+ train only)
+    teacher: str | None = None  # teacher-targets file (tools/teacher_targets.py) for the training faces: distillation
+    teacher_weight: float = 0.5  # share of the teachers' distribution in each training target
 
     def __post_init__(self) -> None:
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
@@ -50,6 +52,10 @@ class DataConfig:
             raise ValueError(f"data.target must be majority or votes, got {self.target!r}")
         if not self.classes:
             raise ValueError("data.classes must name at least one class")
+        if not 0.0 < self.teacher_weight <= 1.0:
+            raise ValueError(f"data.teacher_weight is a share in (0, 1], got {self.teacher_weight}")
+        if self.teacher is not None and (self.folds or self.other_class is not None):
+            raise ValueError("data.teacher distils into the training faces of data.train; it needs data.folds=0 and no data.other_class")
         if self.other_class is not None and (self.other_class in self.classes or self.folds):
             raise ValueError(f"data.other_class {self.other_class!r} must not be one of data.classes and needs data.folds=0")
 

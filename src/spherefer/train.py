@@ -46,6 +46,7 @@ from .storage import (
     write_json,
     write_safetensors,
 )
+from .teacher import read_teacher_targets
 from .torch_backend import read_state_dict
 from .unknown import DENSITY_FILE
 
@@ -114,6 +115,9 @@ def load_train_val(data: DataConfig, size: int) -> tuple[FaceArrays, FaceArrays]
     if not data.folds:
         others = other_class_faces(data, size) if data.other_class is not None else None
         train = load_face_arrays(data.train, data.classes, size, data.target)
+        if data.teacher is not None:
+            taught = read_teacher_targets(Path(data.teacher).expanduser(), data.classes, open_dataset(data.train, classes=data.classes).ids)
+            train.targets = (1.0 - data.teacher_weight) * train.targets + data.teacher_weight * torch.from_numpy(taught)
         if others is not None:
             train = with_other_class(train, others, data.other_class)  # type: ignore[arg-type]
         return train, load_face_arrays(data.val, data.classes, size)
