@@ -48,3 +48,13 @@ def test_classes_history_and_undo_commands(tmp_path: Path, model_dir: Path) -> N
     assert "now using the model's own classes" in run("undo").output and not bank_file.exists()
     refused = run("undo")
     assert refused.exit_code == 2 and "no recorded edit" in refused.stderr
+
+
+def test_banks_and_their_history_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    bank_file = tmp_path / "default.safetensors"
+    CenterBank(["a", "b"], np.eye(4)[:2]).save(bank_file)
+    assert bank_file.stat().st_mode & 0o777 == 0o600
+    save_with_history(bank_file, bank_bytes("a", "b", "c"), "enrolled c")
+    folder = bank_file.with_name(bank_file.name + ".history")
+    assert bank_file.stat().st_mode & 0o777 == 0o600 and folder.stat().st_mode & 0o077 == 0
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in folder.iterdir())

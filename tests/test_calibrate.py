@@ -12,7 +12,9 @@ from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model
 import spherefer
 from spherefer.calibrate import (
     MIN_KNOWN_FACES,
+    DegenerateCalibration,
     calibrate,
+    check_calibration_data,
     choose_thresholds,
     fit_unknown_score,
 )
@@ -47,7 +49,7 @@ def test_too_few_known_faces_are_refused() -> None:
 def test_calibrate_stores_thresholds_in_the_bank(tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "faces", per_class=30)
     recognizer = make_tiny_model(tmp_path / "model", classes=PATTERN_CLASSES[:2])
-    result = calibrate(recognizer, f"folder:{data}", accept=0.8, min_faces=10)
+    result = calibrate(recognizer, f"folder:{data}", accept=0.8, min_faces=10, force=True)  # an untrained net: near-copies
     # the third pattern class is not in the bank: its faces are the unknowns
     assert result.n_unknown == 30 and result.n_known == 60 and result.score == COSINE_SCORE
     assert recognizer.bank.threshold == pytest.approx(result.global_threshold)
@@ -62,7 +64,7 @@ def test_calibrate_stores_thresholds_in_the_bank(tmp_path: Path) -> None:
 def test_calibrate_dry_run_and_refusal_leave_the_bank(tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "faces", per_class=30)
     recognizer = make_tiny_model(tmp_path / "model", classes=PATTERN_CLASSES[:2])
-    calibrate(recognizer, f"folder:{data}", apply=False)
+    calibrate(recognizer, f"folder:{data}", apply=False, force=True)
     few = make_pattern_folder(tmp_path / "few", per_class=10)
     with pytest.raises(ValueError, match="nothing stored"):
         calibrate(recognizer, f"folder:{few}")
@@ -115,3 +117,39 @@ def test_calibrating_the_shipped_model_on_real_faces(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 50 faces of the bank's classes .* got 0 .* nothing stored"):
         calibrate(recognizer, f"folder:{contempt}")
     assert recognizer.bank.threshold == shipped
+
+
+def test_degenerate_calibration_data_is_refused_unless_forced() -> None:
+    rng = np.random.default_rng(0)
+    names = ["a", "b"]
+    varied = rng.normal(size=(120, 32))
+    labels = np.repeat([0, 1], 60)
+    check_calibration_data(varied, labels, names, accept=0.95)  # fine
+    copies = np.repeat(varied[:1], 120, axis=0) + 1e-4 * rng.normal(size=(120, 32))
+    with pytest.raises(DegenerateCalibration, match=r"only 1 distinct faces among the 120 .* --force"):
+        check_calibration_data(copies, labels, names, accept=0.95)
+    with pytest.raises(DegenerateCalibration, match=r"one class \(a\)"):
+        check_calibration_data(varied, np.zeros(120, int), names, accept=0.95)
+    with pytest.raises(DegenerateCalibration, match="accepting 1% of the known faces leaves 99% of them unknown"):
+        check_calibration_data(varied, labels, names, accept=0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/datasets (the real CK+48 data)")
+def test_sixty_copies_of_one_real_face_are_refused(tmp_path: Path) -> None:
+    import shutil
+
+    import spherefer
+
+    face = sorted((DATA / "ckplus48" / "CK+48" / "happy").glob("*.png"))[0]
+    folder = tmp_path / "copies" / "happy"
+    folder.mkdir(parents=True)
+    for i in range(60):
+        shutil.copy(face, folder / f"copy{i}.png")
+    recognizer = spherefer.load_model("default")
+    before = recognizer.bank.threshold
+    with pytest.raises(DegenerateCalibration, match=r"only 1 distinct faces among the 60 .*nothing stored"):
+        calibrate(recognizer, f"folder:{tmp_path / 'copies'}")
+    with pytest.raises(DegenerateCalibration, match="leaves 99% of them unknown"):
+        calibrate(recognizer, f"ferplus:{DATA / 'ferplus'}:valid", accept=0.01)
+    assert recognizer.bank.threshold == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -149,6 +150,19 @@ def test_evaluate_bad_spec_and_missing_model_are_one_line_errors(faces: Path, mo
 
 
 # ---------------------------------------------------------------- predict
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_odd_paths_are_skipped_like_unreadable_files(photos: Path, tmp_path: Path) -> None:
+    fifo, device = tmp_path / "fifo.jpg", tmp_path / "zero.jpg"
+    os.mkfifo(fifo)  # opening it for reading would wait forever
+    device.symlink_to("/dev/null" if not Path("/dev/zero").exists() else "/dev/zero")
+    result = run("predict", fifo, device, photos / "astronaut.png", "--no-progress")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == [str(photos / "astronaut.png")]
+    assert f"skipped {fifo}: " in result.stderr and f"skipped {device}: " in result.stderr and "not a regular file" in result.stderr
+    assert "2 of 3 files could not be read" in result.stderr
 
 
 def test_predict_jsonl_one_line_per_readable_image(faces: Path, model_dir: Path) -> None:
@@ -436,7 +450,9 @@ def test_teaching_contempt_from_ten_ck_plus_crops_keeps_happy_faces_happy(tmp_pa
 
 def test_calibrate_command(editable: Path, tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "calib", per_class=30)
-    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "0.9", "--min-faces", "5")
+    refused = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "0.9", "--min-faces", "5")
+    assert_one_line_error(refused, r"only \d+ distinct faces .* --force")  # an untrained net sees near-copies
+    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "0.9", "--min-faces", "5", "--force")
     assert result.exit_code == 0, result.output
     assert "global threshold" in result.output and "accept 90% of known faces" in result.output
     assert spherefer.load_model(editable).bank.threshold != 0.6
@@ -517,13 +533,14 @@ def test_calibrate_refuses_too_few_known_faces(editable: Path, tmp_path: Path) -
     result = run("calibrate", "--model", editable, "--data", f"folder:{data}")
     assert_one_line_error(result, r"at least 50 faces of the bank's classes .* got 12 .* nothing stored")
     assert (editable / "bank.safetensors").read_bytes() == before  # nothing stored
-    dry = run("calibrate", "--model", editable, "--data", f"folder:{make_pattern_folder(tmp_path / 'more', per_class=30)}", "--dry-run")
+    dry = run("calibrate", "--model", editable, "--data", f"folder:{make_pattern_folder(tmp_path / 'more', per_class=30)}", "--dry-run",
+              "--force")
     assert dry.exit_code == 0 and (editable / "bank.safetensors").read_bytes() == before
 
 
 def test_reset_all_restores_the_trained_threshold(editable: Path, tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "calib", per_class=30)
-    assert run("calibrate", "--model", editable, "--data", f"folder:{data}", "--min-faces", "5").exit_code == 0
+    assert run("calibrate", "--model", editable, "--data", f"folder:{data}", "--min-faces", "5", "--force").exit_code == 0
     calibrated = spherefer.load_model(editable).bank
     assert calibrated.threshold != 0.6 and calibrated.info["sad"].threshold is not None
     assert "(changed from the model's 0.6, which the card describes)" in run("info", "--model", editable).output

@@ -135,3 +135,31 @@ def test_bytes_are_an_image_input_everywhere(recognizer) -> None:
     assert as_image_list(data) == [data]
     np.testing.assert_allclose(recognizer.embed(data), recognizer.embed(example_photo()), atol=1e-6)
     assert to_rgb_array(data).shape == (512, 512, 3)
+
+
+def _declared_png(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` pixels, with almost no pixel data (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def test_one_pixel_limit_from_the_header_without_pillows_warning(tmp_path) -> None:
+    import warnings
+
+    from spherefer.images import MAX_PIXELS, ImageTooLarge
+
+    path = tmp_path / "big.png"
+    path.write_bytes(_declared_png(12000, 12000))  # 144 megapixels: between the limit and Pillow's own
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageTooLarge, match=rf"12000x12000 pixels, more than the limit \({MAX_PIXELS} pixels"):
+            read_image(path)
+    assert caught == []
+    with pytest.raises(ImageTooLarge, match="more than the limit"):
+        to_pil(path)  # the Python API's entry: the same limit

@@ -1,7 +1,7 @@
 """The change history of a bank file: what ``spherefer classes history`` lists and ``classes undo`` takes back.
 
 Every edit saved through :func:`save_with_history` keeps the bank as it was before, in a folder
-beside the bank file (``<bank>.history/``): ``<version>.safetensors`` (absent when there was no
+beside the bank file (``<bank>.history/``, like the bank readable by its owner only): ``<version>.safetensors`` (absent when there was no
 bank file yet: the model's own classes were in use) and one JSON line per version in
 ``log.jsonl`` (version, time, what the edit did). :func:`undo` puts the bank back as it was
 before the last edit and drops that version. Callers hold the bank file's lock
@@ -54,20 +54,20 @@ def history(bank_file: Path) -> list[BankVersion]:
 
 
 def _write_log(bank_file: Path, versions: list[BankVersion]) -> None:
-    with atomic_write(history_folder(bank_file) / _LOG, "w") as handle:
+    with atomic_write(history_folder(bank_file) / _LOG, "w", private=True) as handle:
         handle.writelines(json.dumps(vars(v)) + "\n" for v in versions)
 
 
 def save_with_history(bank_file: Path, data: bytes, action: str) -> BankVersion:
     """Write the bank ``data`` to ``bank_file`` atomically, keeping what it held before as a new version."""
     folder = history_folder(bank_file)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     versions = history(bank_file)
     version = BankVersion(versions[-1].version + 1 if versions else 1, time.time(), action)
     if bank_file.is_file():
-        with atomic_write(folder / f"{version.version}.safetensors") as handle:
+        with atomic_write(folder / f"{version.version}.safetensors", private=True) as handle:
             handle.write(bank_file.read_bytes())
-    with atomic_write(bank_file) as handle:
+    with atomic_write(bank_file, private=True) as handle:
         handle.write(data)
     _write_log(bank_file, [*versions, version])
     return version
@@ -82,7 +82,7 @@ def undo(bank_file: Path) -> BankVersion:
     last = versions[-1]
     before = history_folder(bank_file) / f"{last.version}.safetensors"
     if before.is_file():
-        with atomic_write(bank_file) as handle:
+        with atomic_write(bank_file, private=True) as handle:
             handle.write(before.read_bytes())
     else:
         bank_file.unlink(missing_ok=True)

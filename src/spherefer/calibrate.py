@@ -13,7 +13,10 @@ to it (nearest center) gets the same quantile of theirs, so that each class acce
 about ``accept`` of its faces. Faces of dataset classes the bank does not know are
 unknown faces: the report says how many of them are still accepted. Calibration data
 with fewer than :data:`MIN_KNOWN_FACES` faces of the bank's classes is refused (nothing
-is stored): a quantile of a handful of faces is noise.
+is stored): a quantile of a handful of faces is noise. So is, unless forced
+(:func:`check_calibration_data`), data that would store thresholds for the wrong reasons:
+fewer than :data:`MIN_KNOWN_FACES` *distinct* faces (copies of one face count once), faces
+of one class only, or an acceptance under :data:`MIN_ACCEPT` (most known faces unknown).
 """
 
 from __future__ import annotations
@@ -27,14 +30,39 @@ from .data import open_dataset
 from .evaluate import embed_arrays
 from .labels import MAHALANOBIS_SCORE
 from .recognizer import Recognizer
+from .sphere import distinct
 from .unknown import FaceDensity, class_mean
 
-__all__ = ["ACCEPT", "MIN_KNOWN_FACES", "Calibration", "calibrate", "choose_thresholds", "fit_unknown_score"]
+__all__ = ["ACCEPT", "MIN_ACCEPT", "MIN_KNOWN_FACES", "Calibration", "DegenerateCalibration", "calibrate", "check_calibration_data",
+           "choose_thresholds", "fit_unknown_score"]
 
 ACCEPT = 0.95
 """Default share of known faces the thresholds accept."""
 MIN_KNOWN_FACES = 50
 """Fewest faces of the bank's classes :func:`calibrate` chooses thresholds from."""
+MIN_ACCEPT = 0.5
+"""Lowest share of known faces a calibration may accept without being forced."""
+
+
+class DegenerateCalibration(ValueError):
+    """Calibration data or settings that would store misleading thresholds (refused unless forced)."""
+
+
+def check_calibration_data(embeddings: np.ndarray, labels: np.ndarray, names: list[str], accept: float) -> None:
+    """:class:`DegenerateCalibration` when thresholds chosen from these known faces (``labels`` >= 0)
+    at ``accept`` would mislead: too few distinct faces, one class only, or most faces left unknown."""
+    known = labels >= 0
+    hint = "; to store the thresholds anyway, force it (CLI: --force)"
+    if accept < MIN_ACCEPT:
+        raise DegenerateCalibration(f"accepting {accept:.0%} of the known faces leaves {1 - accept:.0%} of them unknown{hint}")
+    distinct_faces = int(distinct(embeddings[known]).sum())
+    if distinct_faces < MIN_KNOWN_FACES:
+        raise DegenerateCalibration(f"only {distinct_faces} distinct faces among the {int(known.sum())} faces of the bank's classes "
+                                    f"(the others are near-copies), fewer than the {MIN_KNOWN_FACES} calibrating needs{hint}")
+    present = sorted({names[c] for c in labels[known]})
+    if len(present) < 2:
+        raise DegenerateCalibration(f"every known face is of one class ({present[0]}): thresholds chosen on it would be guesses "
+                                    f"for the others{hint}")
 
 
 @dataclass
@@ -98,15 +126,21 @@ def _labelled_embeddings(recognizer: Recognizer, data: str, max_faces: int | Non
     return embed_arrays(recognizer, images), labels
 
 
-def calibrate(recognizer: Recognizer, data: str, accept: float = ACCEPT, min_faces: int | None = 20, apply: bool = True) -> Calibration:
+def calibrate(recognizer: Recognizer, data: str, accept: float = ACCEPT, min_faces: int | None = 20, apply: bool = True,
+              force: bool = False) -> Calibration:
     """Measure on ``data`` (``FORMAT:PATH[:SPLIT]``), choose the thresholds of the bank's score
     (``min_faces=None``: the global one only), and store them in the bank when ``apply``. Refused
     with ``ValueError`` (nothing stored) when the data has fewer than :data:`MIN_KNOWN_FACES`
-    faces of the bank's classes."""
+    faces of the bank's classes, and, unless ``force``, when :func:`check_calibration_data` finds it degenerate."""
     if not 0.0 < accept < 1.0:
         raise ValueError(f"the share of known faces to accept must be between 0 and 1, got {accept}")
     bank = recognizer.bank
     embeddings, labels = _labelled_embeddings(recognizer, data)
+    if not force and (labels >= 0).sum() >= MIN_KNOWN_FACES:
+        try:
+            check_calibration_data(embeddings, labels, bank.names, accept)
+        except DegenerateCalibration as err:
+            raise DegenerateCalibration(f"{err} ({data}); nothing stored") from None
     nearest = bank.nearest(embeddings) if len(embeddings) else np.empty(0, int)
     scores = recognizer.unknown_scores(embeddings) if len(embeddings) else np.empty(0)
     try:
@@ -149,7 +183,7 @@ def fit_unknown_score(recognizer: Recognizer, train: str, val: str, accept: floa
     fitted = recognizer.with_bank(trial)
     fitted.density = FaceDensity.fit(embeddings[known], labels[known], means)
     trial.use_score(MAHALANOBIS_SCORE, 0.0)
-    result = calibrate(fitted, val, accept=accept, min_faces=None, apply=False)
+    result = calibrate(fitted, val, accept=accept, min_faces=None, apply=False, force=True)  # the run's own validation split
     trial.use_score(MAHALANOBIS_SCORE, result.global_threshold)
     recognizer.bank, recognizer.density = trial, fitted.density
     return result

@@ -398,8 +398,8 @@ class CenterBank:
         return bank_metadata(self)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the bank atomically as safetensors (centers, means) + JSON metadata."""
-        with atomic_write(path) as handle:
+        """Write the bank atomically as safetensors (centers, means) + JSON metadata, readable by its owner only."""
+        with atomic_write(path, private=True) as handle:
             handle.write(bank_bytes(self))
 
     def to_bytes(self) -> bytes:

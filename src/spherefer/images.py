@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -21,11 +22,17 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["ImageInput", "IMAGE_EXTENSIONS", "ImageTooLarge", "read_image", "to_pil", "to_rgb_array", "as_image_list",
+__all__ = ["ImageInput", "IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_SIDE", "ImageTooLarge", "read_image", "to_pil", "to_rgb_array", "as_image_list",
            "flatten_to_mode", "collect_image_files", "example_photo"]
 
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+MAX_PIXELS = 25_000_000
+"""The most pixels an image may declare (a 25-megapixel photo), checked from its header before decoding,
+in the library, the command line and the HTTP service alike."""
+MAX_SIDE = 10_000
+"""The longest side an image may declare, in pixels."""
 
 FLOAT_TOLERANCE = 1.0 / 510.0
 """How far outside [0, 1] a float image array may stray (half an 8-bit grey level: rounding noise) before it is refused."""
@@ -45,15 +52,17 @@ def example_photo() -> Path:
 
 
 def collect_image_files(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Files as given, plus files with one of ``extensions`` (lower case, default: images)
-    found recursively in folders (sorted); a missing path raises."""
+    """Paths as given, plus files with one of ``extensions`` (lower case, default: images)
+    found recursively in folders (sorted); a missing path raises. A path given that is not a
+    regular file (a FIFO, a device) is kept: reading it fails like an unreadable file, so it
+    is reported and skipped with the others going on."""
     suffixes = tuple(extensions)
     files: list[Path] = []
     for item in paths:
         path = Path(item).expanduser()
         if path.is_dir():
             files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-        elif path.is_file():
+        elif path.exists():
             files.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
@@ -76,9 +85,19 @@ def _upright(image: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
+def _open(stream: io.BytesIO | Path, formats: Sequence[str] | None, quiet: bool) -> Image.Image:
+    """``Image.open`` (header only); ``quiet``: without Pillow's warning of a size far above its own limit,
+    for a caller whose limit is lower and refuses that size with an error of its own."""
+    if not quiet:
+        return Image.open(stream, formats=formats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(stream, formats=formats)
+
+
 def read_image(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image, name: str | None = None, *,
-    formats: Sequence[str] | None = None, max_pixels: int | None = None, max_side: int | None = None,
+    formats: Sequence[str] | None = None, max_pixels: int | None = MAX_PIXELS, max_side: int | None = MAX_SIDE,
 ) -> Image.Image:
     """``source`` -- a path, an encoded image's bytes, or a PIL image -- as a loaded, upright PIL image.
 
@@ -86,7 +105,8 @@ def read_image(
     image when it came straight from ``Image.open`` (its ``format`` is set); an image made
     or changed in memory is taken as it is. ``formats`` limits the accepted file formats
     (Pillow names, e.g. ``("JPEG", "PNG")``); ``max_pixels`` and ``max_side`` limit the
-    declared size, checked before any pixel is decoded. ``name`` names the image in
+    declared size (default :data:`MAX_PIXELS`, :data:`MAX_SIDE`; None: no limit but Pillow's),
+    checked before any pixel is decoded. ``name`` names the image in
     errors (default: the path, or "image bytes").
 
     Raises ``FileNotFoundError`` for a missing path, :class:`ImageTooLarge` (a
@@ -111,12 +131,14 @@ def read_image(
     elif isinstance(source, (str, os.PathLike)):
         stream = Path(source)
         name = name or str(stream)
-        if not stream.is_file():
+        if not stream.is_file():  # never opened: reading a FIFO waits forever, a device never ends
+            if stream.exists():
+                raise ValueError(f"{name} is not a regular file (a folder, FIFO, device or socket)")
             raise FileNotFoundError(f"image not found: {stream}")
     else:
         raise TypeError(f"expected a path, image bytes or a PIL image, got {type(source).__name__}")
     try:
-        with Image.open(stream, formats=formats) as opened:
+        with _open(stream, formats, quiet=max_pixels is not None) as opened:
             _check_size(opened.size, name, max_pixels, max_side)
             return _upright(opened)
     except ImageTooLarge:

@@ -7,7 +7,10 @@ import math
 
 import numpy as np
 
-__all__ = ["angle_degrees", "as_array", "as_embeddings", "normalize", "normalized_mean"]
+__all__ = ["DUPLICATE_COSINE", "angle_degrees", "as_array", "as_embeddings", "distinct", "normalize", "normalized_mean"]
+
+DUPLICATE_COSINE = 0.995
+"""Two unit embeddings at least this close are one face seen twice (a copy, a re-encoded file, the next video frame)."""
 
 
 def as_array(values: object) -> np.ndarray:
@@ -51,3 +54,17 @@ def normalized_mean(x: np.ndarray) -> np.ndarray:
     if np.linalg.norm(mean) < 1e-6:
         raise ValueError("the samples point in opposite directions: their normalised mean has no direction")
     return normalize(mean)
+
+
+def distinct(embeddings: np.ndarray, cosine: float = DUPLICATE_COSINE, chunk: int = 1024) -> np.ndarray:
+    """(N,) mask of the embeddings that are not near-duplicates of an earlier one (cosine >= ``cosine``):
+    each face seen several times counts once, as its first occurrence."""
+    x = normalize(np.asarray(embeddings, dtype=np.float32), axis=1)
+    keep = np.ones(len(x), dtype=bool)
+    for start in range(0, len(x), chunk):
+        block = x[start:start + chunk]
+        earlier = np.einsum("nd,md->nm", block, x[: start + len(block)]) >= cosine  # not BLAS: see CenterBank.cosine
+        earlier[:, start:] &= np.tri(len(block), len(block), -1, dtype=bool)[:, : earlier.shape[1] - start]
+        earlier &= keep[: start + len(block)][None]  # a duplicate of a duplicate is still the first face's
+        keep[start:start + len(block)] = ~earlier.any(axis=1)
+    return keep

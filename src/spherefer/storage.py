@@ -38,13 +38,16 @@ __all__ = ["atomic_write", "file_lock", "lock_path", "write_json", "read_json", 
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb", private: bool = False) -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    The file gets the usual permissions (0666 less the umask), or 0600 when ``private``
+    (a center bank: whose expressions a person taught is theirs)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
+        os.chmod(tmp_name, 0o600 if private else 0o666 & ~_UMASK)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()

@@ -104,18 +104,20 @@ def evaluate(model_name: str, data_specs: tuple[str, ...], output_dir: str | Non
 @click.option("--accept", type=float, default=0.95, show_default=True, help="Share of the known faces the thresholds accept.")
 @click.option("--min-faces", type=int, default=20, show_default=True, help="Faces matched to a class for its own threshold.")
 @click.option("--dry-run", is_flag=True, help="Report the thresholds without saving them.")
-def calibrate(recognizer: Recognizer, bank_file: Path, data_spec: str, accept: float, min_faces: int, dry_run: bool) -> None:
+@click.option("--force", is_flag=True, help="Store thresholds from data that is refused as degenerate (near-copies, one class, --accept under 0.5).")
+def calibrate(recognizer: Recognizer, bank_file: Path, data_spec: str, accept: float, min_faces: int, dry_run: bool, force: bool) -> None:
     """Choose the global and per-class thresholds of the bank's unknown score from held-out
     labelled faces, and store them in the bank.
 
     Each threshold accepts --accept of the known faces (of its class, for a class with
     --min-faces faces matched to it). Refuses (exit 2, nothing stored) data with fewer
-    than 50 faces of the bank's classes; `spherefer classes reset --all` brings back
-    the trained threshold.
+    than 50 faces of the bank's classes, and, unless --force, data whose thresholds would
+    mislead: fewer than 50 distinct faces (near-copies count once), faces of one class only,
+    or --accept under 0.5. `spherefer classes reset --all` brings back the trained threshold.
     """
     from ..calibrate import calibrate as run_calibration
 
-    result = run_calibration(recognizer, data_spec, accept=accept, min_faces=min_faces, apply=not dry_run)
+    result = run_calibration(recognizer, data_spec, accept=accept, min_faces=min_faces, apply=not dry_run, force=force)
     click.echo(result.to_markdown())
     if dry_run:
         click.echo("dry run: nothing stored")

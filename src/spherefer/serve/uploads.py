@@ -13,7 +13,7 @@ from fastapi import UploadFile
 from PIL import Image
 
 from ..enrol import MIN_IMAGES
-from ..images import ImageTooLarge, flatten_to_mode, read_image
+from ..images import MAX_PIXELS, MAX_SIDE, ImageTooLarge, flatten_to_mode, read_image
 from ..labels import shown
 
 __all__ = ["BANK_FILE_BYTES", "FORM_ALLOWANCE", "IMAGE_FORMATS", "ServeSettings", "UserError", "decode_upload"]
@@ -30,8 +30,8 @@ class ServeSettings:
 
     api_key: str
     max_upload_bytes: int = 10 * 2**20
-    max_pixels: int = 25_000_000
-    max_side: int = 10_000
+    max_pixels: int = MAX_PIXELS
+    max_side: int = MAX_SIDE
     max_aspect: float = 20.0
     max_images: int = 50
     min_images: int = MIN_IMAGES
