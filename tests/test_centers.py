@@ -382,3 +382,18 @@ def test_refused_score_changes_and_updates_leave_the_bank_as_it_was(bank):
     bank.remove("sad")
     with pytest.raises(ValueError, match="every trained class is in the bank"):
         bank.set_means(bank.centers)
+
+
+def test_a_name_that_looks_like_a_class_is_refused_in_every_normal_form() -> None:
+    from spherefer.centers import ClassExists
+
+    bank = CenterBank(["happy", "caf\u00e9"], np.eye(4)[:2])
+    for alike in ("h\u0430ppy", "Happy", "HAPPY", "cafe\u0301", "caf\u00e9"):  # Cyrillic a; case; NFD; the same
+        with pytest.raises(ClassExists):
+            bank.add(alike, np.eye(4)[2:3])
+    assert bank.index("cafe\u0301") == 1 and "cafe\u0301" in bank
+    bank.add("\u0441\u043e\u043d", np.eye(4)[2:3])  # a Cyrillic word of its own is a class like any other
+    bank.compose("cafe\u0301_mix", ["happy", "caf\u00e9"])
+    assert bank.names[-1] == "caf\u00e9_mix"
+    with pytest.raises(ClassExists, match="would look like the existing class 'happy'"):
+        bank.rename("caf\u00e9_mix", "h\u0430ppy")

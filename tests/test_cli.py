@@ -152,6 +152,13 @@ def test_evaluate_bad_spec_and_missing_model_are_one_line_errors(faces: Path, mo
 # ---------------------------------------------------------------- predict
 
 
+def test_classes_refuse_a_name_that_looks_like_a_class(editable: Path) -> None:
+    result = run("classes", "compose", "h\u0430ppy", "happy", "sad", "--model", editable)
+    assert_one_line_error(result, "would look like the existing class 'happy'")
+    composed = run("classes", "compose", "cafe\u0301", "happy", "sad", "--model", editable)
+    assert composed.exit_code == 0 and "caf\u00e9" in spherefer.load_model(editable).bank.names
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
 def test_odd_paths_are_skipped_like_unreadable_files(photos: Path, tmp_path: Path) -> None:
     fifo, device = tmp_path / "fifo.jpg", tmp_path / "zero.jpg"

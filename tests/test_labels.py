@@ -194,3 +194,14 @@ def test_a_face_record_writes_itself_with_face_dict() -> None:
                              raw_prediction=_prediction("b"))
     assert record.to_dict() == face_dict(2, 4, detected.box, record.landmarks, 0.9, _prediction(), _prediction("b"), [], {"size": 50.0})
     assert record.to_dict()["landmarks"] == detected.landmark_dict() == {"right_eye": [20.0, 40.0], "left_eye": [50.0, 40.0]}
+
+
+def test_names_are_kept_in_nfkc_and_slash_look_alikes_are_refused() -> None:
+    import unicodedata
+
+    decomposed = "cafe\u0301"
+    assert check_class_name(decomposed) == unicodedata.normalize("NFC", decomposed) == "caf\u00e9"
+    assert check_class_name("\uff21bc") == "Abc"  # a fullwidth letter is its plain form
+    for name in ("a\u2215b", "a\uff0fb", "a\u2044b", "a\uff3cb"):
+        with pytest.raises(ValueError, match="look-alike"):
+            check_class_name(name)

@@ -263,6 +263,13 @@ def test_a_bank_moves_between_the_cli_and_a_profile(client: TestClient, recogniz
     assert broken.status_code == 400 and client.put("/v1/bank", files={"file": ("x", b"")}).status_code == 401
 
 
+def test_a_confusable_name_is_refused_over_http_as_in_the_library(client: TestClient, photo: bytes) -> None:
+    refused = enrol(client, "h\u0430ppy", photo)  # a Cyrillic a
+    assert refused.status_code == 409 and "would look like the existing class 'happy'" in refused.json()["detail"]
+    assert enrol(client, "caf\u0065\u0301", photo).json()["classes"][-1]["name"] == "caf\u00e9"  # stored in NFKC
+    assert enrol(client, "caf\u00e9", photo).status_code == 409
+
+
 def test_enrol_errors(client: TestClient, photo: bytes, tmp_path: Path) -> None:
     assert enrol(client, "happy", photo).status_code == 409
     few = enrol(client, "newone", photo, n=2)

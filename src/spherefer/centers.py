@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bank_file import bank_bytes, bank_metadata, parse_bank
+from .confusables import confusable_key
 from .decision import DEFAULT_RULE, PAPER, DecisionRule, check_rule
 from .labels import (COSINE_SCORE, NO_FACE, REJECTED, RESERVED_LABELS, SCORES, UNKNOWN, Classification, Prediction, check_class_name,
-                     decide, label_of, shown)
+                     decide, label_of, normalized_class_name, shown)
 from .sphere import as_array, as_embeddings, normalize, normalized_mean
 from .storage import atomic_write, parse_safetensors, read_safetensors
 from .unknown import class_mean
@@ -126,13 +127,14 @@ class CenterBank:
         return len(self.names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.names
+        return normalized_class_name(name) in self.names
 
     def index(self, name: str) -> int:
-        """Position of ``name``; unknown names raise ``KeyError`` listing the classes."""
-        if name not in self.names:
+        """Position of ``name`` (in any Unicode normal form); unknown names raise ``KeyError`` listing the classes."""
+        stored = normalized_class_name(name)
+        if stored not in self.names:
             raise KeyError(f"no class named {name!r}; classes are {self.names}")
-        return self.names.index(name)
+        return self.names.index(stored)
 
     def center(self, name: str) -> np.ndarray:
         """A copy of ``name``'s unit center, (D,) float32."""
@@ -147,12 +149,17 @@ class CenterBank:
 
     # ------------------------------------------------------------------ edits
     def check_new_name(self, name: str) -> str:
-        """``name`` if it may name a new class of this bank: it follows the class-name rule
-        (:func:`~spherefer.labels.check_class_name`, ``ValueError``) and is not taken
-        (:class:`ClassExists`). :meth:`add`, :meth:`compose` and :meth:`rename` check it."""
-        check_class_name(name)
+        """``name`` in NFKC form if it may name a new class of this bank: it follows the class-name rule
+        (:func:`~spherefer.labels.check_class_name`, ``ValueError``), is not taken and does not look like
+        a class's name (:func:`~spherefer.confusables.confusable_key`; both :class:`ClassExists`).
+        :meth:`add`, :meth:`compose` and :meth:`rename` check it and store the NFKC form."""
+        name = check_class_name(name)
         if name in self.names:
             raise ClassExists(f"class {shown(name)} already exists")
+        key = confusable_key(name)
+        alike = [n for n in self.names if confusable_key(n) == key]
+        if alike:
+            raise ClassExists(f"class {shown(name)} would look like the existing class {shown(alike[0])} (same letters to a reader)")
         return name
 
     def _check_threshold(self, value: float) -> None:
@@ -208,7 +215,7 @@ class CenterBank:
 
     def add(self, name: str, embeddings: object, origin: str = "enrolled", threshold: float | None = None) -> np.ndarray:
         """Enrol a new class from sample embeddings (normalise, average, renormalise); returns its center."""
-        self.check_new_name(name)
+        name = self.check_new_name(name)
         if origin not in ORIGINS:
             raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
         if threshold is not None:
@@ -224,6 +231,7 @@ class CenterBank:
 
     def compose(self, name: str, components: Sequence[str], weights: Sequence[float] | None = None, threshold: float | None = None) -> np.ndarray:
         """Enrol a class from no samples: the normalised weighted sum of existing centers."""
+        name = self.check_new_name(name)
         if len(components) < 2:
             raise ValueError(f"composing {name!r} needs at least two existing classes, got {list(components)}")
         weights = [1.0] * len(components) if weights is None else [float(w) for w in weights]
@@ -284,7 +292,8 @@ class CenterBank:
     def rename(self, old: str, new: str) -> None:
         """Rename a class, keeping its center, counts and threshold."""
         i = self.index(old)
-        self.check_new_name(new)
+        old = self.names[i]
+        new = self.check_new_name(new)
         self.names[i] = new
         self.info[new] = self.info.pop(old)
         if old in self.trained_centers:

@@ -220,7 +220,7 @@ def enrol_class(bank: CenterBank, name: str, embeddings: np.ndarray, threshold: 
     ``density`` (and a bank with class means) the harm to the other classes is estimated first
     (:func:`~spherefer.harm.estimate_harm`); :class:`HarmfulEnrolment` refuses the class, leaving
     the bank unchanged, when it exceeds the limit and ``accept_harm`` is false."""
-    bank.check_new_name(name)
+    name = bank.check_new_name(name)
     x = as_embeddings(embeddings, bank.embedding_size, f"adding class {name!r}")
     own = new_class_threshold(x, ceiling=bank.threshold, threshold=threshold, score=bank.score)
     harm = None

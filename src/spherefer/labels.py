@@ -22,6 +22,7 @@ answer with the same words:
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -49,6 +50,7 @@ __all__ = [
     "face_dict",
     "frame_records",
     "label_of",
+    "normalized_class_name",
     "nearest_match",
     "no_face_dict",
     "rounded_points",
@@ -65,8 +67,11 @@ RESERVED_LABELS = (UNKNOWN, REJECTED, NO_FACE)
 MAX_CLASS_NAME_LENGTH = 64
 CLASS_NAME_RULE = (
     f"a class name is a non-empty string of at most {MAX_CLASS_NAME_LENGTH} printable characters without "
-    f"surrounding spaces, with no / or \\, not . or .., and not a reserved label ({', '.join(RESERVED_LABELS)})"
+    f"surrounding spaces, with no / or \\ (or look-alikes), not . or .., not a reserved label "
+    f"({', '.join(RESERVED_LABELS)}), and not like another class's name"
 )
+_SLASHES = "/\\\u2215\u2044\u29f8\u29f9\u2216\ufe68"
+"""The path separators and the characters drawn like them that NFKC leaves as they are."""
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -81,8 +86,15 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
+def normalized_class_name(name: object) -> object:
+    """``name`` in Unicode NFKC form when it is a string (how classes are stored and looked up: an
+    accent written as one character or as a combining mark is one name), else unchanged."""
+    return unicodedata.normalize("NFKC", name) if isinstance(name, str) else name
+
+
 def class_name_problem(name: object) -> str | None:
-    """Why ``name`` cannot name a class (None when it can): see :data:`CLASS_NAME_RULE`.
+    """Why ``name`` (in NFKC form, :func:`normalized_class_name`) cannot name a class (None when it can):
+    see :data:`CLASS_NAME_RULE`; whether it looks like another class's is the bank's to say.
 
     Names end up in URLs (``/v1/classes/{name}``), file names, CSV headers and log
     lines, so they are short, printable, free of path separators and never one of the
@@ -98,8 +110,8 @@ def class_name_problem(name: object) -> str | None:
         return "it has surrounding spaces"
     if not name.isprintable():
         return "it holds a character that is not printable"
-    if "/" in name or "\\" in name:
-        return "it holds a / or \\"
+    if any(c in _SLASHES for c in name):
+        return "it holds a / or \\, or a character drawn like one"
     if name in (".", ".."):
         return "it is a path step"
     if name in RESERVED_LABELS:
@@ -108,11 +120,12 @@ def class_name_problem(name: object) -> str | None:
 
 
 def check_class_name(name: object) -> str:
-    """``name`` when it may name a class, else ``ValueError`` saying why and what the rule is."""
-    problem = class_name_problem(name)
+    """``name`` in NFKC form when it may name a class, else ``ValueError`` saying why and what the rule is."""
+    normalized = normalized_class_name(name)
+    problem = class_name_problem(normalized)
     if problem is not None:
         raise ValueError(f"{shown(name)} cannot be a class name ({problem}): {CLASS_NAME_RULE}")
-    return name  # type: ignore[return-value]
+    return normalized  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- the accept rule
