@@ -270,6 +270,22 @@ def test_a_confusable_name_is_refused_over_http_as_in_the_library(client: TestCl
     assert enrol(client, "caf\u00e9", photo).status_code == 409
 
 
+def test_private_profiles_need_the_key_to_be_read(recognizer: spherefer.Recognizer, photo: bytes, tmp_path: Path) -> None:
+    with BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default") as store:
+        private = TestClient(create_app(recognizer, store, ServeSettings(api_key=KEY, private_profiles=True), "default"))
+        reads = [("get", "/v1/classes?profile=lab", {}), ("get", "/v1/versions?profile=lab", {}), ("get", "/v1/bank?profile=lab", {}),
+                 ("get", "/v1/sphere?profile=lab", {}), ("get", "/v1/info?profile=lab", {}),
+                 ("post", "/v1/predict?profile=lab", {"files": {"file": ("a.jpg", photo, "image/jpeg")}})]
+        for method, path, kwargs in reads:
+            anonymous = getattr(private, method)(path, **kwargs)
+            assert anonymous.status_code == 401 and "keeps its profiles private" in anonymous.json()["detail"], path
+            assert getattr(private, method)(path, headers={"X-API-Key": "nope"}, **kwargs).status_code == 403, path
+            assert getattr(private, method)(path, headers=AUTH, **kwargs).status_code == 200, path
+        assert private.get("/v1/health").status_code == 200
+    assert TestClient(create_app(recognizer, BankStore(tmp_path / "open.sqlite3", recognizer.bank, "default"),
+                                 ServeSettings(api_key=KEY), "default")).get("/v1/versions?profile=lab").status_code == 200  # the default
+
+
 def test_enrol_errors(client: TestClient, photo: bytes, tmp_path: Path) -> None:
     assert enrol(client, "happy", photo).status_code == 409
     few = enrol(client, "newone", photo, n=2)
@@ -626,6 +642,7 @@ def test_serve_command_hands_its_settings_to_the_workers(tmp_path: Path, monkeyp
     assert "http://127.0.0.1:8123/" in result.output and f"API key in {tmp_path / 'serve' / 'api_key'}" in result.output
     [(args, kwargs, env)] = calls
     assert args == ("spherefer.serve:app_from_environment",) and kwargs["factory"] and (kwargs["port"], kwargs["workers"]) == (8123, 2)
-    assert json.loads(env["SPHEREFER_SERVE_LIMITS"]) == {"max_upload_bytes": 10 * 2**20, "max_pixels": 25_000_000, "max_images": 7}
+    assert json.loads(env["SPHEREFER_SERVE_LIMITS"]) == {"max_upload_bytes": 10 * 2**20, "max_pixels": 25_000_000, "max_images": 7,
+                                                         "private_profiles": False}
     assert env["SPHEREFER_SERVE_MODEL"] == "default" and "SPHEREFER_SERVE_DB" not in env
     assert (tmp_path / "serve" / "api_key").is_file()  # created before the workers start

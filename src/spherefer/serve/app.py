@@ -92,9 +92,9 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors())
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
 
-    def key_refusal(key: str | None) -> tuple[int, str] | None:
+    def key_refusal(key: str | None, why: str = "this endpoint changes a bank") -> tuple[int, str] | None:
         if key is None:
-            return 401, "this endpoint changes a bank: send the API key in the X-API-Key header"
+            return 401, f"{why}: send the API key in the X-API-Key header"
         if not hmac.compare_digest(key.encode(), settings.api_key.encode()):
             return 403, "wrong API key"
         return None
@@ -119,7 +119,12 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     app.add_middleware(RequestGuard, policy=admission)
 
-    def profile_of(profile: Annotated[str, Query(description="whose bank: 1-64 letters, digits, _ or -")] = "default") -> str:
+    def profile_of(profile: Annotated[str, Query(description="whose bank: 1-64 letters, digits, _ or -")] = "default",
+                   x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
+        """The profile asked for; on a server with private profiles (``spherefer serve --private``) only with the API key."""
+        refusal = key_refusal(x_api_key, "this server keeps its profiles private") if settings.private_profiles else None
+        if refusal is not None:
+            raise UserError(*refusal)
         try:
             return check_profile(profile)
         except ValueError as err:

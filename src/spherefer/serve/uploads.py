@@ -35,6 +35,7 @@ class ServeSettings:
     max_aspect: float = 20.0
     max_images: int = 50
     min_images: int = MIN_IMAGES
+    private_profiles: bool = False  # reading a profile (its classes, history, bank, predictions) needs the API key too
 
     @property
     def max_request_bytes(self) -> int:

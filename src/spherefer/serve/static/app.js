@@ -16,7 +16,8 @@ function status(text, error = false) {
 
 async function api(method, path, body, write = true) {
   const headers = {};
-  if (method !== "GET" && write) headers["X-API-Key"] = $("apikey").value;  // only requests that change a bank carry the key
+  // requests that change a bank carry the key, and reads too once one is typed (a server started with --private needs it)
+  if ((method !== "GET" && write) || $("apikey").value) headers["X-API-Key"] = $("apikey").value;
   const sep = path.includes("?") ? "&" : "?";
   const response = await fetch(`${path}${sep}profile=${profile()}`, { method, body, headers });
   const data = await response.json().catch(() => ({ detail: response.statusText }));
