@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import spherefer
 from fixtures import make_pattern_folder, moving_astronaut
-from spherefer.adapt import MIN_ADAPT_FACES, adapt_bank, domain_shift
+from spherefer.adapt import MAX_MOVE_DEGREES, MIN_ADAPT_FACES, adapt_bank, domain_shift
 from spherefer.centers import CenterBank
 from spherefer.cli import main
 from spherefer.unknown import FaceDensity, class_mean
@@ -67,7 +67,10 @@ def test_a_shifted_camera_moves_the_centers_towards_its_faces() -> None:
     z = domain_shift(bank.centers.astype(np.float64), bank.means.astype(np.float64), density, adapt_faces)
     report = adapt_bank(bank, density, adapt_faces)
     assert z > 5 and report.shift > 5  # on all faces, and on those the bank accepts
-    assert report.shift > 5 and report.weight > 0.8 and report.faces + report.left_out == 600
+    assert report.shift > 5 and report.weight > 0.8 and report.faces + report.left_out + report.duplicates == 600
+    assert max(report.moved.values()) == pytest.approx(MAX_MOVE_DEGREES, abs=1e-3)  # one call moves 30 degrees at most
+    assert _accuracy(bank, test_faces, test_labels) > before + 0.05
+    adapt_bank(bank, density, adapt_faces)  # the same faces again take the centers further
     assert _accuracy(bank, test_faces, test_labels) > before + 0.1
     assert set(report.share_before) == set(report.share_after) == {"a", "b", "c"}
     assert "measured shift" in report.to_markdown()
@@ -79,8 +82,14 @@ def test_refusals_leave_the_bank_as_it_was() -> None:
     rng = np.random.default_rng(2)
     bank, density = _bank_and_density(rng)
     before = bank.centers.copy()
-    with pytest.raises(ValueError, match=rf"at least {MIN_ADAPT_FACES} faces of the new setting .*, got \d of 5"):
+    with pytest.raises(ValueError, match=rf"at least {MIN_ADAPT_FACES} distinct faces of the new setting .*, got \d \("):
         adapt_bank(bank, density, _faces(rng, 5)[0])
+    copies = np.repeat(_faces(rng, 1)[0], 100, axis=0)
+    with pytest.raises(ValueError, match=r"got 1 \(0 unknown to the bank left out, 99 near-copies counted once\)"):
+        adapt_bank(bank, density, copies)
+    one_class, _ = _faces(rng, 200, classes=(0,))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        adapt_bank(bank, density, one_class)
     with pytest.raises(ValueError, match="class means and the model's face density"):
         adapt_bank(bank, None, _faces(rng, 100)[0])
     with pytest.raises(ValueError, match="dimension 4"):
@@ -101,29 +110,21 @@ def _example_crops(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.png"))
 
 
-def test_the_cli_adapts_the_editable_bank_and_refuses_non_faces(tmp_path: Path) -> None:
+def test_the_cli_refuses_one_face_sent_many_times_and_non_faces(tmp_path: Path) -> None:
     env = {"SPHEREFER_HOME": str(tmp_path / "home")}
     runner = CliRunner()
-    crops = _example_crops(tmp_path / "crops")
-    dry = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned", "--dry-run"], env=env)
-    assert dry.exit_code == 0, dry.output
-    assert "30 faces of the new setting (0 more left out" in dry.output and "dry run: nothing stored" in dry.output
+    crops = _example_crops(tmp_path / "crops")  # one person's face, shifted and mirrored: no evidence of a camera
+    refused = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned", "--dry-run"], env=env)
+    assert refused.exit_code == 2 and "distinct faces of the new setting that the bank accepts" in refused.output, refused.output
     assert not (tmp_path / "home" / "banks" / "default.safetensors").exists()
-    done = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned"], env=env)
-    assert done.exit_code == 0 and "adapted the centers to 30 faces" in done.output, done.output
-    saved = CenterBank.load(tmp_path / "home" / "banks" / "default.safetensors")
-    shipped = spherefer.load_model("default").bank
-    # one person's face, like the training faces: the measured shift is 0 and nothing moves
-    assert "measured shift 0.00" in done.output
-    np.testing.assert_allclose(saved.centers, shipped.centers, atol=1e-5)
     patterns = sorted(make_pattern_folder(tmp_path / "patterns", per_class=10, size=48).glob("*/*.png"))
     refused = runner.invoke(main, ["adapt", *map(str, patterns), "--aligned"], env=env)
-    assert refused.exit_code == 2 and "faces of the new setting that the bank accepts (not unknown), got" in refused.output
+    assert refused.exit_code == 2 and "unknown to the bank left out" in refused.output
     few = runner.invoke(main, ["adapt", str(crops[0]), "--aligned"], env=env)
-    assert few.exit_code == 2 and "got 1 of 1" in few.output
+    assert few.exit_code == 2 and "got 1 (0 unknown" in few.output
 
 
-def test_the_service_adapts_a_profile_as_one_undoable_version(tmp_path: Path) -> None:
+def test_the_service_refuses_copies_of_one_face_and_keeps_the_profile(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from spherefer.serve import build_app
@@ -132,14 +133,9 @@ def test_the_service_adapts_a_profile_as_one_undoable_version(tmp_path: Path) ->
     with TestClient(build_app("default", db=tmp_path / "banks.sqlite3", api_key=key)) as client:
         files = [("files", (path.name, path.read_bytes(), "image/png")) for path in _example_crops(tmp_path / "crops")]
         assert client.post("/v1/adapt?profile=lab", files=files, data={"aligned": "true"}).status_code == 401
-        done = client.post("/v1/adapt?profile=lab", files=files, data={"aligned": "true"}, headers={"X-API-Key": key})
-        assert done.status_code == 200, done.text
-        body = done.json()
-        assert body["version"] == 1 and body["adaptation"]["faces"] == MIN_ADAPT_FACES and body["adaptation"]["shift"] == 0.0
-        assert set(body["adaptation"]["moved"]) == {c["name"] for c in body["classes"]}
-        few = client.post("/v1/adapt?profile=lab", files=files[:3], data={"aligned": "true"}, headers={"X-API-Key": key})
-        assert few.status_code == 400 and "at least 30 faces" in few.json()["detail"]
-        assert client.post("/v1/undo?profile=lab", headers={"X-API-Key": key}).json()["version"] == 2  # undo is a new version
+        refused = client.post("/v1/adapt?profile=lab", files=files, data={"aligned": "true"}, headers={"X-API-Key": key})
+        assert refused.status_code == 400 and "near-copies counted once" in refused.json()["detail"], refused.text
+        assert client.get("/v1/versions?profile=lab").json()["version"] == 0
 
 
 @pytest.mark.slow

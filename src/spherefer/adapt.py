@@ -19,9 +19,13 @@ The rule, chosen by ``benchmarks/adaptation.py`` (docs/RESULTS.md, section 7):
    Faces like the training faces move nothing; a single class's faces move nothing.
 
 Only faces the bank accepts (the unknown score at or above the threshold,
-:func:`~spherefer.labels.decide`) take part: crops that are not faces, or faces the bank
-calls unknown, never pull a center. Classes without new faces keep their center.
-Nothing here needs PyTorch.
+:func:`~spherefer.labels.decide`) take part, and each face once: near-copies
+(:func:`~spherefer.sphere.distinct`: the same photo sent again, re-encoded, or the next video
+frame) count as one face, so repeating a face adds no evidence. The faces must spread over
+at least :data:`MIN_ADAPT_CLASSES` classes (a camera shows several expressions; one
+expression's faces are no evidence of a camera), and no center moves more than
+:data:`MAX_MOVE_DEGREES` in one call (send the faces again to go further). Classes without
+new faces keep their center. Nothing here needs PyTorch.
 """
 
 from __future__ import annotations
@@ -33,13 +37,18 @@ import numpy as np
 
 from .centers import CenterBank
 from .labels import counted
-from .sphere import angle_degrees, as_embeddings, normalize
+from .sphere import angle_degrees, as_embeddings, distinct, normalize
 from .unknown import FaceDensity, bank_scores, class_mean
 
-__all__ = ["MIN_ADAPT_FACES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE", "KMEANS_ITERATIONS", "Adaptation", "OnlineAdapter", "domain_shift", "adapt_bank"]
+__all__ = ["MIN_ADAPT_FACES", "MIN_ADAPT_CLASSES", "MAX_MOVE_DEGREES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE", "KMEANS_ITERATIONS",
+           "Adaptation", "OnlineAdapter", "domain_shift", "adapt_bank"]
 
 MIN_ADAPT_FACES = 30
-"""Fewest faces a bank is adapted from."""
+"""Fewest distinct faces a bank is adapted from."""
+MIN_ADAPT_CLASSES = 2
+"""Fewest classes whose faces (:data:`MIN_CLASS_FACES` each) an adaptation needs."""
+MAX_MOVE_DEGREES = 30.0
+"""Farthest one adaptation moves a center (on CK+48 the full move is 45-70 degrees: two calls)."""
 MIN_CLASS_FACES = 5
 """Fewest faces that move a class's center."""
 MIN_CLASS_SHARE = 0.025
@@ -54,6 +63,7 @@ class Adaptation:
 
     faces: int
     left_out: int
+    duplicates: int
     shift: float
     weight: float
     moved: dict[str, float]
@@ -62,7 +72,8 @@ class Adaptation:
 
     def to_markdown(self) -> str:
         rows = "\n".join(f"| {n} | {self.moved[n]:.2f} | {self.share_before[n]:.1%} | {self.share_after[n]:.1%} |" for n in self.moved)
-        return (f"{counted(self.faces, 'face')} of the new setting ({self.left_out} more left out: unknown to the bank); "
+        return (f"{counted(self.faces, 'face')} of the new setting ({self.left_out} more left out: unknown to the bank; "
+                f"{counted(self.duplicates, 'near-copy', 'near-copies')} of other faces counted once); "
                 f"measured shift {self.shift:.2f} (0: like the training faces, or too few faces to tell); "
                 f"the centers move {self.weight:.0%} of the way to the new faces' clusters.\n\n"
                 f"| class | center moved (degrees) | faces before | faces after |\n|---|---|---|---|\n{rows}\n")
@@ -94,6 +105,18 @@ def _kmeans(centers: np.ndarray, x: np.ndarray) -> np.ndarray:
     return c
 
 
+def _capped(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``after``'s centers brought back along the great circle to at most :data:`MAX_MOVE_DEGREES` from
+    ``before``'s, and the share (C,) of each move kept (1 where the move was within the cap)."""
+    angles = np.degrees(np.arccos(np.clip((before * after).sum(1), -1.0, 1.0)))
+    reach = np.minimum(1.0, MAX_MOVE_DEGREES / np.maximum(angles, 1e-9))
+    theta = np.radians(angles)[:, None]
+    t = reach[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slerp = (np.sin((1 - t) * theta) * before + np.sin(t * theta) * after) / np.sin(theta)
+    return np.where(reach[:, None] < 1.0, slerp, after), reach
+
+
 def _shares(names: list[str], nearest: np.ndarray) -> dict[str, float]:
     counts = np.bincount(nearest, minlength=len(names))
     return {n: float(v) / len(nearest) for n, v in zip(names, counts)}
@@ -112,26 +135,31 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
         raise ValueError("adapting needs the class means and the model's face density (a model with the unknown score, "
                          "see `spherefer info`); this bank or model has none")
     accepted = bank.classify(x, scores=bank_scores(bank, density, x)).indices >= 0
-    if accepted.sum() < MIN_ADAPT_FACES:
-        raise ValueError(f"adapting needs at least {MIN_ADAPT_FACES} faces of the new setting that the bank accepts (not unknown), "
-                         f"got {int(accepted.sum())} of {len(x)}")
     left_out, x = int((~accepted).sum()), x[accepted]
+    once = distinct(x)
+    duplicates, x = int((~once).sum()), x[once]
+    if len(x) < MIN_ADAPT_FACES:
+        raise ValueError(f"adapting needs at least {MIN_ADAPT_FACES} distinct faces of the new setting that the bank accepts, got "
+                         f"{len(x)} ({left_out} unknown to the bank left out, {counted(duplicates, 'near-copy', 'near-copies')} counted once)")
     centers, means = bank.centers.astype(np.float64), bank.means.astype(np.float64)
     before = (x @ centers.T).argmax(1)
+    if _enough(before, len(centers)).sum() < MIN_ADAPT_CLASSES:
+        raise ValueError(f"adapting needs faces of at least {MIN_ADAPT_CLASSES} classes ({MIN_CLASS_FACES} each); these {len(x)} faces "
+                         "are nearly all of one: one expression's faces are no evidence of a new camera")
     shift = domain_shift(centers, means, density, x)
     weight = shift / (1.0 + shift)
     refined = _kmeans(centers, x)
-    adapted = normalize(centers + weight * (refined - centers), axis=1)
+    adapted, reach = _capped(centers, normalize(centers + weight * (refined - centers), axis=1))
     after = (x @ adapted.T).argmax(1)
     new_means = means.copy()
     for c in np.flatnonzero(_enough(after, len(centers))):  # the classes whose centers k-means may move
-        new_means[c] = means[c] + weight * (class_mean(x[after == c]) - means[c])
+        new_means[c] = means[c] + reach[c] * weight * (class_mean(x[after == c]) - means[c])
     moved = {n: angle_degrees(a, b) for n, a, b in zip(bank.names, centers, adapted)}
     bank.replace_centers(adapted, new_means)
     for name, angle in moved.items():
         if angle > 0.0:
             bank.info[name].updates += 1  # `classes list` shows the move
-    return Adaptation(len(x), left_out, shift, weight, moved, _shares(bank.names, before), _shares(bank.names, after))
+    return Adaptation(len(x), left_out, duplicates, shift, weight, moved, _shares(bank.names, before), _shares(bank.names, after))
 
 
 class OnlineAdapter:
