@@ -646,3 +646,45 @@ def test_serve_command_hands_its_settings_to_the_workers(tmp_path: Path, monkeyp
                                                          "private_profiles": False}
     assert env["SPHEREFER_SERVE_MODEL"] == "default" and "SPHEREFER_SERVE_DB" not in env
     assert (tmp_path / "serve" / "api_key").is_file()  # created before the workers start
+
+
+@pytest.mark.slow
+def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SPHEREFER_HOME": str(tmp_path), "SPHEREFER_API_KEY": KEY}
+    server = subprocess.Popen([sys.executable, "-m", "spherefer.cli", "serve", "--workers", "2", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 120
+        while not answers():
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+            time.sleep(0.5)
+        os.kill(server.pid, signal.SIGKILL)  # the parent dies without a word to its workers
+        server.wait()
+        deadline = time.monotonic() + 20
+        while answers():
+            assert time.monotonic() < deadline, "the workers kept serving after their parent was killed"
+            time.sleep(0.5)
+        time.sleep(1.0)
+        with socket.socket() as again:  # a restart can have the port
+            again.bind(("127.0.0.1", port))
+    finally:  # whatever is left of the process group
+        subprocess.run(["pkill", "-9", "-g", str(server.pid)], check=False)

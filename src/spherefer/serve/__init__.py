@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,9 +73,29 @@ def build_app(model: str = "default", db: str | Path | None = None, api_key: str
     return create_app(recognizer, store, settings, model_name=name)
 
 
+SUPERVISOR_CHECK_SECONDS = 0.5
+"""How often a worker process checks that the process that started it is alive."""
+
+
+def _exit_with(supervisor: int) -> None:
+    """Stop this worker once ``supervisor`` (its parent, uvicorn's process manager) is gone: a parent killed
+    with ``kill -9`` never stops its workers, which would go on serving and hold the port. The worker asks
+    itself to stop as uvicorn does on Ctrl-C (SIGTERM: requests in flight finish), and leaves at once if that
+    takes longer than 10 s."""
+    while os.getppid() == supervisor:
+        time.sleep(SUPERVISOR_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10.0)
+    os._exit(1)
+
+
 def app_from_environment():
-    """The app ``spherefer serve`` starts in each worker process (settings passed through the environment)."""
+    """The app ``spherefer serve`` starts in each worker process (settings passed through the environment);
+    with several workers each one watches the process that started it and stops when it is gone."""
     limits = json.loads(os.environ.get("SPHEREFER_SERVE_LIMITS", "{}"))
+    supervisor = os.environ.get("SPHEREFER_SERVE_SUPERVISOR")
+    if supervisor is not None:
+        threading.Thread(target=_exit_with, args=(int(supervisor),), name="spherefer-supervisor-watch", daemon=True).start()
     return build_app(os.environ.get("SPHEREFER_SERVE_MODEL", "default"), os.environ.get("SPHEREFER_SERVE_DB"), **limits)
 
 
@@ -92,6 +115,9 @@ def run_server(
     os.environ.pop("SPHEREFER_SERVE_DB", None)
     if db is not None:
         os.environ["SPHEREFER_SERVE_DB"] = db
+    os.environ.pop("SPHEREFER_SERVE_SUPERVISOR", None)
+    if workers > 1:  # uvicorn's process manager is this process: its workers stop when it dies
+        os.environ["SPHEREFER_SERVE_SUPERVISOR"] = str(os.getpid())
     if announce is not None:
         announce()
     uvicorn.run("spherefer.serve:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
