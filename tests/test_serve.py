@@ -286,6 +286,18 @@ def test_private_profiles_need_the_key_to_be_read(recognizer: spherefer.Recogniz
                                  ServeSettings(api_key=KEY), "default")).get("/v1/versions?profile=lab").status_code == 200  # the default
 
 
+def test_a_worker_busy_with_images_answers_503_with_retry_after(recognizer: spherefer.Recognizer, photo: bytes, tmp_path: Path) -> None:
+    with BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default") as store:
+        app = create_app(recognizer, store, ServeSettings(api_key=KEY, max_busy=1, busy_wait=0.05), "default")
+        client = TestClient(app)
+        with app.state.slots.hold():  # another request is decoding and analysing an image
+            busy = client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")})
+            enrol_busy = enrol(client, "smile", photo)
+        assert busy.status_code == enrol_busy.status_code == 503 and busy.headers["Retry-After"] == "2"
+        assert "busy" in busy.json()["detail"] and store.current("default")[0] == 0
+        assert client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}).status_code == 200  # the slot is free again
+
+
 def test_enrol_errors(client: TestClient, photo: bytes, tmp_path: Path) -> None:
     assert enrol(client, "happy", photo).status_code == 409
     few = enrol(client, "newone", photo, n=2)
@@ -643,7 +655,7 @@ def test_serve_command_hands_its_settings_to_the_workers(tmp_path: Path, monkeyp
     [(args, kwargs, env)] = calls
     assert args == ("spherefer.serve:app_from_environment",) and kwargs["factory"] and (kwargs["port"], kwargs["workers"]) == (8123, 2)
     assert json.loads(env["SPHEREFER_SERVE_LIMITS"]) == {"max_upload_bytes": 10 * 2**20, "max_pixels": 25_000_000, "max_images": 7,
-                                                         "private_profiles": False}
+                                                         "max_busy": 1, "private_profiles": False}
     assert env["SPHEREFER_SERVE_MODEL"] == "default" and "SPHEREFER_SERVE_DB" not in env
     assert (tmp_path / "serve" / "api_key").is_file()  # created before the workers start
 

@@ -43,7 +43,7 @@ from ..labels import counted, shown
 from ..recognizer import Recognizer
 from .guard import Admission, InMemoryUploadRoute, RequestGuard
 from .store import BankStore, CorruptBank, NothingToUndo, check_profile
-from .uploads import BANK_FILE_BYTES, FORM_ALLOWANCE, ServeSettings, UserError, decode_upload
+from .uploads import BANK_FILE_BYTES, FORM_ALLOWANCE, ServeSettings, UserError, WorkSlots, decode_upload
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -81,7 +81,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
 
     @app.exception_handler(UserError)
     async def _user_error(request: Request, err: UserError) -> JSONResponse:
-        return JSONResponse({"detail": err.detail, **err.extra}, status_code=err.status)
+        return JSONResponse({"detail": err.detail, **err.extra}, status_code=err.status, headers=err.headers)
 
     @app.exception_handler(CorruptBank)
     async def _corrupt_bank(request: Request, err: CorruptBank) -> JSONResponse:
@@ -145,21 +145,24 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
         """The shared network with one profile's bank (the network is never copied)."""
         return recognizer.with_bank(bank)
 
+    slots = app.state.slots = WorkSlots(settings.max_busy, settings.busy_wait)
+
     def embeddings_of(files: list[UploadFile], aligned: bool, detector: str) -> np.ndarray:
         """One embedding per image: the whole crop (``aligned``) or the largest accepted face of a photo."""
         if len(files) > settings.max_images:
             raise UserError(413, f"{counted(len(files), 'image')}, more than the {settings.max_images} allowed per request")
-        out = []
-        for upload in files:  # one decoded image in memory at a time
-            image = decode_upload(upload, settings)
-            if aligned:
-                out.append(recognizer.embed([image])[0])
-                continue
-            accepted = [r for r in recognizer.analyze(image, detector=detector) if r.accepted]
-            if not accepted:
-                raise UserError(422, f"{shown(upload.filename or 'upload')}: no usable face found (none detected, or too small, blurred or sideways)")
-            out.append(accepted[0].embedding)
-        return np.stack(out)
+        with slots.hold():
+            return np.stack([embedding_of(upload, aligned, detector) for upload in files])  # one decoded image at a time
+
+    def embedding_of(upload: UploadFile, aligned: bool, detector: str) -> np.ndarray:
+        """The whole crop's embedding (``aligned``), or that of the photo's largest accepted face."""
+        image = decode_upload(upload, settings)
+        if aligned:
+            return recognizer.embed([image])[0]
+        accepted = [r for r in recognizer.analyze(image, detector=detector) if r.accepted]
+        if not accepted:
+            raise UserError(422, f"{shown(upload.filename or 'upload')}: no usable face found (none detected, or too small, blurred or sideways)")
+        return accepted[0].embedding
 
     def class_list(profile: str, version: int, bank: CenterBank) -> dict[str, Any]:
         return {"profile": profile, "version": version, "score": bank.score, "threshold": bank.threshold, "classes": bank.summary()}
@@ -215,21 +218,24 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                 sphere: Annotated[bool, Query(description="add each face's point on the bank's 3-D sphere view")] = False,
                 threshold: Annotated[float | None, Query(description="unknown-score threshold for this request (default: the profile's)")] = None,
                 detector: Detector = DEFAULT_DETECTOR) -> dict[str, Any]:
-        image = decode_upload(file, settings)
         version, bank = store.current(profile)
         profile_view = view(bank)
         try:
             bank.thresholds(threshold)
         except ValueError as err:
             raise UserError(400, str(err)) from err
-        if aligned:
-            embedding = profile_view.embed([image])
-            faces = [{"face": 0, "box": [0, 0, image.shape[1], image.shape[0]], **profile_view.classify(embedding, threshold)[0].to_dict()}]
-            embeddings = [embedding[0]]
-        else:
-            records = profile_view.analyze(image, detector=detector, threshold=threshold)
-            faces = [record.to_dict() for record in records]
-            embeddings = [record.embedding for record in records]
+        with slots.hold():
+            image = decode_upload(file, settings)
+            height, width = image.shape[:2]
+            if aligned:
+                embedding = profile_view.embed([image])
+                faces = [{"face": 0, "box": [0, 0, width, height], **profile_view.classify(embedding, threshold)[0].to_dict()}]
+                embeddings = [embedding[0]]
+            else:
+                records = profile_view.analyze(image, detector=detector, threshold=threshold)
+                faces = [record.to_dict() for record in records]
+                embeddings = [record.embedding for record in records]
+            del image  # freed before the slot gives the memory back
         if sphere:
             found = [i for i, embedding in enumerate(embeddings) if embedding is not None]
             points = _sphere(bank, np.stack([embeddings[i] for i in found]))[1] if found else []
@@ -237,7 +243,7 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
                 face["sphere"] = None
             for i, point in zip(found, points):
                 faces[i]["sphere"] = point.round(4).tolist()
-        return {"profile": profile, "version": version, "width": image.shape[1], "height": image.shape[0],
+        return {"profile": profile, "version": version, "width": width, "height": height,
                 "detector": None if aligned else detector, "faces": faces}
 
     @app.get("/v1/classes")

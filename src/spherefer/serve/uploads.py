@@ -5,6 +5,10 @@ uploaded image in memory against them; :class:`UserError` is a request the clien
 (answered with its status and detail, never a 500).
 """
 
+import ctypes
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +20,7 @@ from ..enrol import MIN_IMAGES
 from ..images import MAX_PIXELS, MAX_SIDE, ImageTooLarge, flatten_to_mode, read_image
 from ..labels import shown
 
-__all__ = ["BANK_FILE_BYTES", "FORM_ALLOWANCE", "IMAGE_FORMATS", "ServeSettings", "UserError", "decode_upload"]
+__all__ = ["BANK_FILE_BYTES", "FORM_ALLOWANCE", "IMAGE_FORMATS", "ServeSettings", "UserError", "WorkSlots", "decode_upload"]
 
 BANK_FILE_BYTES = 8 * 2**20
 """The largest bank file ``PUT /v1/bank`` takes (about 2,000 classes of a 512-d model)."""
@@ -36,6 +40,8 @@ class ServeSettings:
     max_images: int = 50
     min_images: int = MIN_IMAGES
     private_profiles: bool = False  # reading a profile (its classes, history, bank, predictions) needs the API key too
+    max_busy: int = 1  # requests of one worker that decode and analyse images at once; more wait, then get 503
+    busy_wait: float = 2.0  # seconds a request waits for one of them
 
     @property
     def max_request_bytes(self) -> int:
@@ -54,11 +60,42 @@ Image.init()  # register every plugin, so that Image.open(formats=IMAGE_FORMATS)
 
 
 class UserError(Exception):
-    """A request the client can fix: answered with ``status``, ``detail`` and any ``extra`` fields, never a 500."""
+    """A request the client can fix: answered with ``status``, ``detail`` and any ``extra`` fields (and
+    response ``headers``), never a 500."""
 
-    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
-        self.status, self.detail, self.extra = status, detail, extra
+        self.status, self.detail, self.headers, self.extra = status, detail, headers, extra
+
+
+def _release_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps a decoded 25-megapixel photo's pages otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+class WorkSlots:
+    """At most ``size`` requests of one worker decode and analyse images at once: a 25-megapixel photo takes
+    about 0.8 GB while it is decoded and searched (benchmarks/bench_serve_memory.py). Others wait up to ``wait`` seconds for a slot, then get 503 with
+    ``Retry-After``; freed memory goes back to the system after each request."""
+
+    def __init__(self, size: int, wait: float) -> None:
+        if size < 1:
+            raise ValueError(f"max_busy must be at least 1, got {size}")
+        self._free = threading.BoundedSemaphore(size)
+        self.wait = wait
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        if not self._free.acquire(timeout=self.wait):
+            raise UserError(503, "the server is busy with other images: try again in a moment", headers={"Retry-After": "2"})
+        try:
+            yield
+        finally:
+            self._free.release()
+            _release_memory()
 
 
 def decode_upload(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
