@@ -34,7 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--splits", type=int, default=10)
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/results/adaptation"))
     args = parser.parse_args()
     recognizer = load_model(args.model)
@@ -47,8 +49,13 @@ def main() -> None:
     for split in range(args.splits):
         adapt_on, test_on = subject_split(list(subjects), 0.5, seed=split)
         sad = adapt_on[labels[adapt_on] == "sad"]
-        attacks = {"none": None, "honest: the adaptation half's faces": x[adapt_on], "50 copies of one sad face": np.repeat(x[sad[:1]], 50, 0),
-                   "50 flat grey crops": grey, "every sad face of the adaptation half": x[sad]}
+        attacks = {
+            "none": None,
+            "honest: the adaptation half's faces": x[adapt_on],
+            "50 copies of one sad face": np.repeat(x[sad[:1]], 50, 0),
+            "50 flat grey crops": grey,
+            "every sad face of the adaptation half": x[sad],
+        }
         for name, faces in attacks.items():
             bank = copy.deepcopy(recognizer.bank)
             refused, moved = 0.0, 0.0
@@ -61,10 +68,20 @@ def main() -> None:
             row["refused"].append(refused)
             row["moved"].append(moved)
             row["accuracy"].append(float(np.mean(names[bank.nearest(x[test_on])] == labels[test_on])))
-    lines = [[name, f"{100 * np.mean(r['refused']):.0f}%", f"{np.max(r['moved']):.1f}", f"{100 * np.mean(r['accuracy']):.1f} ± {100 * np.std(r['accuracy']):.1f}"]
-             for name, r in rows.items()]
-    markdown = (f"`{args.model}`, CK+48 by subject, {args.splits} splits; accuracy on the held-out half, nearest class (%).\n\n"
-                + table(["faces sent to adapt", "refused", "largest center move (degrees)", "held-out accuracy"], lines) + "\n")
+    lines = [
+        [
+            name,
+            f"{100 * np.mean(r['refused']):.0f}%",
+            f"{np.max(r['moved']):.1f}",
+            f"{100 * np.mean(r['accuracy']):.1f} ± {100 * np.std(r['accuracy']):.1f}",
+        ]
+        for name, r in rows.items()
+    ]
+    markdown = (
+        f"`{args.model}`, CK+48 by subject, {args.splits} splits; accuracy on the held-out half, nearest class (%).\n\n"
+        + table(["faces sent to adapt", "refused", "largest center move (degrees)", "held-out accuracy"], lines)
+        + "\n"
+    )
     print(markdown)
     with atomic_write(args.output / "poisoning.md", "w") as handle:
         handle.write(markdown)

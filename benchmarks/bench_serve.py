@@ -41,6 +41,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def start_server(port: int, home: str, *options: str) -> subprocess.Popen:
+    """`spherefer serve` on ``port`` with a fresh ``home`` and the benchmark's key, once it answers."""
+    env = dict(os.environ, SPHEREFER_HOME=home, SPHEREFER_API_KEY=KEY)
+    server = subprocess.Popen([sys.executable, "-m", "spherefer.cli", "serve", "--port", str(port), *options],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("the server did not start")
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -116,18 +131,8 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, SPHEREFER_HOME=home, SPHEREFER_API_KEY=KEY)
-        server = subprocess.Popen([sys.executable, "-m", "spherefer.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = start_server(port, home, "--workers", str(args.workers))
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            else:
-                raise SystemExit("the server did not start")
             httpx.post(f"{url}/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}, timeout=60)
             levels = [run_level(url, c, args.seconds, photo, c) for c in args.clients]
         finally:

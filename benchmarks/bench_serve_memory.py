@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from bench_serve import KEY, free_port
+from bench_serve import free_port, start_server
 from PIL import Image
 
 from spherefer.images import example_photo
@@ -58,16 +55,8 @@ def run(busy: int, args: argparse.Namespace, photo: bytes) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, SPHEREFER_HOME=home, SPHEREFER_API_KEY=KEY)
-        server = subprocess.Popen([sys.executable, "-m", "spherefer.cli", "serve", "--port", str(port), "--workers", str(args.workers),
-                                   "--max-busy", str(busy)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = start_server(port, home, "--workers", str(args.workers), "--max-busy", str(busy))
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             time.sleep(2.0)  # every worker up
             idle = tree_rss(server.pid)
             samples, statuses, latencies, done = [idle], [], [], threading.Event()
@@ -81,7 +70,11 @@ def run(busy: int, args: argparse.Namespace, photo: bytes) -> dict:
                 for _ in range(args.rounds):
                     start = time.perf_counter()
                     try:
-                        statuses.append(httpx.post(f"{url}/v1/predict", files={"file": ("big.png", photo, "image/png")}, timeout=300).status_code)
+                        statuses.append(
+                            httpx.post(
+                                f"{url}/v1/predict", files={"file": ("big.png", photo, "image/png")}, timeout=300
+                            ).status_code
+                        )
                     except httpx.HTTPError:
                         statuses.append(-1)
                     latencies.append(time.perf_counter() - start)
@@ -101,9 +94,16 @@ def run(busy: int, args: argparse.Namespace, photo: bytes) -> dict:
             server.terminate()
             server.wait(timeout=30)
     codes = np.array(statuses)
-    return {"busy": busy, "idle_mb": idle / 2**20, "peak_mb": max(samples) / 2**20, "after_mb": after / 2**20,
-            "ok": int((codes == 200).sum()), "busy_503": int((codes == 503).sum()), "errors": int(((codes != 200) & (codes != 503)).sum()),
-            "median_s": float(np.median(latencies))}
+    return {
+        "busy": busy,
+        "idle_mb": idle / 2**20,
+        "peak_mb": max(samples) / 2**20,
+        "after_mb": after / 2**20,
+        "ok": int((codes == 200).sum()),
+        "busy_503": int((codes == 503).sum()),
+        "errors": int(((codes != 200) & (codes != 503)).sum()),
+        "median_s": float(np.median(latencies)),
+    }
 
 
 def main() -> None:
@@ -116,20 +116,32 @@ def main() -> None:
     args = parser.parse_args()
     photo = big_photo()
     results = [run(busy, args, photo) for busy in args.busy]
-    rows = [f"| {r['busy']} | {r['idle_mb']:.0f} | **{r['peak_mb']:.0f}** ({r['peak_mb'] / r['idle_mb']:.1f}x idle) | {r['after_mb']:.0f} | "
-            f"{r['ok']} | {r['busy_503']} | {r['errors']} | {r['median_s']:.1f} |" for r in results]
-    markdown = "\n".join([
-        f"`python benchmarks/bench_serve_memory.py --clients {args.clients} --rounds {args.rounds} --workers {args.workers} "
-        f"--busy {' '.join(map(str, args.busy))}`: {args.clients} clients x {args.rounds} POST /v1/predict of a 5000x5000 PNG "
-        f"({len(photo) / 1024:.0f} KB) at once, {args.workers} workers; resident memory of the server's processes (MB).",
-        "",
-        "| requests decoding at once per worker | idle | peak | 3 s after | 200 | 503 (busy) | errors | median answer (s) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *rows, ""])
+    rows = [
+        f"| {r['busy']} | {r['idle_mb']:.0f} | **{r['peak_mb']:.0f}** ({r['peak_mb'] / r['idle_mb']:.1f}x idle) | "
+        f"{r['after_mb']:.0f} | "
+        f"{r['ok']} | {r['busy_503']} | {r['errors']} | {r['median_s']:.1f} |"
+        for r in results
+    ]
+    markdown = "\n".join(
+        [
+            f"`python benchmarks/bench_serve_memory.py --clients {args.clients} --rounds {args.rounds} "
+            f"--workers {args.workers} --busy {' '.join(map(str, args.busy))}`: {args.clients} clients x {args.rounds} "
+            f"POST /v1/predict of a 5000x5000 PNG ({len(photo) / 1024:.0f} KB) at once, {args.workers} workers; "
+            "resident memory of the server's processes (MB).",
+            "",
+            "| requests decoding at once per worker | idle | peak | 3 s after | 200 | 503 (busy) | errors "
+            "| median answer (s) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+        ]
+    )
     print(markdown)
     with atomic_write(args.output.with_suffix(".md"), "w") as handle:
         handle.write(markdown)
-    write_json(args.output.with_suffix(".json"), {"settings": vars(args) | {"output": str(args.output)}, "results": results})
+    write_json(
+        args.output.with_suffix(".json"), {"settings": vars(args) | {"output": str(args.output)}, "results": results}
+    )
 
 
 if __name__ == "__main__":

@@ -61,10 +61,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def candidate(score: Scorer, base: CenterBank) -> Fit:
     """A rule that is not the library's: ``score`` on :func:`enrol_bank`'s bank."""
+
     def fit(shots: Mapping[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
         bank = enrol_bank(shots, base)
         names = np.array(bank.names)
         return lambda x: names[score(bank, _unit(x)).argmax(1)]
+
     return fit
 
 
@@ -77,6 +79,7 @@ def lda(precision: np.ndarray) -> Scorer:
         means = bank.means.astype(np.float64)
         projected = means @ precision
         return x @ projected.T - 0.5 * (projected * means).sum(1)
+
     return score
 
 
@@ -86,14 +89,17 @@ def offset_paper(fraction: float) -> Scorer:
         footing = float((bank.centers[trained] * bank.means[trained]).sum(1).mean())
         gap = np.where(trained, 0.0, np.linalg.norm(bank.means, axis=1) - footing)
         return x @ bank.centers.T - fraction * gap
+
     return score
 
 
 def gate_with_bonus(bonus: float) -> Scorer:
     """The mean gate with ``bonus`` added to every enrolled class's value (more recall, more harm)."""
+
     def score(bank: CenterBank, x: np.ndarray) -> np.ndarray:
         trained = np.array([bank.info[n].origin == "trained" for n in bank.names])
         return bank.ranking(x) + np.where(trained, 0.0, bonus)
+
     return score
 
 
@@ -116,7 +122,9 @@ def rules(recognizer: Recognizer) -> dict[str, tuple[Fit, CenterBank | None]]:
     }
 
 
-def harm_errors(recognizer: Recognizer, bank: CenterBank, shots: np.ndarray, x: np.ndarray, labels: np.ndarray) -> list[float]:
+def harm_errors(
+    recognizer: Recognizer, bank: CenterBank, shots: np.ndarray, x: np.ndarray, labels: np.ndarray
+) -> list[float]:
     """|estimated - actual| share of each class's faces ``x`` that the class enrolled from ``shots`` takes."""
     report = estimate_harm(bank, recognizer.density, lambda trial: trial.add(NEW_CLASS, shots), NEW_CLASS)
     after = enrol_bank({NEW_CLASS: shots}, bank)
@@ -124,9 +132,11 @@ def harm_errors(recognizer: Recognizer, bank: CenterBank, shots: np.ndarray, x: 
     return [abs(report.taken[c] - taken[labels == c].mean()) for c in bank.names if (labels == c).any()]
 
 
-def ferplus_contempt(fit: Fit, pool: np.ndarray, x: np.ndarray, labels: np.ndarray, shots: int, draws: int,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Contempt enrolled from ``shots`` of FER+ train's contempt faces ``pool``, tested on FER+ valid (``x``, ``labels``):
+def ferplus_contempt(
+    fit: Fit, pool: np.ndarray, x: np.ndarray, labels: np.ndarray, shots: int, draws: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Contempt enrolled from ``shots`` of FER+ train's contempt faces ``pool``, tested on FER+ valid
+    (``x``, ``labels``):
     (recall, drop of the other classes) per draw. Where a rule's settings may be chosen: no CK+ face is used."""
     new = labels == NEW_CLASS
     before = np.mean(fit({})(x[~new]) == labels[~new])
@@ -158,8 +168,10 @@ def measure(name: str, args: argparse.Namespace) -> tuple[list[list[str]], dict]
     valid_x, valid_labels = embed(recognizer, valid_images)[:, 0], np.array(valid.classes)[valid_targets]
     known = labels != NEW_CLASS
     base = trained_bank(recognizer)
-    auroc = (open_set(base, ck[known], labels[known], ck[~known], recognizer.with_bank(base).classify).auroc,
-             open_set(base, fp, fp_labels, odd_x, recognizer.with_bank(base).classify).auroc)
+    auroc = (
+        open_set(base, ck[known], labels[known], ck[~known], recognizer.with_bank(base).classify).auroc,
+        open_set(base, fp, fp_labels, odd_x, recognizer.with_bank(base).classify).auroc,
+    )
 
     rows, data = [], {}
     for rule, (fit, bank) in rules(recognizer).items():
@@ -170,17 +182,28 @@ def measure(name: str, args: argparse.Namespace) -> tuple[list[list[str]], dict]
                 seen.append(shots[NEW_CLASS])
             return fit(shots)
 
-        result = new_class_draws(ck, labels, subjects, NEW_CLASS, {rule: recording}, args.shots, args.draws, args.seed)[rule]
+        result = new_class_draws(ck, labels, subjects, NEW_CLASS, {rule: recording}, args.shots, args.draws, args.seed)[
+            rule
+        ]
         drop = result.base_before - result.base_after
-        neutral = np.array([np.mean(fit({NEW_CLASS: shots})(fp[fp_labels == "neutral"]) == NEW_CLASS) for shots in seen])
+        neutral = np.array(
+            [np.mean(fit({NEW_CLASS: shots})(fp[fp_labels == "neutral"]) == NEW_CLASS) for shots in seen]
+        )
         closed = fit({})
         fer_acc, ck_acc = np.mean(closed(fp) == fp_labels), np.mean(closed(ck[known]) == labels[known])
         comp = few_shot_draws(compounds, {"alone": nearest_center(), "with": fit}, args.shots, args.draws, args.seed)
         fer_recall, fer_drop = ferplus_contempt(fit, pool, valid_x, valid_labels, args.shots, args.draws, args.seed)
-        entry = {"contempt_recall": stats(result.new_recall), "drop": stats(drop), "ferplus_neutral_taken": stats(neutral),
-                 "ferplus_test": float(fer_acc), "ckplus48": float(ck_acc), "compounds_alone": stats(comp["alone"].accuracy),
-                 "compounds_with_trained": stats(comp["with"].accuracy),
-                 "ferplus_valid_contempt_recall": stats(fer_recall), "ferplus_valid_drop": stats(fer_drop)}
+        entry = {
+            "contempt_recall": stats(result.new_recall),
+            "drop": stats(drop),
+            "ferplus_neutral_taken": stats(neutral),
+            "ferplus_test": float(fer_acc),
+            "ckplus48": float(ck_acc),
+            "compounds_alone": stats(comp["alone"].accuracy),
+            "compounds_with_trained": stats(comp["with"].accuracy),
+            "ferplus_valid_contempt_recall": stats(fer_recall),
+            "ferplus_valid_drop": stats(fer_drop),
+        }
         harm = "-"
         if bank is not None:
             errors: dict[str, list[float]] = {"ckplus48": [], "ferplus_test": []}
@@ -192,17 +215,36 @@ def measure(name: str, args: argparse.Namespace) -> tuple[list[list[str]], dict]
             entry["harm_within_5_points"] = {k: float(np.mean(np.array(e) <= 0.05)) for k, e in errors.items()}
             harm = " / ".join(f"{100 * entry['harm_within_5_points'][k]:.0f}%" for k in ("ckplus48", "ferplus_test"))
         data[rule] = entry
-        rows.append([name, rule, f"{100 * fer_acc:.1f}", f"{100 * ck_acc:.1f}", f"{100 * result.new_recall.mean():.1f}",
-                     f"{100 * drop.mean():.1f} / {100 * drop.max():.1f}", f"{100 * neutral.mean():.1f}",
-                     f"{100 * comp['alone'].accuracy.mean():.1f} / {100 * comp['with'].accuracy.mean():.1f}",
-                     f"{100 * fer_recall.mean():.1f} / {100 * fer_drop.mean():.1f}", harm])
+        rows.append(
+            [
+                name,
+                rule,
+                f"{100 * fer_acc:.1f}",
+                f"{100 * ck_acc:.1f}",
+                f"{100 * result.new_recall.mean():.1f}",
+                f"{100 * drop.mean():.1f} / {100 * drop.max():.1f}",
+                f"{100 * neutral.mean():.1f}",
+                f"{100 * comp['alone'].accuracy.mean():.1f} / {100 * comp['with'].accuracy.mean():.1f}",
+                f"{100 * fer_recall.mean():.1f} / {100 * fer_drop.mean():.1f}",
+                harm,
+            ]
+        )
     data["unknown_score_auroc"] = {"ckplus48_contempt": auroc[0], "ferplus_unknown_not_a_face": auroc[1]}
     return rows, data
 
 
-HEADER = ["model", "rule", "FER+ test", "CK+48", f"{NEW_CLASS} recall", "trained drop (mean / worst)",
-          "FER+ neutral taken", "compounds alone / with trained", "FER+ valid: contempt recall / drop",
-          "harm estimate within 5 points (CK+48 / FER+)"]
+HEADER = [
+    "model",
+    "rule",
+    "FER+ test",
+    "CK+48",
+    f"{NEW_CLASS} recall",
+    "trained drop (mean / worst)",
+    "FER+ neutral taken",
+    "compounds alone / with trained",
+    "FER+ valid: contempt recall / drop",
+    "harm estimate within 5 points (CK+48 / FER+)",
+]
 
 
 def main() -> None:
@@ -211,21 +253,32 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shots", type=int, default=10)
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/results/open_vocabulary"))
     args = parser.parse_args()
     rows, data = [], {}
     for name in args.models:
         model_rows, data[name] = measure(name, args)
         rows += model_rows
-    auroc = "; ".join(f"`{m}`: CK+48 contempt {d['unknown_score_auroc']['ckplus48_contempt']:.3f}, FER+ unknown/not a face "
-                      f"{d['unknown_score_auroc']['ferplus_unknown_not_a_face']:.3f}" for m, d in data.items())
-    markdown = (f"{args.draws} draws, seed {args.seed}, {args.shots} shots; accuracies in %, nearest class (no threshold).\n\n"
-                + table(HEADER, rows) + f"\n\nUnknown-score AUROC (the same under every rule): {auroc}.\n")
+    auroc = "; ".join(
+        f"`{m}`: CK+48 contempt {d['unknown_score_auroc']['ckplus48_contempt']:.3f}, FER+ unknown/not a face "
+        f"{d['unknown_score_auroc']['ferplus_unknown_not_a_face']:.3f}"
+        for m, d in data.items()
+    )
+    markdown = (
+        f"{args.draws} draws, seed {args.seed}, {args.shots} shots; accuracies in %, nearest class (no threshold).\n\n"
+        + table(HEADER, rows)
+        + f"\n\nUnknown-score AUROC (the same under every rule): {auroc}.\n"
+    )
     print(markdown)
     with atomic_write(args.output / "rules.md", "w") as handle:
         handle.write(markdown)
-    write_json(args.output / "rules.json", {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, **data})
+    write_json(
+        args.output / "rules.json",
+        {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, **data},
+    )
 
 
 if __name__ == "__main__":

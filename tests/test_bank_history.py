@@ -23,7 +23,11 @@ def test_versions_are_kept_and_undone_in_order(tmp_path: Path) -> None:
     assert history(bank_file) == []
     first = save_with_history(bank_file, bank_bytes("a", "b"), "enrolled b")
     second = save_with_history(bank_file, bank_bytes("a", "b", "c"), "enrolled c")
-    assert [v.version for v in history(bank_file)] == [1, 2] and second.action == "enrolled c" and first.time <= second.time
+    assert (
+        [v.version for v in history(bank_file)] == [1, 2]
+        and second.action == "enrolled c"
+        and first.time <= second.time
+    )
     assert undo(bank_file).action == "enrolled c" and CenterBank.load(bank_file).names == ["a", "b"]
     assert undo(bank_file).version == 1 and not bank_file.exists()  # before the first edit there was no bank file
     with pytest.raises(NothingToUndo, match="no recorded edit"):

@@ -20,7 +20,9 @@ def unit(x: np.ndarray) -> np.ndarray:
 def bank() -> CenterBank:
     """Two trained classes whose head centers (e0, e1) sit away from their faces' means, as a margin head's rows do."""
     centers = np.eye(4, dtype=np.float32)[:2]
-    means = np.array([[0.4, 0.0, 0.6, 0.0], [0.0, 0.4, -0.6, 0.0]], dtype=np.float32)  # faces' cosines to their centers: 0.4
+    means = np.array(
+        [[0.4, 0.0, 0.6, 0.0], [0.0, 0.4, -0.6, 0.0]], dtype=np.float32
+    )  # faces' cosines to their centers: 0.4
     bank = CenterBank.from_head(type("Head", (), {"centers": lambda self: centers, "scale": 16.0})(), ["a", "b"])
     bank.set_means(means)
     return bank
@@ -53,8 +55,12 @@ def test_an_enrolled_class_takes_only_faces_nearer_its_mean_than_every_trained_m
     c_face = unit(np.array([[0.3, 0.0, 0.5, 0.8]]))
     paper = copy.deepcopy(bank)
     paper.use_rule(PAPER)
-    assert paper.classify(a_face, threshold=-1.0).labels == ["c"]  # the paper's rule: the enrolled center claims the trained class's face
-    assert bank.classify(a_face, threshold=-1.0).labels == ["a"] and bank.classify(c_face, threshold=-1.0).labels == ["c"]
+    assert paper.classify(a_face, threshold=-1.0).labels == [
+        "c"
+    ]  # the paper's rule: the enrolled center claims the trained class's face
+    assert bank.classify(a_face, threshold=-1.0).labels == ["a"] and bank.classify(c_face, threshold=-1.0).labels == [
+        "c"
+    ]
     ranking = bank.ranking(a_face)[0]
     to_means = unit(bank.means.astype(np.float64)) @ a_face[0]
     assert ranking[0] == pytest.approx(to_means[:2].max()) and ranking[2] == pytest.approx(to_means[2])

@@ -40,7 +40,9 @@ def test_a_class_enrolled_on_top_of_another_takes_it_and_is_refused(model) -> No
     before = copy.deepcopy(bank)
     with pytest.raises(HarmfulEnrolment, match=r"refused: it would take \d+% of a.*--accept-harm") as refusal:
         enrol_class(bank, "copy_of_a", a_faces[:10], density=density)
-    assert refusal.value.harm.worst[0] == "a" and refusal.value.harm.taken["a"] > HARM_LIMIT and refusal.value.harm.harmful
+    assert (
+        refusal.value.harm.worst[0] == "a" and refusal.value.harm.taken["a"] > HARM_LIMIT and refusal.value.harm.harmful
+    )
     assert bank.names == before.names and np.array_equal(bank.centers, before.centers)  # nothing changed
     enrolled = enrol_class(bank, "copy_of_a", a_faces[:10], density=density, accept_harm=True)
     assert bank.names[-1] == "copy_of_a" and enrolled.harm.taken == refusal.value.harm.taken

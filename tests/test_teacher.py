@@ -27,7 +27,9 @@ def test_teacher_probabilities_are_flip_and_ensemble_averages(faces, tmp_path: P
     teachers = [make_tiny_model(tmp_path / f"t{seed}", seed=seed) for seed in (0, 1)]
     both = teacher_probabilities(teachers, images)
     assert both.shape == (len(images), len(PATTERN_CLASSES)) and np.allclose(both.sum(1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(both, teacher_probabilities(teachers, images[:, :, ::-1].copy()), atol=1e-5)  # mirror-invariant
+    np.testing.assert_allclose(
+        both, teacher_probabilities(teachers, images[:, :, ::-1].copy()), atol=1e-5
+    )  # mirror-invariant
     one = [teacher_probabilities([t], images) for t in teachers]
     np.testing.assert_allclose(both, (one[0] + one[1]) / 2, atol=1e-5)
     soft = teacher_probabilities(teachers, images, temperature=4.0)
@@ -58,7 +60,9 @@ def test_a_student_trains_on_the_data_and_the_teachers_mixed(faces, tmp_path: Pa
     path = tmp_path / "teacher.safetensors"
     write_teacher_targets(path, teacher, PATTERN_CLASSES, ids, {})
     plain = tiny_train_config(tmp_path / "runs", spec)
-    taught = tiny_train_config(tmp_path / "runs", spec, PATTERN_CLASSES, f"data.teacher={path}", "data.teacher_weight=0.25")
+    taught = tiny_train_config(
+        tmp_path / "runs", spec, PATTERN_CLASSES, f"data.teacher={path}", "data.teacher_weight=0.25"
+    )
     (train, _), (mixed, _) = load_train_val(plain.data, 16), load_train_val(taught.data, 16)
     torch.testing.assert_close(mixed.targets, 0.75 * train.targets + 0.25 * torch.from_numpy(teacher))
     with pytest.raises(ValueError, match="teacher_weight is a share"):

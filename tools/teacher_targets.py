@@ -43,7 +43,9 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="FORMAT:PATH[:SPLIT] of the training faces")
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--eval", dest="evals", action="append", default=[], help="FORMAT:PATH[:SPLIT] to report accuracy on")
+    parser.add_argument(
+        "--eval", dest="evals", action="append", default=[], help="FORMAT:PATH[:SPLIT] to report accuracy on"
+    )
     args = parser.parse_args()
     teachers = [spherefer.load_model(t, precision="fp32") for t in args.teachers]
     for spec in args.evals:
@@ -54,8 +56,13 @@ def main() -> None:
     dataset = open_dataset(args.data, classes=classes)
     images, _ = dataset.load_arrays(teachers[0].config.input_size)
     probabilities = teacher_probabilities(teachers, images, args.temperature, progress=True)
-    write_teacher_targets(args.output, probabilities, classes, dataset.ids,
-                          {"teachers": args.teachers, "temperature": args.temperature, "data": args.data})
+    write_teacher_targets(
+        args.output,
+        probabilities,
+        classes,
+        dataset.ids,
+        {"teachers": args.teachers, "temperature": args.temperature, "data": args.data},
+    )
     print(f"wrote {args.output}: {len(dataset.ids)} faces x {len(classes)} classes", file=sys.stderr)
 
 

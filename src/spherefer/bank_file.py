@@ -50,7 +50,9 @@ def bank_bytes(bank: Any) -> bytes:
     if bank.means is not None:
         tensors["means"] = bank.means
     if bank.trained_means:
-        tensors["trained_means"] = np.stack([bank.trained_means[n] for n in bank.trained_centers if n in bank.trained_means])
+        tensors["trained_means"] = np.stack(
+            [bank.trained_means[n] for n in bank.trained_centers if n in bank.trained_means]
+        )
     return safetensors_bytes(tensors, metadata={"spherefer": json.dumps(bank_metadata(bank))})
 
 
@@ -72,7 +74,10 @@ def parse_bank(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
     if meta.get("schema") != SCHEMA:
         raise ValueError(f"{source} is not a spherefer center bank (schema {meta.get('schema')!r})")
     if meta.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{source} has center-bank schema version {meta.get('schema_version')}, this spherefer reads {SCHEMA_VERSION}")
+        raise ValueError(
+            f"{source} has center-bank schema version {meta.get('schema_version')}, "
+            f"this spherefer reads {SCHEMA_VERSION}"
+        )
     what = f"{source}: the center-bank metadata"
     centers = tensors.get("centers")
     names = _required(meta, "names", what)
@@ -91,14 +96,22 @@ def parse_bank(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
         raise ValueError(f"{source}: trained_centers tensor does not match its {len(trained_names)} names")
     means, trained_means = tensors.get("means"), tensors.get("trained_means")
     if (means is None) != (trained_means is None) or (
-            trained_means is not None and trained_means.shape != (len(trained_names), centers.shape[1])):
+        trained_means is not None and trained_means.shape != (len(trained_names), centers.shape[1])
+    ):
         raise ValueError(f"{source}: the means and trained_means tensors do not match the centers and trained names")
     trained_threshold = meta.get("trained_threshold")
     return {
-        "names": names, "centers": centers, "scale": float(_required(meta, "scale", what)),  # type: ignore[arg-type]
-        "threshold": float(_required(meta, "threshold", what)), "classes": records,  # type: ignore[arg-type]
+        "names": names,
+        "centers": centers,
+        "scale": float(_required(meta, "scale", what)),  # type: ignore[arg-type]
+        "threshold": float(_required(meta, "threshold", what)),
+        "classes": records,  # type: ignore[arg-type]
         "trained_threshold": None if trained_threshold is None else float(trained_threshold),
-        "score": meta.get("score", COSINE_SCORE), "means": means, "rule": meta.get("rule"),
+        "score": meta.get("score", COSINE_SCORE),
+        "means": means,
+        "rule": meta.get("rule"),
         "trained_centers": {n: c.copy() for n, c in zip(trained_names, trained)} if trained_names else {},
-        "trained_means": {n: m.copy() for n, m in zip(trained_names, trained_means)} if trained_means is not None else {},
+        "trained_means": {n: m.copy() for n, m in zip(trained_names, trained_means)}
+        if trained_means is not None
+        else {},
     }

@@ -1,12 +1,12 @@
 """The change history of a bank file: what ``spherefer classes history`` lists and ``classes undo`` takes back.
 
 Every edit saved through :func:`save_with_history` keeps the bank as it was before, in a folder
-beside the bank file (``<bank>.history/``, like the bank readable by its owner only): ``<version>.safetensors`` (absent when there was no
-bank file yet: the model's own classes were in use) and one JSON line per version in
-``log.jsonl`` (version, time, what the edit did). :func:`undo` puts the bank back as it was
-before the last edit and drops that version. Callers hold the bank file's lock
-(:func:`~spherefer.recognizer.editing_model`) around both, so edits and undos from several
-processes run one after the other.
+beside the bank file (``<bank>.history/``, like the bank readable by its owner only):
+``<version>.safetensors`` (absent when there was no bank file yet: the model's own classes were
+in use) and one JSON line per version in ``log.jsonl`` (version, time, what the edit did).
+:func:`undo` puts the bank back as it was before the last edit and drops that version. Callers
+hold the bank file's lock (:func:`~spherefer.recognizer.editing_model`) around both, so edits and
+undos from several processes run one after the other.
 """
 
 from __future__ import annotations

@@ -36,9 +36,10 @@ __all__ = ["DEFAULT_RULE", "MEAN_GATE", "PAPER", "RULES", "DecisionRule", "check
 PAPER = "paper"
 MEAN_GATE = "mean_gate"
 RULES = {
-    PAPER: "the cosine to every class's center (the paper's rule: head-weight rows for trained classes, shot means for enrolled ones)",
-    MEAN_GATE: "trained classes by the cosine to their head centers; an enrolled class wins a face only when the face is nearer "
-               "its mean than every trained class's mean",
+    PAPER: "the cosine to every class's center (the paper's rule: head-weight rows for trained classes, "
+    "shot means for enrolled ones)",
+    MEAN_GATE: "trained classes by the cosine to their head centers; an enrolled class wins a face only when "
+    "the face is nearer its mean than every trained class's mean",
 }
 """The decision rules by name, with what they compare."""
 DEFAULT_RULE = MEAN_GATE
@@ -50,7 +51,9 @@ def check_rule(name: object, has_means: bool) -> str:
     if name not in RULES:
         raise ValueError(f"unknown decision rule {name!r}; rules are {sorted(RULES)}")
     if name == MEAN_GATE and not has_means:
-        raise ValueError(f"the {MEAN_GATE} rule compares class means, and this bank has none (use {PAPER!r}, or set the means first)")
+        raise ValueError(
+            f"the {MEAN_GATE} rule compares class means, and this bank has none (use {PAPER!r}, or set the means first)"
+        )
     return str(name)
 
 
@@ -66,7 +69,12 @@ class DecisionRule:
     @property
     def mixed(self) -> bool:
         """Whether the rule differs from the paper's here: mean gate with trained and other classes together."""
-        return self.name == MEAN_GATE and self.directions is not None and bool(self.trained.any()) and not bool(self.trained.all())
+        return (
+            self.name == MEAN_GATE
+            and self.directions is not None
+            and bool(self.trained.any())
+            and not bool(self.trained.all())
+        )
 
     def ranking(self, embeddings: np.ndarray, cosines: np.ndarray) -> np.ndarray:
         """Per-class values whose argmax over the last axis is each face's class, for unit ``embeddings``

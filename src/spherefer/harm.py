@@ -55,7 +55,7 @@ class HarmReport:
         return self.worst is not None and self.worst[1] > self.limit
 
     def summary(self, at_least: float = 0.01) -> str:
-        """"would take 4% of happy, 1% of neutral" (shares of at least ``at_least``), or "would take
+        """ "would take 4% of happy, 1% of neutral" (shares of at least ``at_least``), or "would take
         under 1% of any class"."""
         shown = sorted(((n, s) for n, s in self.taken.items() if s >= at_least), key=lambda item: -item[1])
         if not shown:
@@ -63,8 +63,13 @@ class HarmReport:
         return "would take " + ", ".join(f"{share:.0%} of {name}" for name, share in shown)
 
     def to_dict(self) -> dict[str, object]:
-        return {"new_class": self.new_class, "taken": {n: round(s, 4) for n, s in self.taken.items()},
-                "limit": self.limit, "harmful": self.harmful, "summary": self.summary()}
+        return {
+            "new_class": self.new_class,
+            "taken": {n: round(s, 4) for n, s in self.taken.items()},
+            "limit": self.limit,
+            "harmful": self.harmful,
+            "summary": self.summary(),
+        }
 
 
 def _within_cholesky(density: FaceDensity) -> np.ndarray:
@@ -73,13 +78,20 @@ def _within_cholesky(density: FaceDensity) -> np.ndarray:
     return np.linalg.cholesky((covariance + covariance.T) / 2.0)
 
 
-def estimate_harm(bank: CenterBank, density: FaceDensity, add: Callable[[CenterBank], object], new_class: str,
-                  limit: float = HARM_LIMIT) -> HarmReport:
+def estimate_harm(
+    bank: CenterBank,
+    density: FaceDensity,
+    add: Callable[[CenterBank], object],
+    new_class: str,
+    limit: float = HARM_LIMIT,
+) -> HarmReport:
     """The share of each class of ``bank`` that the class ``new_class``, added by ``add(bank_copy)``,
     would take under the bank's decision rule (``bank`` itself is not changed). Needs the
     class means (a bank on the relative Mahalanobis score has them)."""
     if bank.means is None:
-        raise ValueError("estimating what a new class would take needs the bank's class means (a model with a face density)")
+        raise ValueError(
+            "estimating what a new class would take needs the bank's class means (a model with a face density)"
+        )
     trial = copy.deepcopy(bank)
     add(trial)
     new_index = trial.index(new_class)

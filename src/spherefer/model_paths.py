@@ -26,7 +26,10 @@ def resolve_model_path(path_or_name: str | os.PathLike[str]) -> Path:
     folder = Path(path_or_name).expanduser()
     if folder.is_dir():
         return folder
-    raise FileNotFoundError(f"no model folder {str(path_or_name)!r}; shipped models are {sorted(shipped)}, or give a folder written by Recognizer.save")
+    raise FileNotFoundError(
+        f"no model folder {str(path_or_name)!r}; shipped models are {sorted(shipped)}, "
+        "or give a folder written by Recognizer.save"
+    )
 
 
 def editable_bank_path(path_or_name: str | os.PathLike[str]) -> Path:

@@ -36,7 +36,9 @@ def trained_classes(teacher: Recognizer) -> list[str]:
     return list(teacher.bank.trained_centers) or list(teacher.bank.names)
 
 
-def teacher_probabilities(teachers: Sequence[Recognizer], images: np.ndarray, temperature: float = 1.0, progress: bool = False) -> np.ndarray:
+def teacher_probabilities(
+    teachers: Sequence[Recognizer], images: np.ndarray, temperature: float = 1.0, progress: bool = False
+) -> np.ndarray:
     """(N, C) float32: the flip-averaged, teacher-averaged class probabilities of uint8 faces ``images``
     (N, S, S) at each teacher's input size, over the teachers' trained classes (the same for all)."""
     if not teachers:
@@ -53,7 +55,9 @@ def teacher_probabilities(teachers: Sequence[Recognizer], images: np.ndarray, te
             raise ValueError(f"teachers disagree on the classes: {names} and {bank.names}")
         names = bank.names
         for view in (images, images[:, :, ::-1]):
-            logits = bank.scale * bank.cosine(embed_arrays(teacher, np.ascontiguousarray(view), progress=progress)).astype(np.float64)
+            logits = bank.scale * bank.cosine(
+                embed_arrays(teacher, np.ascontiguousarray(view), progress=progress)
+            ).astype(np.float64)
             logits /= temperature
             odds = np.exp(logits - logits.max(axis=1, keepdims=True))
             probabilities = odds / odds.sum(axis=1, keepdims=True)
@@ -61,14 +65,21 @@ def teacher_probabilities(teachers: Sequence[Recognizer], images: np.ndarray, te
     return (total / (2 * len(teachers))).astype(np.float32)
 
 
-def write_teacher_targets(path: str | os.PathLike[str], probabilities: np.ndarray, classes: Sequence[str], ids: Sequence[str],
-                          about: dict[str, object]) -> None:
+def write_teacher_targets(
+    path: str | os.PathLike[str],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    ids: Sequence[str],
+    about: dict[str, object],
+) -> None:
     """Save teacher ``probabilities`` (N, C) over ``classes`` for the faces named ``ids`` (the dataset's
     record ids), with ``about`` (teachers, temperature, data) in the metadata; atomically."""
     if probabilities.shape != (len(ids), len(classes)):
         raise ValueError(f"need ({len(ids)}, {len(classes)}) probabilities, got {probabilities.shape}")
     meta = {"schema": SCHEMA, "classes": list(classes), "ids": list(ids), **about}
-    write_safetensors(path, {"probabilities": np.asarray(probabilities, dtype=np.float32)}, metadata={"spherefer": json.dumps(meta)})
+    write_safetensors(
+        path, {"probabilities": np.asarray(probabilities, dtype=np.float32)}, metadata={"spherefer": json.dumps(meta)}
+    )
 
 
 def read_teacher_targets(path: str | os.PathLike[str], classes: Sequence[str], ids: Sequence[str]) -> np.ndarray:
@@ -88,6 +99,8 @@ def read_teacher_targets(path: str | os.PathLike[str], classes: Sequence[str], i
     row = {name: i for i, name in enumerate(stored_ids)}
     missing = [name for name in ids if name not in row]
     if missing:
-        raise ValueError(f"{path} has no teacher targets for {len(missing)} of the {len(ids)} training faces (e.g. {missing[0]!r}): "
-                         "make it for this training data (tools/teacher_targets.py)")
+        raise ValueError(
+            f"{path} has no teacher targets for {len(missing)} of the {len(ids)} training faces (e.g. {missing[0]!r}): "
+            "make it for this training data (tools/teacher_targets.py)"
+        )
     return probabilities[[row[name] for name in ids]]

@@ -20,12 +20,21 @@ from ..enrol import MIN_IMAGES
 from ..images import MAX_PIXELS, MAX_SIDE, ImageTooLarge, flatten_to_mode, read_image
 from ..labels import shown
 
-__all__ = ["BANK_FILE_BYTES", "FORM_ALLOWANCE", "IMAGE_FORMATS", "ServeSettings", "UserError", "WorkSlots", "decode_upload"]
+__all__ = [
+    "BANK_FILE_BYTES",
+    "FORM_ALLOWANCE",
+    "IMAGE_FORMATS",
+    "ServeSettings",
+    "UserError",
+    "WorkSlots",
+    "decode_upload",
+]
 
 BANK_FILE_BYTES = 8 * 2**20
 """The largest bank file ``PUT /v1/bank`` takes (about 2,000 classes of a 512-d model)."""
 FORM_ALLOWANCE = 2**16
-"""Bytes a request body may take beyond its images (multipart headers, form fields); the whole body of other requests."""
+"""Bytes a request body may take beyond its images (multipart headers, form fields);
+the whole body of other requests."""
 
 
 @dataclass
@@ -77,9 +86,10 @@ def _release_memory() -> None:
 
 
 class WorkSlots:
-    """At most ``size`` requests of one worker decode and analyse images at once: a 25-megapixel photo takes
-    about 0.8 GB while it is decoded and searched (benchmarks/bench_serve_memory.py). Others wait up to ``wait`` seconds for a slot, then get 503 with
-    ``Retry-After``; freed memory goes back to the system after each request."""
+    """At most ``size`` requests of one worker decode and analyse images at once: a 25-megapixel photo
+    takes about 0.8 GB while it is decoded and searched (benchmarks/bench_serve_memory.py). Others wait
+    up to ``wait`` seconds for a slot, then get 503 with ``Retry-After``; freed memory goes back to the
+    system after each request."""
 
     def __init__(self, size: int, wait: float) -> None:
         if size < 1:
@@ -90,7 +100,9 @@ class WorkSlots:
     @contextmanager
     def hold(self) -> Iterator[None]:
         if not self._free.acquire(timeout=self.wait):
-            raise UserError(503, "the server is busy with other images: try again in a moment", headers={"Retry-After": "2"})
+            raise UserError(
+                503, "the server is busy with other images: try again in a moment", headers={"Retry-After": "2"}
+            )
         try:
             yield
         finally:
@@ -108,15 +120,17 @@ def decode_upload(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
     if not data:
         raise UserError(400, f"{name} is empty")
     try:
-        image = read_image(data, name, formats=IMAGE_FORMATS, max_pixels=settings.max_pixels, max_side=settings.max_side)
+        image = read_image(
+            data, name, formats=IMAGE_FORMATS, max_pixels=settings.max_pixels, max_side=settings.max_side
+        )
         width, height = image.size
         if max(width, height) > settings.max_aspect * min(width, height):
-            raise UserError(400, f"{name} is {width}x{height} pixels: not a photo (sides more than {settings.max_aspect:g}:1)")
+            raise UserError(
+                400, f"{name} is {width}x{height} pixels: not a photo (sides more than {settings.max_aspect:g}:1)"
+            )
         return np.asarray(flatten_to_mode(image, "RGB"))
     except ImageTooLarge as err:
         raise UserError(413, str(err)) from err
     except ValueError as err:  # broken, truncated or foreign files: the client's to fix
         cause = type(err.__cause__ or err).__name__
         raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image ({cause})") from err
-
-
