@@ -57,7 +57,7 @@ INFERENCE_SIDE = textwrap.dedent(
         "info": cli("info"),
         "add": cli("classes", "add", "pattern", faces, "--aligned"),
         "list": cli("classes", "list"),
-        "calibrate": cli("calibrate", "--data", data, "--dry-run"),
+        "calibrate": cli("calibrate", "--data", data, "--dry-run", "--force"),  # pattern images: near-copies to the network
         "export": cli("export", "--onnx", home + "/fer.onnx"),
         "train": cli("train", "--config", "default", "epochs=1"),
         "geometry": cli("geometry", "--output", home + "/geometry"),
