@@ -368,9 +368,11 @@ class CenterBank:
     def ranking(self, embeddings: object, cosines: np.ndarray | None = None) -> np.ndarray:
         """(N, C) values whose row-wise argmax is each face's class under the bank's rule
         (:meth:`DecisionRule.ranking <spherefer.decision.DecisionRule.ranking>`); ``cosines`` when already computed."""
-        x = normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), axis=1)
-        cos = self.cosine(x) if cosines is None else cosines
-        return self.decision_rule().ranking(x, cos)
+        rule = self.decision_rule()
+        cos = self.cosine(embeddings) if cosines is None else cosines
+        if not rule.mixed:  # the paper's rule, or one kind of class only: the cosines decide
+            return cos
+        return rule.ranking(normalize(as_embeddings(embeddings, self.embedding_size, "classifying"), axis=1), cos)
 
     def nearest(self, embeddings: object) -> np.ndarray:
         """(N,) index of each face's class under the bank's rule, no threshold."""
