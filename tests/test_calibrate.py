@@ -126,7 +126,7 @@ def test_degenerate_calibration_data_is_refused_unless_forced() -> None:
     labels = np.repeat([0, 1], 60)
     check_calibration_data(varied, labels, names, accept=0.95)  # fine
     copies = np.repeat(varied[:1], 120, axis=0) + 1e-4 * rng.normal(size=(120, 32))
-    with pytest.raises(DegenerateCalibration, match=r"only 1 distinct faces among the 120 .* --force"):
+    with pytest.raises(DegenerateCalibration, match=r"only 1 distinct face among the 120 .* --force"):
         check_calibration_data(copies, labels, names, accept=0.95)
     with pytest.raises(DegenerateCalibration, match=r"one class \(a\)"):
         check_calibration_data(varied, np.zeros(120, int), names, accept=0.95)
@@ -148,7 +148,7 @@ def test_sixty_copies_of_one_real_face_are_refused(tmp_path: Path) -> None:
         shutil.copy(face, folder / f"copy{i}.png")
     recognizer = spherefer.load_model("default")
     before = recognizer.bank.threshold
-    with pytest.raises(DegenerateCalibration, match=r"only 1 distinct faces among the 60 .*nothing stored"):
+    with pytest.raises(DegenerateCalibration, match=r"only 1 distinct face among the 60 .*nothing stored"):
         calibrate(recognizer, f"folder:{tmp_path / 'copies'}")
     with pytest.raises(DegenerateCalibration, match="leaves 99% of them unknown"):
         calibrate(recognizer, f"ferplus:{DATA / 'ferplus'}:valid", accept=0.01)

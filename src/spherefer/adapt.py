@@ -40,7 +40,8 @@ from .labels import counted
 from .sphere import angle_degrees, as_embeddings, distinct, normalize
 from .unknown import FaceDensity, bank_scores, class_mean
 
-__all__ = ["MIN_ADAPT_FACES", "MIN_ADAPT_CLASSES", "MAX_MOVE_DEGREES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE", "KMEANS_ITERATIONS",
+__all__ = ["MIN_ADAPT_FACES", "MIN_ADAPT_CLASSES", "MAX_MOVE_DEGREES", "MIN_CLASS_FACES", "MIN_CLASS_SHARE",
+           "KMEANS_ITERATIONS",
            "Adaptation", "OnlineAdapter", "domain_shift", "adapt_bank"]
 
 MIN_ADAPT_FACES = 30
@@ -72,7 +73,8 @@ class Adaptation:
 
     def to_markdown(self) -> str:
         rows = "\n".join(f"| {n} | {self.moved[n]:.2f} | {self.share_before[n]:.1%} | {self.share_after[n]:.1%} |" for n in self.moved)
-        return (f"{counted(self.faces, 'face')} of the new setting ({self.left_out} more left out: unknown to the bank; "
+        return (f"{counted(self.faces, 'face')} of the new setting ({self.left_out} more left out: "
+                "unknown to the bank; "
                 f"{counted(self.duplicates, 'near-copy', 'near-copies')} of other faces counted once); "
                 f"measured shift {self.shift:.2f} (0: like the training faces, or too few faces to tell); "
                 f"the centers move {self.weight:.0%} of the way to the new faces' clusters.\n\n"
@@ -139,12 +141,14 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
     once = distinct(x)
     duplicates, x = int((~once).sum()), x[once]
     if len(x) < MIN_ADAPT_FACES:
-        raise ValueError(f"adapting needs at least {MIN_ADAPT_FACES} distinct faces of the new setting that the bank accepts, got "
-                         f"{len(x)} ({left_out} unknown to the bank left out, {counted(duplicates, 'near-copy', 'near-copies')} counted once)")
+        copies = counted(duplicates, "near-copy", "near-copies")
+        raise ValueError(f"adapting needs at least {MIN_ADAPT_FACES} distinct faces of the new setting that the bank "
+                         f"accepts, got {len(x)} ({left_out} unknown to the bank left out, {copies} counted once)")
     centers, means = bank.centers.astype(np.float64), bank.means.astype(np.float64)
     before = (x @ centers.T).argmax(1)
     if _enough(before, len(centers)).sum() < MIN_ADAPT_CLASSES:
-        raise ValueError(f"adapting needs faces of at least {MIN_ADAPT_CLASSES} classes ({MIN_CLASS_FACES} each); these {len(x)} faces "
+        raise ValueError(f"adapting needs faces of at least {MIN_ADAPT_CLASSES} classes ({MIN_CLASS_FACES} each); "
+                         f"these {len(x)} faces "
                          "are nearly all of one: one expression's faces are no evidence of a new camera")
     shift = domain_shift(centers, means, density, x)
     weight = shift / (1.0 + shift)
@@ -159,7 +163,8 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
     for name, angle in moved.items():
         if angle > 0.0:
             bank.info[name].updates += 1  # `classes list` shows the move
-    return Adaptation(len(x), left_out, duplicates, shift, weight, moved, _shares(bank.names, before), _shares(bank.names, after))
+    return Adaptation(len(x), left_out, duplicates, shift, weight, moved, _shares(bank.names, before),
+                      _shares(bank.names, after))
 
 
 class OnlineAdapter:

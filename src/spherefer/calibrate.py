@@ -28,12 +28,13 @@ import numpy as np
 
 from .data import open_dataset
 from .evaluate import embed_arrays
-from .labels import MAHALANOBIS_SCORE
+from .labels import MAHALANOBIS_SCORE, counted
 from .recognizer import Recognizer
 from .sphere import distinct
 from .unknown import FaceDensity, class_mean
 
-__all__ = ["ACCEPT", "MIN_ACCEPT", "MIN_KNOWN_FACES", "Calibration", "DegenerateCalibration", "calibrate", "check_calibration_data",
+__all__ = ["ACCEPT", "MIN_ACCEPT", "MIN_KNOWN_FACES", "Calibration", "DegenerateCalibration", "calibrate",
+           "check_calibration_data",
            "choose_thresholds", "fit_unknown_score"]
 
 ACCEPT = 0.95
@@ -54,15 +55,17 @@ def check_calibration_data(embeddings: np.ndarray, labels: np.ndarray, names: li
     known = labels >= 0
     hint = "; to store the thresholds anyway, force it (CLI: --force)"
     if accept < MIN_ACCEPT:
-        raise DegenerateCalibration(f"accepting {accept:.0%} of the known faces leaves {1 - accept:.0%} of them unknown{hint}")
+        raise DegenerateCalibration(
+            f"accepting {accept:.0%} of the known faces leaves {1 - accept:.0%} of them unknown{hint}")
     distinct_faces = int(distinct(embeddings[known]).sum())
     if distinct_faces < MIN_KNOWN_FACES:
-        raise DegenerateCalibration(f"only {distinct_faces} distinct faces among the {int(known.sum())} faces of the bank's classes "
-                                    f"(the others are near-copies), fewer than the {MIN_KNOWN_FACES} calibrating needs{hint}")
+        raise DegenerateCalibration(
+            f"only {counted(distinct_faces, 'distinct face')} among the {int(known.sum())} faces of the bank's classes "
+            f"(the others are near-copies), fewer than the {MIN_KNOWN_FACES} calibrating needs{hint}")
     present = sorted({names[c] for c in labels[known]})
     if len(present) < 2:
-        raise DegenerateCalibration(f"every known face is of one class ({present[0]}): thresholds chosen on it would be guesses "
-                                    f"for the others{hint}")
+        raise DegenerateCalibration(
+            f"every known face is of one class ({present[0]}): thresholds chosen on it would be guesses for the others{hint}")
 
 
 @dataclass
@@ -183,7 +186,8 @@ def fit_unknown_score(recognizer: Recognizer, train: str, val: str, accept: floa
     fitted = recognizer.with_bank(trial)
     fitted.density = FaceDensity.fit(embeddings[known], labels[known], means)
     trial.use_score(MAHALANOBIS_SCORE, 0.0)
-    result = calibrate(fitted, val, accept=accept, min_faces=None, apply=False, force=True)  # the run's own validation split
+    # the run's own validation split: trusted
+    result = calibrate(fitted, val, accept=accept, min_faces=None, apply=False, force=True)
     trial.use_score(MAHALANOBIS_SCORE, result.global_threshold)
     recognizer.bank, recognizer.density = trial, fitted.density
     return result

@@ -159,7 +159,8 @@ class CenterBank:
         key = confusable_key(name)
         alike = [n for n in self.names if confusable_key(n) == key]
         if alike:
-            raise ClassExists(f"class {shown(name)} would look like the existing class {shown(alike[0])} (same letters to a reader)")
+            raise ClassExists(f"class {shown(name)} would look like the existing class {shown(alike[0])} "
+                              "(same letters to a reader)")
         return name
 
     def _check_threshold(self, value: float) -> None:
@@ -355,7 +356,8 @@ class CenterBank:
 
     @property
     def decision_rule_name(self) -> str:
-        """The rule in force: the chosen one, else :data:`~spherefer.decision.DEFAULT_RULE` with class means, else the paper's."""
+        """The rule in force: the chosen one, else :data:`~spherefer.decision.DEFAULT_RULE` with class means,
+        else the paper's."""
         return self.rule if self.rule is not None else (DEFAULT_RULE if self.means is not None else PAPER)
 
     def decision_rule(self) -> DecisionRule:
@@ -401,7 +403,8 @@ class CenterBank:
         logits = self.scale * ranking.astype(np.float64)
         odds = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities = (odds / odds.sum(axis=1, keepdims=True)).astype(np.float32)
-        return Classification(list(self.names), labels, decision.index, decision.score, cos, probabilities, decision.nearest)
+        return Classification(list(self.names), labels, decision.index, decision.score, cos, probabilities,
+                              decision.nearest)
 
     # ------------------------------------------------------------------ persistence (the format: spherefer.bank_file)
     def to_metadata(self) -> dict[str, object]:

@@ -206,9 +206,10 @@ class HarmfulEnrolment(ValueError):
     def __init__(self, harm: HarmReport) -> None:
         worst, share = harm.worst  # type: ignore[misc]
         super().__init__(
-            f"enrolling {harm.new_class!r} refused: it {harm.summary()}, more than the {harm.limit:.0%} allowed of any class "
-            f"({worst}: {share:.0%}). Enrol from more, or more varied, photos of the expression, or adapt the bank to these "
-            "photos' camera first (spherefer adapt); to enrol it anyway, accept the harm (CLI: --accept-harm; HTTP: accept_harm=true)"
+            f"enrolling {harm.new_class!r} refused: it {harm.summary()}, more than the {harm.limit:.0%} allowed "
+            f"of any class ({worst}: {share:.0%}). Enrol from more, or more varied, photos of the expression, or "
+            "adapt the bank to these photos' camera first (spherefer adapt); to enrol it anyway, accept the harm "
+            "(CLI: --accept-harm; HTTP: accept_harm=true)"
         )
         self.harm = harm
 

@@ -22,7 +22,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["ImageInput", "IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_SIDE", "ImageTooLarge", "read_image", "to_pil", "to_rgb_array", "as_image_list",
+__all__ = ["ImageInput", "IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_SIDE", "ImageTooLarge",
+           "read_image", "to_pil", "to_rgb_array", "as_image_list",
            "flatten_to_mode", "collect_image_files", "example_photo"]
 
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes]

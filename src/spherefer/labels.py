@@ -159,7 +159,8 @@ def nearest_match(cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nearest, np.take_along_axis(cos, np.expand_dims(nearest, -1), axis=-1).squeeze(-1)
 
 
-def decide(cosines: np.ndarray, thresholds: np.ndarray, scores: np.ndarray | None = None, ranking: np.ndarray | None = None) -> Decision:
+def decide(cosines: np.ndarray, thresholds: np.ndarray, scores: np.ndarray | None = None,
+           ranking: np.ndarray | None = None) -> Decision:
     """The accept rule on (N, C) ``cosines`` (or one face's (C,)) against per-class ``thresholds`` (C,).
 
     A face's class is the argmax of ``ranking`` (the decision rule's values, :mod:`spherefer.decision`;
@@ -211,7 +212,8 @@ class Prediction:
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
         """The record fields of a classified face: ``label``, ``nearest`` (the class it is nearest to,
         also when the label is ``unknown``), its ``cosine``, ``score`` and ``probabilities`` (rounded)."""
-        return {"label": self.label, "nearest": self.nearest, "cosine": round(self.cosine, digits), "score": round(self.score, digits),
+        return {"label": self.label, "nearest": self.nearest, "cosine": round(self.cosine, digits),
+                "score": round(self.score, digits),
                 "probabilities": {name: round(p, digits) for name, p in self.probabilities.items()}}
 
     @property
@@ -229,7 +231,7 @@ class Classification:
     indices: np.ndarray  # (N,) index of the winning class, -1 where unknown
     scores: np.ndarray  # (N,) unknown score (the best cosine under the paper's rule)
     cosines: np.ndarray  # (N, C) float32
-    probabilities: np.ndarray  # (N, C) softmax of scale * the decision rule's values (scale * cosine under the paper's rule)
+    probabilities: np.ndarray  # (N, C) softmax of scale * the decision rule's values (scale * cosine: the paper's rule)
     nearest: np.ndarray  # (N,) index of each face's class under the decision rule, before the threshold
 
     def __len__(self) -> int:
@@ -251,8 +253,8 @@ class Classification:
         return (self[i] for i in range(len(self)))
 
 
-FACE_FIELDS = ("face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "nearest", "reason", "cosine", "score",
-               "probabilities", "quality")
+FACE_FIELDS = ("face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "nearest", "reason", "cosine",
+               "score", "probabilities", "quality")
 """The keys of every face record (:func:`face_dict`, :func:`no_face_dict`), in order."""
 
 
@@ -274,7 +276,8 @@ def face_dict(
     when there was no smoothing).
     """
     label = prediction.label if prediction is not None else REJECTED
-    scores = prediction.to_dict(digits) if prediction is not None else {"nearest": None, "cosine": None, "score": None, "probabilities": None}
+    empty = {"nearest": None, "cosine": None, "score": None, "probabilities": None}
+    scores = prediction.to_dict(digits) if prediction is not None else empty
     return {
         "face": index,
         "track": track,

@@ -250,12 +250,14 @@ class LabelSmoother:
     @classmethod
     def from_bank(cls, bank: object, threshold: float | None = None, config: SmoothingConfig = SmoothingConfig(),
                   score: Callable[[np.ndarray], float] | None = None) -> LabelSmoother:
-        """A smoother for a :class:`~spherefer.centers.CenterBank` (``threshold`` overrides the global one, as in ``classify``),
+        """A smoother for a :class:`~spherefer.centers.CenterBank` (``threshold`` overrides the global one, as in
+        ``classify``),
         deciding by the bank's rule (:mod:`spherefer.decision`)."""
         return cls(bank.centers, bank.names, bank.thresholds(threshold), config, score, bank.decision_rule())
 
     def follow(self, bank: object) -> None:
-        """Classify with ``bank``'s moved centers and means from now on (the same classes; :class:`~spherefer.adapt.OnlineAdapter`)."""
+        """Classify with ``bank``'s moved centers and means from now on (the same classes;
+        :class:`~spherefer.adapt.OnlineAdapter`)."""
         if list(bank.names) != self.names:
             raise ValueError(f"the smoother classifies {self.names}, the bank has {bank.names}")
         self._use(bank.centers, bank.decision_rule())
@@ -294,12 +296,14 @@ class LabelSmoother:
         cosines = np.einsum("cd,d->c", self.centers, unit)  # not BLAS: see CenterBank.cosine
         ranking = cosines if self.rule is None else self.rule.ranking(unit, cosines)
         score = cosines[int(ranking.argmax())] if self.score is None else self.score(unit.astype(np.float32))
-        decision = int(decide(cosines, self.thresholds, None if self.score is None else np.asarray(score), ranking).index)
+        own_score = None if self.score is None else np.asarray(score)
+        decision = int(decide(cosines, self.thresholds, own_score, ranking).index)
         if state is None:
             state = self._state[track] = _TrackState(total, decision)
         else:
             state.total = total
-            if decision != state.label and self._lead(decision, state.label, cosines, ranking, float(score)) >= self.config.margin:
+            lead = self._lead(decision, state.label, cosines, ranking, float(score)) if decision != state.label else 0.0
+            if decision != state.label and lead >= self.config.margin:
                 if decision == state.challenger:
                     state.count += 1
                 else:

@@ -1,4 +1,5 @@
-"""``spherefer classes ...``: list, enrol, update, compose, remove, rename, reset, history, undo, export and import classes.
+"""``spherefer classes ...``: list, enrol, update, compose, remove, rename, reset, history, undo, export and
+import classes.
 
 Enrolment and updates follow :mod:`spherefer.enrol`, the rules the HTTP service uses too:
 photos are searched for faces (the largest usable face of each is enrolled), ``--aligned``
@@ -67,7 +68,8 @@ def classes_list(recognizer: Recognizer, bank_file: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --shots draw.")
 @click.option("--min-images", type=int, default=MIN_IMAGES, show_default=True)
 @click.option("--threshold", type=float, default=None, help="The class's own threshold (default: the global one; on a bank with the paper's cosine rule, estimated from the samples' spread).")
-@click.option("--accept-harm", is_flag=True, help=f"Enrol even when the new class would take more than {HARM_LIMIT:.0%} of an existing class's faces.")
+@click.option("--accept-harm", is_flag=True,
+              help=f"Enrol even when the new class would take more than {HARM_LIMIT:.0%} of an existing class's faces.")
 @ALIGNED_OPTION
 @DETECTOR_OPTION
 def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, shots: int | None, seed: int, min_images: int,
@@ -86,9 +88,11 @@ def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, ban
     files = enrolment_files(inputs, shots, seed, min_images, hint="lower --min-images to enrol from fewer")
     x, skipped = _samples(recognizer, files, aligned, detector)
     check_image_count(len(x), min_images, hint=f"{skipped} skipped; lower --min-images to enrol from fewer" if skipped else None)
-    enrolled = enrol_class(recognizer.bank, name, x, threshold=threshold, density=recognizer.density, accept_harm=accept_harm)
+    enrolled = enrol_class(recognizer.bank, name, x, threshold=threshold, density=recognizer.density,
+                           accept_harm=accept_harm)
     own = recognizer.bank.threshold if enrolled.threshold is None else enrolled.threshold
-    harm = "" if enrolled.harm is None else f"; it {enrolled.harm.summary()}" + (" (accepted)" if enrolled.harm.harmful else "")
+    harm = "" if enrolled.harm is None else f"; it {enrolled.harm.summary()}"
+    harm += " (accepted)" if enrolled.harm is not None and enrolled.harm.harmful else ""
     save_bank(recognizer, bank_file, f"enrolled {name!r} from {counted(enrolled.count, 'image')}, threshold {own:.3f}{harm}")
 
 

@@ -20,9 +20,11 @@ __all__ = ["serve"]
 @click.option("--max-images", default=50, show_default=True, type=click.IntRange(3, 1000), help="Most images in one enrol/update request.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes (they share the database safely).")
 @click.option("--max-busy", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Requests per worker that decode and analyse images at once (a 25-megapixel photo takes about 0.8 GB); others wait 2 s, then get 503.")
+              help="Requests per worker that decode and analyse images at once (a 25-megapixel photo takes "
+              "about 0.8 GB); others wait 2 s, then get 503.")
 @click.option("--private", "private_profiles", is_flag=True,
-              help="Reading a profile (classes, history, bank, predictions) needs the API key too; by default anyone who reaches the server may read.")
+              help="Reading a profile (classes, history, bank, predictions) needs the API key too; "
+              "by default anyone who reaches the server may read.")
 def serve(model_name: str, host: str, port: int, db_path: str | None, max_upload_mb: float, max_megapixels: float, max_images: int, workers: int,
           max_busy: int, private_profiles: bool) -> None:
     """Serve the HTTP API (/v1/..., OpenAPI at /docs) and the browser app (/) for MODEL.

@@ -95,7 +95,8 @@ def app_from_environment():
     limits = json.loads(os.environ.get("SPHEREFER_SERVE_LIMITS", "{}"))
     supervisor = os.environ.get("SPHEREFER_SERVE_SUPERVISOR")
     if supervisor is not None:
-        threading.Thread(target=_exit_with, args=(int(supervisor),), name="spherefer-supervisor-watch", daemon=True).start()
+        watch = threading.Thread(target=_exit_with, args=(int(supervisor),), name="spherefer-supervisor-watch", daemon=True)
+        watch.start()
     return build_app(os.environ.get("SPHEREFER_SERVE_MODEL", "default"), os.environ.get("SPHEREFER_SERVE_DB"), **limits)
 
 
