@@ -694,3 +694,7 @@ def test_classes_update_moves_the_center_once_per_call(editable: Path, tmp_path:
     assert after.info["happy"].count == 24 and after.info["happy"].updates == 1
     assert "old center weight 0.90, new images' mean 0.10" in result.stdout
     assert f"center moved {angle:.2f} degrees" in result.stdout
+
+
+def test_info_names_the_decision_rule() -> None:
+    assert "decision rule: mean_gate -- trained classes by the cosine to their head centers" in run("info").output

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from ..decision import RULES
 from ..embedders import MODEL_FILES
 from ..face import DEFAULT_DETECTOR, DETECTORS
 from ..labels import SCORES
@@ -37,6 +38,7 @@ def info(model_name: str, bank_option: Path | None) -> None:
     click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
     click.echo(f"face detectors: {DEFAULT_DETECTOR} (default), {', '.join(sorted(set(DETECTORS) - {DEFAULT_DETECTOR}))} (--detector)")
     click.echo(f"unknown score: {bank.score} -- {SCORES[bank.score]}")
+    click.echo(f"decision rule: {bank.decision_rule_name} -- {RULES[bank.decision_rule_name]}")
     changed = "" if bank.trained_threshold in (None, bank.threshold) else f" (changed from the model's {bank.trained_threshold:.4g}, which the card describes)"
     click.echo(f"classes ({len(bank)}), unknown below {bank.score} {bank.threshold:.4g}{changed}:")
     for row in bank.summary():
