@@ -29,10 +29,12 @@ def test_versions_are_kept_and_undone_in_order(tmp_path: Path) -> None:
         and first.time <= second.time
     )
     assert undo(bank_file).action == "enrolled c" and CenterBank.load(bank_file).names == ["a", "b"]
+    assert [v.undone for v in history(bank_file)] == [False, True]
     assert undo(bank_file).version == 1 and not bank_file.exists()  # before the first edit there was no bank file
     with pytest.raises(NothingToUndo, match="no recorded edit"):
         undo(bank_file)
-    assert save_with_history(bank_file, bank_bytes("x", "y"), "again").version == 1
+    assert save_with_history(bank_file, bank_bytes("x", "y"), "again").version == 3  # numbers are never reused
+    assert undo(bank_file).version == 3 and not bank_file.exists()
 
 
 def test_classes_history_and_undo_commands(tmp_path: Path, model_dir: Path) -> None:
@@ -49,6 +51,7 @@ def test_classes_history_and_undo_commands(tmp_path: Path, model_dir: Path) -> N
     lines = run("history").output.strip().splitlines()
     assert len(lines) == 2 and lines[0].split()[0] == "1" and lines[1].endswith("renamed 'mix' to 'blend'")
     assert "undid version 2" in run("undo").output and "mix" in CenterBank.load(bank_file).names
+    assert run("history").output.strip().splitlines()[1].endswith("renamed 'mix' to 'blend' (undone)")
     assert "now using the model's own classes" in run("undo").output and not bank_file.exists()
     refused = run("undo")
     assert refused.exit_code == 2 and "no recorded edit" in refused.stderr

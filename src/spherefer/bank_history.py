@@ -3,14 +3,16 @@
 Every edit saved through :func:`save_with_history` keeps the bank as it was before, in a folder
 beside the bank file (``<bank>.history/``, like the bank readable by its owner only):
 ``<version>.safetensors`` (absent when there was no bank file yet: the model's own classes were
-in use) and one JSON line per version in ``log.jsonl`` (version, time, what the edit did).
-:func:`undo` puts the bank back as it was before the last edit and drops that version. Callers
+in use) and one JSON line per version in ``log.jsonl`` (version, time, what the edit did, whether
+it was undone). :func:`undo` puts the bank back as it was before the last edit in effect and marks
+that version undone; numbers are never reused. Callers
 hold the bank file's lock (:func:`~spherefer.recognizer.editing_model`) around both, so edits and
 undos from several processes run one after the other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -29,11 +31,13 @@ class NothingToUndo(ValueError):
 
 @dataclass(frozen=True)
 class BankVersion:
-    """One recorded edit: its ``version`` (1, 2, ...), ``time`` (Unix seconds) and ``action``."""
+    """One recorded edit: its ``version`` (1, 2, ...; never reused), ``time`` (Unix seconds), ``action``,
+    and whether it was ``undone``."""
 
     version: int
     time: float
     action: str
+    undone: bool = False
 
     @property
     def when(self) -> str:
@@ -46,7 +50,7 @@ def history_folder(bank_file: Path) -> Path:
 
 
 def history(bank_file: Path) -> list[BankVersion]:
-    """The recorded edits of ``bank_file``, oldest first."""
+    """The recorded edits of ``bank_file``, oldest first, the undone ones marked."""
     log = history_folder(bank_file) / _LOG
     if not log.is_file():
         return []
@@ -63,7 +67,7 @@ def save_with_history(bank_file: Path, data: bytes, action: str) -> BankVersion:
     folder = history_folder(bank_file)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     versions = history(bank_file)
-    version = BankVersion(versions[-1].version + 1 if versions else 1, time.time(), action)
+    version = BankVersion(max((v.version for v in versions), default=0) + 1, time.time(), action)
     if bank_file.is_file():
         with atomic_write(folder / f"{version.version}.safetensors", private=True) as handle:
             handle.write(bank_file.read_bytes())
@@ -74,18 +78,20 @@ def save_with_history(bank_file: Path, data: bytes, action: str) -> BankVersion:
 
 
 def undo(bank_file: Path) -> BankVersion:
-    """Put ``bank_file`` back as it was before its last recorded edit (removing the file when there
-    was none: the model's own classes); the version undone. :class:`NothingToUndo` when none is recorded."""
+    """Put ``bank_file`` back as it was before its last edit still in effect (removing the file when there
+    was none: the model's own classes), and mark that version undone; the version undone.
+    :class:`NothingToUndo` when no edit is in effect."""
     versions = history(bank_file)
-    if not versions:
+    in_effect = [v for v in versions if not v.undone]
+    if not in_effect:
         raise NothingToUndo(f"{bank_file} has no recorded edit to undo")
-    last = versions[-1]
+    last = in_effect[-1]
     before = history_folder(bank_file) / f"{last.version}.safetensors"
     if before.is_file():
         with atomic_write(bank_file, private=True) as handle:
             handle.write(before.read_bytes())
     else:
         bank_file.unlink(missing_ok=True)
-    _write_log(bank_file, versions[:-1])
+    _write_log(bank_file, [dataclasses.replace(v, undone=True) if v == last else v for v in versions])
     before.unlink(missing_ok=True)
     return last

@@ -190,14 +190,14 @@ def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | N
 @MODEL_OPTION
 @BANK_OPTION
 def classes_history(model_name: str, bank_option: Path | None) -> None:
-    """The edits saved to the editable bank, oldest first (version, time, what changed)."""
+    """The edits saved to the editable bank, oldest first (version, time, what changed; undone ones marked)."""
     bank_file = bank_option if bank_option is not None else editable_bank_path(model_name)
     versions = history(bank_file)
     if not versions:
         click.echo(f"no edits recorded for {bank_file}: the model's own classes are in use" if not bank_file.is_file()
                    else f"no edits recorded for {bank_file}")
     for version in versions:
-        click.echo(f"{version.version:>4}  {version.when}  {version.action}")
+        click.echo(f"{version.version:>4}  {version.when}  {version.action}" + (" (undone)" if version.undone else ""))
 
 
 @classes.command("undo")
