@@ -451,7 +451,11 @@ def test_teaching_contempt_from_ten_ck_plus_crops_keeps_happy_faces_happy(tmp_pa
     assert len(records) == 207 and sum(r["label"] == "happy" for r in records) >= 0.95 * 207
     contempt = [json.loads(line) for line in run("predict", ck / "contempt", "--aligned").stdout.splitlines()]
     assert np.mean([r["label"] == "contempt" for r in contempt[10:]]) >= 0.5 and all("nearest" in r for r in contempt)
-    assert "contempt" in spherefer.load_model("default").bank.names  # the library sees the CLI's class
+    recognizer = spherefer.load_model("default")
+    assert "contempt" in recognizer.bank.names  # the library sees the CLI's class
+    recognizer.bank.use_rule("paper")  # the paper's rule on the same bank: the new class takes most happy faces
+    paper = recognizer.predict(sorted((ck / "happy").glob("*.png")))
+    assert sum(p.label == "happy" for p in paper) < 0.5 * 207  # measured: 69 of 207
     assert run("classes", "undo").exit_code == 0 and "contempt" not in spherefer.load_model("default").bank.names
 
 
