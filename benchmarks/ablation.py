@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from open_vocabulary import ckplus, compound_faces, trained_bank
+
 from spherefer import Recognizer, load_model
+from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import open_dataset
-from spherefer.evaluate import embed_arrays
-from spherefer.protocols import few_shot_draws, nearest_center, new_class_draws
-from spherefer.storage import atomic_write, write_json
+from spherefer.evaluation.evaluate import embed_arrays
+from spherefer.evaluation.protocols import few_shot_draws, nearest_center, new_class_draws
 
 DATASETS = {
     "FER+ valid": "ferplus:{root}/ferplus:valid",
@@ -66,10 +66,22 @@ def measure(recognizer: Recognizer, root: Path, tta: bool, draws: int) -> dict[s
     row = {name: dataset_accuracy(recognizer, spec.format(root=root), tta) for name, spec in DATASETS.items()}
     base = trained_bank(recognizer)
     images, labels, subjects = ckplus(root, recognizer.config.input_size)
-    contempt = new_class_draws(embed(recognizer, images, tta)[:, None], labels, subjects, "contempt", {"nc": nearest_center(base)}, 10, draws, 0)["nc"]
+    contempt = new_class_draws(
+        embed(recognizer, images, tta)[:, None],
+        labels,
+        subjects,
+        "contempt",
+        {"nc": nearest_center(base)},
+        10,
+        draws,
+        0,
+    )["nc"]
     row["contempt recall"] = float(contempt.new_recall.mean())
     row["base drop"] = float((contempt.base_before - contempt.base_after).mean())
-    faces = {name: embed(recognizer, x, tta)[:, None] for name, x in compound_faces(root, recognizer.config.input_size).items()}
+    faces = {
+        name: embed(recognizer, x, tta)[:, None]
+        for name, x in compound_faces(root, recognizer.config.input_size).items()
+    }
     compounds = few_shot_draws(faces, {"alone": nearest_center(), "with": nearest_center(base)}, 10, draws, 0)
     row["compounds alone"] = float(compounds["alone"].accuracy.mean())
     row["compounds + trained"] = float(compounds["with"].accuracy.mean())
@@ -88,7 +100,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="model folders (a run's best/) or shipped model names")
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--tta", action="store_true", help="also measure horizontal-flip test-time averaging")
     parser.add_argument("--output", type=Path, default=None)
@@ -98,7 +112,11 @@ def main() -> None:
         recognizer = load_model(model)
         label = Path(model).parent.name if Path(model).name == "best" else model
         for tta in (False, True) if args.tta else (False,):
-            row = {"model": label + (" + flip TTA" if tta else ""), "path": model, **measure(recognizer, args.data_root, tta, args.draws)}
+            row = {
+                "model": label + (" + flip TTA" if tta else ""),
+                "path": model,
+                **measure(recognizer, args.data_root, tta, args.draws),
+            }
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)
     text = markdown(rows)

@@ -4,7 +4,7 @@
 
 On CK+48 split by subject (the six classes the model knows; adapt on half of the subjects,
 test on the other half, ``--splits`` random halves), each row adapts a copy of the shipped
-bank (:func:`spherefer.adapt.adapt_bank`) to one set of faces and reports whether it was
+bank (:func:`spherefer.bank.adapt.adapt_bank`) to one set of faces and reports whether it was
 refused, the largest angle any center moved and the held-out accuracy (nearest class):
 
 - **honest**: the adaptation half's faces (what a new camera gives);
@@ -25,9 +25,9 @@ import numpy as np
 from open_vocabulary import ckplus, embed, table
 
 from spherefer import load_model
-from spherefer.adapt import adapt_bank
+from spherefer.bank.adapt import adapt_bank
+from spherefer.core.storage import atomic_write, write_json
 from spherefer.data.splits import subject_split
-from spherefer.storage import atomic_write, write_json
 
 
 def main() -> None:

@@ -29,14 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from common import timings
 
 from spherefer import load_model
-from spherefer.adapt import OnlineAdapter, adapt_bank, domain_shift
+from spherefer.bank.adapt import OnlineAdapter, adapt_bank, domain_shift
+from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import CKPlus48, FERPlus
 from spherefer.data.splits import subject_split
-from spherefer.evaluate import embed_arrays
-from common import timings
-from spherefer.storage import atomic_write, write_json
+from spherefer.evaluation.evaluate import embed_arrays
 
 Refine = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -74,7 +74,9 @@ def confident(c0: np.ndarray, x: np.ndarray, prior: float, iterations: int = 10)
     return c
 
 
-def aligned(c0: np.ndarray, means: np.ndarray, x: np.ndarray, per_class: bool, minimum: int = 5, iterations: int = 5) -> np.ndarray:
+def aligned(
+    c0: np.ndarray, means: np.ndarray, x: np.ndarray, per_class: bool, minimum: int = 5, iterations: int = 5
+) -> np.ndarray:
     """Class-conditional mean alignment: faces are assigned to the nearest center, each class with at
     least ``minimum`` faces measures how far its faces' mean lies from its training mean, and the
     centers move by that displacement (``per_class``) or by the count-weighted average of all of them
@@ -87,7 +89,9 @@ def aligned(c0: np.ndarray, means: np.ndarray, x: np.ndarray, per_class: bool, m
         moved = counts >= minimum
         if not moved.any():
             return c0
-        shifts = np.stack([x[nearest == k].mean(0) - means[k] if moved[k] else np.zeros(x.shape[1]) for k in range(len(c))])
+        shifts = np.stack(
+            [x[nearest == k].mean(0) - means[k] if moved[k] else np.zeros(x.shape[1]) for k in range(len(c))]
+        )
         if per_class:
             c = np.where(moved[:, None], _unit(c0 + shifts), c0)
         else:
@@ -97,20 +101,25 @@ def aligned(c0: np.ndarray, means: np.ndarray, x: np.ndarray, per_class: bool, m
 
 
 def shipped_rule(model) -> Refine:
-    """:func:`spherefer.adapt.adapt_bank` (k-means gated by the measured shift) on a copy of the model's bank."""
+    """:func:`spherefer.bank.adapt.adapt_bank` (k-means gated by the measured shift) on a copy of the model's bank."""
+
     def refine(c0: np.ndarray, x: np.ndarray) -> np.ndarray:
         bank = copy.deepcopy(model.bank)
         adapt_bank(bank, model.density, x)
         return bank.centers.astype(np.float64)
+
     return refine
 
 
 def candidates(model) -> dict[str, Refine]:
     means = model.bank.means.astype(np.float64)
-    out: dict[str, Refine] = {"none": lambda c0, x: c0, "k-means": kmeans,
-                              "mean alignment, one shift": lambda c0, x: aligned(c0, means, x, per_class=False),
-                              "mean alignment, per class": lambda c0, x: aligned(c0, means, x, per_class=True),
-                              "k-means gated by the measured shift (spherefer.adapt)": shipped_rule(model)}
+    out: dict[str, Refine] = {
+        "none": lambda c0, x: c0,
+        "k-means": kmeans,
+        "mean alignment, one shift": lambda c0, x: aligned(c0, means, x, per_class=False),
+        "mean alignment, per class": lambda c0, x: aligned(c0, means, x, per_class=True),
+        "k-means gated by the measured shift (spherefer.bank.adapt)": shipped_rule(model),
+    }
     for prior in (5.0, 20.0, 80.0):
         for temperature in (0.05, 0.1):
             out[f"soft t={temperature} n0={prior:g}"] = lambda c0, x, p=prior, t=temperature: soft(c0, x, p, t)
@@ -122,7 +131,9 @@ def accuracy(centers: np.ndarray, x: np.ndarray, labels: np.ndarray) -> float:
     return float(((x @ centers.T).argmax(1) == labels).mean())
 
 
-def contempt_after_adaptation(model, x: np.ndarray, names: np.ndarray, subjects: np.ndarray, splits: int) -> dict[str, dict[str, list[float]]]:
+def contempt_after_adaptation(
+    model, x: np.ndarray, names: np.ndarray, subjects: np.ndarray, splits: int
+) -> dict[str, dict[str, list[float]]]:
     """#8's contempt protocol on an adapted bank: adapt on every face of half of the CK+48
     subjects (contempt included: the camera sees every expression), enrol contempt from 10 of
     that half's contempt faces, test the other half: contempt recall and the six classes'
@@ -144,7 +155,9 @@ def contempt_after_adaptation(model, x: np.ndarray, names: np.ndarray, subjects:
     return rows
 
 
-def stream_agreement(model, x: np.ndarray, y: np.ndarray, seconds: int = 300, fps: int = 10, hold: int = 20, seed: int = 0) -> dict[str, float]:
+def stream_agreement(
+    model, x: np.ndarray, y: np.ndarray, seconds: int = 300, fps: int = 10, hold: int = 20, seed: int = 0
+) -> dict[str, float]:
     """A 5-minute stream at 10 analysed frames per second: CK+48 faces in random order, each
     held for ``hold`` frames, fed one frame at a time to :class:`OnlineAdapter` (as
     ``analyze_video(adapt=True)`` does). Each frame is labelled by the bank at that moment;
@@ -164,16 +177,23 @@ def stream_agreement(model, x: np.ndarray, y: np.ndarray, seconds: int = 300, fp
     offline = (x[stream] @ offline_bank.centers.T).argmax(1)
     static = (x[stream] @ model.bank.centers.T).argmax(1)
     last = slice(len(stream) - 60 * fps, None)
-    return {"agreement with offline": float((online == offline).mean()), "agreement, last minute": float((online[last] == offline[last]).mean()),
-            "online accuracy": float((online == y[stream]).mean()), "online accuracy, last minute": float((online[last] == y[stream][last]).mean()),
-            "offline accuracy": float((offline == y[stream]).mean()), "no adaptation": float((static == y[stream]).mean())}
+    return {
+        "agreement with offline": float((online == offline).mean()),
+        "agreement, last minute": float((online[last] == offline[last]).mean()),
+        "online accuracy": float((online == y[stream]).mean()),
+        "online accuracy, last minute": float((online[last] == y[stream][last]).mean()),
+        "offline accuracy": float((offline == y[stream]).mean()),
+        "no adaptation": float((static == y[stream]).mean()),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["default", "softmax"])
     parser.add_argument("--splits", type=int, default=10)
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/results/adaptation/centers"))
     args = parser.parse_args()
     ck = CKPlus48(args.data_root / "ckplus48")
@@ -194,10 +214,14 @@ def main() -> None:
         y_ck = np.array([bank_names.index(n) for n in ck_names[shared]])
         s_ck = subjects[shared]
         usable = np.isin(ck_names, [*bank_names, "contempt"])
-        contempt_rows[name] = contempt_after_adaptation(model, embed_arrays(model, ck_images[usable]), ck_names[usable], subjects[usable], args.splits)
+        contempt_rows[name] = contempt_after_adaptation(
+            model, embed_arrays(model, ck_images[usable]), ck_names[usable], subjects[usable], args.splits
+        )
         draws = np.random.default_rng(0)
-        evidence[name] = {str(n): adapt_bank(copy.deepcopy(model.bank), model.density, x_ck[draws.permutation(len(x_ck))[:n]]).weight
-                          for n in (40, 100, 200, 400, len(x_ck))}
+        evidence[name] = {
+            str(n): adapt_bank(copy.deepcopy(model.bank), model.density, x_ck[draws.permutation(len(x_ck))[:n]]).weight
+            for n in (40, 100, 200, 400, len(x_ck))
+        }
         streams[name] = stream_agreement(model, x_ck, y_ck)
         print(name, "stream", {k: round(100 * v, 1) for k, v in streams[name].items()}, flush=True)
         crops = list(ck_images[shared][:500])
@@ -210,8 +234,10 @@ def main() -> None:
         c0 = model.bank.centers.astype(np.float64)
         rows: dict[str, dict[str, list[float]]] = {}
         happy = x_valid[valid_targets == bank_names.index("happy")]
-        shifts = {what: round(domain_shift(c0, model.bank.means.astype(np.float64), model.density, x), 1)
-                  for what, x in (("CK+48", x_ck), ("FER+ valid", x_valid), ("FER+ valid happy", happy))}
+        shifts = {
+            what: round(domain_shift(c0, model.bank.means.astype(np.float64), model.density, x), 1)
+            for what, x in (("CK+48", x_ck), ("FER+ valid", x_valid), ("FER+ valid happy", happy))
+        }
         print(name, "measured shift", shifts, flush=True)
         measured[name] = shifts
         for label, refine in candidates(model).items():
@@ -224,32 +250,76 @@ def main() -> None:
             row["one class only"].append(accuracy(refine(c0, x_valid[valid_targets == happy]), x_test, test_targets))
             print(name, label, {k: round(100 * float(np.mean(v)), 1) for k, v in row.items()}, flush=True)
         report[name] = rows
-    lines = ["Nearest-center accuracy (%) after label-free center refinement (`python benchmarks/adaptation.py`): CK+48 six "
-             f"classes, adapt on half of the subjects' faces, test on the other half, {args.splits} splits (mean ± std); FER+: "
-             "adapt on valid, test on test; one class only: adapt on FER+ valid's happy faces, test on FER+ test.", ""]
+    lines = [
+        "Nearest-center accuracy (%) after label-free center refinement (`python benchmarks/adaptation.py`): CK+48 six "
+        f"classes, adapt on half of the subjects' faces, test on the other half, {args.splits} splits (mean ± std); "
+        "FER+: "
+        "adapt on valid, test on test; one class only: adapt on FER+ valid's happy faces, test on FER+ test.",
+        "",
+    ]
     for name, rows in report.items():
-        lines += [f"`{name}` (measured shift z on all faces of each set: " + ", ".join(f"{k} {v}" for k, v in measured[name].items()) + "):", "", "| refinement | CK+48 | FER+ valid -> test | one class only |", "|---|---|---|---|"]
+        lines += [
+            f"`{name}` (measured shift z on all faces of each set: "
+            + ", ".join(f"{k} {v}" for k, v in measured[name].items())
+            + "):",
+            "",
+            "| refinement | CK+48 | FER+ valid -> test | one class only |",
+            "|---|---|---|---|",
+        ]
         for label, row in rows.items():
             ck_cell = f"{100 * np.mean(row['CK+48']):.1f} ± {100 * np.std(row['CK+48']):.1f}"
-            lines.append(f"| {label} | {ck_cell} | {100 * row['FER+ valid -> test'][0]:.1f} | {100 * row['one class only'][0]:.1f} |")
+            lines.append(
+                f"| {label} | {ck_cell} | {100 * row['FER+ valid -> test'][0]:.1f} | "
+                f"{100 * row['one class only'][0]:.1f} |"
+            )
         lines.append("")
-        lines += ["Contempt enrolled from 10 CK+48 shots after adapting (other subjects tested): "
-                  + "; ".join(f"{label}: recall {100 * np.mean(r['contempt recall']):.1f} ± {100 * np.std(r['contempt recall']):.1f}%, "
-                              f"six classes {100 * np.mean(r['six classes']):.1f}%" for label, r in contempt_rows[name].items()) + ".", ""]
-        lines += ["A 5-minute stream (10 analysed frames/s, CK+48 faces held 2 s each, `OnlineAdapter` as in "
-                  "`analyze_video(adapt=True)`), % of frames: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in streams[name].items()) + ".", ""]
-        lines += ["How far the centers move (the weight z / (1 + z)) with the number of CK+48 faces given (random subsets): "
-                  + ", ".join(f"{n} faces {100 * w:.0f}%" for n, w in evidence[name].items()) + ".", ""]
+        lines += [
+            "Contempt enrolled from 10 CK+48 shots after adapting (other subjects tested): "
+            + "; ".join(
+                f"{label}: recall {100 * np.mean(r['contempt recall']):.1f} ± "
+                f"{100 * np.std(r['contempt recall']):.1f}%, "
+                f"six classes {100 * np.mean(r['six classes']):.1f}%"
+                for label, r in contempt_rows[name].items()
+            )
+            + ".",
+            "",
+        ]
+        lines += [
+            "A 5-minute stream (10 analysed frames/s, CK+48 faces held 2 s each, `OnlineAdapter` as in "
+            "`analyze_video(adapt=True)`), % of frames: "
+            + ", ".join(f"{k} {100 * v:.1f}" for k, v in streams[name].items())
+            + ".",
+            "",
+        ]
+        lines += [
+            "How far the centers move (the weight z / (1 + z)) with the number of CK+48 faces given (random subsets): "
+            + ", ".join(f"{n} faces {100 * w:.0f}%" for n, w in evidence[name].items())
+            + ".",
+            "",
+        ]
         seconds = speed[name]
-        lines += [f"Speed: `recognizer.adapt` on 500 CK+48 crops took {seconds['adapt on 500 crops (s)']:.2f} s, "
-                  f"{seconds['adapt on 500 crops (s)'] / seconds['embed 500 crops (s)']:.2f}x embedding them alone "
-                  f"({seconds['embed 500 crops (s)']:.2f} s; medians of 3, same run).", ""]
+        lines += [
+            f"Speed: `recognizer.adapt` on 500 CK+48 crops took {seconds['adapt on 500 crops (s)']:.2f} s, "
+            f"{seconds['adapt on 500 crops (s)'] / seconds['embed 500 crops (s)']:.2f}x embedding them alone "
+            f"({seconds['embed 500 crops (s)']:.2f} s; medians of 3, same run).",
+            "",
+        ]
     markdown = "\n".join(lines)
     print(markdown)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.output.with_suffix(".md"), "w") as handle:
         handle.write(markdown + "\n")
-    write_json(args.output.with_suffix(".json"), {"accuracy": report, "measured_shift": measured, "speed": speed, "contempt": contempt_rows, "stream": streams, "weight by faces": evidence})
+    write_json(
+        args.output.with_suffix(".json"),
+        {
+            "accuracy": report,
+            "measured_shift": measured,
+            "speed": speed,
+            "contempt": contempt_rows,
+            "stream": streams,
+            "weight by faces": evidence,
+        },
+    )
 
 
 if __name__ == "__main__":

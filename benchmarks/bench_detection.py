@@ -12,7 +12,8 @@ box's centre lies inside it and the boxes' sizes differ by less than a factor of
 
 Detectors: every registered one (``yunet``, the default; ``blazeface``; ``blazeface_full``;
 ``haar``, min size 20), ``yunet`` without enlarging photos and enlarging them up to
-2880x1620 pixels (1080p photos 1.5 times) instead of 1920x1080, YuNet's own candidates without BlazeFace's confirmation (score >=
+2880x1620 pixels (1080p photos 1.5 times) instead of 1920x1080, YuNet's own candidates without BlazeFace's confirmation
+(score >=
 0.5, OpenCV's usual threshold is 0.9) and Haar as the `fer` package runs it (scaleFactor
 1.1, minNeighbors 5, minSize 50); all on the same images in one run. Two more tables:
 
@@ -41,12 +42,24 @@ from common import SHARED_PHOTOS, letterbox, timings
 from skimage import data
 
 import spherefer
-
+from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import FERPlus
 from spherefer.face import DETECTORS, YuNetDetector, detect_faces, get_detector, image_to_rgb
-from spherefer.storage import atomic_write, write_json
 
-SCENES = ("coffee", "rocket", "coins", "moon", "page", "text", "hubble_deep_field", "horse", "clock", "brick", "grass", "gravel")
+SCENES = (
+    "coffee",
+    "rocket",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "hubble_deep_field",
+    "horse",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+)
 SIZES = ((640, 480), (1920, 1080), (3840, 2160))
 BUCKETS = ((24, 40), (40, 96), (96, 10_000))
 ROLLS = (0, 15, 30, 45)
@@ -60,8 +73,12 @@ class FerHaar:
 
     def boxes(self, rgb: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        found = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50))
-        return np.array([[x, y, x + w, y + h] for x, y, w, h in np.asarray(found).reshape(-1, 4)], dtype=np.float64).reshape(-1, 4)
+        found = self.cascade.detectMultiScale(
+            grey, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50)
+        )
+        return np.array(
+            [[x, y, x + w, y + h] for x, y, w, h in np.asarray(found).reshape(-1, 4)], dtype=np.float64
+        ).reshape(-1, 4)
 
 
 def _scene(name: str, size: tuple[int, int]) -> np.ndarray:
@@ -217,7 +234,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=36)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/results/detection"))
     parser.add_argument("--centred", action="store_true", help="only the check of single centred faces (centred.md)")
     args = parser.parse_args()
@@ -226,21 +245,35 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     if args.centred:
         found = centred(fer_faces, 200, args.seed)
-        lines = ["FER+ test faces found when alone in the middle of a grey canvas (200 faces, "
-                 f"`python benchmarks/bench_detection.py --centred --seed {args.seed}`):", "",
-                 "| detector | " + " | ".join(next(iter(found.values()))) + " |", "|---" * (1 + len(next(iter(found.values())))) + "|"]
-        lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row.values()) + " |" for name, row in found.items()]
+        lines = [
+            "FER+ test faces found when alone in the middle of a grey canvas (200 faces, "
+            f"`python benchmarks/bench_detection.py --centred --seed {args.seed}`):",
+            "",
+            "| detector | " + " | ".join(next(iter(found.values()))) + " |",
+            "|---" * (1 + len(next(iter(found.values())))) + "|",
+        ]
+        lines += [
+            f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row.values()) + " |" for name, row in found.items()
+        ]
         print("\n".join(lines))
         with atomic_write(args.output / "centred.md", "w") as handle:
             handle.write("\n".join(lines) + "\n")
         return
     images = make_images(args.images, fer_faces, args.seed)
-    detectors = {name: YuNetDetector(threads=args.threads) if name == "yunet" else get_detector(name) for name in DETECTORS}
+    detectors = {
+        name: YuNetDetector(threads=args.threads) if name == "yunet" else get_detector(name) for name in DETECTORS
+    }
     detectors["yunet, photos never enlarged (upscale 1)"] = YuNetDetector(upscale=1.0, threads=args.threads)
-    detectors["yunet, photos enlarged up to 2880x1620 pixels"] = YuNetDetector(upscale_pixels=2880 * 1620, threads=args.threads)
-    runs = {name: (lambda rgb, d=d: np.array([f.box for f in d.detect(rgb)], dtype=np.float64).reshape(-1, 4)) for name, d in detectors.items()}
+    detectors["yunet, photos enlarged up to 2880x1620 pixels"] = YuNetDetector(
+        upscale_pixels=2880 * 1620, threads=args.threads
+    )
+    runs = {
+        name: (lambda rgb, d=d: np.array([f.box for f in d.detect(rgb)], dtype=np.float64).reshape(-1, 4))
+        for name, d in detectors.items()
+    }
     runs["yunet candidates alone (score >= 0.5, no BlazeFace check)"] = lambda rgb: np.array(
-        [f.box for f in detectors["yunet"].candidates(rgb) if f.score >= 0.5], dtype=np.float64).reshape(-1, 4)
+        [f.box for f in detectors["yunet"].candidates(rgb) if f.score >= 0.5], dtype=np.float64
+    ).reshape(-1, 4)
     runs["haar as fer runs it"] = FerHaar().boxes
     rolls = roll_images(fer_faces, args.seed)
     recognizer = spherefer.load_model("default", threads=args.threads)
@@ -290,9 +323,13 @@ def measure(run, images: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, 
         small_by_size[(rgb.shape[1], rgb.shape[0])][0] += int(hit[small].sum())
         small_by_size[(rgb.shape[1], rgb.shape[0])][1] += int(small.sum())
     return {
-        "recall": {_bucket(low, high): found / max(total, 1) for (low, high), (found, total) in found_by_bucket.items()},
+        "recall": {
+            _bucket(low, high): found / max(total, 1) for (low, high), (found, total) in found_by_bucket.items()
+        },
         "faces": {_bucket(low, high): total for (low, high), (found, total) in found_by_bucket.items()},
-        "recall 24-40 px by photo size": {f"{w}x{h}": found / max(total, 1) for (w, h), (found, total) in small_by_size.items()},
+        "recall 24-40 px by photo size": {
+            f"{w}x{h}": found / max(total, 1) for (w, h), (found, total) in small_by_size.items()
+        },
         "faces 24-40 px by photo size": {f"{w}x{h}": total for (w, h), (found, total) in small_by_size.items()},
         "false per face-free scene": float(np.mean(false_on_scenes)),
         "false per composite": float(np.mean(false_on_composites)),
@@ -304,31 +341,80 @@ def measure(run, images: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, 
 def tables(report: dict[str, dict[str, object]], args: argparse.Namespace) -> str:
     buckets = list(next(iter(report.values()))["recall"])
     counts = next(iter(report.values()))["faces"]
-    lines = [f"Detection on {args.images} composites of real faces on face-free scenes plus {len(SCENES) * len(SIZES)} face-free scenes "
-             f"(`python benchmarks/bench_detection.py --images {args.images} --seed {args.seed} --threads {args.threads}`; faces per size bucket: "
-             + ", ".join(f"{b} {counts[b]}" for b in buckets) + f"). {args.threads} threads; times are medians per image.", "",
-             "| detector | " + " | ".join(f"recall {b}" for b in buckets) + " | false per face-free scene | false per composite | "
-             + " | ".join(f"ms {w}x{h}" for w, h in SIZES) + " |", "|---" * (4 + len(buckets) + len(SIZES) - 1) + "|"]
+    lines = [
+        f"Detection on {args.images} composites of real faces on face-free scenes plus {len(SCENES) * len(SIZES)} "
+        "face-free scenes "
+        f"(`python benchmarks/bench_detection.py --images {args.images} --seed {args.seed} --threads "
+        f"{args.threads}`; faces per size bucket: "
+        + ", ".join(f"{b} {counts[b]}" for b in buckets)
+        + f"). {args.threads} threads; times are medians per image.",
+        "",
+        "| detector | "
+        + " | ".join(f"recall {b}" for b in buckets)
+        + " | false per face-free scene | false per composite | "
+        + " | ".join(f"ms {w}x{h}" for w, h in SIZES)
+        + " |",
+        "|---" * (4 + len(buckets) + len(SIZES) - 1) + "|",
+    ]
     for name, row in report.items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * row['recall'][b]:.1f}%" for b in buckets)
-                     + f" | {row['false per face-free scene']:.2f} | {row['false per composite']:.2f} | "
-                     + " | ".join(f"{row['ms per image'][f'{w}x{h}']:.0f}" for w, h in SIZES) + " |")
-    lines += ["", "False faces on the face-free scenes: " + "; ".join(
-        f"{name}: {', '.join(f'{scene} x{n}' for scene, n in Counter(row['face-free scenes with false faces']).items()) or 'none'}"
-        for name, row in report.items()) + "."]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{100 * row['recall'][b]:.1f}%" for b in buckets)
+            + f" | {row['false per face-free scene']:.2f} | {row['false per composite']:.2f} | "
+            + " | ".join(f"{row['ms per image'][f'{w}x{h}']:.0f}" for w, h in SIZES)
+            + " |"
+        )
+    lines += [
+        "",
+        "False faces on the face-free scenes: "
+        + "; ".join(f"{name}: {_false_face_scenes(row)}" for name, row in report.items())
+        + ".",
+    ]
     small = next(iter(report.values()))["faces 24-40 px by photo size"]
-    lines += ["", "Recall of the 24-40 px faces by photo size (photos up to 1920x1080 pixels are searched enlarged by `yunet`):", "",
-              "| detector | " + " | ".join(f"{size} ({count} faces)" for size, count in small.items()) + " |", "|---" * (1 + len(small)) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row["recall 24-40 px by photo size"].values()) + " |" for name, row in report.items()]
-    lines += ["", "Recall by head roll (FER+ faces at 48-96 px turned in the image plane; 72 faces per angle):", "",
-              "| detector | " + " | ".join(f"{angle} deg" for angle in ROLLS) + " |", "|---" * (1 + len(ROLLS)) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row["recall by roll"].values()) + " |" for name, row in report.items()]
+    lines += [
+        "",
+        "Recall of the 24-40 px faces by photo size (photos up to 1920x1080 pixels are searched enlarged by `yunet`):",
+        "",
+        "| detector | " + " | ".join(f"{size} ({count} faces)" for size, count in small.items()) + " |",
+        "|---" * (1 + len(small)) + "|",
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row["recall 24-40 px by photo size"].values()) + " |"
+        for name, row in report.items()
+    ]
+    lines += [
+        "",
+        "Recall by head roll (FER+ faces at 48-96 px turned in the image plane; 72 faces per angle):",
+        "",
+        "| detector | " + " | ".join(f"{angle} deg" for angle in ROLLS) + " |",
+        "|---" * (1 + len(ROLLS)) + "|",
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row["recall by roll"].values()) + " |"
+        for name, row in report.items()
+    ]
     photos = list(next(row for row in report.values() if "end to end ms" in row)["end to end ms"])
-    lines += ["", "End to end, `Recognizer.analyze` with the shipped `default` model (detect, align, check, classify), median ms "
-              "of 15 rounds, the detectors taking turns (faces found in brackets):", "", "| detector | " + " | ".join(photos) + " |", "|---" * (1 + len(photos)) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{row['end to end ms'][p]:.0f} ({row['end to end faces'][p]})" for p in photos) + " |"
-              for name, row in report.items() if "end to end ms" in row]
+    lines += [
+        "",
+        "End to end, `Recognizer.analyze` with the shipped `default` model (detect, align, check, classify), median ms "
+        "of 15 rounds, the detectors taking turns (faces found in brackets):",
+        "",
+        "| detector | " + " | ".join(photos) + " |",
+        "|---" * (1 + len(photos)) + "|",
+    ]
+    lines += [
+        f"| {name} | "
+        + " | ".join(f"{row['end to end ms'][p]:.0f} ({row['end to end faces'][p]})" for p in photos)
+        + " |"
+        for name, row in report.items()
+        if "end to end ms" in row
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _false_face_scenes(row: dict) -> str:
+    counts = Counter(row["face-free scenes with false faces"])
+    return ", ".join(f"{scene} x{n}" for scene, n in counts.items()) or "none"
 
 
 if __name__ == "__main__":

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from common import load_recognizer, test_photos, timings
 from skimage import data
 
 import spherefer
-from common import load_recognizer, test_photos, timings
-from spherefer.video import VideoWriter
+from spherefer.runtime.video import VideoWriter
 
 
 def contenders(model: str, threads: int, batch: int) -> dict[str, spherefer.Recognizer]:
@@ -91,10 +91,19 @@ def main() -> None:
     photos = test_photos()
 
     baseline = min(timings(lambda: reference.embedder(batch), args.repeats)) / args.batch
-    rows: list[tuple[str, str, float, float]] = [("baseline: network forward on a ready batch", "ONNX fp32", 1 / baseline, 1e3 * baseline)]
+    rows: list[tuple[str, str, float, float]] = [
+        ("baseline: network forward on a ready batch", "ONNX fp32", 1 / baseline, 1e3 * baseline)
+    ]
     for backend, rec in backends.items():
         batched = min(timings(lambda: rec.predict(crops), args.repeats)) / args.batch
-        rows.append((f"aligned {cfg.input_size}x{cfg.input_size} crops, predict in batches of {args.batch}", backend, 1 / batched, 1e3 * batched))
+        rows.append(
+            (
+                f"aligned {cfg.input_size}x{cfg.input_size} crops, predict in batches of {args.batch}",
+                backend,
+                1 / batched,
+                1e3 * batched,
+            )
+        )
     for backend, rec in backends.items():
         single = statistics.median(timings(lambda: rec.predict(crops[0]), args.singles))
         rows.append(("aligned crop, predict one per call (median)", backend, 1 / single, 1e3 * single))
@@ -102,7 +111,14 @@ def main() -> None:
         faces = len(recognizer.analyze(rgb, detector=args.detector))
         for backend, rec in backends.items():
             photo = statistics.median(timings(lambda: rec.analyze(rgb, detector=args.detector), args.photo_repeats))
-            rows.append((f"640x480 photo `{name}` ({faces} face{'s' if faces != 1 else ''}), analyze end to end (median)", backend, faces / photo, 1e3 * photo))
+            rows.append(
+                (
+                    f"640x480 photo `{name}` ({faces} face{'s' if faces != 1 else ''}), analyze end to end (median)",
+                    backend,
+                    faces / photo,
+                    1e3 * photo,
+                )
+            )
     with tempfile.TemporaryDirectory() as scratch:
         clip = moving_clip(Path(scratch) / "clip.avi")
         for backend, rec in backends.items():
@@ -110,11 +126,20 @@ def main() -> None:
             records = list(rec.analyze_video(clip, detector=args.detector))
             per_frame = (time.perf_counter() - start) / len(records)
             faces = sum(len(r.faces) for r in records) / len(records)
-            rows.append((f"640x480 video frame, analyze_video incl. decoding, tracking, smoothing ({len(records)} frames, mean)", backend, faces / per_frame, 1e3 * per_frame))
+            rows.append(
+                (
+                    f"640x480 video frame, analyze_video incl. decoding, tracking, smoothing ({len(records)} frames, "
+                    "mean)",
+                    backend,
+                    faces / per_frame,
+                    1e3 * per_frame,
+                )
+            )
 
     load = os.getloadavg()
     lines = [
-        f"Model {what} ({cfg.arch}, {cfg.input_size}px x{cfg.in_channels}, {cfg.embedding_size}-d); {args.threads} thread(s) for "
+        f"Model {what} ({cfg.arch}, {cfg.input_size}px x{cfg.in_channels}, {cfg.embedding_size}-d); {args.threads} "
+        "thread(s) for "
         f"{', '.join(backends)}; detector {args.detector}; {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load[0]:.2f} at the end.",
         "",
@@ -127,8 +152,11 @@ def main() -> None:
     photo_ms = {backend: ms for name, backend, _, ms in rows if name.startswith("640x480 photo `astronaut`")}
     lines += [
         "",
-        "Targets: >= 1000 aligned crops/s batched -- " + ", ".join(f"{b} {r:,.0f} ({'met' if r >= 1000 else 'missed'})" for b, r in batched.items())
-        + "; <= 50 ms per 640x480 photo -- " + ", ".join(f"{b} {ms:.1f} ms ({'met' if ms <= 50 else 'missed'})" for b, ms in photo_ms.items()) + ".",
+        "Targets: >= 1000 aligned crops/s batched -- "
+        + ", ".join(f"{b} {r:,.0f} ({'met' if r >= 1000 else 'missed'})" for b, r in batched.items())
+        + "; <= 50 ms per 640x480 photo -- "
+        + ", ".join(f"{b} {ms:.1f} ms ({'met' if ms <= 50 else 'missed'})" for b, ms in photo_ms.items())
+        + ".",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -27,7 +27,8 @@ second** (flicker rate) and **agreement** with the face's majority raw label (sh
 frames carrying it). Both are reported in the open set (the bank's thresholds, faces far
 from every center are ``unknown``, as ``spherefer predict`` does) and in the closed set
 (threshold -1: always the nearest class, the paper's setting, where the shaking between
-neighbouring classes shows), the latter replayed from the same embeddings. Only numbers are written (``flicker.md``, ``flicker.json`` under
+neighbouring classes shows), the latter replayed from the same embeddings. Only numbers are written (``flicker.md``,
+``flicker.json`` under
 ``--output``); the research-only frames stay in the temporary folder.
 """
 
@@ -47,17 +48,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from common import load_recognizer
 from skimage import data
 
 import spherefer
-from common import load_recognizer
-from spherefer.labels import REJECTED
-from spherefer.tracking import LabelSmoother, SmoothingConfig
-from spherefer.video import VideoWriter
+from spherefer.core.labels import REJECTED
+from spherefer.runtime.tracking import LabelSmoother, SmoothingConfig
+from spherefer.runtime.video import VideoWriter
 
 CANVAS = (640, 480)
 FACE_SIDE = 190
-FERPLUS_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+FERPLUS_COLUMNS = [
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 
 
 def background(rng: np.random.Generator) -> np.ndarray:
@@ -114,7 +126,10 @@ def ckplus_faces(root: Path, count: int, rng: np.random.Generator) -> list[tuple
     for i in rng.permutation(len(files)):
         by_subject.setdefault(files[i].name.split("_")[0], files[i])
     subjects = sorted(by_subject)
-    picked = [by_subject[subjects[i]] for i in sorted(rng.choice(len(subjects), size=min(count, len(subjects)), replace=False))]
+    picked = [
+        by_subject[subjects[i]]
+        for i in sorted(rng.choice(len(subjects), size=min(count, len(subjects)), replace=False))
+    ]
     return [(f"CK+48 {path.parent.name}", grey_rgb(path)) for path in picked]
 
 
@@ -138,7 +153,12 @@ def changes_per_second(labels: list[str], seconds: float) -> float:
     return sum(a != b for a, b in zip(labels, labels[1:])) / seconds
 
 
-def replay(recognizer: spherefer.Recognizer, embeddings: list[np.ndarray], threshold: float | None, config: SmoothingConfig | None) -> list[str]:
+def replay(
+    recognizer: spherefer.Recognizer,
+    embeddings: list[np.ndarray],
+    threshold: float | None,
+    config: SmoothingConfig | None,
+) -> list[str]:
     """Labels of one track's embeddings: each frame's own (``config`` None) or smoothed."""
     if config is None:
         return recognizer.bank.classify(np.stack(embeddings), threshold=threshold).labels
@@ -146,10 +166,11 @@ def replay(recognizer: spherefer.Recognizer, embeddings: list[np.ndarray], thres
     return [smoother.update(0, e).label for e in embeddings]
 
 
-
-
 def measure(labels: list[str], majority: str, seconds: float) -> dict[str, float]:
-    return {"changes_per_s": changes_per_second(labels, seconds), "agreement": float(np.mean([label == majority for label in labels]))}
+    return {
+        "changes_per_s": changes_per_second(labels, seconds),
+        "agreement": float(np.mean([label == majority for label in labels])),
+    }
 
 
 def main() -> None:
@@ -180,7 +201,9 @@ def main() -> None:
     methods = {
         "raw (`--no-smoothing`)": None,
         f"EMA only (alpha {default.alpha})": SmoothingConfig(alpha=default.alpha, margin=0.0, patience=1),
-        f"hysteresis only (margin {default.margin}, patience {default.patience})": SmoothingConfig(alpha=1.0, margin=default.margin, patience=default.patience),
+        f"hysteresis only (margin {default.margin}, patience {default.patience})": SmoothingConfig(
+            alpha=1.0, margin=default.margin, patience=default.patience
+        ),
         "EMA + hysteresis (default)": default,
     }
     settings = {
@@ -206,74 +229,132 @@ def main() -> None:
             # the two runs saw the same faces; the replay of the smoothed run from the raw run's embeddings matches it
             mismatches += int(smoothed_raw != raw) + int(replay(recognizer, embeddings, None, default) != smoothed)
             for setting, threshold in settings.items():
-                labels = {method: replay(recognizer, embeddings, threshold, config) for method, config in methods.items()}
+                labels = {
+                    method: replay(recognizer, embeddings, threshold, config) for method, config in methods.items()
+                }
                 if threshold is None:
-                    labels[list(methods)[0]], labels[list(methods)[-1]] = raw, smoothed  # the two analyze_video runs themselves
+                    labels[list(methods)[0]], labels[list(methods)[-1]] = (
+                        raw,
+                        smoothed,
+                    )  # the two analyze_video runs themselves
                 majority = Counter(labels[list(methods)[0]]).most_common(1)[0][0]
                 row["settings"][setting] = {
                     "majority": majority,
                     "raw_labels": dict(Counter(labels[list(methods)[0]])),
                     "methods": {method: measure(values, majority, args.seconds) for method, values in labels.items()},
                 }
-            print(f"{name}: {len(raw)}/{frames} classified; " + "; ".join(
-                f"{majority_of(row, s)}: " + " -> ".join(f"{v['changes_per_s']:.2f}" for v in row["settings"][s]["methods"].values())
-                for s in settings), flush=True)
+            print(
+                f"{name}: {len(raw)}/{frames} classified; "
+                + "; ".join(
+                    f"{majority_of(row, s)}: "
+                    + " -> ".join(f"{v['changes_per_s']:.2f}" for v in row["settings"][s]["methods"].values())
+                    for s in settings
+                ),
+                flush=True,
+            )
     elapsed = time.perf_counter() - started
     measured = [row for row in rows if row["classified"]]
 
     lines = [
         "# Label flicker in video, with and without temporal smoothing",
         "",
-        f"Made by `python benchmarks/bench_flicker.py --model {args.model} --per-dataset {args.per_dataset} --seconds {args.seconds:g} "
+        f"Made by `python benchmarks/bench_flicker.py --model {args.model} --per-dataset {args.per_dataset} "
+        f"--seconds {args.seconds:g} "
         f"--fps {args.fps:g} --seed {args.seed}`; model {what}, detector {args.detector}. "
-        f"{len(faces)} still faces (the astronaut portrait, FER+ test and CK+48 crops), each a {args.seconds:g} s clip at {args.fps:g} fps "
-        f"({frames} frames) with independent per-frame jitter (shift +-4 px, rotation +-4 deg, scale +-4%, brightness +-10%/+-8, "
-        "noise sigma 2; see the script's docstring). The expression never changes within a clip, so every label change is flicker. "
+        f"{len(faces)} still faces (the astronaut portrait, FER+ test and CK+48 crops), each a {args.seconds:g} s "
+        f"clip at {args.fps:g} fps "
+        f"({frames} frames) with independent per-frame jitter (shift +-4 px, rotation +-4 deg, scale +-4%, "
+        "brightness +-10%/+-8, "
+        "noise sigma 2; see the script's docstring). The expression never changes within a clip, so every label "
+        "change is flicker. "
         "Agreement: share of a face's classified frames that carry its majority raw label.",
         "",
-        f"Default smoothing: {default}. Open-set raw and default rows are the labels of `analyze_video(smoothing=False)` and "
+        f"Default smoothing: {default}. Open-set raw and default rows are the labels of "
+        "`analyze_video(smoothing=False)` and "
         "`analyze_video(smoothing=True)`; the other rows replay `LabelSmoother` on the raw run's embeddings "
-        f"(the replay of the default reproduces the smoothed run: {'no mismatch' if mismatches == 0 else f'{mismatches} MISMATCHES'}).",
+        "(the replay of the default reproduces the smoothed run: "
+        f"{'no mismatch' if mismatches == 0 else f'{mismatches} MISMATCHES'}).",
         *(f"\nNote: {note}." for note in notes),
     ]
     summary: dict = {}
     for setting in settings:
-        lines += ["", f"**{setting[0].upper() + setting[1:]}**", "",
-                  "| method | label changes / s (mean over faces) | faces with any change | agreement with majority label |",
-                  "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            f"**{setting[0].upper() + setting[1:]}**",
+            "",
+            "| method | label changes / s (mean over faces) | faces with any change | agreement with majority label |",
+            "|---|---:|---:|---:|",
+        ]
         summary[setting] = {}
         for method in methods:
             rates = [row["settings"][setting]["methods"][method]["changes_per_s"] for row in measured]
             agreement = [row["settings"][setting]["methods"][method]["agreement"] for row in measured]
             changed = int(sum(r > 0 for r in rates))
-            summary[setting][method] = {"changes_per_s": float(np.mean(rates)), "faces_with_change": changed, "agreement": float(np.mean(agreement))}
+            summary[setting][method] = {
+                "changes_per_s": float(np.mean(rates)),
+                "faces_with_change": changed,
+                "agreement": float(np.mean(agreement)),
+            }
             lines.append(f"| {method} | {np.mean(rates):.2f} | {changed} / {len(rates)} | {np.mean(agreement):.1%} |")
     raw_key, smooth_key = list(methods)[0], list(methods)[-1]
-    header = " | ".join(f"{label} majority | {label} raw labels | {label} changes/s raw -> smoothed | {label} agreement raw -> smoothed"
-                        for label in ("open", "closed"))
-    lines += ["", "Per face (frames in which it was detected and passed the quality checks):", "",
-              f"| face | classified frames | {header} |", "|---|---:|" + "---|---|---:|---:|" * len(settings)]
+    header = " | ".join(
+        f"{label} majority | {label} raw labels | {label} changes/s raw -> smoothed | {label} agreement raw -> smoothed"
+        for label in ("open", "closed")
+    )
+    lines += [
+        "",
+        "Per face (frames in which it was detected and passed the quality checks):",
+        "",
+        f"| face | classified frames | {header} |",
+        "|---|---:|" + "---|---|---:|---:|" * len(settings),
+    ]
     for row in rows:
-        cells = [row["face"], f"{row['classified']} / {row['frames']}" + (f" (found in {row['found']})" if row["found"] != row["classified"] else "")]
+        cells = [
+            row["face"],
+            f"{row['classified']} / {row['frames']}"
+            + (f" (found in {row['found']})" if row["found"] != row["classified"] else ""),
+        ]
         for setting in settings:
             if not row["classified"]:
                 cells += ["-"] * 4
                 continue
             data_ = row["settings"][setting]
             r, s_ = data_["methods"][raw_key], data_["methods"][smooth_key]
-            cells += [data_["majority"], ", ".join(f"{k} {v}" for k, v in sorted(data_["raw_labels"].items(), key=lambda kv: -kv[1])),
-                      f"{r['changes_per_s']:.2f} -> {s_['changes_per_s']:.2f}", f"{r['agreement']:.0%} -> {s_['agreement']:.0%}"]
+            cells += [
+                data_["majority"],
+                ", ".join(f"{k} {v}" for k, v in sorted(data_["raw_labels"].items(), key=lambda kv: -kv[1])),
+                f"{r['changes_per_s']:.2f} -> {s_['changes_per_s']:.2f}",
+                f"{r['agreement']:.0%} -> {s_['agreement']:.0%}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     load = os.getloadavg()[0]
-    lines += ["", f"{len(rows) * frames} frames analysed twice in {elapsed:.0f} s on {platform.machine()} "
-              f"({os.cpu_count()} CPUs, load average {load:.1f}, 1 PyTorch thread)."]
+    lines += [
+        "",
+        f"{len(rows) * frames} frames analysed twice in {elapsed:.0f} s on {platform.machine()} "
+        f"({os.cpu_count()} CPUs, load average {load:.1f}, 1 PyTorch thread).",
+    ]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "flicker.md").write_text(text)
-    (args.output / "flicker.json").write_text(json.dumps({"model": args.model, "config": dataclasses.asdict(default), "seed": args.seed,
-                                                          "seconds": args.seconds, "fps": args.fps, "mismatches": mismatches,
-                                                          "summary": summary, "faces": rows, "notes": notes}, indent=2, default=str) + "\n")
+    (args.output / "flicker.json").write_text(
+        json.dumps(
+            {
+                "model": args.model,
+                "config": dataclasses.asdict(default),
+                "seed": args.seed,
+                "seconds": args.seconds,
+                "fps": args.fps,
+                "mismatches": mismatches,
+                "summary": summary,
+                "faces": rows,
+                "notes": notes,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"wrote {args.output / 'flicker.md'}, {args.output / 'flicker.json'}")
 
 

@@ -21,16 +21,9 @@ import os
 import statistics
 
 import torch
-
 from common import load_recognizer, test_photos, timings
+
 from spherefer.face import align_face, detect_faces
-
-
-
-
-
-
-
 
 
 def main() -> None:
@@ -45,7 +38,10 @@ def main() -> None:
     recognizer, what = load_recognizer(args.model)
     photos = test_photos()
     load = os.getloadavg()
-    print(f"model: {what}; torch threads {args.threads}; load average {load[0]:.2f} on {os.cpu_count()} CPUs; median of {args.repeats}\n")
+    print(
+        f"model: {what}; torch threads {args.threads}; load average {load[0]:.2f} on {os.cpu_count()} CPUs; median "
+        f"of {args.repeats}\n"
+    )
     print("| photo (640x480) | detector | faces | detect ms | align ms | embed ms | analyze ms |")
     print("|---|---|---:|---:|---:|---:|---:|")
     size = recognizer.config.input_size
@@ -54,7 +50,9 @@ def main() -> None:
             faces = detect_faces(rgb, detector)
             crops = [align_face(rgb, face, size) for face in faces]
             detect = 1e3 * statistics.median(timings(lambda: detect_faces(rgb, detector), args.repeats))
-            align = 1e3 * statistics.median(timings(lambda: [align_face(rgb, face, size) for face in faces], args.repeats))
+            align = 1e3 * statistics.median(
+                timings(lambda: [align_face(rgb, face, size) for face in faces], args.repeats)
+            )
             embed = 1e3 * statistics.median(timings(lambda: recognizer.embed(crops), args.repeats)) if crops else 0.0
             analyze = 1e3 * statistics.median(timings(lambda: recognizer.analyze(rgb, detector=detector), args.repeats))
             print(f"| {name} | {detector} | {len(faces)} | {detect:.1f} | {align:.2f} | {embed:.1f} | {analyze:.1f} |")

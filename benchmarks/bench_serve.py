@@ -29,8 +29,8 @@ import httpx
 import numpy as np
 
 from spherefer import load_model
-from spherefer.images import example_photo
-from spherefer.storage import atomic_write, write_json
+from spherefer.core.images import example_photo
+from spherefer.core.storage import atomic_write, write_json
 
 KEY = "benchmark-key-0123456789"
 
@@ -44,8 +44,12 @@ def free_port() -> int:
 def start_server(port: int, home: str, *options: str) -> subprocess.Popen:
     """`spherefer serve` on ``port`` with a fresh ``home`` and the benchmark's key, once it answers."""
     env = dict(os.environ, SPHEREFER_HOME=home, SPHEREFER_API_KEY=KEY)
-    server = subprocess.Popen([sys.executable, "-m", "spherefer.cli", "serve", "--port", str(port), *options],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "spherefer.cli", "serve", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
@@ -75,7 +79,10 @@ def run_level(url: str, clients: int, seconds: float, photo: bytes, level: int) 
                 response = client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")})
                 with lock:
                     (predict_ms if response.status_code == 200 else errors).append(
-                        1000 * (time.perf_counter() - start) if response.status_code == 200 else f"predict {response.status_code}")
+                        1000 * (time.perf_counter() - start)
+                        if response.status_code == 200
+                        else f"predict {response.status_code}"
+                    )
 
     def enroller() -> None:
         with httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": KEY}) as client:
@@ -103,10 +110,24 @@ def run_level(url: str, clients: int, seconds: float, photo: bytes, level: int) 
     present = set(c["name"] for c in httpx.get(f"{url}/v1/classes?profile=load", timeout=60).json()["classes"])
     lost = [name for name in acknowledged if name not in present]
     return {
-        "clients": clients, "seconds": round(elapsed, 1),
-        "predict": {"requests": len(predict_ms), "per_second": len(predict_ms) / elapsed, "p50_ms": percentile(predict_ms, 50), "p99_ms": percentile(predict_ms, 99)},
-        "enrol": {"requests": len(enrol_ms), "per_second": len(enrol_ms) / elapsed, "p50_ms": percentile(enrol_ms, 50), "p99_ms": percentile(enrol_ms, 99)},
-        "errors": errors[:10], "error_count": len(errors), "acknowledged": len(acknowledged), "lost": len(lost),
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "predict": {
+            "requests": len(predict_ms),
+            "per_second": len(predict_ms) / elapsed,
+            "p50_ms": percentile(predict_ms, 50),
+            "p99_ms": percentile(predict_ms, 99),
+        },
+        "enrol": {
+            "requests": len(enrol_ms),
+            "per_second": len(enrol_ms) / elapsed,
+            "p50_ms": percentile(enrol_ms, 50),
+            "p99_ms": percentile(enrol_ms, 99),
+        },
+        "errors": errors[:10],
+        "error_count": len(errors),
+        "acknowledged": len(acknowledged),
+        "lost": len(lost),
     }
 
 
@@ -142,25 +163,33 @@ def main() -> None:
     cpu = os.cpu_count()
     load = os.getloadavg()[0]
     rows = [
-        f"| {r['clients']} + 1 | {r['predict']['per_second']:.1f} | {r['predict']['p50_ms']:.0f} ({r['predict']['p50_ms'] / baseline:.1f}x) | "
-        f"{r['predict']['p99_ms']:.0f} | {r['enrol']['requests']} | {r['enrol']['p50_ms']:.0f} | {r['enrol']['p99_ms']:.0f} | {r['error_count']} | **{r['lost']}** |"
+        f"| {r['clients']} + 1 | {r['predict']['per_second']:.1f} | {r['predict']['p50_ms']:.0f} "
+        f"({r['predict']['p50_ms'] / baseline:.1f}x) | "
+        f"{r['predict']['p99_ms']:.0f} | {r['enrol']['requests']} | {r['enrol']['p50_ms']:.0f} | "
+        f"{r['enrol']['p99_ms']:.0f} | {r['error_count']} | **{r['lost']}** |"
         for r in levels
     ]
-    markdown = "\n".join([
-        "# `spherefer serve` under load (loopback)",
-        "",
-        f"Made by `python benchmarks/bench_serve.py --clients {' '.join(map(str, args.clients))} --seconds {args.seconds:g} --workers {args.workers}` "
-        f"on {cpu} CPUs (load average {load:.1f} at the end). Every predict client posts the 512x512 astronaut photo (one face) in a loop; "
-        "one more client enrols a new class from 3 photos after another into profile `load`.",
-        f"Baseline, same run: `Recognizer.analyze` on the same photo in-process, median **{baseline:.1f} ms**; latencies are also given as a multiple of it.",
-        "",
-        "| clients (predict + enrol) | predict req/s | predict p50 ms (x baseline) | predict p99 ms | enrolments | enrol p50 ms | enrol p99 ms | errors | lost enrolments |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-        "Lost enrolments: acknowledged with 201 but missing from the bank afterwards.",
-        "",
-    ])
+    markdown = "\n".join(
+        [
+            "# `spherefer serve` under load (loopback)",
+            "",
+            f"Made by `python benchmarks/bench_serve.py --clients {' '.join(map(str, args.clients))} --seconds "
+            f"{args.seconds:g} --workers {args.workers}` "
+            f"on {cpu} CPUs (load average {load:.1f} at the end). Every predict client posts the 512x512 astronaut "
+            "photo (one face) in a loop; "
+            "one more client enrols a new class from 3 photos after another into profile `load`.",
+            f"Baseline, same run: `Recognizer.analyze` on the same photo in-process, median **{baseline:.1f} ms**; "
+            "latencies are also given as a multiple of it.",
+            "",
+            "| clients (predict + enrol) | predict req/s | predict p50 ms (x baseline) | predict p99 ms | enrolments "
+            "| enrol p50 ms | enrol p99 ms | errors | lost enrolments |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            "Lost enrolments: acknowledged with 201 but missing from the bank afterwards.",
+            "",
+        ]
+    )
     print(markdown)
     with atomic_write(args.output.with_suffix(".md"), "w") as handle:
         handle.write(markdown)

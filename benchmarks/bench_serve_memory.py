@@ -25,8 +25,8 @@ import numpy as np
 from bench_serve import free_port, start_server
 from PIL import Image
 
-from spherefer.images import example_photo
-from spherefer.storage import atomic_write, write_json
+from spherefer.core.images import example_photo
+from spherefer.core.storage import atomic_write, write_json
 
 
 def big_photo() -> bytes:

@@ -15,9 +15,9 @@ import argparse
 
 import numpy as np
 
-from spherefer.config import load_train_config
-from spherefer.storage import read_json
-from spherefer.train import train
+from spherefer.core.storage import read_json
+from spherefer.training.config import load_train_config
+from spherefer.training.loop import train
 
 CKPLUS_CLASSES = "[angry,contempt,disgust,fear,happy,sad,surprise]"
 
@@ -58,7 +58,11 @@ def main() -> None:
     print("")
     print("| protocol | head | start | epochs | folds | accuracy (mean ± std) |")
     print("|---|---|---|---|---|---|")
-    print(f"| CK+48, 7 classes, 10-fold by subject | {args.head} | {start} | {args.epochs} | " + ", ".join(f"{a:.1%}" for a in acc) + f" | **{acc.mean():.2%} ± {acc.std():.2%}** |")
+    print(
+        f"| CK+48, 7 classes, 10-fold by subject | {args.head} | {start} | {args.epochs} | "
+        + ", ".join(f"{a:.1%}" for a in acc)
+        + f" | **{acc.mean():.2%} ± {acc.std():.2%}** |"
+    )
 
 
 if __name__ == "__main__":

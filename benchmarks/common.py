@@ -19,7 +19,11 @@ SHARED_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
 def letterbox(rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
     """``rgb`` scaled to fit ``width`` x ``height`` and centred on a grey canvas."""
     scale = min(width / rgb.shape[1], height / rgb.shape[0])
-    resized = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    resized = cv2.resize(
+        rgb,
+        (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
     canvas = np.full((height, width, 3), 90, np.uint8)
     y, x = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
     canvas[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
@@ -51,7 +55,9 @@ def load_recognizer(name: str) -> tuple[spherefer.Recognizer, str]:
     return recognizer, f"`{name}` (run {recognizer.card.get('run', '?')}, epoch {recognizer.card.get('epochs', '?')})"
 
 
-def _patches(image: np.ndarray, count: int, size: int, rng: np.random.Generator, avoid: list[np.ndarray] = ()) -> list[np.ndarray]:
+def _patches(
+    image: np.ndarray, count: int, size: int, rng: np.random.Generator, avoid: list[np.ndarray] = ()
+) -> list[np.ndarray]:
     """``count`` random square patches of a greyscale ``image`` (sides 1/8 to 1/2 of its short side)
     resized to ``size``, none overlapping a box of ``avoid``."""
     h, w = image.shape
@@ -91,14 +97,34 @@ def non_face_crops(count: int = 300, size: int = 48, seed: int = 0) -> dict[str,
         elif kind == 2:
             field = np.outer(np.linspace(0, 1, size), np.ones(size)) * rng.uniform(0, 1)
         elif kind == 3:
-            field = np.sin(np.arange(size)[:, None] * np.pi / rng.uniform(2, 12) + rng.uniform(0, 6)) * np.ones((1, size))
+            field = np.sin(np.arange(size)[:, None] * np.pi / rng.uniform(2, 12) + rng.uniform(0, 6)) * np.ones(
+                (1, size)
+            )
         else:
             field = np.full((size, size), rng.uniform(0, 255))
         span = np.ptp(field)
         synthetic.append(np.clip((field - field.min()) / span * 255 if span > 0 else field, 0, 255).astype(np.uint8))
     surfaces = [_grey(getattr(data, name)()) for name in ("grass", "gravel", "brick")]
-    textures = synthetic + [p for i, s in enumerate(surfaces) for p in _patches(s, (count - len(synthetic)) // 3 + (i < (count - len(synthetic)) % 3), size, rng)]
-    photos = [_grey(getattr(data, name)()) for name in ("coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "hubble_deep_field", "horse", "clock")]
+    textures = synthetic + [
+        p
+        for i, s in enumerate(surfaces)
+        for p in _patches(s, (count - len(synthetic)) // 3 + (i < (count - len(synthetic)) % 3), size, rng)
+    ]
+    photos = [
+        _grey(getattr(data, name)())
+        for name in (
+            "coffee",
+            "chelsea",
+            "rocket",
+            "coins",
+            "moon",
+            "page",
+            "text",
+            "hubble_deep_field",
+            "horse",
+            "clock",
+        )
+    ]
     astronaut = data.astronaut()
     faces = [face.box for face in spherefer.detect_faces(astronaut)]
     per_photo = count // (len(photos) + 1)

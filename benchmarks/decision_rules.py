@@ -4,7 +4,7 @@
 
 For each model and rule, on the shipped network (what users run):
 
-- **contempt on CK+48** (:func:`spherefer.protocols.new_class_draws`): contempt enrolled from
+- **contempt on CK+48** (:func:`spherefer.evaluation.protocols.new_class_draws`): contempt enrolled from
   ``--shots`` crops of half the subjects, tested on the other subjects with the trained classes
   competing: contempt recall, the trained classes' accuracy before and after (mean drop and the
   worst draw's), and the share of FER+ test neutral faces the enrolled contempt takes (CK+48 has
@@ -12,7 +12,7 @@ For each model and rule, on the shipped network (what users run):
 - **closed set**: FER+ test and CK+48 accuracy with the trained classes only;
 - **compounds** (FER+ valid+test faces with two emotions of >= 3 votes): enrolled from
   ``--shots`` faces each, alone and with the trained classes competing;
-- **harm estimate** (:func:`spherefer.harm.estimate_harm`, the bank's own rule): per draw and
+- **harm estimate** (:func:`spherefer.bank.harm.estimate_harm`, the bank's own rule): per draw and
   existing class, the estimated share against the share of that class's test faces the enrolled
   contempt actually takes, on CK+48 (six classes) and on FER+ test (seven);
 - **unknown score** (unchanged by the rule): AUROC of the shipped score, CK+48 contempt against
@@ -22,7 +22,7 @@ For each model and rule, on the shipped network (what users run):
   enrolled from ``--shots`` of FER+ train's contempt-majority faces (the models never trained on
   them), tested on FER+ valid: its recall and the other classes' accuracy drop.
 
-Rules: the two the library has (:data:`spherefer.decision.RULES`) and five candidates compared
+Rules: the two the library has (:data:`spherefer.bank.decision.RULES`) and five candidates compared
 before choosing: every class by the normalised mean of its faces, the nearest mean under the
 unknown score's shared within-class precision (LDA), the paper's rule with each enrolled
 class's cosine lowered by 0.3 x its footing gap (the length of its mean minus the trained
@@ -41,13 +41,14 @@ import numpy as np
 from open_vocabulary import ckplus, compound_faces, embed, ferplus_rows, load_files, stats, table, trained_bank
 
 from spherefer import CenterBank, Recognizer, load_model
+from spherefer.bank.decision import MEAN_GATE, PAPER
+from spherefer.bank.harm import estimate_harm
+from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import FERPlus
 from spherefer.data.ferplus import is_unknown_face
 from spherefer.data.splits import subject_split
-from spherefer.decision import MEAN_GATE, PAPER
-from spherefer.harm import estimate_harm
-from spherefer.protocols import Fit, enrol_bank, few_shot_draws, nearest_center, new_class_draws, open_set
-from spherefer.storage import atomic_write, write_json
+from spherefer.evaluation.open_set import open_set
+from spherefer.evaluation.protocols import Fit, enrol_bank, few_shot_draws, nearest_center, new_class_draws
 
 NEW_CLASS = "contempt"
 Scorer = Callable[[CenterBank, np.ndarray], np.ndarray]

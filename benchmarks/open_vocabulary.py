@@ -1,4 +1,5 @@
-"""Open-vocabulary protocols (Lu & Wu 2022) on real faces; logic in :mod:`spherefer.protocols` (FER+ vote rules: :mod:`spherefer.data.ferplus`).
+"""Open-vocabulary protocols (Lu & Wu 2022) on real faces; logic in :mod:`spherefer.evaluation.protocols`
+(FER+ vote rules: :mod:`spherefer.data.ferplus`).
 
     python benchmarks/open_vocabulary.py compound --model default [--augment-shots]
     python benchmarks/open_vocabulary.py contempt --model default [--augment-shots]
@@ -39,26 +40,24 @@ from typing import Any
 import numpy as np
 
 from spherefer import CenterBank, Recognizer, load_model
+from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import CKPlus48, FERPlus, ImageFile, ImageFileDataset
 from spherefer.data.ferplus import FERPLUS_SPLITS, compound_sets, is_unknown_face
-from spherefer.evaluate import embed_arrays
-from spherefer.protocols import (
+from spherefer.evaluation.evaluate import embed_arrays
+from spherefer.evaluation.open_set import OpenSetResult, data_mean_cosines, open_set
+from spherefer.evaluation.protocols import (
     Fit,
     NewClassDraws,
-    OpenSetResult,
     RecallDraws,
     composed_centers,
     composition_angles,
-    data_mean_cosines,
     few_shot_draws,
     held_out_class_draws,
     logistic_regression,
     nearest_center,
     new_class_draws,
-    open_set,
     update_draws,
 )
-from spherefer.storage import atomic_write, write_json
 
 NEW_CLASS = "contempt"
 COMPOUND_SPLITS = ("valid", "test")
@@ -90,22 +89,40 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def recall_table(results: Mapping[str, RecallDraws], counts: Mapping[str, int], extra: Mapping[str, Sequence[str]] | None = None) -> str:
-    """Rows: compounds (recall) and the mean over them (accuracy); columns: methods, then ``extra`` per-compound columns."""
+def recall_table(
+    results: Mapping[str, RecallDraws], counts: Mapping[str, int], extra: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """Rows: compounds (recall) and the mean over them (accuracy); columns: methods, then ``extra`` per-compound
+    columns."""
     extra = extra or {}
     classes = next(iter(results.values())).classes
     rows = [
-        [name, str(counts[name]), *(pct(r.recall[:, c]) for r in results.values()), *(column[c] for column in extra.values())]
+        [
+            name,
+            str(counts[name]),
+            *(pct(r.recall[:, c]) for r in results.values()),
+            *(column[c] for column in extra.values()),
+        ]
         for c, name in enumerate(classes)
     ]
-    rows.append(["**mean over pairs**", str(sum(counts.values())), *(f"**{pct(r.accuracy)}**" for r in results.values()), *("" for _ in extra)])
+    rows.append(
+        [
+            "**mean over pairs**",
+            str(sum(counts.values())),
+            *(f"**{pct(r.accuracy)}**" for r in results.values()),
+            *("" for _ in extra),
+        ]
+    )
     return table(["compound", "faces", *results, *extra], rows)
 
 
 def recall_json(results: Mapping[str, RecallDraws]) -> dict[str, Any]:
     """Per-compound recall and mean-over-compounds accuracy of each method, for the JSON."""
     return {
-        method: {"recall": {name: stats(r.recall[:, c]) for c, name in enumerate(r.classes)}, "accuracy": stats(r.accuracy)}
+        method: {
+            "recall": {name: stats(r.recall[:, c]) for c, name in enumerate(r.classes)},
+            "accuracy": stats(r.accuracy),
+        }
         for method, r in results.items()
     }
 
@@ -117,7 +134,13 @@ def new_class_rows(results: Mapping[str, NewClassDraws]) -> tuple[list[list[str]
     return rows, {method: {f: stats(getattr(r, f)) for f in fields} for method, r in results.items()}
 
 
-NEW_CLASS_HEADER = ["method", f"{NEW_CLASS} recall", "base-class acc. before", "base-class acc. after", "all-class acc. after"]
+NEW_CLASS_HEADER = [
+    "method",
+    f"{NEW_CLASS} recall",
+    "base-class acc. before",
+    "base-class acc. after",
+    "all-class acc. after",
+]
 
 
 # ---------------------------------------------------------------- models and data
@@ -126,7 +149,7 @@ NEW_CLASS_HEADER = ["method", f"{NEW_CLASS} recall", "base-class acc. before", "
 def trained_bank(recognizer: Recognizer) -> CenterBank:
     """The model's trained classes only (edits of its bank undone)."""
     bank = copy.deepcopy(recognizer.bank)
-    if bank.trained_centers:
+    if bank.trained:
         bank.restore_trained()
     return bank
 
@@ -173,7 +196,9 @@ def ckplus(data_root: Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def model_line(label: str, path: str, recognizer: Recognizer) -> str:
     """A markdown list item naming the model, its head and its card's run, epochs and validation accuracy."""
     card = {k: recognizer.card[k] for k in ("run", "epochs", "val_acc") if k in recognizer.card}
-    facts = [f"head {recognizer.config.head}"] + [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in card.items()]
+    facts = [f"head {recognizer.config.head}"] + [
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in card.items()
+    ]
     return f"- {label}: `{path}` ({', '.join(facts)})"
 
 
@@ -190,7 +215,8 @@ def compound_results(
     args: argparse.Namespace,
     mirror: bool = False,
 ) -> dict[str, RecallDraws]:
-    """:func:`few_shot_draws` of methods built from the model's trained bank; with ``mirror`` also enrolled from shots + mirrors."""
+    """:func:`few_shot_draws` of methods built from the model's trained bank; with ``mirror`` also enrolled from shots +
+    mirrors."""
     base = trained_bank(recognizer)
     embeddings = {name: embed(recognizer, images, mirror) for name, images in faces.items()}
     variants = {"": {n: x[:, :1] for n, x in embeddings.items()}} | ({MIRROR: embeddings} if mirror else {})
@@ -208,8 +234,8 @@ def run_compound(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     counts = {name: len(images) for name, images in faces.items()}
     text = (
         f"Recall per compound (nearest center, no threshold) after enrolling each from {args.shots} random faces; "
-        "(a) only the compound centers in the bank, (b) the trained classes compete (a face counts only if called its compound).\n\n"
-        + recall_table(results, counts)
+        "(a) only the compound centers in the bank, (b) the trained classes compete (a face counts only if called "
+        "its compound).\n\n" + recall_table(results, counts)
     )
     return text, {"faces": counts, "results": recall_json(results)}
 
@@ -234,29 +260,42 @@ def run_compose(args: argparse.Namespace, recognizer: Recognizer) -> Report:
         f"Zero-shot compound centers (normalised sum of the two trained centers) next to {args.shots}-shot enrolment, "
         "same draws and test faces; recall per compound.\n\n" + recall_table(results, counts, angle_column)
     )
-    return text, {"faces": counts, "results": recall_json(results), "angle_degrees": {n: stats(a) for n, a in zip(pairs, angles.T)}}
+    return text, {
+        "faces": counts,
+        "results": recall_json(results),
+        "angle_degrees": {n: stats(a) for n, a in zip(pairs, angles.T)},
+    }
 
 
 def run_contempt(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     base = trained_bank(recognizer)
     images, labels, subjects = ckplus(args.data_root, recognizer.config.input_size)
     embeddings = embed(recognizer, images, args.augment_shots)
-    variants = {"nearest center": embeddings[:, :1]} | ({f"nearest center{MIRROR}": embeddings} if args.augment_shots else {})
+    variants = {"nearest center": embeddings[:, :1]} | (
+        {f"nearest center{MIRROR}": embeddings} if args.augment_shots else {}
+    )
     results: dict[str, NewClassDraws] = {}
     for method, views in variants.items():
-        results |= new_class_draws(views, labels, subjects, NEW_CLASS, {method: nearest_center(base)}, args.shots, args.draws, args.seed)
+        results |= new_class_draws(
+            views, labels, subjects, NEW_CLASS, {method: nearest_center(base)}, args.shots, args.draws, args.seed
+        )
     rows, data = new_class_rows(results)
     text = (
-        f"CK+48 split by subject (half enrol, half test, split seed = seed + draw); {NEW_CLASS} enrolled from {args.shots} images "
-        f"of the enrolment subjects; tested on all {len(set(labels))} classes of the other subjects, the model's other trained "
-        f"classes (e.g. neutral) competing. Before = trained bank without {NEW_CLASS}.\n\n" + table(NEW_CLASS_HEADER, rows)
+        f"CK+48 split by subject (half enrol, half test, split seed = seed + draw); {NEW_CLASS} enrolled from "
+        f"{args.shots} images "
+        f"of the enrolment subjects; tested on all {len(set(labels))} classes of the other subjects, the model's "
+        "other trained "
+        f"classes (e.g. neutral) competing. Before = trained bank without {NEW_CLASS}.\n\n"
+        + table(NEW_CLASS_HEADER, rows)
     )
     return text, {"results": data}
 
 
 def run_margin(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     if args.control is None:
-        raise SystemExit("the margin protocol compares with a control model: give --control MODEL (e.g. runs/softmax/best)")
+        raise SystemExit(
+            "the margin protocol compares with a control model: give --control MODEL (e.g. runs/softmax/best)"
+        )
     control = load_model(args.control)
     compound: dict[str, RecallDraws] = {}
     contempt: dict[str, NewClassDraws] = {}
@@ -273,18 +312,23 @@ def run_margin(args: argparse.Namespace, recognizer: Recognizer) -> Report:
             f"{who}: nearest center": nearest_center(trained_bank(model)),
             f"{who}: log. regression (7 classes, {args.shots} shots each)": logistic_regression(),
         }
-        contempt |= new_class_draws(embed(model, images), labels, subjects, NEW_CLASS, contempt_methods, args.shots, args.draws, args.seed)
+        contempt |= new_class_draws(
+            embed(model, images), labels, subjects, NEW_CLASS, contempt_methods, args.shots, args.draws, args.seed
+        )
     counts = {name: len(images) for name, images in faces.items()}
     rows, data = new_class_rows(contempt)
     text = (
         model_line("control", args.control, control) + "\n\n"
-        f"### Compounds (protocol 1), {args.shots} shots\n\nLogistic regression: scikit-learn, default C, on the L2-normalised "
-        "features of the same shots (compound classes only). Centers with trained classes: each model's own normalised head rows "
+        f"### Compounds (protocol 1), {args.shots} shots\n\nLogistic regression: scikit-learn, default C, on the "
+        "L2-normalised "
+        "features of the same shots (compound classes only). Centers with trained classes: each model's own "
+        "normalised head rows "
         "compete (for a softmax head: its normalised weight rows, bias ignored).\n\n"
         + recall_table(compound, counts)
-        + f"\n\n### {NEW_CLASS} on CK+48 (protocol 2)\n\nLogistic regression is trained on {args.shots} shots of each class "
-        f"from the enrolment subjects (before: without {NEW_CLASS}); nearest center uses the trained centers plus the enrolled {NEW_CLASS}.\n\n"
-        + table(NEW_CLASS_HEADER, rows)
+        + f"\n\n### {NEW_CLASS} on CK+48 (protocol 2)\n\nLogistic regression is trained on {args.shots} shots of "
+        "each class "
+        f"from the enrolment subjects (before: without {NEW_CLASS}); nearest center uses the trained centers plus "
+        f"the enrolled {NEW_CLASS}.\n\n" + table(NEW_CLASS_HEADER, rows)
     )
     return text, {"faces": counts, "compound": recall_json(compound), "contempt": data}
 
@@ -292,8 +336,15 @@ def run_margin(args: argparse.Namespace, recognizer: Recognizer) -> Report:
 def open_set_row(name: str, result: OpenSetResult) -> list[str]:
     """One markdown row of an :class:`OpenSetResult`, rates in percent."""
     return [
-        name, str(result.n_known), str(result.n_unknown), f"{result.auroc:.3f}", f"{100 * result.fpr_at_95_tpr:.1f}", f"{result.auroc_top2_margin:.3f}",
-        f"{100 * result.accepted_accuracy:.1f}", f"{100 * result.known_rejected:.1f}", f"{100 * result.unknown_accepted:.1f}",
+        name,
+        str(result.n_known),
+        str(result.n_unknown),
+        f"{result.auroc:.3f}",
+        f"{100 * result.fpr_at_95_tpr:.1f}",
+        f"{result.auroc_top2_margin:.3f}",
+        f"{100 * result.accepted_accuracy:.1f}",
+        f"{100 * result.known_rejected:.1f}",
+        f"{100 * result.unknown_accepted:.1f}",
     ]
 
 
@@ -303,7 +354,11 @@ def run_openset(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     images, labels, _ = ckplus(args.data_root, size)
     x = embed(recognizer, images)[:, 0]
     known = labels != NEW_CLASS
-    results = {f"CK+48: 6 base classes vs {NEW_CLASS}": open_set(base, x[known], labels[known], x[~known], recognizer.with_bank(base).classify)}
+    results = {
+        f"CK+48: 6 base classes vs {NEW_CLASS}": open_set(
+            base, x[known], labels[known], x[~known], recognizer.with_bank(base).classify
+        )
+    }
 
     root = args.data_root / "ferplus"
     test = FERPlus(root, "test", classes=base.names)
@@ -312,13 +367,27 @@ def run_openset(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     unknown_files = [f for f, v in zip(files, votes) if is_unknown_face(v)]
     unknown_images = load_files(root, unknown_files, ["unknown"] * len(unknown_files), size)
     results["FER+ test: majority faces vs unknown/NF"] = open_set(
-        base, embed(recognizer, known_images)[:, 0], np.array(test.classes)[targets], embed(recognizer, unknown_images)[:, 0],
-        recognizer.with_bank(base).classify
+        base,
+        embed(recognizer, known_images)[:, 0],
+        np.array(test.classes)[targets],
+        embed(recognizer, unknown_images)[:, 0],
+        recognizer.with_bank(base).classify,
     )
-    header = ["known vs unknown", "known", "unknown", "AUROC", "FPR @ 95% TPR (%)", "AUROC, top-2 margin score", "acc. of accepted known (%)", "known rejected (%)", "unknown accepted (%)"]
+    header = [
+        "known vs unknown",
+        "known",
+        "unknown",
+        "AUROC",
+        "FPR @ 95% TPR (%)",
+        "AUROC, top-2 margin score",
+        "acc. of accepted known (%)",
+        "known rejected (%)",
+        "unknown accepted (%)",
+    ]
     text = (
         f"Score: best cosine to the trained centers; threshold columns at the bank's threshold {base.threshold:.2f}. "
-        "FER+ unknown faces: unknown + NF votes together outnumber every emotion column (plurality of the pooled columns); "
+        "FER+ unknown faces: unknown + NF votes together outnumber every emotion column (plurality of the pooled "
+        "columns); "
         f"known FER+ faces: strict-majority faces of the model's classes ({', '.join(base.names)}).\n\n"
         + table(header, [open_set_row(name, r) for name, r in results.items()])
     )
@@ -334,7 +403,10 @@ def run_heldout(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     for name in classes:
         folder = args.runs / f"without-{name}" / "best"
         if not (folder / "model.safetensors").is_file():
-            raise SystemExit(f"no model trained without {name!r}: {folder} is missing (train it with data.classes leaving {name} out)")
+            raise SystemExit(
+                f"no model trained without {name!r}: {folder} is missing (train it with data.classes leaving {name} "
+                "out)"
+            )
         model = load_model(folder)
         base = trained_bank(model)
         size = model.config.input_size
@@ -347,22 +419,60 @@ def run_heldout(args: argparse.Namespace, recognizer: Recognizer) -> Report:
         draws = held_out_class_draws(pool, x, labels, base, name, args.shots, args.draws, args.seed)
         unknown = labels == name
         opened = open_set(base, x[~unknown], labels[~unknown], x[unknown], model.with_bank(base).classify)
-        rows.append([name, str(int(unknown.sum())), pct(draws.new_recall), pct(draws.base_before), pct(draws.base_after), pct(draws.accuracy_after),
-                     f"{opened.auroc:.3f}", f"{100 * opened.fpr_at_95_tpr:.1f}", f"{opened.auroc_top2_margin:.3f}"])
-        data[name] = {"faces": int(unknown.sum()), "model": str(folder), "open_set": vars(opened),
-                      **{f: stats(getattr(draws, f)) for f in NewClassDraws.__dataclass_fields__ if f != "new_class"}}
+        rows.append(
+            [
+                name,
+                str(int(unknown.sum())),
+                pct(draws.new_recall),
+                pct(draws.base_before),
+                pct(draws.base_after),
+                pct(draws.accuracy_after),
+                f"{opened.auroc:.3f}",
+                f"{100 * opened.fpr_at_95_tpr:.1f}",
+                f"{opened.auroc_top2_margin:.3f}",
+            ]
+        )
+        data[name] = {
+            "faces": int(unknown.sum()),
+            "model": str(folder),
+            "open_set": vars(opened),
+            **{f: stats(getattr(draws, f)) for f in NewClassDraws.__dataclass_fields__ if f != "new_class"},
+        }
     fields = ("new_recall", "base_before", "base_after", "accuracy_after")
     scores = ("auroc", "fpr_at_95_tpr", "auroc_top2_margin")
-    mean = {f: np.mean([d[f]["mean"] for d in data.values()]) for f in fields} | {f: np.mean([d["open_set"][f] for d in data.values()]) for f in scores}
-    rows.append(["**mean over classes**", "", *(f"{100 * mean[f]:.1f}" for f in fields), f"{mean['auroc']:.3f}", f"{100 * mean['fpr_at_95_tpr']:.1f}", f"{mean['auroc_top2_margin']:.3f}"])
-    header = ["held-out class", "test faces", "recall after enrolment", "other classes before", "other classes after", "all classes after",
-              "AUROC (max cos)", "FPR @ 95% TPR (%)", "AUROC (top-2 margin)"]
+    mean = {f: np.mean([d[f]["mean"] for d in data.values()]) for f in fields} | {
+        f: np.mean([d["open_set"][f] for d in data.values()]) for f in scores
+    }
+    rows.append(
+        [
+            "**mean over classes**",
+            "",
+            *(f"{100 * mean[f]:.1f}" for f in fields),
+            f"{mean['auroc']:.3f}",
+            f"{100 * mean['fpr_at_95_tpr']:.1f}",
+            f"{mean['auroc_top2_margin']:.3f}",
+        ]
+    )
+    header = [
+        "held-out class",
+        "test faces",
+        "recall after enrolment",
+        "other classes before",
+        "other classes after",
+        "all classes after",
+        "AUROC (max cos)",
+        "FPR @ 95% TPR (%)",
+        "AUROC (top-2 margin)",
+    ]
     text = (
-        f"Each row is a model trained with the recipe below on FER+ train without that class (`--runs {args.runs}`). The class is "
-        f"enrolled from {args.shots} random FER+ valid faces into the model's six trained centers; FER+ test majority faces of all "
-        "seven classes are classified by nearest center (no threshold). Open-set columns: the held-out class's test faces as "
-        "unknown against the other test faces, before enrolment, scored by the best cosine (and by best minus second best).\n\n"
-        + table(header, rows)
+        f"Each row is a model trained with the recipe below on FER+ train without that class (`--runs {args.runs}`). "
+        "The class is "
+        f"enrolled from {args.shots} random FER+ valid faces into the model's six trained centers; FER+ test "
+        "majority faces of all "
+        "seven classes are classified by nearest center (no threshold). Open-set columns: the held-out class's test "
+        "faces as "
+        "unknown against the other test faces, before enrolment, scored by the best cosine (and by best minus second "
+        "best).\n\n" + table(header, rows)
     )
     return text, {"results": data}
 
@@ -372,15 +482,22 @@ def run_update(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     images, labels, subjects = ckplus(args.data_root, recognizer.config.input_size)
     keep = labels != NEW_CLASS
     x = embed(recognizer, images[keep])
-    results = {m: update_draws(x, labels[keep], subjects[keep], base, UPDATE_KS, m, args.draws, args.seed) for m in args.momentum}
+    results = {
+        m: update_draws(x, labels[keep], subjects[keep], base, UPDATE_KS, m, args.draws, args.seed)
+        for m in args.momentum
+    }
     header = ["momentum", *(f"k={k}" for k in (0, *UPDATE_KS))]
     rows = [[str(m), *(pct(acc[:, j]) for j in range(acc.shape[1]))] for m, acc in results.items()]
     text = (
-        "CK+48 (6 base classes) split by subject; every base class's trained center updated (CenterBank.update) with k images "
-        "of the enrolment subjects; nearest-center accuracy on the other subjects' images (all trained classes compete).\n\n"
-        + table(header, rows)
+        "CK+48 (6 base classes) split by subject; every base class's trained center updated (CenterBank.update) with "
+        "k images "
+        "of the enrolment subjects; nearest-center accuracy on the other subjects' images (all trained classes "
+        "compete).\n\n" + table(header, rows)
     )
-    return text, {"ks": [0, *UPDATE_KS], "results": {str(m): [stats(acc[:, j]) for j in range(acc.shape[1])] for m, acc in results.items()}}
+    return text, {
+        "ks": [0, *UPDATE_KS],
+        "results": {str(m): [stats(acc[:, j]) for j in range(acc.shape[1])] for m, acc in results.items()},
+    }
 
 
 def run_centers(args: argparse.Namespace, recognizer: Recognizer) -> Report:
@@ -389,15 +506,24 @@ def run_centers(args: argparse.Namespace, recognizer: Recognizer) -> Report:
     train = FERPlus(root, "train", classes=base.names)
     rng = np.random.default_rng(args.seed)
     targets = np.asarray(train.targets)
-    chosen = {name: rng.permutation(np.flatnonzero(targets == c))[:CENTERS_PER_CLASS] for c, name in enumerate(train.classes)}
+    chosen = {
+        name: rng.permutation(np.flatnonzero(targets == c))[:CENTERS_PER_CLASS] for c, name in enumerate(train.classes)
+    }
     embeddings = {
-        name: embed(recognizer, load_files(root, [train.paths[i] for i in index], [name] * len(index), recognizer.config.input_size))[:, 0]
+        name: embed(
+            recognizer,
+            load_files(root, [train.paths[i] for i in index], [name] * len(index), recognizer.config.input_size),
+        )[:, 0]
         for name, index in chosen.items()
     }
     cosines = data_mean_cosines(base, embeddings)
-    rows = [[name, str(len(chosen[name])), f"{cos:.3f}", f"{np.degrees(np.arccos(np.clip(cos, -1, 1))):.1f}"] for name, cos in cosines.items()]
+    rows = [
+        [name, str(len(chosen[name])), f"{cos:.3f}", f"{np.degrees(np.arccos(np.clip(cos, -1, 1))):.1f}"]
+        for name, cos in cosines.items()
+    ]
     text = (
-        f"Cosine between each trained head center and the normalised mean of up to {CENTERS_PER_CLASS} random FER+ train "
+        f"Cosine between each trained head center and the normalised mean of up to {CENTERS_PER_CLASS} random FER+ "
+        "train "
         "majority faces of its class.\n\n" + table(["class", "faces", "cosine", "angle (°)"], rows)
     )
     return text, {"faces_per_class": {n: len(i) for n, i in chosen.items()}, "cosine": cosines}
@@ -420,13 +546,22 @@ def main() -> None:
     parser.add_argument("protocol", choices=PROTOCOLS)
     parser.add_argument("--model", default="default", help="shipped model name or model folder")
     parser.add_argument("--control", default=None, help="control model (softmax head) for the margin protocol")
-    parser.add_argument("--runs", type=lambda p: Path(p).expanduser(), default=None, help="heldout protocol: folder of without-<class>/best models")
+    parser.add_argument(
+        "--runs",
+        type=lambda p: Path(p).expanduser(),
+        default=None,
+        help="heldout protocol: folder of without-<class>/best models",
+    )
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--momentum", type=float, nargs="+", default=[0.9, 0.5], help="update protocol momenta")
-    parser.add_argument("--augment-shots", action="store_true", help="compound/contempt: also enrol from each shot and its mirror image")
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--augment-shots", action="store_true", help="compound/contempt: also enrol from each shot and its mirror image"
+    )
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/results/open_vocabulary"))
     args = parser.parse_args()
 

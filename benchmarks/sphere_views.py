@@ -26,7 +26,7 @@ from PIL import Image
 
 from spherefer import load_model
 from spherefer.data import parse_data_spec
-from spherefer.evaluate import embed_arrays
+from spherefer.evaluation.evaluate import embed_arrays
 from spherefer.viz import center_geometry, render_dataset, write_geometry
 
 
@@ -34,11 +34,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="sphere3d")
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--max-points", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--projection", default="joint", help="for models larger than 3-d (see spherefer visualize --help)")
+    parser.add_argument(
+        "--projection", default="joint", help="for models larger than 3-d (see spherefer visualize --help)"
+    )
     args = parser.parse_args()
 
     recognizer = load_model(args.model)
@@ -46,8 +50,16 @@ def main() -> None:
     views = {"fer2013": f"fer2013:{root / 'fer2013'}:privatetest", "ckplus48": f"ckplus48:{root / 'ckplus48'}"}
     written = []
     for stem, spec in views.items():
-        written += render_dataset(recognizer, spec, args.output, stem=stem, max_points=args.max_points, seed=args.seed,
-                                  method=args.projection, title=f"{args.model} on {parse_data_spec(spec).format}")
+        written += render_dataset(
+            recognizer,
+            spec,
+            args.output,
+            stem=stem,
+            max_points=args.max_points,
+            seed=args.seed,
+            method=args.projection,
+            title=f"{args.model} on {parse_data_spec(spec).format}",
+        )
 
     faces = compound_faces(root, recognizer.config.input_size)
     enrolled = recognizer.with_bank(copy.deepcopy(recognizer.bank))  # the trained bank plus the compounds
@@ -60,10 +72,19 @@ def main() -> None:
                 Image.fromarray(image).save(folder / f"{i:04d}.png")
             shots = rng.permutation(len(images))[: args.shots]
             enrolled.bank.add(name, embed_arrays(enrolled, images[shots], progress=False))
-        written += render_dataset(enrolled, f"folder:{tmp}", args.output, stem="compounds", max_points=0, method=args.projection,
-                                  title=f"{args.model}: FER+ compounds, {args.shots} shots each")
+        written += render_dataset(
+            enrolled,
+            f"folder:{tmp}",
+            args.output,
+            stem="compounds",
+            max_points=0,
+            method=args.projection,
+            title=f"{args.model}: FER+ compounds, {args.shots} shots each",
+        )
     report = center_geometry(enrolled.bank)
-    written += write_geometry(report, args.output / "compounds_geometry", title=f"{args.model}: trained and enrolled compound centers")
+    written += write_geometry(
+        report, args.output / "compounds_geometry", title=f"{args.model}: trained and enrolled compound centers"
+    )
     for path in written:
         print(f"wrote {path}")
 

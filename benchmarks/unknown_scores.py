@@ -41,15 +41,22 @@ from open_vocabulary import ckplus, ferplus_rows, load_files
 from sklearn.metrics import roc_auc_score
 
 from spherefer import load_model
+from spherefer.bank.enrol import enrol_class
+from spherefer.bank.unknown import FaceDensity, class_mean
+from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import FERPlus
 from spherefer.data.ferplus import is_unknown_face, load_unknown_faces
-from spherefer.enrol import enrol_class
-from spherefer.evaluate import embed_arrays
-from spherefer.storage import atomic_write, write_json
-from spherefer.unknown import FaceDensity, class_mean
+from spherefer.evaluation.evaluate import embed_arrays
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-SHIPPED_SETTINGS = ("FER+ valid contempt", "FER+ valid unknown/NF", "CK+ contempt", "FER+ unknown/NF", "textures", "photo patches")
+SHIPPED_SETTINGS = (
+    "FER+ valid contempt",
+    "FER+ valid unknown/NF",
+    "CK+ contempt",
+    "FER+ unknown/NF",
+    "textures",
+    "photo patches",
+)
 """The shipped models' settings: FER+ valid ones may be used to choose a score; the others are reported."""
 OTHER = "other"  # the class name benchmarks/train_heldout.sh gives data.other_class
 
@@ -95,7 +102,7 @@ def _pointwise(model, faces: np.ndarray, train: np.ndarray, train_labels: np.nda
         "Mahalanobis, nearest class": -nearest,
         "relative Mahalanobis": background - nearest,
         "Mahalanobis to all faces": -background,
-        "relative Mahalanobis (spherefer.unknown)": density.scores(faces, class_means),
+        "relative Mahalanobis (spherefer.bank.unknown)": density.scores(faces, class_means),
     }
 
 
@@ -107,9 +114,15 @@ def scores_of(model, faces: np.ndarray, train: np.ndarray, train_labels: np.ndar
         return np.searchsorted(np.sort(on_train[name]), scores[name]) / len(train)
 
     scores["10-NN cosine to train faces"] = np.sort(faces @ train.T, axis=1)[:, -10:].mean(1)
-    scores["margin + relative Mahalanobis (mean percentile)"] = (percentile("best - second cosine") + percentile("relative Mahalanobis")) / 2
-    scores["margin & all-faces Mahalanobis (lower percentile)"] = np.minimum(percentile("best - second cosine"), percentile("Mahalanobis to all faces"))
-    scores["margin & nearest-class Mahalanobis (lower percentile)"] = np.minimum(percentile("best - second cosine"), percentile("Mahalanobis, nearest class"))
+    scores["margin + relative Mahalanobis (mean percentile)"] = (
+        percentile("best - second cosine") + percentile("relative Mahalanobis")
+    ) / 2
+    scores["margin & all-faces Mahalanobis (lower percentile)"] = np.minimum(
+        percentile("best - second cosine"), percentile("Mahalanobis to all faces")
+    )
+    scores["margin & nearest-class Mahalanobis (lower percentile)"] = np.minimum(
+        percentile("best - second cosine"), percentile("Mahalanobis, nearest class")
+    )
     return scores
 
 
@@ -144,7 +157,9 @@ def heldout(args: argparse.Namespace, root: Path) -> dict[str, dict[str, dict[st
     return results
 
 
-def shipped(args: argparse.Namespace, root: Path, enrolled: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, dict[str, list[float]]]]:
+def shipped(
+    args: argparse.Namespace, root: Path, enrolled: dict[str, dict[str, list[float]]]
+) -> dict[str, dict[str, dict[str, list[float]]]]:
     """Every score on the settings of :data:`SHIPPED_SETTINGS` for each shipped model; ``enrolled`` gets
     :func:`enrolled_acceptance` per model."""
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
@@ -166,22 +181,32 @@ def shipped(args: argparse.Namespace, root: Path, enrolled: dict[str, dict[str, 
         contempt = ck_labels == "contempt"
         known = scores_of(model, embed_arrays(model, known_images), train, train_labels)
         unknown = scores_of(model, embed_arrays(model, unknown_images), train, train_labels)
-        not_faces = {what: scores_of(model, embed_arrays(model, crops), train, train_labels) for what, crops in non_faces.items()}
+        not_faces = {
+            what: scores_of(model, embed_arrays(model, crops), train, train_labels) for what, crops in non_faces.items()
+        }
         on_valid = scores_of(model, embed_arrays(model, valid_images), train, train_labels)
         valid_nf = scores_of(model, embed_arrays(model, valid_unknown), train, train_labels)
         valid_known, valid_contempt = valid_labels != "contempt", valid_labels == "contempt"
         enrolled[name] = enrolled_acceptance(model, ck_images, ck_labels, args.draws, args.seed)
         for score in ck:
-            results.setdefault(score, {})[f"{name}: CK+ contempt"] = list(rates(ck[score][~contempt], ck[score][contempt]))
+            results.setdefault(score, {})[f"{name}: CK+ contempt"] = list(
+                rates(ck[score][~contempt], ck[score][contempt])
+            )
             results[score][f"{name}: FER+ unknown/NF"] = list(rates(known[score], unknown[score]))
-            results[score][f"{name}: FER+ valid contempt"] = list(rates(on_valid[score][valid_known], on_valid[score][valid_contempt]))
-            results[score][f"{name}: FER+ valid unknown/NF"] = list(rates(on_valid[score][valid_known], valid_nf[score]))
+            results[score][f"{name}: FER+ valid contempt"] = list(
+                rates(on_valid[score][valid_known], on_valid[score][valid_contempt])
+            )
+            results[score][f"{name}: FER+ valid unknown/NF"] = list(
+                rates(on_valid[score][valid_known], valid_nf[score])
+            )
             for what, values in not_faces.items():
                 results[score][f"{name}: {what}"] = list(rates(known[score], values[score]))
     return results
 
 
-def enrolled_acceptance(model, ck_images: np.ndarray, ck_labels: np.ndarray, draws: int, seed: int) -> dict[str, list[float]]:
+def enrolled_acceptance(
+    model, ck_images: np.ndarray, ck_labels: np.ndarray, draws: int, seed: int
+) -> dict[str, list[float]]:
     """Contempt enrolled from 10 CK+48 faces (``draws`` seeded draws): the share of the other
     contempt faces and of the six other CK+ classes' faces the shipped rule accepts (its own
     threshold; the enrolled class gets its mean from the 10 shots), and contempt recall."""
@@ -202,11 +227,17 @@ def enrolled_acceptance(model, ck_images: np.ndarray, ck_labels: np.ndarray, dra
 
 
 def table(results: dict[str, dict[str, list[float]]], columns: list[str], mean: bool) -> list[str]:
-    lines = ["| score | " + " | ".join(columns) + (" | **mean** |" if mean else " |"), "|---" * (len(columns) + 1 + mean) + "|"]
+    lines = [
+        "| score | " + " | ".join(columns) + (" | **mean** |" if mean else " |"),
+        "|---" * (len(columns) + 1 + mean) + "|",
+    ]
     for score, by_column in results.items():
         cells = [f"{by_column[c][0]:.3f} / {100 * by_column[c][1]:.0f}%" for c in columns]
         if mean:
-            cells.append(f"**{np.mean([by_column[c][0] for c in columns]):.3f} / {100 * np.mean([by_column[c][1] for c in columns]):.0f}%**")
+            cells.append(
+                f"**{np.mean([by_column[c][0] for c in columns]):.3f} / "
+                f"{100 * np.mean([by_column[c][1] for c in columns]):.0f}%**"
+            )
         lines.append(f"| {score} | " + " | ".join(cells) + " |")
     return lines
 
@@ -218,12 +249,17 @@ def main() -> None:
     parser.add_argument("--train-faces", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=10, help="draws of 10 contempt shots")
-    parser.add_argument("--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser())
+    parser.add_argument(
+        "--data-root", type=lambda p: Path(p).expanduser(), default=Path("~/.cache/spherefer-data").expanduser()
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/results/open_vocabulary/unknown_scores"))
     args = parser.parse_args()
     root = args.data_root / "ferplus"
-    lines = ["Each cell: AUROC / unknown faces accepted at 95% known acceptance (FPR@95%TPR). "
-             f"Gaussians fitted on {args.train_faces} FER+ training embeddings.", ""]
+    lines = [
+        "Each cell: AUROC / unknown faces accepted at 95% known acceptance (FPR@95%TPR). "
+        f"Gaussians fitted on {args.train_faces} FER+ training embeddings.",
+        "",
+    ]
     report: dict[str, object] = {}
     model_scores = {name: load_model(name).bank.score for name in args.models}
     if args.runs is not None:
@@ -236,11 +272,24 @@ def main() -> None:
         report["shipped"] = shipped(args, root, report["enrolled"])
         for model in args.models:
             columns = [f"{model}: {what}" for what in SHIPPED_SETTINGS]
-            lines += [f"Shipped model `{model}` (`--models {' '.join(args.models)}`):", ""] + table(report["shipped"], columns, mean=False) + [""]
-        lines += [f"Contempt enrolled from 10 CK+48 faces ({args.draws} draws), the shipped rule at each model's own threshold:", "",
-                  "| model | " + " | ".join(next(iter(report["enrolled"].values()))) + " |", "|---" * (1 + len(next(iter(report["enrolled"].values())))) + "|"]
+            lines += (
+                [f"Shipped model `{model}` (`--models {' '.join(args.models)}`):", ""]
+                + table(report["shipped"], columns, mean=False)
+                + [""]
+            )
+        lines += [
+            f"Contempt enrolled from 10 CK+48 faces ({args.draws} draws), the shipped rule at each model's own "
+            "threshold:",
+            "",
+            "| model | " + " | ".join(next(iter(report["enrolled"].values()))) + " |",
+            "|---" * (1 + len(next(iter(report["enrolled"].values())))) + "|",
+        ]
         for name, rows in report["enrolled"].items():
-            lines.append(f"| {name} ({model_scores[name]}) | " + " | ".join(f"{100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}%" for v in rows.values()) + " |")
+            lines.append(
+                f"| {name} ({model_scores[name]}) | "
+                + " | ".join(f"{100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}%" for v in rows.values())
+                + " |"
+            )
         lines.append("")
     markdown = "\n".join(lines) + "\n"
     print(markdown)

@@ -11,17 +11,17 @@ import csv
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from spherefer import CenterBank, Recognizer, create_model
-from spherefer.config import TrainConfig, load_train_config
+from spherefer.training.config import TrainConfig, load_train_config
+from spherefer.training.torch_backend import TorchEmbedder
 
 __all__ = [
     "FRAMES",
@@ -120,10 +120,25 @@ def make_pattern_folder(
 
 # ---------------------------------------------------------------- tiny configs and models
 
-TINY_MODEL = {"arch": "fercnn", "input_size": 16, "in_channels": 1, "widths": [8, 8, 16, 16], "embedding_size": 8, "dropout": 0.0}
+TINY_MODEL = {
+    "arch": "fercnn",
+    "input_size": 16,
+    "in_channels": 1,
+    "widths": [8, 8, 16, 16],
+    "embedding_size": 8,
+    "dropout": 0.0,
+}
 """ModelConfig fields of the smallest useful network."""
 
-NO_AUGMENT = {"hflip": False, "rotation": 0.0, "scale": 0.0, "translate": 0.0, "brightness": 0.0, "contrast": 0.0, "erasing": 0.0}
+NO_AUGMENT = {
+    "hflip": False,
+    "rotation": 0.0,
+    "scale": 0.0,
+    "translate": 0.0,
+    "brightness": 0.0,
+    "contrast": 0.0,
+    "erasing": 0.0,
+}
 """AugmentConfig fields that turn every augmentation off."""
 
 
@@ -131,7 +146,9 @@ def _override(prefix: str, values: dict[str, object]) -> list[str]:
     return [f"{prefix}{key}={value}" for key, value in values.items()]
 
 
-def tiny_train_config(output_dir: Path, data: str, classes: Sequence[str] = PATTERN_CLASSES, *overrides: str, name: str = "run") -> TrainConfig:
+def tiny_train_config(
+    output_dir: Path, data: str, classes: Sequence[str] = PATTERN_CLASSES, *overrides: str, name: str = "run"
+) -> TrainConfig:
     """A TrainConfig for a seconds-long CPU run on ``data`` (used for train and val), through the override parser.
 
     ``overrides`` (``key.sub=value``) are applied last.
@@ -152,11 +169,15 @@ def tiny_train_config(output_dir: Path, data: str, classes: Sequence[str] = PATT
     return load_train_config(None, [*base, *overrides])
 
 
-def make_tiny_model(folder: Path, classes: Sequence[str] = PATTERN_CLASSES, seed: int = 0, **model_fields: object) -> Recognizer:
+def make_tiny_model(
+    folder: Path, classes: Sequence[str] = PATTERN_CLASSES, seed: int = 0, **model_fields: object
+) -> Recognizer:
     """An untrained tiny Recognizer over ``classes``, saved into ``folder`` with :meth:`Recognizer.save`."""
     torch.manual_seed(seed)
     model = create_model(**{**TINY_MODEL, "num_classes": len(classes), **model_fields}).eval()
-    recognizer = Recognizer(model, CenterBank.from_head(model.head, list(classes)), card={"trained": False})
+    recognizer = Recognizer(
+        TorchEmbedder(model), CenterBank.from_head(model.head, list(classes)), card={"trained": False}
+    )
     recognizer.save(folder)
     return recognizer
 
@@ -200,11 +221,28 @@ def make_ferplus(root: Path) -> Path:
         for name, _ in rows:
             write_image(root / "data" / folder / name)
         write_csv(root / "data" / folder / "label.csv", [[name, "(0, 0, 48, 48)", *votes] for name, votes in rows])
-    header = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+    header = [
+        "Usage",
+        "Image name",
+        "neutral",
+        "happiness",
+        "surprise",
+        "sadness",
+        "anger",
+        "disgust",
+        "fear",
+        "contempt",
+        "unknown",
+        "NF",
+    ]
     write_csv(
         root / "fer2013new.csv",
-        [header, ["Training", "fer0000000.png", 4, 0, 0, 1, 3, 2, 0, 0, 0, 0], ["Training", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10],
-         ["PrivateTest", "fer0000001.png", 0, 8, 2, 0, 0, 0, 0, 0, 0, 0]],
+        [
+            header,
+            ["Training", "fer0000000.png", 4, 0, 0, 1, 3, 2, 0, 0, 0, 0],
+            ["Training", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10],
+            ["PrivateTest", "fer0000001.png", 0, 8, 2, 0, 0, 0, 0, 0, 0, 0],
+        ],
     )
     return root
 
@@ -245,7 +283,7 @@ def moving_astronaut(path: Path, frames: int = FRAMES, step: int = 3) -> Path:
     import cv2
     from skimage import data
 
-    from spherefer.video import VideoWriter
+    from spherefer.runtime.video import VideoWriter
 
     small = cv2.resize(data.astronaut(), (200, 200), interpolation=cv2.INTER_AREA)
     with VideoWriter(path, 25.0, SIZE) as writer:

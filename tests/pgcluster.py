@@ -29,14 +29,25 @@ def postgres_cluster(**settings: object) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    options = f"-k {folder} -p {port} -c listen_addresses=''" + "".join(f" -c {key}={value}" for key, value in settings.items())
-    subprocess.run([*as_owner, "initdb", "-D", str(folder / "data"), "-A", "trust", "-U", "spherefer"], check=True, capture_output=True)
-    subprocess.run([*as_owner, "pg_ctl", "-D", str(folder / "data"), "-o", options, "-l", str(folder / "log"), "-w", "start"],
-                   check=True, capture_output=True)
+    options = f"-k {folder} -p {port} -c listen_addresses=''" + "".join(
+        f" -c {key}={value}" for key, value in settings.items()
+    )
+    subprocess.run(
+        [*as_owner, "initdb", "-D", str(folder / "data"), "-A", "trust", "-U", "spherefer"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*as_owner, "pg_ctl", "-D", str(folder / "data"), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://spherefer@/{{dbname}}?host={folder}&port={port}"
     finally:
-        subprocess.run([*as_owner, "pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_owner, "pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 

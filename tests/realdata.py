@@ -53,7 +53,8 @@ def realdata_path(name: str) -> Path:
 
 
 def _extract(archive: Path, target: Path, top_folder: str) -> None:
-    """Extract ``archive`` beside ``target`` and move its entries in, ``top_folder`` last, so its presence means done."""
+    """Extract ``archive`` beside ``target`` and move its entries in, ``top_folder`` last, so its presence means
+    done."""
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".extracting-", dir=target) as scratch:
         with tarfile.open(archive) as tar:

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fixtures import make_pattern_folder, moving_astronaut
 
 import spherefer
-from fixtures import make_pattern_folder, moving_astronaut
-from spherefer.adapt import MAX_MOVE_DEGREES, MIN_ADAPT_FACES, adapt_bank, domain_shift
-from spherefer.centers import CenterBank
+from spherefer.bank.adapt import MAX_MOVE_DEGREES, MIN_ADAPT_FACES, adapt_bank, domain_shift
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.records import TrainedClass
+from spherefer.bank.unknown import FaceDensity, class_mean
 from spherefer.cli import main
-from spherefer.unknown import FaceDensity, class_mean
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DATA = Path("~/.cache/spherefer-data").expanduser()
@@ -25,7 +26,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _faces(rng: np.random.Generator, n: int, shift: np.ndarray | None = None, classes: tuple[int, ...] = (0, 1, 2)) -> tuple[np.ndarray, np.ndarray]:
+def _faces(
+    rng: np.random.Generator, n: int, shift: np.ndarray | None = None, classes: tuple[int, ...] = (0, 1, 2)
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit embeddings of three classes around e0, e1, e2 in 8-d, optionally all displaced by ``shift``."""
     labels = np.resize(np.array(classes), n)
     x = np.eye(8)[labels] + 0.35 * rng.normal(size=(n, 8)) + (0 if shift is None else shift)
@@ -36,7 +39,7 @@ def _bank_and_density(rng: np.random.Generator) -> tuple[CenterBank, FaceDensity
     x, labels = _faces(rng, 3000)
     means = np.stack([class_mean(x[labels == c]) for c in range(3)])
     bank = CenterBank(["a", "b", "c"], np.eye(8)[:3])
-    bank.trained_centers = {n: c.copy() for n, c in zip(bank.names, bank.centers)}
+    bank.trained = {n: TrainedClass(c.copy()) for n, c in zip(bank.names, bank.centers)}
     bank.set_means(means)
     return bank, FaceDensity.fit(x, labels, means)
 
@@ -82,7 +85,9 @@ def test_refusals_leave_the_bank_as_it_was() -> None:
     rng = np.random.default_rng(2)
     bank, density = _bank_and_density(rng)
     before = bank.centers.copy()
-    with pytest.raises(ValueError, match=rf"at least {MIN_ADAPT_FACES} distinct faces of the new setting .*, got \d \("):
+    with pytest.raises(
+        ValueError, match=rf"at least {MIN_ADAPT_FACES} distinct faces of the new setting .*, got \d \("
+    ):
         adapt_bank(bank, density, _faces(rng, 5)[0])
     copies = np.repeat(_faces(rng, 1)[0], 100, axis=0)
     with pytest.raises(ValueError, match=r"got 1 \(0 unknown to the bank left out, 99 near-copies counted once\)"):
@@ -101,7 +106,7 @@ def _example_crops(folder: Path) -> list[Path]:
     """30 aligned crops of the example photo's face, shifted and mirrored a little, as PNG files."""
     from PIL import Image
 
-    [face] = spherefer.load_model("default").analyze(spherefer.images.example_photo())
+    [face] = spherefer.load_model("default").analyze(spherefer.core.images.example_photo())
     crop = np.asarray(face.crop)
     folder.mkdir(parents=True)
     for i in range(MIN_ADAPT_FACES):
@@ -115,7 +120,9 @@ def test_the_cli_refuses_one_face_sent_many_times_and_non_faces(tmp_path: Path) 
     runner = CliRunner()
     crops = _example_crops(tmp_path / "crops")  # one person's face, shifted and mirrored: no evidence of a camera
     refused = runner.invoke(main, ["adapt", str(tmp_path / "crops"), "--aligned", "--dry-run"], env=env)
-    assert refused.exit_code == 2 and "distinct faces of the new setting that the bank accepts" in refused.output, refused.output
+    assert refused.exit_code == 2 and "distinct faces of the new setting that the bank accepts" in refused.output, (
+        refused.output
+    )
     assert not (tmp_path / "home" / "banks" / "default.safetensors").exists()
     patterns = sorted(make_pattern_folder(tmp_path / "patterns", per_class=10, size=48).glob("*/*.png"))
     refused = runner.invoke(main, ["adapt", *map(str, patterns), "--aligned"], env=env)
@@ -133,7 +140,9 @@ def test_the_service_refuses_copies_of_one_face_and_keeps_the_profile(tmp_path: 
     with TestClient(build_app("default", db=tmp_path / "banks.sqlite3", api_key=key)) as client:
         files = [("files", (path.name, path.read_bytes(), "image/png")) for path in _example_crops(tmp_path / "crops")]
         assert client.post("/v1/adapt?profile=lab", files=files, data={"aligned": "true"}).status_code == 401
-        refused = client.post("/v1/adapt?profile=lab", files=files, data={"aligned": "true"}, headers={"X-API-Key": key})
+        refused = client.post(
+            "/v1/adapt?profile=lab", files=files, data={"aligned": "true"}, headers={"X-API-Key": key}
+        )
         assert refused.status_code == 400 and "near-copies counted once" in refused.json()["detail"], refused.text
         assert client.get("/v1/versions?profile=lab").json()["version"] == 0
 
@@ -143,7 +152,7 @@ def test_the_service_refuses_copies_of_one_face_and_keeps_the_profile(tmp_path: 
 def test_adapting_to_ck_plus_faces_of_other_subjects_helps_and_fer_plus_costs_nothing() -> None:
     from spherefer.data import CKPlus48, FERPlus
     from spherefer.data.splits import subject_split
-    from spherefer.evaluate import embed_arrays
+    from spherefer.evaluation.evaluate import embed_arrays
 
     if not (DATA / "ckplus48" / "CK+48").is_dir() or not (DATA / "ferplus" / "data").is_dir():
         pytest.skip("extract ckplus48.tar and ferplus.tar into ~/.cache/spherefer-data (see the README)")
@@ -158,13 +167,18 @@ def test_adapting_to_ck_plus_faces_of_other_subjects_helps_and_fer_plus_costs_no
     adapt_on, test_on = subject_split(list(np.array(ck.subjects)[shared]), 0.5, seed=0)
     bank = copy.deepcopy(recognizer.bank)
     adapt_bank(bank, recognizer.density, x[adapt_on])
-    assert _accuracy(bank, x[test_on], y[test_on]) > _accuracy(recognizer.bank, x[test_on], y[test_on]) + 0.04  # measured +7.4
+    assert (
+        _accuracy(bank, x[test_on], y[test_on]) > _accuracy(recognizer.bank, x[test_on], y[test_on]) + 0.04
+    )  # measured +7.4
     valid, valid_targets = FERPlus(DATA / "ferplus", "valid", classes=names).load_arrays(48)
     test, test_targets = FERPlus(DATA / "ferplus", "test", classes=names).load_arrays(48)
     bank = copy.deepcopy(recognizer.bank)
     report = adapt_bank(bank, recognizer.density, embed_arrays(recognizer, valid))
     x_test = embed_arrays(recognizer, test)
-    assert report.shift < 0.2 and abs(_accuracy(bank, x_test, test_targets) - _accuracy(recognizer.bank, x_test, test_targets)) <= 0.005
+    assert (
+        report.shift < 0.2
+        and abs(_accuracy(bank, x_test, test_targets) - _accuracy(recognizer.bank, x_test, test_targets)) <= 0.005
+    )
     happy_only = copy.deepcopy(recognizer.bank)
     valid_happy = embed_arrays(recognizer, valid[valid_targets == names.index("happy")])
     assert adapt_bank(happy_only, recognizer.density, valid_happy).shift < 0.2
@@ -172,7 +186,7 @@ def test_adapting_to_ck_plus_faces_of_other_subjects_helps_and_fer_plus_costs_no
 
 
 def test_online_adaptation_restarts_from_the_starting_bank_every_time() -> None:
-    from spherefer.adapt import OnlineAdapter
+    from spherefer.bank.adapt import OnlineAdapter
 
     rng = np.random.default_rng(3)
     bank, density = _bank_and_density(rng)
@@ -197,5 +211,7 @@ def test_analyze_video_adapts_a_copy_of_the_bank(tmp_path: Path) -> None:
     adapted = [f.faces[0].label for f in recognizer.analyze_video(path, adapt=True)]
     assert adapted == plain == ["happy"] * 6  # fewer than 100 faces: no adaptation yet, same labels
     np.testing.assert_array_equal(recognizer.bank.centers, before)
-    result = CliRunner().invoke(main, ["predict", str(path), "--adapt", "--no-progress"], env={"SPHEREFER_HOME": str(tmp_path / "home")})
+    result = CliRunner().invoke(
+        main, ["predict", str(path), "--adapt", "--no-progress"], env={"SPHEREFER_HOME": str(tmp_path / "home")}
+    )
     assert result.exit_code == 0 and result.output.count('"label": "happy"') == 6, result.output

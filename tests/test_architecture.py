@@ -1,5 +1,6 @@
-"""The shape of the package stays livable: no import cycles, no module reaching into
-another's private names, no source file too long to read in one sitting.
+"""The shape of the package stays livable: packages in layers that import only downwards, no
+import cycles, no module reaching into another's private names, no source file too long to
+read in one sitting and no line too wide to read without scrolling.
 
 Everything here reads the source with :mod:`ast` (nothing is imported), so a failure
 names the file and line to fix.
@@ -15,7 +16,21 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "spherefer"
-MAX_LINES = 450
+MAX_LINES = 400
+MAX_COLUMNS = 120
+
+# The packages from the ground up: a package imports its own modules and those of lower layers,
+# never a higher one. ``spherefer`` itself (the public names) stands above all but the front ends.
+LAYERS = (
+    ("core",),  # images, files, names, the unit sphere, ONNX Runtime sessions
+    ("face", "data"),  # faces in photos; datasets on disk
+    ("bank",),  # the class centers: scoring rules, enrolment, adaptation, the unknown score
+    ("runtime",),  # model folders, embedders, the recognizer, streams, tracking
+    ("evaluation",),  # accuracy, calibration, open-vocabulary protocols
+    ("training", "engines", "viz"),  # PyTorch (training only); batch and Ray engines; pictures
+    ("",),  # the public names (spherefer/__init__.py)
+    ("serve", "cli"),  # the front ends
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +121,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -131,7 +146,12 @@ def private_uses(modules: dict[str, Path]) -> list[str]:
         tree = ast.parse(path.read_text(), str(path))
         module_aliases: dict[str, str] = {}  # local name -> package module it is bound to
         for imp in imports_of(name, path, modules):
-            if imp.module != name and imp.name is not None and imp.name.startswith("_") and not imp.name.startswith("__"):
+            if (
+                imp.module != name
+                and imp.name is not None
+                and imp.name.startswith("_")
+                and not imp.name.startswith("__")
+            ):
                 problems.append(f"{path}:{imp.line} imports {imp.module}.{imp.name}")
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
@@ -144,8 +164,14 @@ def private_uses(modules: dict[str, Path]) -> list[str]:
                     if alias.name in modules and alias.asname:
                         module_aliases[alias.asname] = alias.name
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in module_aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__") and module_aliases[node.value.id] != name):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in module_aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and module_aliases[node.value.id] != name
+            ):
                 problems.append(f"{path}:{node.lineno} reads {module_aliases[node.value.id]}.{node.attr}")
     return problems
 
@@ -163,27 +189,77 @@ def test_the_checks_find_cycles_and_private_names_in_a_made_up_package(tmp_path:
     package = tmp_path / "pkg"
     (package / "sub").mkdir(parents=True)
     (package / "__init__.py").write_text("from .a import public\n")
-    (package / "a.py").write_text("from .b import _hidden\nfrom . import b\npublic = b._other\n\ndef later():\n    from .sub import c\n")
+    (package / "a.py").write_text(
+        "from .b import _hidden\nfrom . import b\npublic = b._other\n\ndef later():\n    from .sub import c\n"
+    )
     (package / "b.py").write_text("_hidden = _other = 1\n")
     (package / "sub" / "__init__.py").write_text("")
-    (package / "sub" / "c.py").write_text("from ..a import public\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import b\n")
+    (package / "sub" / "c.py").write_text(
+        "from ..a import public\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import b\n"
+    )
     modules = package_modules(tmp_path, "pkg")
     graph = import_graph(modules)
-    assert graph["pkg.a"] == {"pkg.b", "pkg.sub.c"} and graph["pkg.sub.c"] == {"pkg.a"}  # the TYPE_CHECKING import is left out
+    assert graph["pkg.a"] == {"pkg.b", "pkg.sub.c"} and graph["pkg.sub.c"] == {
+        "pkg.a"
+    }  # the TYPE_CHECKING import is left out
     assert find_cycle(graph) == ["pkg.a", "pkg.sub.c", "pkg.a"]
     assert import_graph(modules, include_type_checking=True)["pkg.sub.c"] == {"pkg.a", "pkg.b"}
     problems = private_uses(modules)
-    assert len(problems) == 2 and "a.py:1 imports pkg.b._hidden" in problems[0] and "a.py:3 reads pkg.b._other" in problems[1]
+    assert (
+        len(problems) == 2
+        and "a.py:1 imports pkg.b._hidden" in problems[0]
+        and "a.py:3 reads pkg.b._other" in problems[1]
+    )
 
 
 def test_relative_imports_resolve_to_package_modules() -> None:
     modules = package_modules()
     assert f"{PACKAGE}.cli" in modules and f"{PACKAGE}.face.results" in modules
-    targets = {imp.module for imp in imports_of(f"{PACKAGE}.recognizer", modules[f"{PACKAGE}.recognizer"], modules)}
-    assert {f"{PACKAGE}.centers", f"{PACKAGE}.face"} <= targets
+    targets = {
+        imp.module
+        for imp in imports_of(f"{PACKAGE}.runtime.recognizer", modules[f"{PACKAGE}.runtime.recognizer"], modules)
+    }
+    assert {f"{PACKAGE}.bank.centers", f"{PACKAGE}.face"} <= targets
 
 
 # ---------------------------------------------------------------- the rules
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    package = parts[1] if len(parts) > 1 else ""
+    for level, packages in enumerate(LAYERS):
+        if package in packages:
+            return level
+    raise AssertionError(f"{module} is in no layer of LAYERS: add its package there")
+
+
+def test_every_package_imports_only_its_own_layer_or_lower_ones() -> None:
+    """An arrow that runs up (a lower package importing a higher one) makes the layers a tangle."""
+    modules = package_modules()
+    upward = []
+    for name, path in modules.items():
+        for imp in imports_of(name, path, modules):
+            if not imp.type_checking and layer_of(imp.module) > layer_of(name):
+                upward.append(f"{path.relative_to(SRC)}:{imp.line} imports {imp.module}")
+    assert not upward, "imports that run up the layers:\n" + "\n".join(upward)
+
+
+def test_only_the_training_package_imports_torch() -> None:
+    found = []
+    for name, path in package_modules().items():
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            )
+            if any(n == "torch" or n.startswith("torch.") for n in names) and not name.startswith(
+                f"{PACKAGE}.training"
+            ):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not found, "torch imported outside spherefer.training: " + ", ".join(found)
 
 
 def test_the_import_graph_has_no_cycle() -> None:
@@ -195,10 +271,18 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 def test_no_module_uses_another_modules_private_names() -> None:
     problems = private_uses(package_modules())
-    assert not problems, "private names used across modules (make them public or move the code):\n" + "\n".join(problems)
+    assert not problems, "private names used across modules (make them public or move the code):\n" + "\n".join(
+        problems
+    )
 
 
 @pytest.mark.parametrize("path", sorted((SRC / PACKAGE).rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
 def test_no_source_file_is_too_long(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(SRC)} has {lines} lines (at most {MAX_LINES}): split it by concept"
+
+
+@pytest.mark.parametrize("path", sorted((SRC / PACKAGE).rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_no_source_line_is_too_wide(path: Path) -> None:
+    wide = [number for number, line in enumerate(path.read_text().splitlines(), 1) if len(line) > MAX_COLUMNS]
+    assert not wide, f"{path.relative_to(SRC)} has lines over {MAX_COLUMNS} characters: {wide}"

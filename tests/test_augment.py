@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from fixtures import NO_AUGMENT
-from spherefer.augment import augment_batch, mix_batch, placeholder_batch
-from spherefer.config import AugmentConfig
+
+from spherefer.training.augment import augment_batch, mix_batch, placeholder_batch
+from spherefer.training.config import AugmentConfig
 
 
 def random_batch(n: int = 6, size: int = 16) -> torch.Tensor:
@@ -61,7 +61,10 @@ def test_gamma_is_a_per_image_power_curve() -> None:
     exponents = torch.log(out) / torch.log(images)  # one exponent per image, within [e^-0.5, e^0.5]
     per_image = exponents.flatten(1)
     torch.testing.assert_close(per_image, per_image[:, :1].expand_as(per_image), rtol=1e-3, atol=1e-3)
-    assert float(per_image.min()) >= torch.exp(torch.tensor(-0.5)) - 1e-3 and float(per_image.max()) <= torch.exp(torch.tensor(0.5)) + 1e-3
+    assert (
+        float(per_image.min()) >= torch.exp(torch.tensor(-0.5)) - 1e-3
+        and float(per_image.max()) <= torch.exp(torch.tensor(0.5)) + 1e-3
+    )
     assert per_image[:, 0].std() > 0.05  # images get different curves
 
 
@@ -88,7 +91,8 @@ def test_mixup_mixes_pixels_and_targets_with_the_same_weight() -> None:
     torch.manual_seed(0)
     mixed, q = mix_batch(images, targets, only(mix="mixup", mix_prob=1.0), torch.Generator().manual_seed(0))
     torch.testing.assert_close(q.sum(1), torch.ones(8))
-    # each mixed image is lam * own + (1 - lam) * partner, with lam = the own class's target mass (partners of another class)
+    # each mixed image is lam * own + (1 - lam) * partner, with lam = the own class's target mass (partners of another
+    # class)
     for i in range(8):
         own = float(q[i, targets[i].argmax()])
         partner = (mixed[i] - own * images[i]) / max(1 - own, 1e-6)
@@ -114,7 +118,9 @@ def test_mix_off_or_not_drawn_returns_the_batch_unchanged() -> None:
         assert out is images and q is targets
 
 
-@pytest.mark.parametrize(("field", "value"), [("mix", "blend"), ("blur", 1.5), ("mix_alpha", 0.0), ("gamma", -0.1), ("mix_prob", -0.1)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("mix", "blend"), ("blur", 1.5), ("mix_alpha", 0.0), ("gamma", -0.1), ("mix_prob", -0.1)]
+)
 def test_bad_augment_config_is_refused_by_name(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         AugmentConfig(**{field: value})

@@ -10,7 +10,8 @@ import pytest
 from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model
 
 import spherefer
-from spherefer.calibrate import (
+from spherefer.core.labels import COSINE_SCORE, MAHALANOBIS_SCORE
+from spherefer.evaluation.calibrate import (
     MIN_KNOWN_FACES,
     DegenerateCalibration,
     calibrate,
@@ -18,7 +19,6 @@ from spherefer.calibrate import (
     choose_thresholds,
     fit_unknown_score,
 )
-from spherefer.labels import COSINE_SCORE, MAHALANOBIS_SCORE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DATA = Path("~/.cache/spherefer-data").expanduser()
@@ -49,7 +49,9 @@ def test_too_few_known_faces_are_refused() -> None:
 def test_calibrate_stores_thresholds_in_the_bank(tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "faces", per_class=30)
     recognizer = make_tiny_model(tmp_path / "model", classes=PATTERN_CLASSES[:2])
-    result = calibrate(recognizer, f"folder:{data}", accept=0.8, min_faces=10, force=True)  # an untrained net: near-copies
+    result = calibrate(
+        recognizer, f"folder:{data}", accept=0.8, min_faces=10, force=True
+    )  # an untrained net: near-copies
     # the third pattern class is not in the bank: its faces are the unknowns
     assert result.n_unknown == 30 and result.n_known == 60 and result.score == COSINE_SCORE
     assert recognizer.bank.threshold == pytest.approx(result.global_threshold)
@@ -78,7 +80,9 @@ def test_fit_unknown_score_turns_the_bank_and_survives_saving(tmp_path: Path) ->
     recognizer = make_tiny_model(tmp_path / "model", classes=PATTERN_CLASSES[:2])
     result = fit_unknown_score(recognizer, f"folder:{train}", f"folder:{val}", accept=0.9)
     bank = recognizer.bank
-    assert bank.score == MAHALANOBIS_SCORE and bank.threshold == bank.trained_threshold == pytest.approx(result.global_threshold)
+    assert bank.score == MAHALANOBIS_SCORE and bank.threshold == bank.trained_threshold == pytest.approx(
+        result.global_threshold
+    )
     assert all(v is None for v in result.class_thresholds.values())
     assert recognizer.density is not None and recognizer.density.faces == 60
     recognizer.save(tmp_path / "model")

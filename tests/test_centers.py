@@ -12,11 +12,13 @@ import torch.nn.functional as F
 from fixtures import assert_close
 from safetensors.numpy import save_file
 
-from spherefer import storage
-from spherefer.centers import UNKNOWN, CenterBank, ClassExists
-from spherefer.heads import CosFaceHead
-from spherefer.labels import check_class_name
-from spherefer.sphere import angle_degrees
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.codec import bank_metadata
+from spherefer.bank.records import ClassExists
+from spherefer.core import storage
+from spherefer.core.labels import UNKNOWN, check_class_name
+from spherefer.core.sphere import angle_degrees
+from spherefer.training.heads import CosFaceHead
 
 NAMES = ["angry", "happy", "sad"]
 
@@ -32,9 +34,9 @@ def bank() -> CenterBank:
 def test_from_head_normalises_rows_and_keeps_trained_copy(bank):
     assert_close(bank.centers, np.eye(4, dtype=np.float32)[:3])
     assert bank.centers.dtype == np.float32
-    assert all(isinstance(c, np.ndarray) for c in bank.trained_centers.values())
+    assert all(isinstance(t.center, np.ndarray) for t in bank.trained.values())
     assert bank.names == NAMES and bank.scale == 30.0 and bank.threshold == 0.6
-    assert set(bank.trained_centers) == set(NAMES)
+    assert set(bank.trained) == set(NAMES)
     assert [r["origin"] for r in bank.summary()] == ["trained"] * 3
 
 
@@ -154,8 +156,8 @@ def test_save_load_round_trip(bank, tmp_path):
     assert loaded.names == bank.names and loaded.threshold == 0.55 and loaded.scale == bank.scale
     assert_close(loaded.centers, bank.centers)
     assert loaded.summary() == bank.summary()
-    assert set(loaded.trained_centers) == set(NAMES)
-    assert_close(loaded.trained_centers["happy"], [0.0, 1, 0, 0])
+    assert set(loaded.trained) == set(NAMES)
+    assert_close(loaded.trained["happy"].center, [0.0, 1, 0, 0])
 
 
 def test_crash_during_save_keeps_the_old_file(bank, tmp_path, monkeypatch):
@@ -196,7 +198,7 @@ def test_load_missing_and_foreign_files(tmp_path):
 
 
 def test_load_newer_schema_and_mismatched_tensor(bank, tmp_path):
-    meta = bank.to_metadata()
+    meta = bank_metadata(bank)
     meta["schema_version"] = 99
     path = tmp_path / "future.safetensors"
     save_file({"centers": bank.centers}, str(path), metadata={"spherefer": json.dumps(meta)})
@@ -224,7 +226,12 @@ def test_compose_is_the_normalised_weighted_sum(bank):
 
 @pytest.mark.parametrize(
     "components, weights, message",
-    [(["happy"], None, "at least two"), (["happy", "sad"], [1.0], "2 classes but 1 weights"), (["happy", "sad"], [1.0, 0.0], "positive"), (["happy", "joy"], None, "no class named")],
+    [
+        (["happy"], None, "at least two"),
+        (["happy", "sad"], [1.0], "2 classes but 1 weights"),
+        (["happy", "sad"], [1.0, 0.0], "positive"),
+        (["happy", "joy"], None, "no class named"),
+    ],
 )
 def test_compose_errors(bank, components, weights, message):
     with pytest.raises((ValueError, KeyError), match=message):
@@ -243,12 +250,18 @@ def test_restore_trained_drops_enrolled_and_per_class_thresholds(bank):
     assert all(bank.info[n].threshold is None and bank.info[n].updates == 0 for n in NAMES)
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", "line\nbreak", "x" * 10_000, "no_face", " x", ""], ids=lambda n: repr(n)[:20])
+@pytest.mark.parametrize(
+    "name", ["a/b", "..", "line\nbreak", "x" * 10_000, "no_face", " x", ""], ids=lambda n: repr(n)[:20]
+)
 def test_add_rename_compose_and_loading_refuse_bad_names_with_the_one_rule(bank, name, tmp_path):
     with pytest.raises(ValueError) as rule:
         check_class_name(name)
-    for edit in (lambda: bank.add(name, np.ones((2, 4))), lambda: bank.rename("happy", name),
-                 lambda: bank.compose(name, ["angry", "sad"]), lambda: bank.check_new_name(name)):
+    for edit in (
+        lambda: bank.add(name, np.ones((2, 4))),
+        lambda: bank.rename("happy", name),
+        lambda: bank.compose(name, ["angry", "sad"]),
+        lambda: bank.check_new_name(name),
+    ):
         with pytest.raises(ValueError) as refused:
             edit()
         assert str(refused.value) == str(rule.value)
@@ -258,7 +271,11 @@ def test_add_rename_compose_and_loading_refuse_bad_names_with_the_one_rule(bank,
 
 
 def test_a_taken_name_is_class_exists(bank):
-    for edit in (lambda: bank.add("sad", np.ones((2, 4))), lambda: bank.rename("happy", "sad"), lambda: bank.compose("sad", ["angry", "happy"])):
+    for edit in (
+        lambda: bank.add("sad", np.ones((2, 4))),
+        lambda: bank.rename("happy", "sad"),
+        lambda: bank.compose("sad", ["angry", "happy"]),
+    ):
         with pytest.raises(ClassExists, match="class 'sad' already exists"):
             edit()
     assert bank.check_new_name("joy") == "joy"
@@ -276,24 +293,31 @@ def test_update_per_call_moves_the_center_once_towards_the_mean(bank):
     # many instances move the center no further than their mean does once
     many = np.repeat(unit[:1], 200, axis=0)
     moved = bank.update("sad", many, momentum=0.9, per="call")
-    assert angle_degrees(torch.tensor([0.0, 0, 1, 0]), moved) == pytest.approx(np.degrees(np.arctan2(0.1, 0.9)), abs=1e-3)
+    assert angle_degrees(torch.tensor([0.0, 0, 1, 0]), moved) == pytest.approx(
+        np.degrees(np.arctan2(0.1, 0.9)), abs=1e-3
+    )
     with pytest.raises(ValueError, match="per must be 'call' or 'instance'"):
         bank.update("angry", new, per="image")
     with pytest.raises(ValueError, match="no direction"):
         bank.update("angry", np.array([[0, 1.0, 0, 0], [0, -1.0, 0, 0]]))
 
 
-@pytest.mark.parametrize("path", [("names",), ("scale",), ("threshold",), ("classes",), ("classes", "happy"), ("classes", "happy", "origin")],
-                         ids=lambda p: ".".join(p))
+@pytest.mark.parametrize(
+    "path",
+    [("names",), ("scale",), ("threshold",), ("classes",), ("classes", "happy"), ("classes", "happy", "origin")],
+    ids=lambda p: ".".join(p),
+)
 def test_load_names_the_missing_metadata_key(bank, tmp_path, path):
-    meta = bank.to_metadata()
+    meta = bank_metadata(bank)
     parent = meta
     for key in path[:-1]:
         parent = parent[key]
     del parent[path[-1]]
     file = tmp_path / "bank.safetensors"
-    trained = np.stack(list(bank.trained_centers.values()))
-    storage.write_safetensors(file, {"centers": bank.centers, "trained_centers": trained}, {"spherefer": json.dumps(meta)})
+    trained = np.stack([t.center for t in bank.trained.values()])
+    storage.write_safetensors(
+        file, {"centers": bank.centers, "trained_centers": trained}, {"spherefer": json.dumps(meta)}
+    )
     with pytest.raises(ValueError) as error:
         CenterBank.load(file)
     assert str(file) in str(error.value) and repr(path[-1]) in str(error.value) and "missing" in str(error.value)
@@ -314,8 +338,8 @@ def test_restore_trained_brings_back_the_trained_threshold(bank, tmp_path):
 
 
 def test_class_means_follow_every_edit_and_survive_saving(bank, tmp_path):
-    from spherefer.labels import MAHALANOBIS_SCORE
-    from spherefer.unknown import class_mean
+    from spherefer.bank.unknown import class_mean
+    from spherefer.core.labels import MAHALANOBIS_SCORE
 
     trained = np.array([[0.8, 0, 0, 0], [0, 0.7, 0, 0], [0, 0, 0.6, 0]], dtype=np.float32)
     bank.set_means(trained)
@@ -345,7 +369,7 @@ def test_class_means_follow_every_edit_and_survive_saving(bank, tmp_path):
 
 
 def test_a_score_other_than_the_cosine_needs_means_and_scores(bank):
-    from spherefer.labels import MAHALANOBIS_SCORE
+    from spherefer.core.labels import MAHALANOBIS_SCORE
 
     with pytest.raises(ValueError, match="needs the class means"):
         bank.use_score(MAHALANOBIS_SCORE, 0.0)
@@ -366,7 +390,7 @@ def test_a_score_other_than_the_cosine_needs_means_and_scores(bank):
 
 
 def test_refused_score_changes_and_updates_leave_the_bank_as_it_was(bank):
-    from spherefer.labels import MAHALANOBIS_SCORE
+    from spherefer.core.labels import MAHALANOBIS_SCORE
 
     bank.set_means(bank.centers * 0.5)
     bank.use_score(MAHALANOBIS_SCORE, -40.0)
@@ -385,7 +409,7 @@ def test_refused_score_changes_and_updates_leave_the_bank_as_it_was(bank):
 
 
 def test_a_name_that_looks_like_a_class_is_refused_in_every_normal_form() -> None:
-    from spherefer.centers import ClassExists
+    from spherefer.bank.records import ClassExists
 
     bank = CenterBank(["happy", "caf\u00e9"], np.eye(4)[:2])
     for alike in ("h\u0430ppy", "Happy", "HAPPY", "cafe\u0301", "caf\u00e9"):  # Cyrillic a; case; NFD; the same

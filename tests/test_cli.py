@@ -127,7 +127,18 @@ def test_evaluate_prints_markdown_and_writes_reports(model_dir: Path, tmp_path: 
     faces = make_pattern_folder(tmp_path / "faces", per_class=2)
     fer = make_fer2013_folder(tmp_path / "fer")
     out = tmp_path / "out"
-    result = run("evaluate", model_dir, "--data", f"folder:{faces}", "--data", f"fer2013:{fer}:privatetest", "--output", out, "--batch-size", "4")
+    result = run(
+        "evaluate",
+        model_dir,
+        "--data",
+        f"folder:{faces}",
+        "--data",
+        f"fer2013:{fer}:privatetest",
+        "--output",
+        out,
+        "--batch-size",
+        "4",
+    )
     assert result.exit_code == 0, result.output
     assert f"## {model_dir} on folder:{faces}" in result.stdout
     assert f"## {model_dir} on fer2013:{fer}:privatetest" in result.stdout
@@ -168,7 +179,11 @@ def test_odd_paths_are_skipped_like_unreadable_files(photos: Path, tmp_path: Pat
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["source"] for r in records] == [str(photos / "astronaut.png")]
-    assert f"skipped {fifo}: " in result.stderr and f"skipped {device}: " in result.stderr and "not a regular file" in result.stderr
+    assert (
+        f"skipped {fifo}: " in result.stderr
+        and f"skipped {device}: " in result.stderr
+        and "not a regular file" in result.stderr
+    )
     assert "2 of 3 files could not be read" in result.stderr
 
 
@@ -201,14 +216,24 @@ def test_predict_csv_header_and_rows(faces: Path, model_dir: Path) -> None:
     assert [row[0] for row in rows[1:]] == [str(p) for p in images]
     for row in rows[1:]:
         assert row[1] in (*PATTERN_CLASSES, "unknown")
-        assert row[2] in PATTERN_CLASSES and -1.0 <= float(row[3]) <= 1.0 and sum(map(float, row[5:])) == pytest.approx(1.0, abs=1e-3)
+        assert (
+            row[2] in PATTERN_CLASSES
+            and -1.0 <= float(row[3]) <= 1.0
+            and sum(map(float, row[5:])) == pytest.approx(1.0, abs=1e-3)
+        )
     assert result.stderr == ""
 
 
 def test_predict_threshold_option(faces: Path, model_dir: Path) -> None:
     images = good_images(faces)[:3]
-    reject_all = [json.loads(line)["label"] for line in run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "1.0").stdout.splitlines()]
-    accept_all = [json.loads(line)["label"] for line in run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "-1").stdout.splitlines()]
+    reject_all = [
+        json.loads(line)["label"]
+        for line in run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "1.0").stdout.splitlines()
+    ]
+    accept_all = [
+        json.loads(line)["label"]
+        for line in run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "-1").stdout.splitlines()
+    ]
     assert reject_all == ["unknown"] * 3
     assert len(accept_all) == 3 and "unknown" not in accept_all
     refused = run("predict", *images, "--aligned", "--model", model_dir, "--threshold", "nan")
@@ -222,8 +247,24 @@ def test_predict_missing_input_is_a_one_line_error(model_dir: Path, tmp_path: Pa
 
 # ---------------------------------------------------------------- predict on whole photos
 
-PHOTO_KEYS = {"source", "frame", "time", "face", "track", "box", "landmarks", "detector_score", "label", "raw_label", "nearest", "reason",
-              "cosine", "score", "probabilities", "quality"}
+PHOTO_KEYS = {
+    "source",
+    "frame",
+    "time",
+    "face",
+    "track",
+    "box",
+    "landmarks",
+    "detector_score",
+    "label",
+    "raw_label",
+    "nearest",
+    "reason",
+    "cosine",
+    "score",
+    "probabilities",
+    "quality",
+}
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +292,9 @@ def test_predict_photos_one_record_per_face(photos: Path, model_dir: Path) -> No
     result = run("predict", photos, "--model", model_dir)
     assert result.exit_code == 0, result.output
     records = records_by_source(result)
-    assert sorted(records) == sorted(str(photos / name) for name in ("astronaut.png", "more/astronaut.png", "noise.png"))
+    assert sorted(records) == sorted(
+        str(photos / name) for name in ("astronaut.png", "more/astronaut.png", "noise.png")
+    )
     for name in ("astronaut.png", "more/astronaut.png"):
         [record] = records[str(photos / name)]
         assert set(record) == PHOTO_KEYS
@@ -265,7 +308,12 @@ def test_predict_photos_one_record_per_face(photos: Path, model_dir: Path) -> No
         assert abs(middle - 226) < 10 and abs((y0 + y1) / 2 - 123) < 10
     [nothing] = records[str(photos / "noise.png")]
     assert set(nothing) == PHOTO_KEYS
-    assert nothing["label"] == "no_face" and nothing["reason"] == "no face found" and nothing["face"] is None and nothing["box"] is None
+    assert (
+        nothing["label"] == "no_face"
+        and nothing["reason"] == "no face found"
+        and nothing["face"] is None
+        and nothing["box"] is None
+    )
     assert f"skipped {photos / 'broken.jpg'}: cannot read image" in result.stderr
     assert "1 of 4 files could not be read" in result.stderr
 
@@ -274,20 +322,43 @@ def test_predict_picks_the_detector(tmp_path: Path, model_dir: Path) -> None:
     """The astronaut with a 60 px face in a grey 640x480 photo: the default (yunet) finds it, blazeface does not."""
     photo = small_face_photo()
     Image.fromarray(photo).save(tmp_path / "small.png")
-    [found] = [json.loads(line) for line in run("predict", tmp_path / "small.png", "--model", model_dir).stdout.splitlines()]
+    [found] = [
+        json.loads(line) for line in run("predict", tmp_path / "small.png", "--model", model_dir).stdout.splitlines()
+    ]
     assert found["face"] == 0 and 200 < found["box"][0] < found["box"][2] < 500
-    [missed] = [json.loads(line) for line in run("predict", tmp_path / "small.png", "--model", model_dir, "--detector", "blazeface").stdout.splitlines()]
+    [missed] = [
+        json.loads(line)
+        for line in run(
+            "predict", tmp_path / "small.png", "--model", model_dir, "--detector", "blazeface"
+        ).stdout.splitlines()
+    ]
     assert missed["label"] == "no_face"
-    assert "'dlib' is not one of" in run("predict", tmp_path / "small.png", "--model", model_dir, "--detector", "dlib").output
+    assert (
+        "'dlib' is not one of"
+        in run("predict", tmp_path / "small.png", "--model", model_dir, "--detector", "dlib").output
+    )
 
 
 def test_predict_photos_csv(photos: Path, model_dir: Path) -> None:
-    result = run("predict", photos / "astronaut.png", photos / "noise.png", "--model", model_dir, "--format", "csv", "--no-progress")
+    result = run(
+        "predict",
+        photos / "astronaut.png",
+        photos / "noise.png",
+        "--model",
+        model_dir,
+        "--format",
+        "csv",
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(rows[0]) == [*PHOTO_COLUMNS, *PATTERN_CLASSES]
     face, nothing = rows
-    assert face["face"] == "0" and face["frame"] == face["track"] == "" and float(face["right_eye_x"]) < float(face["left_eye_x"])
+    assert (
+        face["face"] == "0"
+        and face["frame"] == face["track"] == ""
+        and float(face["right_eye_x"]) < float(face["left_eye_x"])
+    )
     assert face["raw_label"] == face["label"]
     assert sum(float(face[name]) for name in PATTERN_CLASSES) == pytest.approx(1.0, abs=1e-3)
     assert nothing["label"] == "no_face" and nothing["x0"] == "" and nothing["reason"] == "no face found"
@@ -295,7 +366,12 @@ def test_predict_photos_csv(photos: Path, model_dir: Path) -> None:
 
 
 def test_predict_photos_quality_rejection_and_detector_choice(photos: Path, model_dir: Path) -> None:
-    [rejected] = [json.loads(line) for line in run("predict", photos / "astronaut.png", "--model", model_dir, "--min-face", "500").stdout.splitlines()]
+    [rejected] = [
+        json.loads(line)
+        for line in run(
+            "predict", photos / "astronaut.png", "--model", model_dir, "--min-face", "500"
+        ).stdout.splitlines()
+    ]
     assert rejected["label"] == "rejected" and rejected["reason"].startswith("too small")
     assert rejected["cosine"] is None and rejected["probabilities"] is None and rejected["box"] is not None
     result = run("predict", photos / "astronaut.png", "--model", model_dir, "--detector", "haar")
@@ -337,8 +413,11 @@ def test_predict_without_the_detector_model_files_is_a_one_line_error(
     """A damaged install (the shipped detector files missing) names the file and the way out."""
     monkeypatch.setattr(face_interface, "resources", SimpleNamespace(files=lambda package: tmp_path / "damaged"))
     monkeypatch.setattr(face_detect, "_instances", {})
-    assert_one_line_error(run("predict", photos, "--model", model_dir),
-                          r"face_detection_.*\.(tflite|onnx) is missing from the installed spherefer: reinstall it, or pass --detector haar")
+    assert_one_line_error(
+        run("predict", photos, "--model", model_dir),
+        r"face_detection_.*\.(tflite|onnx) is missing from the installed spherefer: reinstall it, or pass --detector "
+        r"haar",
+    )
 
 
 # ---------------------------------------------------------------- classes and calibrate
@@ -364,7 +443,9 @@ def test_classes_add_update_rename_remove_reset(editable: Path, faces: Path) -> 
     bank = spherefer.load_model(editable).bank
     assert bank.names == ["happy", "sad", "astonished"] and bank.info["astonished"].origin == "enrolled"
 
-    result = run("classes", "update", "happy", faces / "happy" / "000.png", "--aligned", "--model", editable, "--momentum", "0.5")
+    result = run(
+        "classes", "update", "happy", faces / "happy" / "000.png", "--aligned", "--model", editable, "--momentum", "0.5"
+    )
     assert result.exit_code == 0, result.output
     assert spherefer.load_model(editable).bank.info["happy"].updates == 1
 
@@ -391,11 +472,19 @@ def test_classes_add_with_shots_and_estimated_threshold(editable: Path, faces: P
 
 
 def test_classes_errors_are_one_line(editable: Path, faces: Path) -> None:
-    assert_one_line_error(run("classes", "add", "happy", faces / "surprise", "--model", editable, "--min-images", "1"), "already exists")
-    assert_one_line_error(run("classes", "add", "new", faces / "surprise", "--model", editable), "at least 3 images, got 2")
+    assert_one_line_error(
+        run("classes", "add", "happy", faces / "surprise", "--model", editable, "--min-images", "1"), "already exists"
+    )
+    assert_one_line_error(
+        run("classes", "add", "new", faces / "surprise", "--model", editable), "at least 3 images, got 2"
+    )
     assert_one_line_error(run("classes", "add", "new", faces / "nope", "--model", editable), "no such file or folder")
-    assert_one_line_error(run("classes", "add", "new", faces / "surprise", "--model", editable, "--shots", "9"), "only 2 images")
-    assert_one_line_error(run("classes", "update", "joy", faces / "surprise", "--model", editable), "no class named 'joy'")
+    assert_one_line_error(
+        run("classes", "add", "new", faces / "surprise", "--model", editable, "--shots", "9"), "only 2 images"
+    )
+    assert_one_line_error(
+        run("classes", "update", "joy", faces / "surprise", "--model", editable), "no class named 'joy'"
+    )
     assert_one_line_error(run("classes", "remove", "joy", "--model", editable), "no class named 'joy'")
     assert_one_line_error(run("classes", "reset", "--model", editable), "name the classes")
     assert_one_line_error(run("classes", "compose", "x", "happy", "--model", editable), "at least two")
@@ -403,7 +492,9 @@ def test_classes_errors_are_one_line(editable: Path, faces: Path) -> None:
 
 
 def test_classes_compose_export_import(editable: Path, tmp_path: Path) -> None:
-    assert run("classes", "compose", "bittersweet", "happy", "sad", "--weights", "1,2", "--model", editable).exit_code == 0
+    assert (
+        run("classes", "compose", "bittersweet", "happy", "sad", "--weights", "1,2", "--model", editable).exit_code == 0
+    )
     exported = tmp_path / "bank.safetensors"
     assert run("classes", "export", exported, "--model", editable).exit_code == 0
     assert run("classes", "reset", "--all", "--model", editable).exit_code == 0
@@ -415,13 +506,18 @@ def test_classes_compose_export_import(editable: Path, tmp_path: Path) -> None:
 def test_classes_import_refuses_another_models_bank(editable: Path, tmp_path: Path) -> None:
     other = make_tiny_model(tmp_path / "other", PATTERN_CLASSES[:2], embedding_size=4)
     other.bank.save(tmp_path / "other.safetensors")
-    assert_one_line_error(run("classes", "import", tmp_path / "other.safetensors", "--model", editable), "4-d centers but the model embeds in 8")
+    assert_one_line_error(
+        run("classes", "import", tmp_path / "other.safetensors", "--model", editable),
+        "4-d centers but the model embeds in 8",
+    )
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes((tmp_path / "other.safetensors").read_bytes()[:50])
     assert_one_line_error(run("classes", "import", truncated, "--model", editable), "truncated")
 
 
-def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faces: Path) -> None:
+def test_shipped_models_are_edited_in_the_user_bank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faces: Path
+) -> None:
     monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
     package_bank = spherefer.shipped_models()["default"] / "bank.safetensors"
     before = package_bank.read_bytes()
@@ -430,7 +526,10 @@ def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch:
     user_bank = tmp_path / "home" / "banks" / "default.safetensors"
     assert user_bank.is_file() and package_bank.read_bytes() == before
     info = run("info").output
-    assert "bittersweet" in info and "face detectors: yunet (default), blazeface, blazeface_full, haar (--detector)" in info
+    assert (
+        "bittersweet" in info
+        and "face detectors: yunet (default), blazeface, blazeface_full, haar (--detector)" in info
+    )
     # one bank everywhere: the library sees the CLI's edit too, and the shipped classes stay one argument away
     assert "bittersweet" in spherefer.load_model("default").bank.names
     assert "bittersweet" not in spherefer.load_model("default", bank=package_bank).bank.names
@@ -438,8 +537,11 @@ def test_shipped_models_are_edited_in_the_user_bank(tmp_path: Path, monkeypatch:
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_teaching_contempt_from_ten_ck_plus_crops_keeps_happy_faces_happy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The README's enrolment as a new user runs it: under the paper's rule only 69 of the 207 happy faces stayed happy."""
+def test_teaching_contempt_from_ten_ck_plus_crops_keeps_happy_faces_happy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's enrolment as a new user runs it: under the paper's rule only 69 of the 207 happy faces stayed
+    happy."""
     monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
     ck = realdata_path("ckplus48") / "CK+48"
     shots = sorted((ck / "contempt").glob("*.png"))[:10]
@@ -463,11 +565,15 @@ def test_calibrate_command(editable: Path, tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "calib", per_class=30)
     refused = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "0.9", "--min-faces", "5")
     assert_one_line_error(refused, r"only \d+ distinct faces? .* --force")  # an untrained net sees near-copies
-    result = run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "0.9", "--min-faces", "5", "--force")
+    result = run(
+        "calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "0.9", "--min-faces", "5", "--force"
+    )
     assert result.exit_code == 0, result.output
     assert "global threshold" in result.output and "accept 90% of known faces" in result.output
     assert spherefer.load_model(editable).bank.threshold != 0.6
-    assert_one_line_error(run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "2"), "share of known faces")
+    assert_one_line_error(
+        run("calibrate", "--model", editable, "--data", f"folder:{data}", "--accept", "2"), "share of known faces"
+    )
 
 
 def test_the_cli_is_a_package_that_runs_with_python_m() -> None:
@@ -477,11 +583,14 @@ def test_the_cli_is_a_package_that_runs_with_python_m() -> None:
     import spherefer.cli.predict as predict_module
 
     assert predict_module.PHOTO_COLUMNS is PHOTO_COLUMNS and predict_module.__name__ == "spherefer.cli.predict"
-    result = subprocess.run([sys.executable, "-m", "spherefer.cli", "--version"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "spherefer.cli", "--version"], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == f"spherefer, version {spherefer.__version__}"
 
 
-# ---------------------------------------------------------------- hardening (#13): locking, calibration floor, photos, bad files, exit codes
+# ---------------------------------------------------------------- hardening (#13): locking, calibration floor, photos,
+# bad files, exit codes
 
 
 def bomb_png(path: Path, side: int = 30000) -> Path:
@@ -493,7 +602,12 @@ def bomb_png(path: Path, side: int = 30000) -> Path:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -519,9 +633,25 @@ def test_concurrent_classes_add_keeps_every_class(editable: Path, tmp_path: Path
     names = [f"class{i}" for i in range(4)]
     go = tmp_path / "go"
     workers = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT_ADD, str(tmp_path / f"ready{i}"), str(go),
-                          "classes", "add", name, str(crops), "--aligned", "--model", str(editable)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CONCURRENT_ADD,
+                str(tmp_path / f"ready{i}"),
+                str(go),
+                "classes",
+                "add",
+                name,
+                str(crops),
+                "--aligned",
+                "--model",
+                str(editable),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i, name in enumerate(names)
     ]
     deadline = time.monotonic() + 120
@@ -544,14 +674,23 @@ def test_calibrate_refuses_too_few_known_faces(editable: Path, tmp_path: Path) -
     result = run("calibrate", "--model", editable, "--data", f"folder:{data}")
     assert_one_line_error(result, r"at least 50 faces of the bank's classes .* got 12 .* nothing stored")
     assert (editable / "bank.safetensors").read_bytes() == before  # nothing stored
-    dry = run("calibrate", "--model", editable, "--data", f"folder:{make_pattern_folder(tmp_path / 'more', per_class=30)}", "--dry-run",
-              "--force")
+    dry = run(
+        "calibrate",
+        "--model",
+        editable,
+        "--data",
+        f"folder:{make_pattern_folder(tmp_path / 'more', per_class=30)}",
+        "--dry-run",
+        "--force",
+    )
     assert dry.exit_code == 0 and (editable / "bank.safetensors").read_bytes() == before
 
 
 def test_reset_all_restores_the_trained_threshold(editable: Path, tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "calib", per_class=30)
-    assert run("calibrate", "--model", editable, "--data", f"folder:{data}", "--min-faces", "5", "--force").exit_code == 0
+    assert (
+        run("calibrate", "--model", editable, "--data", f"folder:{data}", "--min-faces", "5", "--force").exit_code == 0
+    )
     calibrated = spherefer.load_model(editable).bank
     assert calibrated.threshold != 0.6 and calibrated.info["sad"].threshold is not None
     assert "(changed from the model's 0.6, which the card describes)" in run("info", "--model", editable).output
@@ -562,11 +701,13 @@ def test_reset_all_restores_the_trained_threshold(editable: Path, tmp_path: Path
     assert restored.threshold == 0.6 and all(restored.info[n].threshold is None for n in restored.names)
 
 
-def test_reset_all_restores_the_shipped_threshold_of_a_bank_saved_before_it_was_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reset_all_restores_the_shipped_threshold_of_a_bank_saved_before_it_was_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An editable bank written by an older spherefer (no trained threshold stored) with a broken threshold."""
     import json as json_module
 
-    from spherefer.storage import read_safetensors, write_safetensors
+    from spherefer.core.storage import read_safetensors, write_safetensors
 
     monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
     shipped = spherefer.load_model("default").bank
@@ -584,7 +725,8 @@ def test_reset_all_restores_the_shipped_threshold_of_a_bank_saved_before_it_was_
 
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three photos of one face (as is, mirrored, shifted on a grey canvas), a photo without a face and a corrupt one."""
+    """Three photos of one face (as is, mirrored, shifted on a grey canvas), a photo without a face and a corrupt
+    one."""
     root = tmp_path_factory.mktemp("enrol_photos")
     astronaut = data.astronaut()
     Image.fromarray(astronaut).save(root / "a.png")
@@ -615,14 +757,28 @@ def test_classes_add_detects_and_aligns_the_faces_of_photos(editable: Path, phot
     np.testing.assert_allclose(bank.center("smile"), normalized_mean(np.stack([f.embedding for f in faces])), atol=1e-5)
 
     before = bank.center("happy")
-    result = run("classes", "update", "happy", photo_folder / "a.png", photo_folder / "noise.png", "--model", editable, "--momentum", "0.5")
+    result = run(
+        "classes",
+        "update",
+        "happy",
+        photo_folder / "a.png",
+        photo_folder / "noise.png",
+        "--model",
+        editable,
+        "--momentum",
+        "0.5",
+    )
     assert result.exit_code == 0, result.output
     assert f"skipped {photo_folder / 'noise.png'}: no usable face" in result.stderr
     expected = 0.5 * before + 0.5 * faces[0].embedding / np.linalg.norm(faces[0].embedding)
-    np.testing.assert_allclose(spherefer.load_model(editable).bank.center("happy"), expected / np.linalg.norm(expected), atol=1e-5)
+    np.testing.assert_allclose(
+        spherefer.load_model(editable).bank.center("happy"), expected / np.linalg.norm(expected), atol=1e-5
+    )
 
 
-def test_classes_add_aligned_uses_crops_as_given_and_skips_bad_files(editable: Path, faces: Path, tmp_path: Path) -> None:
+def test_classes_add_aligned_uses_crops_as_given_and_skips_bad_files(
+    editable: Path, faces: Path, tmp_path: Path
+) -> None:
     crops = make_pattern_folder(tmp_path / "crops", classes=["surprise"], per_class=4)
     bomb_png(crops / "surprise" / "bomb.png")
     (crops / "surprise" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
@@ -630,13 +786,25 @@ def test_classes_add_aligned_uses_crops_as_given_and_skips_bad_files(editable: P
     result = run("classes", "add", "checkers", crops, "--aligned", "--model", editable)
     assert result.exit_code == 0, result.output
     assert "enrolled 'checkers' from 4 images" in result.stdout
-    assert f"skipped {crops / 'surprise' / 'bomb.png'}" in result.stderr and f"skipped {crops / 'surprise' / 'broken.png'}" in result.stderr
+    assert (
+        f"skipped {crops / 'surprise' / 'bomb.png'}" in result.stderr
+        and f"skipped {crops / 'surprise' / 'broken.png'}" in result.stderr
+    )
     assert "Traceback" not in result.output
     expected = normalized_mean(spherefer.load_model(editable).embed(good))
     np.testing.assert_allclose(spherefer.load_model(editable).bank.center("checkers"), expected, atol=1e-5)
     # too few usable images after skipping: an error, nothing saved
-    few = run("classes", "add", "few", crops / "surprise" / "000.png", crops / "surprise" / "bomb.png", crops / "surprise" / "001.png",
-              "--aligned", "--model", editable)
+    few = run(
+        "classes",
+        "add",
+        "few",
+        crops / "surprise" / "000.png",
+        crops / "surprise" / "bomb.png",
+        crops / "surprise" / "001.png",
+        "--aligned",
+        "--model",
+        editable,
+    )
     assert few.exit_code == 2 and "Traceback" not in few.output
     assert few.stderr.splitlines()[0].startswith(f"skipped {crops / 'surprise' / 'bomb.png'}")
     assert re.fullmatch(r"error: .*at least 3 images, got 2 \(1 skipped.*", few.stderr.splitlines()[-1])
@@ -657,7 +825,9 @@ def test_predict_skips_a_decompression_bomb_and_goes_on(faces: Path, model_dir: 
     assert "1 of 4 files could not be read" in result.stderr
 
 
-def test_predict_exits_non_zero_when_nothing_could_be_read(faces: Path, photos: Path, model_dir: Path, tmp_path: Path) -> None:
+def test_predict_exits_non_zero_when_nothing_could_be_read(
+    faces: Path, photos: Path, model_dir: Path, tmp_path: Path
+) -> None:
     broken = faces / "happy" / "broken.png"
     aligned = run("predict", broken, "--aligned", "--model", model_dir)
     assert aligned.exit_code == 1 and aligned.stdout == ""
@@ -672,7 +842,9 @@ def test_predict_exits_non_zero_when_nothing_could_be_read(faces: Path, photos: 
     assert run("predict", photos / "broken.jpg", photos / "noise.png", "--model", model_dir).exit_code == 0
 
 
-def test_predict_exits_non_zero_when_the_camera_cannot_be_opened(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predict_exits_non_zero_when_the_camera_cannot_be_opened(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import cv2
 
     real = cv2.VideoCapture
@@ -684,7 +856,8 @@ def test_predict_exits_non_zero_when_the_camera_cannot_be_opened(model_dir: Path
 
 
 def test_classes_update_moves_the_center_once_per_call(editable: Path, tmp_path: Path) -> None:
-    """--momentum weighs the old center against the mean of all the new images, once: 24 images do not replace the center."""
+    """--momentum weighs the old center against the mean of all the new images, once: 24 images do not replace the
+    center."""
     crops = sorted(make_pattern_folder(tmp_path / "crops", classes=["surprise"], per_class=24).rglob("*.png"))
     recognizer = spherefer.load_model(editable)
     before = recognizer.bank.center("happy")

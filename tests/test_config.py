@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spherefer.config import FER_CLASSES, TrainConfig, load_train_config, shipped_configs
+from spherefer.training.config import FER_CLASSES, TrainConfig, load_train_config, shipped_configs
 
 
 def test_shipped_configs_are_listed_and_load() -> None:
@@ -29,7 +29,14 @@ def test_no_file_gives_the_dataclass_defaults() -> None:
 def test_overrides_are_parsed_as_yaml_and_derive_num_classes() -> None:
     config = load_train_config(
         "default",
-        ["model.margin=0.4", "epochs=3", "optim.nesterov=false", "data.classes=[happy, sad]", "optim.milestones=[2,4]", "name=my run"],
+        [
+            "model.margin=0.4",
+            "epochs=3",
+            "optim.nesterov=false",
+            "data.classes=[happy, sad]",
+            "optim.milestones=[2,4]",
+            "name=my run",
+        ],
     )
     assert config.model.margin == 0.4 and isinstance(config.model.margin, float)
     assert config.epochs == 3 and config.optim.nesterov is False
@@ -75,7 +82,10 @@ def test_explicit_num_classes_must_match_classes() -> None:
         (["optim.schedule=linear"], r"optim.schedule must be cosine or step, got 'linear'"),
         (["data.balance=oversample"], r"data.balance must be none, sampler or loss, got 'oversample'"),
         (["data.classes=[]"], r"data.classes must name at least one class"),
-        (["model.head=circleloss"], r"head 'circleloss' is not one of \['arcface', 'cosface', 'softmax', 'sphereface'\]"),
+        (
+            ["model.head=circleloss"],
+            r"head 'circleloss' is not one of \['arcface', 'cosface', 'softmax', 'sphereface'\]",
+        ),
         (["model.arch=vgg16"], r"arch 'vgg16' is not one of .*'fercnn'"),
         (["model.dropout=1.0"], r"dropout must be in \[0, 1\)"),
         (["epochs=0"], r"epochs must be >= 1"),
@@ -88,7 +98,9 @@ def test_invalid_overrides_raise_value_error_naming_the_problem(overrides: list[
 
 
 def test_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"config not found: .*nope\.yaml; shipped configs are \[.*'default'.*'paper'"):
+    with pytest.raises(
+        FileNotFoundError, match=r"config not found: .*nope\.yaml; shipped configs are \[.*'default'.*'paper'"
+    ):
         load_train_config(tmp_path / "nope.yaml")
     with pytest.raises(FileNotFoundError, match="config not found: nonsense"):
         load_train_config("nonsense")
@@ -121,8 +133,20 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     [
         ("default", []),
         ("paper", []),
-        ("default", ["data.classes=[happy, sad, pain]", "model.head=arcface", "model.margin=0.5", "optim.lr=2e-2", "augment.hflip=false"]),
-        ("paper", ["model.widths=[8, 16]", "model.mean=[0.4, 0.5, 0.6]", "optim.milestones=[1]", "data.balance=sampler"]),
+        (
+            "default",
+            [
+                "data.classes=[happy, sad, pain]",
+                "model.head=arcface",
+                "model.margin=0.5",
+                "optim.lr=2e-2",
+                "augment.hflip=false",
+            ],
+        ),
+        (
+            "paper",
+            ["model.widths=[8, 16]", "model.mean=[0.4, 0.5, 0.6]", "optim.milestones=[1]", "data.balance=sampler"],
+        ),
     ],
 )
 def test_resolved_yaml_round_trips_to_an_equal_config(tmp_path: Path, source: str, overrides: list[str]) -> None:
@@ -135,7 +159,7 @@ def test_resolved_yaml_round_trips_to_an_equal_config(tmp_path: Path, source: st
 
 
 def test_margin_defaults_to_null_meaning_the_heads_default(tmp_path: Path) -> None:
-    from spherefer.models import create_model
+    from spherefer.training.models import create_model
 
     assert load_train_config().model.margin is None and TrainConfig().model.margin is None
     sphere = load_train_config(None, ["model.head=sphereface", "model.input_size=16", "model.widths=[4, 8]"])
@@ -150,7 +174,10 @@ def test_margin_defaults_to_null_meaning_the_heads_default(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("model.margin=wide", "model.margin must be a number or null, got 'wide'"), ("model.margin=true", "model.margin must be a number or null")],
+    [
+        ("model.margin=wide", "model.margin must be a number or null, got 'wide'"),
+        ("model.margin=true", "model.margin must be a number or null"),
+    ],
 )
 def test_a_margin_that_is_not_a_number_is_refused(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -6,20 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fixtures import FERPLUS_TRAIN_ROWS, make_fer2013_folder, make_ferplus, write_csv, write_image
+from PIL import Image
 from realdata import realdata_path
+
 from spherefer.data import (
     COMPOUND_EXPRESSIONS,
     DATASET_FORMATS,
     EXPRESSIONS,
+    FER2013CSV,
     RAFDB,
     AffectNet,
     CKPlus,
     CKPlus48,
     ExpW,
-    FER2013CSV,
     FER2013Folder,
     FERPlus,
     ImageFolder,
@@ -78,10 +78,16 @@ def make_ckplus48(root: Path) -> Path:
 
 def make_ckplus(root: Path) -> Path:
     """Official CK+: S005/001 (5 frames, disgust), S010/002 (4 frames, happy), S010/003 (3 frames, unlabelled)."""
-    sequences = {("S005", "001"): (5, "   3.0000000e+00\n"), ("S010", "002"): (4, "   5.0000000e+00\n"), ("S010", "003"): (3, None)}
+    sequences = {
+        ("S005", "001"): (5, "   3.0000000e+00\n"),
+        ("S010", "002"): (4, "   5.0000000e+00\n"),
+        ("S010", "003"): (3, None),
+    }
     for (subject, sequence), (frame_count, emotion_text) in sequences.items():
         for frame in range(1, frame_count + 1):
-            write_image(root / "cohn-kanade-images" / subject / sequence / f"{subject}_{sequence}_{frame:08d}.png", value=frame)
+            write_image(
+                root / "cohn-kanade-images" / subject / sequence / f"{subject}_{sequence}_{frame:08d}.png", value=frame
+            )
         if emotion_text is not None:
             emotion_file = root / "Emotion" / subject / sequence / f"{subject}_{sequence}_{frame_count:08d}_emotion.txt"
             emotion_file.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +98,9 @@ def make_ckplus(root: Path) -> Path:
 def make_rafdb(root: Path, labels: dict[str, int]) -> Path:
     """RAF-DB layout with ``labels`` (image name -> label) and 100x100 aligned images."""
     (root / "EmoLabel").mkdir(parents=True)
-    (root / "EmoLabel" / "list_patition_label.txt").write_text("".join(f"{name} {label}\n" for name, label in labels.items()))
+    (root / "EmoLabel" / "list_patition_label.txt").write_text(
+        "".join(f"{name} {label}\n" for name, label in labels.items())
+    )
     for name in labels:
         write_image(root / "Image" / "aligned" / f"{Path(name).stem}_aligned.jpg", size=(100, 100))
     return root
@@ -102,7 +110,8 @@ RAFDB_BASIC_LABELS = {"train_00001.jpg": 5, "train_00002.jpg": 1, "train_00003.j
 
 
 def make_expw(root: Path, lines: list[str]) -> Path:
-    """ExpW layout with label.lst ``lines`` and one 120x90 original image ``a.jpg`` (left half dark, right half light)."""
+    """ExpW layout with label.lst ``lines`` and one 120x90 original image ``a.jpg`` (left half dark, right half
+    light)."""
     image = Image.new("L", (120, 90), 0)
     image.paste(255, (60, 0, 120, 90))
     (root / "image" / "origin").mkdir(parents=True)
@@ -112,7 +121,17 @@ def make_expw(root: Path, lines: list[str]) -> Path:
     return root
 
 
-AFFECTNET_HEADER = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks", "expression", "valence", "arousal"]
+AFFECTNET_HEADER = [
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+]
 
 
 def affectnet_row(file: str, expression: int, box: tuple[int, int, int, int] = (10, 20, 30, 40)) -> list[object]:
@@ -134,8 +153,17 @@ def make_affectnet(root: Path, header: bool = True) -> Path:
 
 @pytest.mark.parametrize(
     ("spelling", "canonical"),
-    [("anger", "angry"), ("Sadness", "sad"), ("HAPPINESS", "happy"), ("surprised", "surprise"), ("fearful", "fear"),
-     ("disgusted", "disgust"), ("neutrality", "neutral"), ("contempt", "contempt"), (" Happily Surprised ", "happily_surprised")],
+    [
+        ("anger", "angry"),
+        ("Sadness", "sad"),
+        ("HAPPINESS", "happy"),
+        ("surprised", "surprise"),
+        ("fearful", "fear"),
+        ("disgusted", "disgust"),
+        ("neutrality", "neutral"),
+        ("contempt", "contempt"),
+        (" Happily Surprised ", "happily_surprised"),
+    ],
 )
 def test_canonical_name_maps_dataset_spellings(spelling: str, canonical: str) -> None:
     assert canonical_name(spelling) == canonical
@@ -160,7 +188,15 @@ def test_fer2013_folder_splits_and_ids(tmp_path: Path) -> None:
     assert train.classes == list(EXPRESSIONS[:7])
     assert len(train) == 3 and train.targets == [0, 0, 3]
     assert train.ids == ["train/angry/Training_1.jpg", "train/angry/Training_2.jpg", "train/happy/Training_1.jpg"]
-    assert train.class_counts() == {"angry": 2, "disgust": 0, "fear": 0, "happy": 1, "sad": 0, "surprise": 0, "neutral": 0}
+    assert train.class_counts() == {
+        "angry": 2,
+        "disgust": 0,
+        "fear": 0,
+        "happy": 1,
+        "sad": 0,
+        "surprise": 0,
+        "neutral": 0,
+    }
     assert [path.name for path in FER2013Folder(root, "publictest").paths] == ["PublicTest_3.jpg"]
     assert FER2013Folder(root, "privatetest").targets == [6, 4]
 
@@ -199,7 +235,9 @@ def test_load_arrays_shapes_dtypes_and_values(tmp_path: Path) -> None:
 
 
 def test_fer2013_folder_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"(?s)folder not found: .*missing/train.*expected layout.*Training_<id>\.jpg"):
+    with pytest.raises(
+        FileNotFoundError, match=r"(?s)folder not found: .*missing/train.*expected layout.*Training_<id>\.jpg"
+    ):
         FER2013Folder(tmp_path / "missing")
     root = make_fer2013_folder(tmp_path / "fer")
     with pytest.raises(ValueError, match="unknown FER2013 split 'val'; valid: train, publictest, privatetest"):
@@ -319,7 +357,11 @@ def test_ferplus_malformed_label_row_names_file_and_line(tmp_path: Path, bad_lin
 
 def test_read_fer2013new(tmp_path: Path) -> None:
     rows = read_fer2013new(make_ferplus(tmp_path) / "fer2013new.csv")
-    assert [(row.row, row.usage, row.name) for row in rows] == [(0, "Training", "fer0000000.png"), (1, "Training", ""), (2, "PrivateTest", "fer0000001.png")]
+    assert [(row.row, row.usage, row.name) for row in rows] == [
+        (0, "Training", "fer0000000.png"),
+        (1, "Training", ""),
+        (2, "PrivateTest", "fer0000001.png"),
+    ]
     assert rows[1].votes == (0,) * 9 + (10,)
     bad = write_csv(tmp_path / "bad.csv", [["Usage", "Image"], ["Training", "a.png", 1]])
     with pytest.raises(ValueError, match="bad.csv, line 1: header"):
@@ -359,7 +401,12 @@ def test_compound_pair_needs_ten_votes() -> None:
 
 
 def test_compound_sets_keep_frequent_pairs_most_frequent_first() -> None:
-    rows = [votes(happiness=5, surprise=5)] * 3 + [votes(fear=4, surprise=6)] * 4 + [votes(anger=5, sadness=5)] + [votes(happiness=10)]
+    rows = (
+        [votes(happiness=5, surprise=5)] * 3
+        + [votes(fear=4, surprise=6)] * 4
+        + [votes(anger=5, sadness=5)]
+        + [votes(happiness=10)]
+    )
     sets = compound_sets(rows, min_faces=3)
     assert list(sets) == ["fear+surprise", "happy+surprise"]
     np.testing.assert_array_equal(sets["fear+surprise"], [3, 4, 5, 6])
@@ -385,7 +432,15 @@ def test_is_unknown_face(row: list[int], expected: bool) -> None:
 def test_ckplus48_classes_counts_and_subjects(tmp_path: Path) -> None:
     dataset = CKPlus48(make_ckplus48(tmp_path))
     assert dataset.classes == ["angry", "disgust", "fear", "happy", "sad", "surprise", "contempt"]
-    assert dataset.class_counts() == {"angry": 2, "disgust": 0, "fear": 0, "happy": 2, "sad": 0, "surprise": 1, "contempt": 1}
+    assert dataset.class_counts() == {
+        "angry": 2,
+        "disgust": 0,
+        "fear": 0,
+        "happy": 2,
+        "sad": 0,
+        "surprise": 1,
+        "contempt": 1,
+    }
     assert dataset.subjects == ["S010", "S010", "S013", "S011", "S012", "S014"]
     assert len(CKPlus48(tmp_path / "CK+48")) == 6  # the CK+48 folder itself also works
 
@@ -406,17 +461,29 @@ def test_ckplus_last_frames_and_neutral(tmp_path: Path) -> None:
     root = make_ckplus(tmp_path)
     dataset = CKPlus(root)
     assert dataset.classes == ["angry", "disgust", "fear", "happy", "sad", "surprise", "contempt"]
-    assert [path.name for path in dataset.paths] == [f"S005_001_{i:08d}.png" for i in (3, 4, 5)] + [f"S010_002_{i:08d}.png" for i in (2, 3, 4)]
+    assert [path.name for path in dataset.paths] == [f"S005_001_{i:08d}.png" for i in (3, 4, 5)] + [
+        f"S010_002_{i:08d}.png" for i in (2, 3, 4)
+    ]
     assert [dataset.classes[target] for target in dataset.targets] == ["disgust"] * 3 + ["happy"] * 3
     assert dataset.subjects == ["S005"] * 3 + ["S010"] * 3
     with_neutral = CKPlus(root, last_n=1, include_neutral=True)
     assert "neutral" in with_neutral.classes
-    assert [path.name for path in with_neutral.paths] == ["S005_001_00000005.png", "S005_001_00000001.png", "S010_002_00000004.png", "S010_002_00000001.png"]
+    assert [path.name for path in with_neutral.paths] == [
+        "S005_001_00000005.png",
+        "S005_001_00000001.png",
+        "S010_002_00000004.png",
+        "S010_002_00000001.png",
+    ]
     assert with_neutral.class_counts()["neutral"] == 2
-    assert len(CKPlus(root, last_n=4, include_neutral=True)) == 4 + 1 + 4  # S010/002's first frame is already a peak frame
+    assert (
+        len(CKPlus(root, last_n=4, include_neutral=True)) == 4 + 1 + 4
+    )  # S010/002's first frame is already a peak frame
 
 
-@pytest.mark.parametrize(("text", "message"), [("   9.0000000e+00", "emotion code 9.0000000e\\+00 is not one of 1..7"), ("three", "expected one number")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("   9.0000000e+00", "emotion code 9.0000000e\\+00 is not one of 1..7"), ("three", "expected one number")],
+)
 def test_ckplus_bad_emotion_file(tmp_path: Path, text: str, message: str) -> None:
     root = make_ckplus(tmp_path)
     (root / "Emotion" / "S005" / "001" / "S005_001_00000005_emotion.txt").write_text(text)
@@ -505,8 +572,12 @@ def test_expw_crops_face_boxes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("a.jpg 0 10 70 110", "expected 8 fields"), ("a.jpg 0 10 70 110 50 0.9 7", "expression_label 7 is outside 0..6"),
-     ("a.jpg 0 10 70 60 50 0.9 1", "face box .* is empty"), ("a.jpg 0 top 70 110 50 0.9 1", "top 'top' is not an integer")],
+    [
+        ("a.jpg 0 10 70 110", "expected 8 fields"),
+        ("a.jpg 0 10 70 110 50 0.9 7", "expression_label 7 is outside 0..6"),
+        ("a.jpg 0 10 70 60 50 0.9 1", "face box .* is empty"),
+        ("a.jpg 0 top 70 110 50 0.9 1", "top 'top' is not an integer"),
+    ],
 )
 def test_expw_malformed_line(tmp_path: Path, line: str, message: str) -> None:
     root = make_expw(tmp_path, ["a.jpg 0 10 70 110 50 0.9 3", line])
@@ -567,7 +638,10 @@ def test_open_dataset_each_format(tmp_path: Path) -> None:
     assert len(open_dataset(f"fer2013:{fer}")) == 3
     assert len(open_dataset(f"fer2013:{fer}:privatetest")) == 2
     assert isinstance(open_dataset(f"fer2013:{make_fer2013_csv(tmp_path / 'fer2013.csv')}:publictest"), FER2013CSV)
-    assert open_dataset(f"ferplus:{make_ferplus(tmp_path / 'ferplus')}:valid", include_contempt=False).classes[-1] == "neutral"
+    assert (
+        open_dataset(f"ferplus:{make_ferplus(tmp_path / 'ferplus')}:valid", include_contempt=False).classes[-1]
+        == "neutral"
+    )
     assert len(open_dataset(f"ckplus48:{make_ckplus48(tmp_path / 'ck48')}", classes=["contempt"])) == 1
     assert len(open_dataset(f"ckplus:{make_ckplus(tmp_path / 'ck')}")) == 6
     assert len(open_dataset(f"rafdb:{make_rafdb(tmp_path / 'raf', RAFDB_BASIC_LABELS)}:test")) == 1
@@ -604,7 +678,11 @@ def test_data_spec_names_its_split_stem_and_canonical_form(tmp_path: Path, monke
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("imagenet:/x", "unknown dataset format 'imagenet'; valid: fer2013, ferplus, ckplus48, ckplus, rafdb, expw, affectnet, folder"),
+        (
+            "imagenet:/x",
+            "unknown dataset format 'imagenet'; valid: fer2013, ferplus, ckplus48, ckplus, rafdb, expw, affectnet, "
+            "folder",
+        ),
         ("fer2013:/x:test", "unknown fer2013 split 'test'; valid: train, publictest, privatetest"),
         ("rafdb:/x:val", "unknown rafdb split 'val'; valid: train, test, compound-train, compound-test"),
         ("ckplus48:/x:train", "dataset format 'ckplus48' has no splits"),
@@ -625,7 +703,15 @@ def test_open_dataset_missing_path_names_it(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- real datasets (../shared/datasets)
 
-FER2013_TRAIN_COUNTS = {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171, "neutral": 4965}
+FER2013_TRAIN_COUNTS = {
+    "angry": 3995,
+    "disgust": 436,
+    "fear": 4097,
+    "happy": 7215,
+    "sad": 4830,
+    "surprise": 3171,
+    "neutral": 4965,
+}
 CKPLUS48_COUNTS = {"angry": 135, "disgust": 177, "fear": 75, "happy": 207, "sad": 84, "surprise": 249, "contempt": 54}
 
 

@@ -7,9 +7,9 @@ import copy
 import numpy as np
 import pytest
 
-from spherefer.centers import CenterBank
-from spherefer.decision import MEAN_GATE, PAPER, RULES, check_rule
-from spherefer.tracking import LabelSmoother, SmoothingConfig
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.decision import MEAN_GATE, PAPER, RULES, check_rule
+from spherefer.runtime.tracking import LabelSmoother, SmoothingConfig
 
 
 def unit(x: np.ndarray) -> np.ndarray:

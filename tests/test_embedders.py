@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import PATTERN_CLASSES, make_tiny_model
 from PIL import Image
 
 import spherefer
-from fixtures import PATTERN_CLASSES, make_tiny_model
-from spherefer.embedders import OnnxEmbedder, default_threads, normalize_pixels, preprocess
-from spherefer.model_config import ModelConfig
+from spherefer.core.onnx_sessions import default_threads
+from spherefer.runtime.embedders import OnnxEmbedder, normalize_pixels, preprocess
+from spherefer.runtime.model_config import ModelConfig
 
 GREY = ModelConfig(input_size=48, in_channels=1, mean=(0.5,), std=(0.25,))
 RGB = ModelConfig(input_size=48, in_channels=3, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))

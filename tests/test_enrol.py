@@ -1,4 +1,4 @@
-"""spherefer.enrol: the name, image, shot and threshold rules of enrolment that the CLI and the service share."""
+"""spherefer.bank.enrol: the name, image, shot and threshold rules of enrolment that the CLI and the service share."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model
 from PIL import Image
 from skimage import data
 
-from spherefer.centers import CenterBank, ClassExists
-from spherefer.enrol import (
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.enrol import (
     MIN_IMAGES,
     check_image_count,
     draw_shots,
@@ -24,6 +24,7 @@ from spherefer.enrol import (
     old_center_weight,
     update_class,
 )
+from spherefer.bank.records import ClassExists
 
 
 @pytest.fixture
@@ -49,8 +50,12 @@ def test_estimate_threshold_from_leave_one_out_spread():
 
 def test_the_new_class_threshold_policy(bank):
     loose = loose_samples()
-    assert new_class_threshold(loose, ceiling=0.99) == estimate_threshold(loose, ceiling=0.99)  # estimated from 3+ samples
-    assert estimate_threshold(loose, ceiling=0.99) > 0.05 and new_class_threshold(loose, ceiling=0.05) == 0.05  # never stricter than the global one
+    assert new_class_threshold(loose, ceiling=0.99) == estimate_threshold(
+        loose, ceiling=0.99
+    )  # estimated from 3+ samples
+    assert (
+        estimate_threshold(loose, ceiling=0.99) > 0.05 and new_class_threshold(loose, ceiling=0.05) == 0.05
+    )  # never stricter than the global one
     assert new_class_threshold(loose, ceiling=0.99, threshold=0.42) == 0.42  # an explicit threshold wins
     assert new_class_threshold(loose[:2], ceiling=0.99) is None  # too few samples to measure a spread: the global one
 
@@ -59,7 +64,11 @@ def test_enrol_class_adds_the_class_with_its_threshold(bank):
     loose = loose_samples()
     enrolled = enrol_class(bank, "contempt", loose)
     assert (enrolled.name, enrolled.count) == ("contempt", 10) and bank.names[-1] == "contempt"
-    assert enrolled.threshold == pytest.approx(estimate_threshold(loose, ceiling=0.6)) == pytest.approx(bank.info["contempt"].threshold)
+    assert (
+        enrolled.threshold
+        == pytest.approx(estimate_threshold(loose, ceiling=0.6))
+        == pytest.approx(bank.info["contempt"].threshold)
+    )
     torch.testing.assert_close(enrolled.center, bank.center("contempt"))
     assert enrol_class(bank, "pair", loose[:2]).threshold is None and bank.info["pair"].threshold is None
     assert enrol_class(bank, "fixed", loose, threshold=0.3).threshold == 0.3
@@ -119,7 +128,11 @@ def test_update_class_is_once_per_call_and_says_how_much_the_old_center_weighs(b
         center = 0.5 * center + 0.5 * np.array([1.0, 0, 0, 0])
         center /= np.linalg.norm(center)
     moved = update_class(instance, "happy", many[:3], momentum=0.5, per="instance")
-    assert moved == pytest.approx(np.degrees(np.arctan2(center[0], center[1])), abs=1e-3) == pytest.approx(45 + 22.5 + 11.25, abs=1e-3)
+    assert (
+        moved
+        == pytest.approx(np.degrees(np.arctan2(center[0], center[1])), abs=1e-3)
+        == pytest.approx(45 + 22.5 + 11.25, abs=1e-3)
+    )
 
 
 def test_enrolment_embeddings_detect_photos_and_take_crops_as_given(tmp_path: Path):
@@ -139,7 +152,12 @@ def test_enrolment_embeddings_detect_photos_and_take_crops_as_given(tmp_path: Pa
     assert "cannot read image" in skipped[1][1]
     crops = sorted(make_pattern_folder(tmp_path / "crops", classes=["sad"], per_class=3).rglob("*.png"))
     skipped.clear()
-    x = enrolment_embeddings(recognizer, [*crops, photos / "broken.png"], aligned=True, on_skip=lambda path, reason: skipped.append((path, reason)))
+    x = enrolment_embeddings(
+        recognizer,
+        [*crops, photos / "broken.png"],
+        aligned=True,
+        on_skip=lambda path, reason: skipped.append((path, reason)),
+    )
     np.testing.assert_allclose(x, recognizer.embed(crops), atol=1e-6)
     assert [path for path, _ in skipped] == [photos / "broken.png"]
     assert enrolment_embeddings(recognizer, [photos / "wall.png"]).shape == (0, 8)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import make_fer2013_folder, make_pattern_folder, make_tiny_model, write_image
 from PIL import Image
 
 import spherefer
-from fixtures import make_fer2013_folder, make_pattern_folder, make_tiny_model, write_image
-from spherefer.evaluate import classification_metrics, evaluate
+from spherefer.evaluation.evaluate import classification_metrics, evaluate
 
 
 @pytest.mark.parametrize(
@@ -46,9 +46,13 @@ def test_classification_metrics_match_sklearn(row_names: list[str], col_names: l
         assert per_class["f1"] == pytest.approx(f1[i])
         assert per_class["support"] == true_names.count(name)
     assert list(result["per_class"]) == row_names
-    assert result["macro_f1"] == pytest.approx(metrics.f1_score(true_names, pred_names, labels=row_names, average="macro", zero_division=0))
+    assert result["macro_f1"] == pytest.approx(
+        metrics.f1_score(true_names, pred_names, labels=row_names, average="macro", zero_division=0)
+    )
     full = metrics.confusion_matrix(true_names, pred_names, labels=col_names)
-    expected = full[[col_names.index(name) for name in row_names]]  # rows: evaluated classes, columns: all model classes
+    expected = full[
+        [col_names.index(name) for name in row_names]
+    ]  # rows: evaluated classes, columns: all model classes
     np.testing.assert_array_equal(np.array(result["confusion"]), expected)
 
 
@@ -57,7 +61,12 @@ def test_classification_metrics_edge_cases() -> None:
     assert perfect["accuracy"] == 1.0 and perfect["macro_f1"] == 1.0
     assert perfect["confusion"] == [[0, 1], [2, 0]]
     never = classification_metrics(np.array([0, 0]), np.array([1, 1]), ["a"], ["a", "b"])
-    assert never["accuracy"] == 0.0 and never["per_class"]["a"] == {"recall": 0.0, "precision": 0.0, "f1": 0.0, "support": 2}
+    assert never["accuracy"] == 0.0 and never["per_class"]["a"] == {
+        "recall": 0.0,
+        "precision": 0.0,
+        "f1": 0.0,
+        "support": 2,
+    }
     empty = classification_metrics(np.array([], dtype=int), np.array([], dtype=int), ["a"], ["a"])
     assert empty["accuracy"] == 0.0 and empty["confusion"] == [[0]]
 
@@ -82,7 +91,9 @@ def recognizer_dir(tmp_path_factory: pytest.TempPathFactory, dataset_root: Path)
     folder = tmp_path_factory.mktemp("model")
     recognizer = make_tiny_model(folder, MODEL_CLASSES)
     scores = recognizer.bank.classify(recognizer.embed(sorted(dataset_root.glob("[hs]*/*.png")))).scores
-    recognizer.bank.set_threshold(None, float(np.sort(scores)[(len(scores) - 1) // 2]))  # the lower median, a score itself
+    recognizer.bank.set_threshold(
+        None, float(np.sort(scores)[(len(scores) - 1) // 2])
+    )  # the lower median, a score itself
     recognizer.save(folder)
     return folder
 
@@ -145,7 +156,9 @@ def test_report_save_writes_json_markdown_and_png(dataset_root: Path, recognizer
     for name in report.classes:
         m = report.per_class[name]
         assert f"| {name} | {m['recall']:.3f} | {m['precision']:.3f} | {m['f1']:.3f} | {m['support']} |" in markdown
-        assert f"| {name} | " + " | ".join(str(v) for v in report.confusion[report.classes.index(name)]) + " |" in markdown
+        assert (
+            f"| {name} | " + " | ".join(str(v) for v in report.confusion[report.classes.index(name)]) + " |" in markdown
+        )
     assert "| | sad | happy | angry |" in markdown
 
     assert paths[2].stat().st_size > 0

@@ -8,12 +8,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
+from fixtures import PATTERN_CLASSES, make_tiny_model
 
 import spherefer
-from fixtures import PATTERN_CLASSES, make_tiny_model
 from spherefer import CenterBank
 from spherefer.cli import main
-from spherefer.export import export_onnx, onnx_bank_path
+from spherefer.runtime.export import export_onnx, onnx_bank_path
 
 TOLERANCE = 1e-4
 
@@ -31,7 +31,10 @@ def test_export_command_writes_the_graph_and_bank(tmp_path: Path) -> None:
     assert session.run(None, {"images": np.zeros((3, 1, 16, 16), np.float32)})[0].shape == (3, 8)
     assert CenterBank.load(tmp_path / "out" / "tiny.bank.safetensors").names == list(PATTERN_CLASSES)
     bad = CliRunner().invoke(main, ["export", "--onnx", str(tmp_path / "tiny.pt"), "--model", str(tmp_path / "tiny")])
-    assert bad.exit_code == 2 and bad.stderr.strip() == f"error: the ONNX file name must end in .onnx, got {tmp_path / 'tiny.pt'}"
+    assert (
+        bad.exit_code == 2
+        and bad.stderr.strip() == f"error: the ONNX file name must end in .onnx, got {tmp_path / 'tiny.pt'}"
+    )
 
 
 def test_exporting_a_pytorch_network_checks_it_against_the_file(tmp_path: Path) -> None:

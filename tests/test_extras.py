@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fixtures import make_pattern_folder
 
-from spherefer.extras import EXTRAS, install_hint
+from spherefer.core.extras import EXTRAS, install_hint
 
 # Makes torch, torchvision and matplotlib unimportable in the child process, as in a light install.
 BLOCK_TORCH = textwrap.dedent(
@@ -35,7 +35,7 @@ INFERENCE_SIDE = textwrap.dedent(
     import numpy as np
     import spherefer
     from spherefer.cli import main
-    from spherefer.images import example_photo
+    from spherefer.core.images import example_photo
     from spherefer.serve import build_app
 
     home, faces, data = sys.argv[1:4]
@@ -57,7 +57,8 @@ INFERENCE_SIDE = textwrap.dedent(
         "info": cli("info"),
         "add": cli("classes", "add", "pattern", faces, "--aligned"),
         "list": cli("classes", "list"),
-        "calibrate": cli("calibrate", "--data", data, "--dry-run", "--force"),  # pattern images: near-copies to the network
+        # pattern images: near-copies to the network
+        "calibrate": cli("calibrate", "--data", data, "--dry-run", "--force"),
         "export": cli("export", "--onnx", home + "/fer.onnx"),
         "train": cli("train", "--config", "default", "epochs=1"),
         "geometry": cli("geometry", "--output", home + "/geometry"),
@@ -87,8 +88,12 @@ def test_the_inference_side_never_imports_torch(tmp_path: Path) -> None:
     data = make_pattern_folder(tmp_path / "data", ["happy", "sad"], per_class=30, size=48)
     script = tmp_path / "inference_side.py"
     script.write_text(BLOCK_TORCH + INFERENCE_SIDE)
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "home"), str(faces), f"folder:{data}"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "home"), str(faces), f"folder:{data}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["torch_modules"] == []
@@ -102,6 +107,11 @@ def test_the_inference_side_never_imports_torch(tmp_path: Path) -> None:
     assert report["calibrate"]["exit"] == 0, report["calibrate"]
     assert report["export"]["exit"] == 0 and (tmp_path / "home" / "fer.onnx").is_file()
     assert report["train"]["exit"] == 2
-    assert report["train"]["err"].strip() == 'error: spherefer train: this needs torch, which is not installed: pip install "spherefer[train]"'
-    assert report["geometry"]["exit"] == 2 and report["geometry"]["err"].strip().endswith('pip install "spherefer[viz]"')
+    assert (
+        report["train"]["err"].strip()
+        == 'error: spherefer train: this needs torch, which is not installed: pip install "spherefer[train]"'
+    )
+    assert report["geometry"]["exit"] == 2 and report["geometry"]["err"].strip().endswith(
+        'pip install "spherefer[viz]"'
+    )
     assert not (tmp_path / "home" / "geometry").exists()  # refused before writing anything

@@ -42,6 +42,7 @@ from spherefer.face import (
 )
 from spherefer.face import detect as face_detect
 from spherefer.face import interface as face_interface
+from spherefer.training.torch_backend import TorchEmbedder
 
 NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 SHARED_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
@@ -59,7 +60,7 @@ def astronaut() -> np.ndarray:
 def recognizer() -> Recognizer:
     torch.manual_seed(0)
     model = create_model(embedding_size=16, num_classes=7).eval()
-    return Recognizer(model, CenterBank.from_head(model.head, NAMES), card={"trained": False})
+    return Recognizer(TorchEmbedder(model), CenterBank.from_head(model.head, NAMES), card={"trained": False})
 
 
 def center(box: np.ndarray) -> np.ndarray:
@@ -72,7 +73,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
 
 
-def assert_one_astronaut_face(faces: list[DetectedFace], shift: tuple[float, float] = (0.0, 0.0), tolerance: float = 8.0) -> None:
+def assert_one_astronaut_face(
+    faces: list[DetectedFace], shift: tuple[float, float] = (0.0, 0.0), tolerance: float = 8.0
+) -> None:
     assert len(faces) == 1, [f.box for f in faces]
     expected = ASTRONAUT_BOX + np.tile(shift, 2)
     assert np.abs(center(faces[0].box) - center(expected)).max() < tolerance, faces[0].box
@@ -108,14 +111,20 @@ def test_canvas_of_several_faces_finds_each(astronaut):
     assert len(faces) == 4
     assert faces[0].area >= faces[1].area >= faces[2].area >= faces[3].area  # largest first
     for (x, y), tile in tiles.items():
-        inside = [f for f in faces if x <= center(f.box)[0] < x + tile.shape[1] and y <= center(f.box)[1] < y + tile.shape[0]]
+        inside = [
+            f for f in faces if x <= center(f.box)[0] < x + tile.shape[1] and y <= center(f.box)[1] < y + tile.shape[0]
+        ]
         assert len(inside) == 1
         assert inside[0].size == pytest.approx(94 * tile.shape[0] / 220, rel=0.2)
 
 
 @pytest.mark.parametrize("kind", ["blank", "noise"])
 def test_no_face_in_blank_or_noise(kind):
-    image = np.full((240, 320, 3), 128, np.uint8) if kind == "blank" else np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    image = (
+        np.full((240, 320, 3), 128, np.uint8)
+        if kind == "blank"
+        else np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    )
     assert detect_faces(image) == []
     assert detect_faces(image, "haar") == []
 
@@ -146,7 +155,9 @@ def test_haar_face_without_eyes_is_aligned_from_its_box(astronaut):
     matrix = alignment_matrix(boxed, 48)
     assert matrix[0, 1] == 0 and matrix[1, 0] == 0  # no rotation
     x0, y0, x1, y1 = face_module.BOX_TEMPLATES["haar"]
-    np.testing.assert_allclose(matrix[:, :2] @ center(blaze.box) + matrix[:, 2], [24 * (x0 + x1), 24 * (y0 + y1)], atol=1e-9)
+    np.testing.assert_allclose(
+        matrix[:, :2] @ center(blaze.box) + matrix[:, 2], [24 * (x0 + x1), 24 * (y0 + y1)], atol=1e-9
+    )
 
 
 def test_full_range_detector_is_registered(astronaut):
@@ -199,8 +210,13 @@ def test_every_image_mode_finds_the_face(astronaut, recognizer, tmp_path):
         assert record.crop.shape == (48, 48, 3) and record.crop.dtype == np.uint8, kind
     # arrays of every dtype and channel count
     grey = np.asarray(Image.fromarray(astronaut).convert("L"))
-    for array in (grey, grey[:, :, None], grey.astype(np.uint16) * 257, astronaut.astype(np.float32) / 255.0,
-                  np.concatenate([astronaut, np.full((512, 512, 1), 255, np.uint8)], axis=2)):
+    for array in (
+        grey,
+        grey[:, :, None],
+        grey.astype(np.uint16) * 257,
+        astronaut.astype(np.float32) / 255.0,
+        np.concatenate([astronaut, np.full((512, 512, 1), 255, np.uint8)], axis=2),
+    ):
         assert_one_astronaut_face(detect_faces(array), tolerance=8.0)
 
 
@@ -306,9 +322,15 @@ def test_analyze_classifies_a_good_face(astronaut, recognizer):
     assert recognizer.analyze(astronaut, threshold=float(cosines[best]) + 1e-3)[0].label == "unknown"
     assert recognizer.analyze(astronaut, threshold=float(cosines[best]) - 1e-3)[0].label == NAMES[best]
     assert record.quality["size"] > 80 and record.quality["sharpness"] > 0.2 and abs(record.quality["yaw"]) < 0.1
-    np.testing.assert_allclose(recognizer.embed(record.crop), recognizer.embed(align_face(astronaut, record.face, 48)), atol=1e-6)
+    np.testing.assert_allclose(
+        recognizer.embed(record.crop), recognizer.embed(align_face(astronaut, record.face, 48)), atol=1e-6
+    )
     summary = record.to_dict()
-    assert summary["label"] == record.label and summary["reason"] is None and set(summary["landmarks"]) == set(LANDMARK_NAMES)
+    assert (
+        summary["label"] == record.label
+        and summary["reason"] is None
+        and set(summary["landmarks"]) == set(LANDMARK_NAMES)
+    )
     assert [r.label for r in recognizer.analyze(astronaut, threshold=1.0)] == ["unknown"]
     assert [r.label for r in recognizer.analyze(astronaut, threshold=-1.0)] == [record.prediction.nearest]
 
@@ -331,8 +353,12 @@ def test_blurred_face_is_rejected_as_too_blurred(astronaut, recognizer):
 
 def test_sideways_face_is_rejected():
     eyes = [[100.0, 100.0], [140.0, 100.0]]
-    frontal = DetectedFace([80, 70, 160, 160], [*eyes, [120.0, 125.0], [120.0, 140.0]], LANDMARK_NAMES[:4], 0.9, "blazeface")
-    turned = DetectedFace([80, 70, 160, 160], [*eyes, [155.0, 125.0], [145.0, 140.0]], LANDMARK_NAMES[:4], 0.9, "blazeface")
+    frontal = DetectedFace(
+        [80, 70, 160, 160], [*eyes, [120.0, 125.0], [120.0, 140.0]], LANDMARK_NAMES[:4], 0.9, "blazeface"
+    )
+    turned = DetectedFace(
+        [80, 70, 160, 160], [*eyes, [155.0, 125.0], [145.0, 140.0]], LANDMARK_NAMES[:4], 0.9, "blazeface"
+    )
     assert yaw_ratio(frontal) == pytest.approx(0.0)
     assert yaw_ratio(turned) == pytest.approx(35 / 40)
     assert yaw_ratio(DetectedFace([0, 0, 10, 10], np.empty((0, 2)), (), None, "haar")) is None
@@ -368,8 +394,11 @@ def test_missing_detector_model_file_names_the_way_out(monkeypatch, tmp_path):
         assert shipped.is_file() and shipped.parent.name == "models"
     assert (shipped.parent / "LICENSE.mediapipe").is_file() and (shipped.parent / "LICENSE.yunet").is_file()
     monkeypatch.setattr(face_interface, "resources", SimpleNamespace(files=lambda package: tmp_path / "damaged"))
-    with pytest.raises(DetectorUnavailable, match=r"face_detection_short_range\.tflite is missing from the installed spherefer: "
-                                                  r"reinstall it, or pass --detector haar"):
+    with pytest.raises(
+        DetectorUnavailable,
+        match=r"face_detection_short_range\.tflite is missing from the installed spherefer: "
+        r"reinstall it, or pass --detector haar",
+    ):
         BlazeFaceDetector()
 
 
@@ -378,7 +407,7 @@ def test_draw_faces_marks_every_face(astronaut, recognizer):
     drawn = np.asarray(draw_faces(astronaut, records))
     assert drawn.shape == astronaut.shape
     x0, y0, x1, y1 = records[0].box.round().astype(int)
-    assert (drawn[y0 : y1, x0 - 1 : x0 + 2] != astronaut[y0 : y1, x0 - 1 : x0 + 2]).any()  # the box's left edge
+    assert (drawn[y0:y1, x0 - 1 : x0 + 2] != astronaut[y0:y1, x0 - 1 : x0 + 2]).any()  # the box's left edge
 
 
 # ---------------------------------------------------------------- real photos (optional)

@@ -1,4 +1,5 @@
-"""The scale/margin grid (spherefer grid): cell configs built with dataclasses.replace, the additive-head check, the outputs."""
+"""The scale/margin grid (spherefer grid): cell configs built with dataclasses.replace, the additive-head check, the
+outputs."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-import spherefer.grid as grid
 from fixtures import PATTERN_CLASSES, tiny_train_config
-from spherefer.config import load_train_config
-from spherefer.grid import grid_cell, run_grid
+
+import spherefer.training.grid as grid
+from spherefer.training.config import load_train_config
+from spherefer.training.grid import grid_cell, run_grid
 
 
 def test_grid_cell_replaces_name_scale_and_margin_only(tmp_path: Path) -> None:
@@ -30,7 +31,9 @@ def test_grid_cell_equals_the_config_the_override_strings_gave(tmp_path: Path) -
     overrides = [f"output_dir={tmp_path}", "model.head=arcface", "epochs=3"]
     base = load_train_config("default", overrides)
     for s, m in ((20.0, 0.32), (64.0, 0.48)):
-        by_strings = load_train_config("default", [*overrides, f"name={base.name}/s{s:g}-m{m:.2f}", f"model.scale={s}", f"model.margin={m}"])
+        by_strings = load_train_config(
+            "default", [*overrides, f"name={base.name}/s{s:g}-m{m:.2f}", f"model.scale={s}", f"model.margin={m}"]
+        )
         assert grid_cell(base, s, m) == by_strings
 
 
@@ -44,7 +47,9 @@ def test_grid_needs_an_additive_margin_head(tmp_path: Path, head: str) -> None:
         run_grid(None, [f"output_dir={tmp_path}", f"model.head={head}"], [30.0], [0.35], [])
 
 
-def test_run_grid_trains_each_cell_once_and_reads_the_config_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_grid_trains_each_cell_once_and_reads_the_config_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trained, loads = [], []
     real_load = grid.load_train_config
 
@@ -59,11 +64,20 @@ def test_run_grid_trains_each_cell_once_and_reads_the_config_once(tmp_path: Path
     monkeypatch.setattr(grid, "load_train_config", counting_load)
     monkeypatch.setattr(grid, "train", fake_train)
     monkeypatch.setattr(grid, "load_model", lambda folder: SimpleNamespace(folder=folder))
-    monkeypatch.setattr(grid, "evaluate", lambda recognizer, spec, **kw: SimpleNamespace(accuracy=0.5 + len(str(recognizer.folder)) % 7 / 100))
-    result, folder = run_grid(None, [f"output_dir={tmp_path}", "name=g"], [10.0, 20.0], [0.3, 0.4], ["folder:/data"], progress=False)
+    monkeypatch.setattr(
+        grid,
+        "evaluate",
+        lambda recognizer, spec, **kw: SimpleNamespace(accuracy=0.5 + len(str(recognizer.folder)) % 7 / 100),
+    )
+    result, folder = run_grid(
+        None, [f"output_dir={tmp_path}", "name=g"], [10.0, 20.0], [0.3, 0.4], ["folder:/data"], progress=False
+    )
     assert len(loads) == 1  # no override strings rebuilt per cell
     assert [(c.name, c.model.scale, c.model.margin) for c in trained] == [
-        ("g/s10-m0.30", 10.0, 0.3), ("g/s10-m0.40", 10.0, 0.4), ("g/s20-m0.30", 20.0, 0.3), ("g/s20-m0.40", 20.0, 0.4),
+        ("g/s10-m0.30", 10.0, 0.3),
+        ("g/s10-m0.40", 10.0, 0.4),
+        ("g/s20-m0.30", 20.0, 0.3),
+        ("g/s20-m0.40", 20.0, 0.4),
     ]
     assert folder == tmp_path / "g" and (result.scales, result.margins) == ([10.0, 20.0], [0.3, 0.4])
     saved = json.loads((folder / "grid.json").read_text())

@@ -9,10 +9,11 @@ import pytest
 from realdata import realdata_path
 
 import spherefer
-from spherefer.centers import CenterBank
-from spherefer.enrol import HarmfulEnrolment, enrol_class
-from spherefer.harm import HARM_LIMIT, estimate_harm
-from spherefer.unknown import FaceDensity, class_mean
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.enrol import HarmfulEnrolment, enrol_class
+from spherefer.bank.harm import HARM_LIMIT, estimate_harm
+from spherefer.bank.records import TrainedClass
+from spherefer.bank.unknown import FaceDensity, class_mean
 
 D = 16
 
@@ -29,8 +30,8 @@ def model() -> tuple[CenterBank, FaceDensity, np.ndarray]:
     labels = np.repeat(np.arange(3), 400)
     faces = unit(directions[labels] + 0.15 * rng.normal(size=(len(labels), D)))
     means = np.stack([class_mean(faces[labels == c]) for c in range(3)])
-    bank = CenterBank(["a", "b", "c"], directions.astype(np.float32), info={})
-    bank.trained_centers = {n: c.copy() for n, c in zip(bank.names, bank.centers)}
+    bank = CenterBank(["a", "b", "c"], directions.astype(np.float32))
+    bank.trained = {n: TrainedClass(c.copy()) for n, c in zip(bank.names, bank.centers)}
     bank.set_means(means)
     return bank, FaceDensity.fit(faces, labels, means), faces[labels == 0]
 
@@ -73,7 +74,7 @@ def test_the_estimate_matches_what_the_class_takes_from_faces_drawn_by_the_model
 @pytest.mark.realdata
 def test_contempt_from_ten_ck_plus_crops_estimated_against_fer_plus_test_faces() -> None:
     from spherefer.data import FERPlus
-    from spherefer.evaluate import embed_arrays
+    from spherefer.evaluation.evaluate import embed_arrays
 
     ck_root, fer_root = realdata_path("ckplus48"), realdata_path("ferplus")
     recognizer = spherefer.load_model("default")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from spherefer.heads import HEADS, ArcFaceHead, CosFaceHead, SoftmaxHead, SphereFaceHead, create_head
+from spherefer.training.heads import HEADS, ArcFaceHead, CosFaceHead, SoftmaxHead, SphereFaceHead, create_head
 
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: 1e-4, torch.float64: 1e-9}
@@ -74,7 +74,9 @@ def test_sphereface_closed_form(dtype, m):
     lam = max(5.0, 1000.0 / (1 + 0.12 * 1))
     target = (lam * cos + psi) / (1 + lam)
     expected = norms * np.where(_onehot(y, 5), target, cos)
-    np.testing.assert_allclose(logits.detach().double().numpy(), expected, atol=TOL[dtype] * 100 + 1e-3 * (dtype == torch.float32))
+    np.testing.assert_allclose(
+        logits.detach().double().numpy(), expected, atol=TOL[dtype] * 100 + 1e-3 * (dtype == torch.float32)
+    )
     head.eval()
     np.testing.assert_allclose(head(x).detach().double().numpy(), norms * cos, atol=TOL[dtype] * 100)
 
@@ -111,7 +113,11 @@ def test_softmax_closed_form(dtype):
 @pytest.mark.parametrize("dtype", DTYPES + [torch.bfloat16])
 def test_gradients_finite_at_cos_plus_minus_one(name, dtype):
     head = create_head(name, 6, 3, margin=4 if name == "sphereface" else 0.5).to(dtype).train()
-    x = torch.stack([head.weight[0].detach(), -head.weight[1].detach(), head.weight[2].detach() * 5]).clone().requires_grad_(True)
+    x = (
+        torch.stack([head.weight[0].detach(), -head.weight[1].detach(), head.weight[2].detach() * 5])
+        .clone()
+        .requires_grad_(True)
+    )
     loss = torch.nn.functional.cross_entropy(head(x, torch.tensor([0, 1, 2])), torch.tensor([0, 1, 2]))
     loss.backward()
     assert torch.isfinite(loss)
@@ -134,7 +140,9 @@ def test_centers_are_unit_fp32_rows_of_the_weight(name):
     torch.testing.assert_close(centers.norm(dim=1), torch.ones(4))
     torch.testing.assert_close(centers, torch.nn.functional.normalize(head.weight.detach().float(), dim=1))
     x = torch.randn(3, 6, dtype=torch.float64)
-    torch.testing.assert_close(head.cosine(x).float(), torch.nn.functional.normalize(x.float(), dim=1) @ centers.t(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        head.cosine(x).float(), torch.nn.functional.normalize(x.float(), dim=1) @ centers.t(), atol=1e-6, rtol=0
+    )
 
 
 def test_margin_lowers_only_the_target_logit():
@@ -152,7 +160,12 @@ def test_unknown_head_name():
 
 
 def test_registry_has_the_papers_heads():
-    assert {"softmax": SoftmaxHead, "cosface": CosFaceHead, "arcface": ArcFaceHead, "sphereface": SphereFaceHead}.items() <= HEADS.items()
+    assert {
+        "softmax": SoftmaxHead,
+        "cosface": CosFaceHead,
+        "arcface": ArcFaceHead,
+        "sphereface": SphereFaceHead,
+    }.items() <= HEADS.items()
 
 
 # ---------------------------------------------------------------- soft targets (vote distributions, mixup)
@@ -161,7 +174,9 @@ def test_registry_has_the_papers_heads():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cosface_soft_targets_subtract_the_margin_times_the_target_mass(dtype):
     head, x, _ = _setup("cosface", dtype, 0.35)
-    q = torch.softmax(torch.randn(len(x), 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64), 1).to(dtype)
+    q = torch.softmax(torch.randn(len(x), 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64), 1).to(
+        dtype
+    )
     expected = 30.0 * (_np_cos(head, x) - 0.35 * q.double().numpy())
     np.testing.assert_allclose(head(x, q).detach().double().numpy(), expected, atol=TOL[dtype] * 30)
 
@@ -207,7 +222,7 @@ def test_an_explicit_margin_beats_the_default_except_for_softmax():
 
 
 def test_sphereface_model_without_a_margin_builds_with_m_4():
-    from spherefer.models import create_model
+    from spherefer.training.models import create_model
 
     model = create_model(head="sphereface", input_size=16, widths=(4, 8), embedding_size=8, num_classes=3)
     assert isinstance(model.head, SphereFaceHead) and model.head.margin == 4 and model.config.margin is None
@@ -216,7 +231,7 @@ def test_sphereface_model_without_a_margin_builds_with_m_4():
 
 
 def test_model_config_margin_none_means_the_heads_default_and_explicit_values_are_kept():
-    from spherefer.models import ModelConfig, create_model
+    from spherefer.training.models import ModelConfig, create_model
 
     assert ModelConfig().margin is None
     for head, margin in (("cosface", 0.35), ("arcface", 0.5)):
@@ -232,8 +247,9 @@ def test_model_config_margin_none_means_the_heads_default_and_explicit_values_ar
 def test_shipped_model_configs_keep_their_explicit_margins():
     import json
 
-    from spherefer.models import ModelConfig
-    from spherefer.recognizer import load_model, shipped_models
+    from spherefer.runtime.loading import load_model
+    from spherefer.runtime.model_paths import shipped_models
+    from spherefer.training.models import ModelConfig
 
     assert shipped_models()
     for name, folder in shipped_models().items():
@@ -246,7 +262,7 @@ def test_shipped_model_configs_keep_their_explicit_margins():
 
 
 def test_additive_margin_heads_are_a_property_of_the_head_classes():
-    from spherefer.heads import additive_margin_heads
+    from spherefer.training.heads import additive_margin_heads
 
     assert additive_margin_heads() == ("arcface", "cosface")
     assert {name for name, cls in HEADS.items() if cls.additive} == {"arcface", "cosface"}

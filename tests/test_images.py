@@ -1,4 +1,4 @@
-"""spherefer.images, the one image decoder: EXIF orientation for every input form, decompression
+"""spherefer.core.images, the one image decoder: EXIF orientation for every input form, decompression
 bombs and broken files as ValueErrors naming the image, and clear errors for odd arrays."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import spherefer
-from spherefer.images import ImageTooLarge, as_image_list, example_photo, read_image, to_pil, to_rgb_array
+from spherefer.core.images import ImageTooLarge, as_image_list, example_photo, read_image, to_pil, to_rgb_array
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,17 @@ def recognizer() -> spherefer.Recognizer:
 
 def declared_png(width: int, height: int) -> bytes:
     """A small PNG whose header declares ``width`` x ``height`` grey pixels (a decompression bomb's header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 def rotated_photo(orientation: int) -> tuple[np.ndarray, bytes]:
@@ -43,7 +49,9 @@ def rotated_photo(orientation: int) -> tuple[np.ndarray, bytes]:
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
-def test_every_input_form_of_an_exif_rotated_photo_is_read_upright(orientation: int, tmp_path: Path, recognizer) -> None:
+def test_every_input_form_of_an_exif_rotated_photo_is_read_upright(
+    orientation: int, tmp_path: Path, recognizer
+) -> None:
     upright, data = rotated_photo(orientation)
     path = tmp_path / "rotated.jpg"
     path.write_bytes(data)
@@ -74,14 +82,20 @@ def test_decompression_bombs_are_value_errors_naming_the_file_and_its_size(tmp_p
     with pytest.raises(ValueError, match="bomb.png"):
         recognizer.embed(bomb)
     small = declared_png(3000, 2000)
-    with pytest.raises(ImageTooLarge, match=r"upload.png has 3000x2000 pixels, more than the limit \(1000000 pixels, 2500 on a side\)"):
+    with pytest.raises(
+        ImageTooLarge, match=r"upload.png has 3000x2000 pixels, more than the limit \(1000000 pixels, 2500 on a side\)"
+    ):
         read_image(small, "upload.png", max_pixels=1_000_000, max_side=2500)
 
 
 def test_undecodable_input_is_a_value_error_naming_it(tmp_path: Path) -> None:
     photo = example_photo().read_bytes()
-    cases = {"truncated.jpg": photo[: len(photo) // 3], "junk.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 50, "text.jpg": b"hello",
-             "zero.png": declared_png(0, 10)}
+    cases = {
+        "truncated.jpg": photo[: len(photo) // 3],
+        "junk.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 50,
+        "text.jpg": b"hello",
+        "zero.png": declared_png(0, 10),
+    }
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
@@ -99,7 +113,12 @@ def test_undecodable_input_is_a_value_error_naming_it(tmp_path: Path) -> None:
 
 
 def test_an_empty_image_is_a_value_error_not_a_zero_division(recognizer) -> None:
-    for empty in (np.zeros((0, 0, 3), np.uint8), np.zeros((0, 10), np.uint8), np.zeros((10, 0, 3), np.uint8), Image.new("RGB", (0, 0))):
+    for empty in (
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((0, 10), np.uint8),
+        np.zeros((10, 0, 3), np.uint8),
+        Image.new("RGB", (0, 0)),
+    ):
         with pytest.raises(ValueError, match="no pixels|at least one pixel"):
             recognizer.analyze(empty)
         with pytest.raises(ValueError, match="no pixels|at least one pixel"):
@@ -121,7 +140,9 @@ def test_float_arrays_outside_0_1_are_refused_not_clipped(recognizer) -> None:
     rgb = np.asarray(Image.open(example_photo()).convert("RGB"))
     scaled = rgb.astype(np.float32)  # 0-255 floats: a common slip
     for call in (recognizer.embed, recognizer.analyze, to_pil, to_rgb_array):
-        with pytest.raises(ValueError, match=r"must lie in \[0, 1\]; got values from 0 to 255 \(divide 0-255 values by 255\)"):
+        with pytest.raises(
+            ValueError, match=r"must lie in \[0, 1\]; got values from 0 to 255 \(divide 0-255 values by 255\)"
+        ):
             call(scaled)
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]; got values from -0.5"):
         to_pil(np.full((8, 8), -0.5, np.float32))
@@ -138,7 +159,8 @@ def test_bytes_are_an_image_input_everywhere(recognizer) -> None:
 
 
 def _declared_png(width: int, height: int) -> bytes:
-    """A PNG whose header declares ``width`` x ``height`` pixels, with almost no pixel data (a decompression bomb's shape)."""
+    """A PNG whose header declares ``width`` x ``height`` pixels, with almost no pixel data (a decompression bomb's
+    shape)."""
     import struct
     import zlib
 
@@ -146,13 +168,18 @@ def _declared_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_one_pixel_limit_from_the_header_without_pillows_warning(tmp_path) -> None:
     import warnings
 
-    from spherefer.images import MAX_PIXELS, ImageTooLarge
+    from spherefer.core.images import MAX_PIXELS, ImageTooLarge
 
     path = tmp_path / "big.png"
     path.write_bytes(_declared_png(12000, 12000))  # 144 megapixels: between the limit and Pillow's own

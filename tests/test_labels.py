@@ -1,4 +1,4 @@
-"""spherefer.labels: the reserved labels, the class-name rule, the accept rule and the output
+"""spherefer.core.labels: the reserved labels, the class-name rule, the accept rule and the output
 records -- and that the bank, the video smoother, calibration and the record writers use them."""
 
 from __future__ import annotations
@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from spherefer import centers, face
-from spherefer.calibrate import choose_thresholds
-from spherefer.centers import CenterBank
-from spherefer.labels import (
+from spherefer import face
+from spherefer.bank.centers import CenterBank
+from spherefer.core.labels import (
     FACE_FIELDS,
     MAX_CLASS_NAME_LENGTH,
     NO_FACE,
@@ -29,10 +28,24 @@ from spherefer.labels import (
     no_face_dict,
     shown,
 )
-from spherefer.tracking import LabelSmoother, SmoothingConfig
+from spherefer.evaluation.calibrate import choose_thresholds
+from spherefer.runtime.tracking import LabelSmoother, SmoothingConfig
 
-BAD_NAMES = ["", "   ", " padded", "padded ", "a/b", "back\\slash", ".", "..", "line\nbreak", "tab\there", "x" * 10_000,
-             "x" * (MAX_CLASS_NAME_LENGTH + 1), *RESERVED_LABELS]
+BAD_NAMES = [
+    "",
+    "   ",
+    " padded",
+    "padded ",
+    "a/b",
+    "back\\slash",
+    ".",
+    "..",
+    "line\nbreak",
+    "tab\there",
+    "x" * 10_000,
+    "x" * (MAX_CLASS_NAME_LENGTH + 1),
+    *RESERVED_LABELS,
+]
 GOOD_NAMES = ["contempt", "happily surprised", "Überraschung-2", "a+b", "x" * MAX_CLASS_NAME_LENGTH, "..."]
 
 
@@ -41,7 +54,6 @@ GOOD_NAMES = ["contempt", "happily surprised", "Überraschung-2", "a+b", "x" * M
 
 def test_reserved_labels_are_the_ones_everyone_imports() -> None:
     assert RESERVED_LABELS == (UNKNOWN, REJECTED, NO_FACE) == ("unknown", "rejected", "no_face")
-    assert (centers.UNKNOWN, centers.REJECTED, centers.NO_FACE, centers.Prediction) == (UNKNOWN, REJECTED, NO_FACE, Prediction)
     assert (face.REJECTED, face.NO_FACE) == (REJECTED, NO_FACE)
 
 
@@ -52,7 +64,9 @@ def test_bad_class_names_are_refused_with_the_reason_and_the_rule(name: str) -> 
     with pytest.raises(ValueError) as refused:
         check_class_name(name)
     message = str(refused.value)
-    assert message.startswith(f"{shown(name)} cannot be a class name ({problem}): a class name is") and "\n" not in message
+    assert (
+        message.startswith(f"{shown(name)} cannot be a class name ({problem}): a class name is") and "\n" not in message
+    )
     assert len(message) < 400  # a 10k-character name is shown cut
 
 
@@ -128,7 +142,9 @@ def test_the_bank_the_smoother_and_calibration_use_the_same_rule() -> None:
     smoother = LabelSmoother.from_bank(bank, config=SmoothingConfig(alpha=1.0, margin=0.0, patience=1))
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     frame_labels = [smoother.update(0, e).decision for e in unit]
-    assert frame_labels == [label_of(i, bank.names) for i in decide(unit.astype(np.float64) @ smoother.centers.T, smoother.thresholds).index]
+    assert frame_labels == [
+        label_of(i, bank.names) for i in decide(unit.astype(np.float64) @ smoother.centers.T, smoother.thresholds).index
+    ]
     assert frame_labels == classified.labels
 
     nearest, best = nearest_match(cosines)  # calibration quantiles the score the rule compares
@@ -147,13 +163,24 @@ def test_a_threshold_override_goes_through_the_same_rule() -> None:
 
 
 def _prediction(label: str = "a") -> Prediction:
-    return Prediction(label=label, score=-12.345678, cosine=0.123456, nearest="a", cosines={"a": 0.123456, "b": -0.5},
-                      probabilities={"a": 0.7777777, "b": 0.2222223})
+    return Prediction(
+        label=label,
+        score=-12.345678,
+        cosine=0.123456,
+        nearest="a",
+        cosines={"a": 0.123456, "b": -0.5},
+        probabilities={"a": 0.7777777, "b": 0.2222223},
+    )
 
 
 def test_prediction_to_dict_is_label_nearest_cosine_score_and_rounded_probabilities() -> None:
-    assert _prediction().to_dict() == {"label": "a", "nearest": "a", "cosine": 0.1235, "score": -12.3457,
-                                       "probabilities": {"a": 0.7778, "b": 0.2222}}
+    assert _prediction().to_dict() == {
+        "label": "a",
+        "nearest": "a",
+        "cosine": 0.1235,
+        "score": -12.3457,
+        "probabilities": {"a": 0.7778, "b": 0.2222},
+    }
     assert _prediction().to_dict(digits=2)["cosine"] == 0.12
 
 
@@ -165,14 +192,18 @@ def test_an_unknown_face_keeps_its_nearest_class_in_records_and_captions() -> No
 
 def test_face_records_and_the_no_face_record_share_one_schema() -> None:
     landmarks = {"right_eye": (10.04, 20.06), "left_eye": (30.0, 20.0)}
-    classified = face_dict(0, 3, [1.04, 2, 3, 4], landmarks, 0.98765, _prediction(), _prediction("b"), [], {"size": 3.0})
+    classified = face_dict(
+        0, 3, [1.04, 2, 3, 4], landmarks, 0.98765, _prediction(), _prediction("b"), [], {"size": 3.0}
+    )
     rejected = face_dict(1, None, [1, 2, 3, 4], {}, 0.5, None, None, ["too small: 3 px", "too blurred"], {"size": 3.0})
     nothing = no_face_dict()
     assert tuple(classified) == tuple(rejected) == tuple(nothing) == FACE_FIELDS
     assert classified["label"] == "a" and classified["raw_label"] == "b" and classified["reason"] is None
     assert classified["box"] == [1.0, 2.0, 3.0, 4.0] and classified["landmarks"]["right_eye"] == [10.0, 20.1]
     assert classified["detector_score"] == 0.9877 and classified["cosine"] == 0.1235 and classified["score"] == -12.3457
-    assert rejected["label"] == rejected["raw_label"] == REJECTED and rejected["reason"] == "too small: 3 px; too blurred"
+    assert (
+        rejected["label"] == rejected["raw_label"] == REJECTED and rejected["reason"] == "too small: 3 px; too blurred"
+    )
     assert rejected["cosine"] is None and rejected["score"] is None and rejected["probabilities"] is None
     assert nothing["label"] == nothing["raw_label"] == NO_FACE and nothing["reason"] == "no face found"
     assert all(nothing[key] is None for key in FACE_FIELDS if key not in ("label", "raw_label", "reason"))
@@ -185,15 +216,34 @@ def test_frame_records_say_where_the_faces_come_from() -> None:
         {"source": "clip.mp4", "frame": 7, "time": 0.28, "face": 1, "label": "b"},
     ]
     [empty] = frame_records("photo.jpg", [])
-    assert list(empty) == ["source", "frame", "time", *FACE_FIELDS] and empty["label"] == NO_FACE and empty["frame"] is None
+    assert (
+        list(empty) == ["source", "frame", "time", *FACE_FIELDS]
+        and empty["label"] == NO_FACE
+        and empty["frame"] is None
+    )
 
 
 def test_a_face_record_writes_itself_with_face_dict() -> None:
     detected = face.DetectedFace([10, 20, 60, 80], [[20, 40], [50, 40]], ("right_eye", "left_eye"), 0.9, "test")
-    record = face.FaceRecord(2, detected, np.zeros((48, 48, 3), np.uint8), {"size": 50.0}, [], _prediction(), None, track=4,
-                             raw_prediction=_prediction("b"))
-    assert record.to_dict() == face_dict(2, 4, detected.box, record.landmarks, 0.9, _prediction(), _prediction("b"), [], {"size": 50.0})
-    assert record.to_dict()["landmarks"] == detected.landmark_dict() == {"right_eye": [20.0, 40.0], "left_eye": [50.0, 40.0]}
+    record = face.FaceRecord(
+        2,
+        detected,
+        np.zeros((48, 48, 3), np.uint8),
+        {"size": 50.0},
+        [],
+        _prediction(),
+        None,
+        track=4,
+        raw_prediction=_prediction("b"),
+    )
+    assert record.to_dict() == face_dict(
+        2, 4, detected.box, record.landmarks, 0.9, _prediction(), _prediction("b"), [], {"size": 50.0}
+    )
+    assert (
+        record.to_dict()["landmarks"]
+        == detected.landmark_dict()
+        == {"right_eye": [20.0, 40.0], "left_eye": [50.0, 40.0]}
+    )
 
 
 def test_names_are_kept_in_nfkc_and_slash_look_alikes_are_refused() -> None:

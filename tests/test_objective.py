@@ -7,15 +7,24 @@ import pytest
 import torch
 
 from spherefer import create_model
-from spherefer.config import LossConfig
-from spherefer.objective import TrainingObjective, class_weights
+from spherefer.training.config import LossConfig
+from spherefer.training.objective import TrainingObjective, class_weights
 
 COUNTS = torch.tensor([60, 30, 10])
 
 
 def setup(seed: int = 0):
     torch.manual_seed(seed)
-    model = create_model(arch="fercnn", input_size=16, embedding_size=8, num_classes=3, widths=(4, 8), head="cosface", scale=10.0, margin=0.3).eval()
+    model = create_model(
+        arch="fercnn",
+        input_size=16,
+        embedding_size=8,
+        num_classes=3,
+        widths=(4, 8),
+        head="cosface",
+        scale=10.0,
+        margin=0.3,
+    ).eval()
     images = torch.randn(5, 1, 16, 16)
     targets = torch.softmax(torch.randn(5, 3), 1)
     return model, images, targets
@@ -41,7 +50,13 @@ def closed_form(model, images, targets, smoothing=0.0, tau=0.0, plain_weight=0.0
 
 @pytest.mark.parametrize(
     "cfg",
-    [LossConfig(), LossConfig(label_smoothing=0.1), LossConfig(logit_adjustment=1.0), LossConfig(plain_weight=0.4), LossConfig(0.2, 0.5, 0.3)],
+    [
+        LossConfig(),
+        LossConfig(label_smoothing=0.1),
+        LossConfig(logit_adjustment=1.0),
+        LossConfig(plain_weight=0.4),
+        LossConfig(0.2, 0.5, 0.3),
+    ],
     ids=["plain", "smoothing", "logit-adjustment", "hybrid", "all"],
 )
 def test_loss_matches_its_closed_form(cfg: LossConfig) -> None:
@@ -65,7 +80,9 @@ def test_class_weights_give_every_class_the_same_total_weight_and_faces_mean_one
     assert float((weights * COUNTS).sum() / COUNTS.sum()) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(("field", "value"), [("label_smoothing", 1.0), ("plain_weight", 1.5), ("logit_adjustment", -1.0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("label_smoothing", 1.0), ("plain_weight", 1.5), ("logit_adjustment", -1.0)]
+)
 def test_bad_loss_config_is_refused_by_name(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         LossConfig(**{field: value})

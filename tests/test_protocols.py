@@ -1,4 +1,5 @@
-"""Open-vocabulary protocols on synthetic embeddings whose outcome is known (the FER+ vote rules are tested in test_data.py)."""
+"""Open-vocabulary protocols on synthetic embeddings whose outcome is known (the FER+ vote rules are tested in
+test_data.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,20 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
-
 from fixtures import assert_close
-from spherefer.centers import CenterBank
-from spherefer.protocols import (
+
+from spherefer.bank.centers import CenterBank
+from spherefer.evaluation.open_set import data_mean_cosines, fpr_at_tpr, open_set
+from spherefer.evaluation.protocols import (
     composed_centers,
     composition_angles,
-    data_mean_cosines,
     enrol_bank,
     few_shot_draws,
     few_shot_splits,
-    fpr_at_tpr,
     held_out_class_draws,
     logistic_regression,
     nearest_center,
     new_class_draws,
-    open_set,
     update_draws,
 )
 
@@ -212,7 +211,9 @@ def test_held_out_class_errors() -> None:
 def test_updates_pull_a_wrong_center_onto_its_faces() -> None:
     rng = np.random.default_rng(7)
     x, labels, subjects = subject_faces(rng, {"happy": 0, "sad": 1})
-    base = bank_of(happy=axis(2), sad=axis(1), neutral=(axis(0) + axis(2)) / np.sqrt(2))  # neutral sits nearer happy's faces
+    base = bank_of(
+        happy=axis(2), sad=axis(1), neutral=(axis(0) + axis(2)) / np.sqrt(2)
+    )  # neutral sits nearer happy's faces
     accuracy = update_draws(x, labels, subjects, base, ks=(1, 5), momentum=0.5, draws=3)
     assert accuracy.shape == (3, 3)
     np.testing.assert_array_equal(accuracy[:, 0], 0.5)
@@ -241,7 +242,9 @@ def test_fpr_at_tpr() -> None:
 def test_open_set_on_hand_placed_faces() -> None:
     pytest.importorskip("sklearn")
     bank = bank_of(a=axis(0), b=axis(1))
-    known = np.stack([axis(0), axis(1), 0.5 * axis(0) + np.sqrt(0.75) * axis(2), axis(1)])  # scores 1, 1, 0.5 (rejected), 1
+    known = np.stack(
+        [axis(0), axis(1), 0.5 * axis(0) + np.sqrt(0.75) * axis(2), axis(1)]
+    )  # scores 1, 1, 0.5 (rejected), 1
     labels = ["a", "b", "a", "a"]  # the last is accepted but called b
     unknown = np.stack([axis(2), 0.8 * axis(0) + 0.6 * axis(3)])  # scores 0 and 0.8 (accepted)
     result = open_set(bank, known, labels, unknown)
@@ -257,7 +260,9 @@ def test_open_set_on_hand_placed_faces() -> None:
 
 def test_data_mean_cosines_average_normalised_embeddings() -> None:
     bank = bank_of(happy=axis(0), sad=axis(1))
-    cosines = data_mean_cosines(bank, {"happy": np.stack([3 * (axis(0) + axis(2)), axis(0) - axis(2)]), "sad": np.stack([axis(3)])})
+    cosines = data_mean_cosines(
+        bank, {"happy": np.stack([3 * (axis(0) + axis(2)), axis(0) - axis(2)]), "sad": np.stack([axis(3)])}
+    )
     assert cosines == pytest.approx({"happy": 1.0, "sad": 0.0}, abs=1e-6)
 
 
@@ -265,7 +270,9 @@ def test_data_mean_cosines_average_normalised_embeddings() -> None:
 
 
 @pytest.mark.parametrize("missing", ["sklearn", "sklearn.linear_model"])
-def test_logistic_regression_without_scikit_learn_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+def test_logistic_regression_without_scikit_learn_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, missing, None)  # makes ``import sklearn...`` raise ImportError
@@ -286,7 +293,7 @@ def test_open_set_without_scikit_learn_says_how_to_install_it(monkeypatch: pytes
 
 def test_the_fer_plus_vote_rules_moved_to_the_dataset_module() -> None:
     import spherefer.data.ferplus as ferplus
-    import spherefer.protocols as protocols
+    import spherefer.evaluation.protocols as protocols
 
     for name in ("compound_pair", "compound_name", "compound_sets", "is_unknown_face", "BASIC_EMOTIONS"):
         assert hasattr(ferplus, name) and not hasattr(protocols, name), name

@@ -20,4 +20,6 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     lines = output.getvalue().splitlines()
     assert lines[0] == "['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']"
     assert lines[-1] == "astronaut_smile"
-    assert (tmp_path / "my_model" / "model.safetensors").is_file() and (tmp_path / "my_model" / "model.int8.onnx").is_file()
+    assert (tmp_path / "my_model" / "model.safetensors").is_file() and (
+        tmp_path / "my_model" / "model.int8.onnx"
+    ).is_file()

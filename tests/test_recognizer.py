@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from spherefer import CenterBank, Recognizer, create_model, load_model, shipped_models
-from spherefer.centers import UNKNOWN
+from spherefer.core.labels import UNKNOWN
+from spherefer.training.torch_backend import TorchEmbedder
 
 NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -19,7 +20,7 @@ NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 def recognizer() -> Recognizer:
     torch.manual_seed(0)
     model = create_model(embedding_size=16, num_classes=7).eval()
-    return Recognizer(model, CenterBank.from_head(model.head, NAMES), card={"trained": False})
+    return Recognizer(TorchEmbedder(model), CenterBank.from_head(model.head, NAMES), card={"trained": False})
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,12 @@ def test_other_sizes_are_resized(recognizer, face):
     # bilinear resizing to the model's 48x48 input, then the same network
     resized = np.asarray(Image.fromarray(big).resize((48, 48), Image.BILINEAR))
     np.testing.assert_allclose(embedding, recognizer.embed(resized)[0], atol=1e-6)
-    assert not np.allclose(embedding, recognizer.embed(big[:, ::-1].copy())[0], atol=1e-3)  # the content matters, not only the size
-    assert float(embedding @ recognizer.embed(face)[0]) > 0.9  # up and down again: close to the original face's embedding
+    assert not np.allclose(
+        embedding, recognizer.embed(big[:, ::-1].copy())[0], atol=1e-3
+    )  # the content matters, not only the size
+    assert (
+        float(embedding @ recognizer.embed(face)[0]) > 0.9
+    )  # up and down again: close to the original face's embedding
 
 
 @pytest.mark.parametrize(
@@ -182,7 +187,7 @@ def test_recognizer_leaves_the_model_it_is_given_unchanged(face):
     torch.manual_seed(1)
     model = create_model(embedding_size=16, num_classes=7).train()
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    recognizer = Recognizer(model, CenterBank.from_head(model.head, NAMES))
+    recognizer = Recognizer(TorchEmbedder(model), CenterBank.from_head(model.head, NAMES))
     assert model.training and all(module.training for module in model.modules())
     assert all(p.is_contiguous() for p in model.parameters())  # not switched to channels-last
     assert recognizer.model is not model and not recognizer.model.training
@@ -203,7 +208,9 @@ def test_load_model_gives_an_inference_ready_network(recognizer, tmp_path):
 
 
 def test_with_bank_shares_the_network_and_leaves_the_original_alone(recognizer, face):
-    other_bank = CenterBank(["a", "b"], torch.nn.functional.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(0)), dim=1))
+    other_bank = CenterBank(
+        ["a", "b"], torch.nn.functional.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    )
     other = recognizer.with_bank(other_bank)
     assert isinstance(other, Recognizer) and other is not recognizer
     assert other.model is recognizer.model and other.bank is other_bank
@@ -215,55 +222,6 @@ def test_with_bank_shares_the_network_and_leaves_the_original_alone(recognizer, 
     assert recognizer.predict(face, threshold=-1.0)[0].label in NAMES
     with pytest.raises(ValueError, match="8-d centers but the model embeds in 16"):
         recognizer.with_bank(CenterBank(["a"], torch.eye(8)[:1]))
-
-
-def _import_graph() -> dict[str, set[str]]:
-    """Module -> spherefer modules it imports (every import statement, TYPE_CHECKING and function-level ones included)."""
-    import ast
-    from pathlib import Path
-
-    import spherefer
-
-    root = Path(spherefer.__file__).parent
-    modules = {}
-    for path in root.rglob("*.py"):
-        parts = path.relative_to(root.parent).with_suffix("").parts
-        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = (path, parts[-1] == "__init__")
-    graph: dict[str, set[str]] = {}
-    for name, (path, is_package) in modules.items():
-        package = name if is_package else name.rpartition(".")[0]
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-                stem = ".".join(p for p in (base, node.module or "") if p)
-                # ``from pkg import sub`` imports the submodule (as in test_architecture), not pkg's own names
-                targets |= {f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in modules else stem for alias in node.names}
-        graph[name] = {t for t in targets if t in modules and t != name}
-    return graph
-
-
-def test_recognizer_export_and_the_backends_import_no_cycle():
-    graph = _import_graph()
-    touched = {"spherefer.recognizer", "spherefer.export", "spherefer.embedders", "spherefer.torch_backend"}
-
-    def reaches(start: str, goal: str) -> bool:
-        seen, todo = set(), [start]
-        while todo:
-            for nxt in graph[todo.pop()] - seen:
-                if nxt == goal:
-                    return True
-                seen.add(nxt)
-                todo.append(nxt)
-        return False
-
-    assert "spherefer.export" not in graph["spherefer.recognizer"]
-    for backend in ("spherefer.embedders", "spherefer.torch_backend"):
-        assert backend in graph["spherefer.recognizer"] and backend in graph["spherefer.export"], backend
-    assert not reaches("spherefer.embedders", "spherefer.torch_backend")  # the ONNX side never needs the PyTorch one
-    assert [module for module in sorted(touched) if reaches(module, module)] == []
 
 
 def test_precision_picks_the_graph_and_refuses_what_is_not_there(recognizer, tmp_path):

@@ -4,9 +4,8 @@ a fuzz test of the uploads, and the browser app in headless Chromium with a fake
 from __future__ import annotations
 
 import copy
-import re
-
 import io
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +20,7 @@ from PIL import Image
 
 import spherefer
 from spherefer.cli import main
-from spherefer.images import example_photo
+from spherefer.core.images import example_photo
 from spherefer.serve import (
     BankStore,
     ServeSettings,
@@ -63,7 +62,14 @@ def database(request: pytest.FixtureRequest, tmp_path: Path):
 @pytest.fixture()
 def client(recognizer: spherefer.Recognizer, database) -> TestClient:
     with BankStore(database(), recognizer.bank, "default") as store:
-        yield TestClient(create_app(recognizer, store, ServeSettings(api_key=KEY, max_upload_bytes=2 * 2**20, max_pixels=4_000_000), "default"))
+        yield TestClient(
+            create_app(
+                recognizer,
+                store,
+                ServeSettings(api_key=KEY, max_upload_bytes=2 * 2**20, max_pixels=4_000_000),
+                "default",
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +91,9 @@ def enrol(client: TestClient, name: str, data: bytes, n: int = 3, profile: str =
     """Enrol ``n`` copies of one photo. One face is no expression: the harm check refuses it (it would take
     a large share of happy, test_an_enrolment_that_would_take_a_class_is_refused), so these requests accept the harm."""
     form = {"accept_harm": "true", **form}
-    return client.post(f"/v1/classes?profile={profile}", data={"name": name, **form}, files=files_of(data, n), headers=AUTH)
+    return client.post(
+        f"/v1/classes?profile={profile}", data={"name": name, **form}, files=files_of(data, n), headers=AUTH
+    )
 
 
 # ---------------------------------------------------------------- read endpoints
@@ -98,13 +106,23 @@ def test_health_info_and_openapi(client: TestClient) -> None:
     assert info["embedding_size"] == 512 and info["limits"]["max_images"] == 50
     assert info["results"]["ferplus_test"]["accuracy"] > 0.8
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/predict", "/v1/classes", "/v1/classes/{name}", "/v1/classes/{name}:reset", "/v1/undo", "/v1/versions", "/v1/sphere"} <= set(paths)
+    assert {
+        "/v1/predict",
+        "/v1/classes",
+        "/v1/classes/{name}",
+        "/v1/classes/{name}:reset",
+        "/v1/undo",
+        "/v1/versions",
+        "/v1/sphere",
+    } <= set(paths)
     page = client.get("/")
     assert page.status_code == 200 and "teach" in page.text and "/static/app.js" in page.text
     assert "getUserMedia" in client.get("/static/app.js").text
 
 
-def test_predict_a_photo_finds_the_face_with_label_cosine_probabilities_and_sphere_point(client: TestClient, photo: bytes, recognizer) -> None:
+def test_predict_a_photo_finds_the_face_with_label_cosine_probabilities_and_sphere_point(
+    client: TestClient, photo: bytes, recognizer
+) -> None:
     result = client.post("/v1/predict?sphere=true", files={"file": ("astronaut.jpg", photo, "image/jpeg")}).json()
     assert (result["width"], result["height"]) == (512, 512) and len(result["faces"]) == 1
     face = result["faces"][0]
@@ -121,7 +139,9 @@ def test_predict_aligned_crop_and_a_photo_without_faces(client: TestClient, reco
     crop = recognizer.analyze(example_photo())[0].crop
     aligned = client.post("/v1/predict?aligned=true", files={"file": ("crop.png", png_bytes(crop), "image/png")}).json()
     assert aligned["faces"][0]["label"] == recognizer.predict(crop)[0].label
-    blank = client.post("/v1/predict", files={"file": ("blank.png", png_bytes(np.full((200, 300, 3), 128, np.uint8)), "image/png")})
+    blank = client.post(
+        "/v1/predict", files={"file": ("blank.png", png_bytes(np.full((200, 300, 3), 128, np.uint8)), "image/png")}
+    )
     assert blank.status_code == 200 and blank.json()["faces"] == []
 
 
@@ -134,12 +154,25 @@ def test_the_detector_per_request(client: TestClient) -> None:
     assert client.post("/v1/predict", files=upload).json()["detector"] == "yunet"
     missed = client.post("/v1/predict?detector=blazeface", files=upload).json()
     assert missed["faces"] == [] and missed["detector"] == "blazeface"
-    assert client.post("/v1/predict?detector=haar", files=upload).json()["faces"][0]["detector_score"] is None  # Haar has no score
+    assert (
+        client.post("/v1/predict?detector=haar", files=upload).json()["faces"][0]["detector_score"] is None
+    )  # Haar has no score
     unknown = client.post("/v1/predict?detector=dlib", files=upload)
-    assert unknown.status_code == 400 and "unknown face detector 'dlib'" in unknown.json()["detail"] and "yunet" in unknown.json()["detail"]
+    assert (
+        unknown.status_code == 400
+        and "unknown face detector 'dlib'" in unknown.json()["detail"]
+        and "yunet" in unknown.json()["detail"]
+    )
     info = client.get("/v1/info").json()
-    assert info["default_detector"] == "yunet" and set(info["detectors"]) >= {"yunet", "blazeface", "blazeface_full", "haar"}
-    refused = client.post("/v1/classes?detector=blazeface", data={"name": "small"}, files=files_of(png_bytes(photo), 10), headers=AUTH)
+    assert info["default_detector"] == "yunet" and set(info["detectors"]) >= {
+        "yunet",
+        "blazeface",
+        "blazeface_full",
+        "haar",
+    }
+    refused = client.post(
+        "/v1/classes?detector=blazeface", data={"name": "small"}, files=files_of(png_bytes(photo), 10), headers=AUTH
+    )
     assert refused.status_code == 422 and "no usable face" in refused.json()["detail"]
     assert "small" not in client.get("/v1/classes").json()["classes"]
 
@@ -147,7 +180,9 @@ def test_the_detector_per_request(client: TestClient) -> None:
 def test_the_threshold_per_request_and_per_profile(client: TestClient, photo: bytes, recognizer) -> None:
     upload = {"file": ("astronaut.jpg", photo, "image/jpeg")}
     info = client.get("/v1/info").json()
-    assert info["score"] == recognizer.bank.score == "relative_mahalanobis" and info["threshold"] == pytest.approx(recognizer.bank.threshold)
+    assert info["score"] == recognizer.bank.score == "relative_mahalanobis" and info["threshold"] == pytest.approx(
+        recognizer.bank.threshold
+    )
     face = client.post("/v1/predict", files=upload).json()["faces"][0]
     assert face["label"] == "happy" and face["score"] >= info["threshold"]
     strict = client.post(f"/v1/predict?threshold={face['score'] + 1}", files=upload).json()["faces"][0]
@@ -155,16 +190,22 @@ def test_the_threshold_per_request_and_per_profile(client: TestClient, photo: by
     assert client.post("/v1/predict?threshold=nan", files=upload).status_code == 400
     # the profile's own threshold: versioned like any change, other profiles keep theirs
     assert client.put("/v1/threshold?profile=strict", data={"value": str(face["score"] + 1)}).status_code == 401
-    changed = client.put("/v1/threshold?profile=strict", data={"value": str(face["score"] + 1)}, headers={"X-API-Key": KEY})
+    changed = client.put(
+        "/v1/threshold?profile=strict", data={"value": str(face["score"] + 1)}, headers={"X-API-Key": KEY}
+    )
     assert changed.status_code == 200, changed.text
     assert changed.json()["threshold"] == pytest.approx(face["score"] + 1) and changed.json()["version"] == 1
     strict_profile = client.post("/v1/predict?profile=strict", files=upload).json()
     assert "faces" in strict_profile and strict_profile["faces"][0]["label"] == "unknown", strict_profile
     assert client.post("/v1/predict", files=upload).json()["faces"][0]["label"] == "happy"
-    own = client.put("/v1/threshold?profile=strict", data={"value": "-1000", "name": "happy"}, headers={"X-API-Key": KEY}).json()
+    own = client.put(
+        "/v1/threshold?profile=strict", data={"value": "-1000", "name": "happy"}, headers={"X-API-Key": KEY}
+    ).json()
     assert [c["threshold"] for c in own["classes"] if c["name"] == "happy"] == [-1000.0]
     assert client.post("/v1/predict?profile=strict", files=upload).json()["faces"][0]["label"] == "happy"
-    missing = client.put("/v1/threshold?profile=strict", data={"value": "0", "name": "smug"}, headers={"X-API-Key": KEY})
+    missing = client.put(
+        "/v1/threshold?profile=strict", data={"value": "0", "name": "smug"}, headers={"X-API-Key": KEY}
+    )
     assert missing.status_code == 404 and "smug" in missing.json()["detail"]
 
 
@@ -184,12 +225,18 @@ def test_sphere_view_has_every_center_on_the_unit_sphere(client: TestClient) -> 
         (("truncated.jpg", None, "image/jpeg"), 400, "'truncated.jpg' is not a readable"),
         (("wide.png", "wide", "image/png"), 400, "'wide.png' is 4000x100 pixels: not a photo"),
         (("side.png", "side", "image/png"), 413, "12000x1000 pixels, more than the limit"),
-        (("image.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "application/postscript"), 400, "'image.eps' is not a readable"),
+        (
+            ("image.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "application/postscript"),
+            400,
+            "'image.eps' is not a readable",
+        ),
         (("huge.png", "pixels", "image/png"), 413, "more than the limit (4000000 pixels"),
         (("big.bin", b"\0" * (2 * 2**20 + 1), "image/png"), 413, "larger than the 2097152 byte limit"),
     ],
 )
-def test_predict_bad_uploads_are_4xx_with_the_file_named(client: TestClient, photo: bytes, upload, status: int, message: str) -> None:
+def test_predict_bad_uploads_are_4xx_with_the_file_named(
+    client: TestClient, photo: bytes, upload, status: int, message: str
+) -> None:
     name, data, kind = upload
     if data is None:
         data = photo[: len(photo) // 3]
@@ -232,7 +279,11 @@ def test_enrol_then_predict_the_new_class(client: TestClient, photo: bytes) -> N
     response = enrol(client, "astronaut_smile", photo)
     assert response.status_code == 201
     body = response.json()
-    assert body["version"] == 1 and body["classes"][-1]["name"] == "astronaut_smile" and body["classes"][-1]["origin"] == "enrolled"
+    assert (
+        body["version"] == 1
+        and body["classes"][-1]["name"] == "astronaut_smile"
+        and body["classes"][-1]["origin"] == "enrolled"
+    )
     assert body["classes"][-1]["count"] == 3
     face = client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]
     assert face["label"] == "astronaut_smile" and face["cosine"] > 0.99
@@ -255,7 +306,9 @@ def test_a_bank_moves_between_the_cli_and_a_profile(client: TestClient, recogniz
     assert put.status_code == 200 and put.json()["version"] == 1 and put.json()["classes"][-1]["name"] == "bittersweet"
     got = client.get("/v1/bank?profile=lab")
     assert got.status_code == 200 and spherefer.CenterBank.from_bytes(got.content).names == bank.names
-    assert "bittersweet" not in [c["name"] for c in client.get("/v1/classes").json()["classes"]]  # other profiles untouched
+    assert "bittersweet" not in [
+        c["name"] for c in client.get("/v1/classes").json()["classes"]
+    ]  # other profiles untouched
     other = spherefer.CenterBank(["x", "y"], np.eye(8)[:2]).to_bytes()  # another model's bank
     refused = client.put("/v1/bank?profile=lab", files={"file": ("x.safetensors", other)}, headers=AUTH)
     assert refused.status_code == 400 and "dimensions" in refused.json()["detail"]
@@ -270,23 +323,45 @@ def test_a_confusable_name_is_refused_over_http_as_in_the_library(client: TestCl
     assert enrol(client, "caf\u00e9", photo).status_code == 409
 
 
-def test_private_profiles_need_the_key_to_be_read(recognizer: spherefer.Recognizer, photo: bytes, tmp_path: Path) -> None:
+def test_private_profiles_need_the_key_to_be_read(
+    recognizer: spherefer.Recognizer, photo: bytes, tmp_path: Path
+) -> None:
     with BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default") as store:
-        private = TestClient(create_app(recognizer, store, ServeSettings(api_key=KEY, private_profiles=True), "default"))
-        reads = [("get", "/v1/classes?profile=lab", {}), ("get", "/v1/versions?profile=lab", {}), ("get", "/v1/bank?profile=lab", {}),
-                 ("get", "/v1/sphere?profile=lab", {}), ("get", "/v1/info?profile=lab", {}),
-                 ("post", "/v1/predict?profile=lab", {"files": {"file": ("a.jpg", photo, "image/jpeg")}})]
+        private = TestClient(
+            create_app(recognizer, store, ServeSettings(api_key=KEY, private_profiles=True), "default")
+        )
+        reads = [
+            ("get", "/v1/classes?profile=lab", {}),
+            ("get", "/v1/versions?profile=lab", {}),
+            ("get", "/v1/bank?profile=lab", {}),
+            ("get", "/v1/sphere?profile=lab", {}),
+            ("get", "/v1/info?profile=lab", {}),
+            ("post", "/v1/predict?profile=lab", {"files": {"file": ("a.jpg", photo, "image/jpeg")}}),
+        ]
         for method, path, kwargs in reads:
             anonymous = getattr(private, method)(path, **kwargs)
             assert anonymous.status_code == 401 and "keeps its profiles private" in anonymous.json()["detail"], path
             assert getattr(private, method)(path, headers={"X-API-Key": "nope"}, **kwargs).status_code == 403, path
             assert getattr(private, method)(path, headers=AUTH, **kwargs).status_code == 200, path
         assert private.get("/v1/health").status_code == 200
-    assert TestClient(create_app(recognizer, BankStore(tmp_path / "open.sqlite3", recognizer.bank, "default"),
-                                 ServeSettings(api_key=KEY), "default")).get("/v1/versions?profile=lab").status_code == 200  # the default
+    assert (
+        TestClient(
+            create_app(
+                recognizer,
+                BankStore(tmp_path / "open.sqlite3", recognizer.bank, "default"),
+                ServeSettings(api_key=KEY),
+                "default",
+            )
+        )
+        .get("/v1/versions?profile=lab")
+        .status_code
+        == 200
+    )  # the default
 
 
-def test_a_worker_busy_with_images_answers_503_with_retry_after(recognizer: spherefer.Recognizer, photo: bytes, tmp_path: Path) -> None:
+def test_a_worker_busy_with_images_answers_503_with_retry_after(
+    recognizer: spherefer.Recognizer, photo: bytes, tmp_path: Path
+) -> None:
     with BankStore(tmp_path / "banks.sqlite3", recognizer.bank, "default") as store:
         app = create_app(recognizer, store, ServeSettings(api_key=KEY, max_busy=1, busy_wait=0.05), "default")
         client = TestClient(app)
@@ -295,7 +370,9 @@ def test_a_worker_busy_with_images_answers_503_with_retry_after(recognizer: sphe
             enrol_busy = enrol(client, "smile", photo)
         assert busy.status_code == enrol_busy.status_code == 503 and busy.headers["Retry-After"] == "2"
         assert "busy" in busy.json()["detail"] and store.current("default")[0] == 0
-        assert client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}).status_code == 200  # the slot is free again
+        assert (
+            client.post("/v1/predict", files={"file": ("a.jpg", photo, "image/jpeg")}).status_code == 200
+        )  # the slot is free again
 
 
 def test_enrol_errors(client: TestClient, photo: bytes, tmp_path: Path) -> None:
@@ -332,7 +409,10 @@ def test_update_rename_remove_and_reset(client: TestClient, photo: bytes, recogn
     assert client.patch("/v1/classes/happy", data={"new_name": "x"}, headers=AUTH).status_code == 404
     assert client.patch("/v1/classes/joy", headers=AUTH).status_code == 400
     assert client.patch("/v1/classes/joy", data={"new_name": "sad"}, headers=AUTH).status_code == 409
-    assert client.patch("/v1/classes/joy", data={"momentum": "1.5"}, files=files_of(photo, 1), headers=AUTH).status_code == 422
+    assert (
+        client.patch("/v1/classes/joy", data={"momentum": "1.5"}, files=files_of(photo, 1), headers=AUTH).status_code
+        == 422
+    )
     removed = client.delete("/v1/classes/sad", headers=AUTH).json()
     assert "sad" not in [c["name"] for c in removed["classes"]]
     assert client.delete("/v1/classes/sad", headers=AUTH).status_code == 404
@@ -348,16 +428,26 @@ def test_every_change_is_versioned_and_undone_step_by_step(client: TestClient, p
     client.delete("/v1/classes/angry", headers=AUTH)
     client.patch("/v1/classes/first", data={"new_name": "second"}, headers=AUTH)
     history = client.get("/v1/versions").json()
-    assert [v["version"] for v in history["versions"]] == [1, 2, 3] and "remove 'angry'" in history["versions"][1]["action"]
-    names = lambda r: [c["name"] for c in r.json()["classes"]]
+    assert [v["version"] for v in history["versions"]] == [1, 2, 3] and "remove 'angry'" in history["versions"][1][
+        "action"
+    ]
+
+    def names(response):
+        return [c["name"] for c in response.json()["classes"]]
+
     step = client.post("/v1/undo", headers=AUTH)
-    assert step.json()["undone"] == "rename 'first' to 'second'" and "first" in names(step) and "angry" not in names(step)
+    assert (
+        step.json()["undone"] == "rename 'first' to 'second'" and "first" in names(step) and "angry" not in names(step)
+    )
     step = client.post("/v1/undo", headers=AUTH)
     assert step.json()["undone"] == "remove 'angry'" and "angry" in names(step) and "first" in names(step)
     step = client.post("/v1/undo", headers=AUTH)
     assert step.json()["undone"] == "enrol 'first' from 3 images" and names(step) == FER_CLASSES
     assert [v["action"] for v in client.get("/v1/versions").json()["versions"]][3:] == [
-        "undo: rename 'first' to 'second'", "undo: remove 'angry'", "undo: enrol 'first' from 3 images"]
+        "undo: rename 'first' to 'second'",
+        "undo: remove 'angry'",
+        "undo: enrol 'first' from 3 images",
+    ]
     nothing = client.post("/v1/undo", headers=AUTH)
     assert nothing.status_code == 409 and "no change to undo" in nothing.json()["detail"]
     assert client.get("/v1/versions").json()["version"] == 6  # the undos are in the log too
@@ -368,7 +458,9 @@ def test_the_last_class_of_a_profile_cannot_be_removed(client: TestClient, photo
         assert client.delete(f"/v1/classes/{name}?profile=solo", headers=AUTH).status_code == 200
     last = client.delete("/v1/classes/neutral?profile=solo", headers=AUTH)
     assert last.status_code == 409 and "last class" in last.json()["detail"]
-    assert client.post("/v1/predict?profile=solo", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]["label"] in ("neutral", "unknown")
+    assert client.post("/v1/predict?profile=solo", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0][
+        "label"
+    ] in ("neutral", "unknown")
     assert [c["name"] for c in client.get("/v1/sphere?profile=solo").json()["centers"]] == ["neutral"]
 
 
@@ -378,17 +470,30 @@ def test_class_names_that_no_url_could_reach_are_refused(client: TestClient, pho
         assert response.status_code == 400 and "cannot be a class name" in response.json()["detail"], name
 
 
-BAD_CLASS_NAMES = ["a/b", "back\\slash", ".", "..", "line\nbreak", "x" * 10_000, "x" * 65, "unknown", "no_face", " padded", "tab\tname"]
+BAD_CLASS_NAMES = [
+    "a/b",
+    "back\\slash",
+    ".",
+    "..",
+    "line\nbreak",
+    "x" * 10_000,
+    "x" * 65,
+    "unknown",
+    "no_face",
+    " padded",
+    "tab\tname",
+]
 GOOD_CLASS_NAMES = ["happily surprised", "Überraschung-2", "x" * 64]
 
 
-def test_one_class_name_rule_for_the_bank_the_cli_and_the_service(client: TestClient, recognizer, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_class_name_rule_for_the_bank_the_cli_and_the_service(
+    client: TestClient, recognizer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same names are refused with the same message by CenterBank.add, `spherefer classes add`
     and POST /v1/classes, and the same names are accepted by all three, with the same threshold."""
     import copy
 
-    from spherefer.enrol import enrol_class
+    from spherefer.bank.enrol import enrol_class
 
     monkeypatch.setenv("SPHEREFER_HOME", str(tmp_path / "home"))
     crops = sorted(make_pattern_folder(tmp_path / "faces", classes=["surprise"], per_class=3).glob("*/*.png"))
@@ -415,8 +520,14 @@ def test_one_class_name_rule_for_the_bank_the_cli_and_the_service(client: TestCl
         for bank in (served, saved):
             assert bank.names[-1] == name and bank.info[name].threshold == pytest.approx(expected.threshold, abs=1e-5)
     for taken in GOOD_CLASS_NAMES[:1]:  # taken names: ClassExists, 409 over HTTP
-        assert runner.invoke(main, ["classes", "add", taken, *map(str, crops)]).stderr == f"error: class {taken!r} already exists\n"
-        assert client.post("/v1/classes", data={"name": taken, "aligned": "true"}, files=files, headers=AUTH).status_code == 409
+        assert (
+            runner.invoke(main, ["classes", "add", taken, *map(str, crops)]).stderr
+            == f"error: class {taken!r} already exists\n"
+        )
+        assert (
+            client.post("/v1/classes", data={"name": taken, "aligned": "true"}, files=files, headers=AUTH).status_code
+            == 409
+        )
 
 
 def test_16_bit_and_palette_images_are_read_like_the_8_bit_photo(client: TestClient, photo: bytes) -> None:
@@ -434,20 +545,28 @@ def test_16_bit_and_palette_images_are_read_like_the_8_bit_photo(client: TestCli
 def test_oversized_request_bodies_are_refused_before_parsing(recognizer, database) -> None:
     settings = ServeSettings(api_key=KEY, max_upload_bytes=1000, max_images=3)
     small = TestClient(create_app(recognizer, BankStore(database(), recognizer.bank, "default"), settings, "default"))
-    response = small.post("/v1/predict", files={"file": ("big.jpg", b"\0" * (settings.max_request_bytes + 10), "image/jpeg")})
+    response = small.post(
+        "/v1/predict", files={"file": ("big.jpg", b"\0" * (settings.max_request_bytes + 10), "image/jpeg")}
+    )
     assert response.status_code == 413 and "more than the" in response.json()["detail"]
 
 
 def test_profiles_are_isolated_and_banks_survive_a_restart(recognizer, photo: bytes, database) -> None:
     db = database()
-    first = TestClient(create_app(recognizer, BankStore(db, recognizer.bank, "default"), ServeSettings(api_key=KEY), "default"))
+    first = TestClient(
+        create_app(recognizer, BankStore(db, recognizer.bank, "default"), ServeSettings(api_key=KEY), "default")
+    )
     assert enrol(first, "mine", photo, profile="alice").status_code == 201
     assert "mine" in [c["name"] for c in first.get("/v1/classes?profile=alice").json()["classes"]]
     assert "mine" not in [c["name"] for c in first.get("/v1/classes?profile=bob").json()["classes"]]
     assert first.post("/v1/undo?profile=bob", headers=AUTH).status_code == 409
-    restarted = TestClient(create_app(recognizer, BankStore(db, recognizer.bank, "default"), ServeSettings(api_key=KEY), "default"))
+    restarted = TestClient(
+        create_app(recognizer, BankStore(db, recognizer.bank, "default"), ServeSettings(api_key=KEY), "default")
+    )
     assert restarted.get("/v1/classes?profile=alice").json()["classes"][-1]["name"] == "mine"
-    label = restarted.post("/v1/predict?profile=alice", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][0]["label"]
+    label = restarted.post("/v1/predict?profile=alice", files={"file": ("a.jpg", photo, "image/jpeg")}).json()["faces"][
+        0
+    ]["label"]
     assert label == "mine"
 
 
@@ -546,16 +665,33 @@ def test_fuzzed_uploads_and_names_never_cause_a_server_error(client: TestClient,
     prefixes = st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", photo[:200]])
 
     @hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
-    @hypothesis.given(prefix=prefixes, body=st.binary(max_size=2048), name=st.text(max_size=80), profile=st.text(max_size=20),
-                      aligned=st.booleans())
+    @hypothesis.given(
+        prefix=prefixes,
+        body=st.binary(max_size=2048),
+        name=st.text(max_size=80),
+        profile=st.text(max_size=20),
+        aligned=st.booleans(),
+    )
     def check(prefix: bytes, body: bytes, name: str, profile: str, aligned: bool) -> None:
         data = prefix + body
-        predicted = client.post("/v1/predict", params={"profile": profile, "aligned": aligned}, files={"file": ("f", data, "image/png")})
+        predicted = client.post(
+            "/v1/predict", params={"profile": profile, "aligned": aligned}, files={"file": ("f", data, "image/png")}
+        )
         assert predicted.status_code < 500, predicted.text
-        enrolled = client.post("/v1/classes", params={"profile": profile}, data={"name": name, "aligned": str(aligned).lower()},
-                               files=files_of(data, 3), headers=AUTH)
+        enrolled = client.post(
+            "/v1/classes",
+            params={"profile": profile},
+            data={"name": name, "aligned": str(aligned).lower()},
+            files=files_of(data, 3),
+            headers=AUTH,
+        )
         assert enrolled.status_code < 500, enrolled.text
-        renamed = client.patch(f"/v1/classes/{quote(name or 'x', safe='')}", params={"profile": profile}, data={"new_name": name}, headers=AUTH)
+        renamed = client.patch(
+            f"/v1/classes/{quote(name or 'x', safe='')}",
+            params={"profile": profile},
+            data={"new_name": name},
+            headers=AUTH,
+        )
         assert renamed.status_code < 500, renamed.text
 
     check()
@@ -593,9 +729,15 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
     camera = _fake_camera(tmp_path / "camera.y4m")
     with live_server(app) as port:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=_chromium(), args=[
-                "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}"])
+            browser = playwright.chromium.launch(
+                executable_path=_chromium(),
+                args=[
+                    "--no-sandbox",
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={camera}",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
@@ -605,22 +747,33 @@ def test_browser_app_teaches_a_new_expression_from_the_camera(recognizer, tmp_pa
             page.wait_for_selector("#classes li[data-name='happy']")
             page.fill("#apikey", KEY)
             page.click("#camera")
-            page.wait_for_function("() => /\\d\\.\\d\\d/.test(document.querySelector('#labels').textContent)", timeout=30000)
+            page.wait_for_function(
+                "() => /\\d\\.\\d\\d/.test(document.querySelector('#labels').textContent)", timeout=30000
+            )
             before = page.text_content("#labels")
             page.fill("#newname", "astronaut_face")
             page.click("#teach")
-            page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('enrolled astronaut_face')", timeout=60000)
+            page.wait_for_function(
+                "() => document.querySelector('#status').textContent.startsWith('enrolled astronaut_face')",
+                timeout=60000,
+            )
             page.wait_for_selector("#classes li[data-name='astronaut_face']")
-            page.wait_for_function("() => document.querySelector('#labels').textContent.startsWith('astronaut_face')", timeout=30000)
+            page.wait_for_function(
+                "() => document.querySelector('#labels').textContent.startsWith('astronaut_face')", timeout=30000
+            )
             sphere = page.evaluate("() => ({face: state.face, centers: state.centers.map((c) => c.name)})")
             assert sphere["centers"][-1] == "astronaut_face" and len(sphere["centers"]) == 8
-            assert sphere["face"] is not None and abs(sum(v * v for v in sphere["face"]) - 1) < 1e-3  # the live face on the sphere
+            assert (
+                sphere["face"] is not None and abs(sum(v * v for v in sphere["face"]) - 1) < 1e-3
+            )  # the live face on the sphere
             page.screenshot(path=str(tmp_path / "app.png"))
             page.click("#classes li[data-name='astronaut_face'] button")
             page.wait_for_function("() => !document.querySelector(\"#classes li[data-name='astronaut_face']\")")
             browser.close()
         assert errors == []
-        assert len(dialogs) == 1 and re.search(r"astronaut_face would take \d+% of happy.*Enrol it anyway\?", dialogs[0], flags=re.S)
+        assert len(dialogs) == 1 and re.search(
+            r"astronaut_face would take \d+% of happy.*Enrol it anyway\?", dialogs[0], flags=re.S
+        )
         assert not before.startswith("astronaut_face")
         assert store.history("default")[-1].action == "remove 'astronaut_face'"
         assert "astronaut_face" not in store.current("default")[1].names
@@ -653,9 +806,18 @@ def test_serve_command_hands_its_settings_to_the_workers(tmp_path: Path, monkeyp
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8123/" in result.output and f"API key in {tmp_path / 'serve' / 'api_key'}" in result.output
     [(args, kwargs, env)] = calls
-    assert args == ("spherefer.serve:app_from_environment",) and kwargs["factory"] and (kwargs["port"], kwargs["workers"]) == (8123, 2)
-    assert json.loads(env["SPHEREFER_SERVE_LIMITS"]) == {"max_upload_bytes": 10 * 2**20, "max_pixels": 25_000_000, "max_images": 7,
-                                                         "max_busy": 1, "private_profiles": False}
+    assert (
+        args == ("spherefer.serve:app_from_environment",)
+        and kwargs["factory"]
+        and (kwargs["port"], kwargs["workers"]) == (8123, 2)
+    )
+    assert json.loads(env["SPHEREFER_SERVE_LIMITS"]) == {
+        "max_upload_bytes": 10 * 2**20,
+        "max_pixels": 25_000_000,
+        "max_images": 7,
+        "max_busy": 1,
+        "private_profiles": False,
+    }
     assert env["SPHEREFER_SERVE_MODEL"] == "default" and "SPHEREFER_SERVE_DB" not in env
     assert (tmp_path / "serve" / "api_key").is_file()  # created before the workers start
 
@@ -675,8 +837,13 @@ def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "SPHEREFER_HOME": str(tmp_path), "SPHEREFER_API_KEY": KEY}
-    server = subprocess.Popen([sys.executable, "-m", "spherefer.cli", "serve", "--workers", "2", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "spherefer.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
     def answers() -> bool:
         try:

@@ -23,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
-import spherefer
 from fixtures import live_server
 from pgcluster import create_database, postgres_cluster
+from PIL import Image
+from test_images import declared_png, rotated_photo
+
+import spherefer
 from spherefer.cli import main
-from spherefer.images import example_photo
+from spherefer.core.images import example_photo
 from spherefer.serve import BankStore, ServeSettings, create_app
 from spherefer.serve.store import check_profile
-from test_images import declared_png, rotated_photo
 
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -80,7 +80,7 @@ def watched_temp_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
             for fd in os.listdir("/proc/self/fd"):
                 try:
                     if os.readlink(f"/proc/self/fd/{fd}").startswith(str(private)):
-                        seen["largest"] = max(seen["largest"], os.stat(f"/proc/self/fd/{fd}").st_size)  # type: ignore[call-overload]
+                        seen["largest"] = max(seen["largest"], os.stat(f"/proc/self/fd/{fd}").st_size)
                 except OSError:
                     pass
             stop.wait(0.02)
@@ -120,16 +120,26 @@ def http_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, o
 # ---------------------------------------------------------------- 1. refused before the body is read
 
 
-def test_a_chunked_body_over_the_limit_is_refused_while_it_streams_and_never_spooled(recognizer, store, tmp_path, monkeypatch) -> None:
+def test_a_chunked_body_over_the_limit_is_refused_while_it_streams_and_never_spooled(
+    recognizer, store, tmp_path, monkeypatch
+) -> None:
     """2000 MiB of chunked upload used to be read (and spooled to /tmp) before a 413: now the
     refusal comes once the route's limit has streamed in, and no temporary file ever grows."""
     app = app_of(recognizer, store, max_upload_bytes=100_000)
     limit = app.state.settings.max_predict_bytes
     offered, chunk = 256 * 2**20, b"\0" * 2**16
-    with watched_temp_files(monkeypatch, tmp_path) as temp, live_server(app) as port, socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                     b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
-        preamble = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+    with (
+        watched_temp_files(monkeypatch, tmp_path) as temp,
+        live_server(app) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+        )
+        preamble = (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+        )
         sock.sendall(b"%x\r\n%s\r\n" % (len(preamble), preamble))
         sock.setblocking(False)
         sent, pending, finished = 0, b"", False
@@ -145,7 +155,7 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_streams_and_never_spo
                 else:
                     pending, sent = b"%x\r\n%s\r\n" % (len(chunk), chunk), sent + len(chunk)
             try:
-                pending = pending[sock.send(pending):]
+                pending = pending[sock.send(pending) :]
             except BlockingIOError:
                 continue
             except (BrokenPipeError, ConnectionResetError):
@@ -162,22 +172,33 @@ def test_write_requests_are_refused_from_their_headers_before_the_body(recognize
     alone are answered, with no body byte sent; an announced body over the limit is a 413 at once."""
     app = app_of(recognizer, store)
     big = 400 * 2**20
-    cases = [({}, 401, "send the API key"), ({"X-API-Key": "wrong-key"}, 403, "wrong API key"),
-             ({"X-API-Key": KEY, "Content-Length": str(app.state.settings.max_request_bytes + 1)}, 413,
-              f"more than the {app.state.settings.max_request_bytes} byte limit of")]
+    cases = [
+        ({}, 401, "send the API key"),
+        ({"X-API-Key": "wrong-key"}, 403, "wrong API key"),
+        (
+            {"X-API-Key": KEY, "Content-Length": str(app.state.settings.max_request_bytes + 1)},
+            413,
+            f"more than the {app.state.settings.max_request_bytes} byte limit of",
+        ),
+    ]
     with live_server(app) as port:
         for headers, status, message in cases:
             headers = {"Content-Length": str(big), **headers}
             for method, path in (("POST", "/v1/classes"), ("PATCH", "/v1/classes/happy")):
                 with socket.create_connection(("127.0.0.1", port)) as sock:
                     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                    sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n{head}\r\n".encode())
+                    sock.sendall(
+                        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                        f"boundary=b\r\n{head}\r\n".encode()
+                    )
                     answer = http_response(sock, timeout=10)  # no body byte was sent: the answer cannot wait for one
                 assert answer[0] == status and message in str(answer[1]["detail"]), (method, headers)
         with socket.create_connection(("127.0.0.1", port)) as sock:  # predict is open, but only for one image's worth
             sock.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {big}\r\n\r\n".encode())
             status, body = http_response(sock, timeout=10)
-        assert status == 413 and f"{app.state.settings.max_predict_bytes} byte limit of POST /v1/predict" in body["detail"]
+        assert (
+            status == 413 and f"{app.state.settings.max_predict_bytes} byte limit of POST /v1/predict" in body["detail"]
+        )
     client = TestClient(app)
     assert client.delete("/v1/classes/happy", headers={"X-API-Key": "x"}).status_code == 403
     renamed = client.patch("/v1/classes/happy", data={"new_name": "joy"}, headers=AUTH)
@@ -199,8 +220,12 @@ def test_uploads_of_several_mib_are_parsed_in_memory_never_on_disk(recognizer, s
     Image.fromarray(noise[:400, :400]).resize((112, 112)).save(crop, format="PNG")
     with watched_temp_files(monkeypatch, tmp_path) as temp:
         predicted = client.post("/v1/predict", files={"file": ("noise.png", big, "image/png")})
-        enrolled = client.post("/v1/classes", data={"name": "static", "aligned": "true"}, headers=AUTH,
-                               files=[("files", (f"n{i}.png", data, "image/png")) for i, data in enumerate([big, big, crop.getvalue()])])
+        enrolled = client.post(
+            "/v1/classes",
+            data={"name": "static", "aligned": "true"},
+            headers=AUTH,
+            files=[("files", (f"n{i}.png", data, "image/png")) for i, data in enumerate([big, big, crop.getvalue()])],
+        )
     assert predicted.status_code == 200 and predicted.json()["faces"] == []
     assert enrolled.status_code == 201, enrolled.text
     assert temp["created"] == [] and temp["largest"] == 0
@@ -210,12 +235,18 @@ def test_uploads_of_several_mib_are_parsed_in_memory_never_on_disk(recognizer, s
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
-def test_exif_orientation_is_applied_alike_over_http_the_cli_and_python(orientation: int, recognizer, store, tmp_path) -> None:
+def test_exif_orientation_is_applied_alike_over_http_the_cli_and_python(
+    orientation: int, recognizer, store, tmp_path
+) -> None:
     upright, data = rotated_photo(orientation)
     path = tmp_path / f"rotated{orientation}.jpg"
     path.write_bytes(data)
     expected = recognizer.analyze(upright)[0]
-    http = TestClient(app_of(recognizer, store)).post("/v1/predict", files={"file": (path.name, data, "image/jpeg")}).json()
+    http = (
+        TestClient(app_of(recognizer, store))
+        .post("/v1/predict", files={"file": (path.name, data, "image/jpeg")})
+        .json()
+    )
     assert (http["width"], http["height"]) == (400, 512)
     cli = CliRunner().invoke(main, ["predict", str(path), "--no-progress"])
     assert cli.exit_code == 0, cli.output
@@ -253,7 +284,9 @@ def test_the_database_grows_linearly_with_the_changes(recognizer, tmp_path) -> N
             if i in (40, 80, 160):
                 sizes[i] = stored_bytes(path)
         store.change("p", "rename", lambda bank: bank.rename("c3", "renamed"))
-        store.change("p", "update", lambda bank: bank.update("renamed", rng.standard_normal((2, 512)).astype(np.float32)))
+        store.change(
+            "p", "update", lambda bank: bank.update("renamed", rng.standard_normal((2, 512)).astype(np.float32))
+        )
         store.change("p", "remove", lambda bank: bank.remove("happy"))
         version, served = store.current("p")
     per_class = 4 * 512 * 2  # float32 center and mean
@@ -272,7 +305,9 @@ def test_the_database_grows_linearly_with_the_changes(recognizer, tmp_path) -> N
     # what was stored reads back exactly, through a fresh store (no cache) as through the one that wrote it
     with BankStore(path, recognizer.bank, "default") as fresh:
         for bank in (served, fresh.current("p")[1]):
-            assert bank.names == [n for n in recognizer.bank.names if n != "happy"] + [f"c{i}" if i != 3 else "renamed" for i in range(1, 161)]
+            assert bank.names == [n for n in recognizer.bank.names if n != "happy"] + [
+                f"c{i}" if i != 3 else "renamed" for i in range(1, 161)
+            ]
         np.testing.assert_allclose(fresh.current("p")[1].centers, served.centers, atol=1e-6)
         np.testing.assert_allclose(fresh.current("p")[1].means, served.means, atol=1e-6)
         assert fresh.current("p")[1].summary() == served.summary() and fresh.current("p")[0] == version
@@ -287,8 +322,10 @@ def test_a_database_of_the_older_full_bank_format_is_read_and_extended(recognize
     bank = spherefer.load_model("default").bank
     bank.remove("fear")
     with sqlite3.connect(path) as db:
-        db.execute("""CREATE TABLE bank_versions (profile TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, restores INTEGER,
-                      created REAL NOT NULL, action TEXT NOT NULL, bank BLOB NOT NULL, PRIMARY KEY (profile, version))""")
+        db.execute("""CREATE TABLE bank_versions (profile TEXT NOT NULL, version INTEGER NOT NULL,
+                      previous INTEGER, restores INTEGER,
+                      created REAL NOT NULL, action TEXT NOT NULL, bank BLOB NOT NULL, PRIMARY KEY (profile,
+                      version))""")
         db.execute("CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.executemany("INSERT INTO store_info VALUES (?, ?)", [("model", "default"), ("embedding_size", "512")])
         db.execute("INSERT INTO bank_versions VALUES ('p', 1, 0, NULL, 0.0, 'remove ''fear''', ?)", (bank.to_bytes(),))
@@ -339,10 +376,15 @@ def test_a_corrupt_stored_bank_is_a_500_naming_the_profile_for_reads_and_writes(
         with BankStore(path, recognizer.bank, "default") as fresh:  # nothing cached
             client = TestClient(app_of(recognizer, fresh), raise_server_exceptions=False)
             photo = example_photo().read_bytes()
-            calls = [client.get("/v1/classes?profile=bob"), client.get("/v1/info?profile=bob"), client.get("/v1/sphere?profile=bob"),
-                     client.post("/v1/predict?profile=bob", files={"file": ("a.jpg", photo, "image/jpeg")}),
-                     client.post("/v1/classes/happy:reset?profile=bob", headers=AUTH), client.delete("/v1/classes/angry?profile=bob", headers=AUTH),
-                     client.patch("/v1/classes/angry?profile=bob", data={"new_name": "cross"}, headers=AUTH)]
+            calls = [
+                client.get("/v1/classes?profile=bob"),
+                client.get("/v1/info?profile=bob"),
+                client.get("/v1/sphere?profile=bob"),
+                client.post("/v1/predict?profile=bob", files={"file": ("a.jpg", photo, "image/jpeg")}),
+                client.post("/v1/classes/happy:reset?profile=bob", headers=AUTH),
+                client.delete("/v1/classes/angry?profile=bob", headers=AUTH),
+                client.patch("/v1/classes/angry?profile=bob", data={"new_name": "cross"}, headers=AUTH),
+            ]
             for response in calls:
                 assert response.status_code == 500, response.request.url
                 assert "the stored bank of profile 'bob' is corrupt (version 2" in response.json()["detail"]
@@ -409,10 +451,14 @@ def test_postgres_requests_share_a_bounded_pool_under_load(recognizer) -> None:
 
             def work(i: int) -> list[int]:
                 client = clients[i % 2]
-                return [client.post("/v1/classes/happy:reset?profile=shared", headers=AUTH).status_code,
-                        client.get("/v1/classes?profile=shared").status_code,
-                        client.patch(f"/v1/classes/angry?profile=p{i}", data={"new_name": f"cross{i}"}, headers=AUTH).status_code,
-                        client.get("/v1/versions?profile=shared").status_code]
+                return [
+                    client.post("/v1/classes/happy:reset?profile=shared", headers=AUTH).status_code,
+                    client.get("/v1/classes?profile=shared").status_code,
+                    client.patch(
+                        f"/v1/classes/angry?profile=p{i}", data={"new_name": f"cross{i}"}, headers=AUTH
+                    ).status_code,
+                    client.get("/v1/versions?profile=shared").status_code,
+                ]
 
             with ThreadPoolExecutor(24) as pool:
                 codes = [code for codes in pool.map(work, range(48)) for code in codes]
@@ -421,7 +467,9 @@ def test_postgres_requests_share_a_bounded_pool_under_load(recognizer) -> None:
             import psycopg
 
             with psycopg.connect(base.format(dbname="postgres")) as admin:
-                (connections,) = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()
+                (connections,) = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                ).fetchone()
             assert connections <= 2 * 3 + 1
         finally:
             for store in stores:
@@ -431,7 +479,7 @@ def test_postgres_requests_share_a_bounded_pool_under_load(recognizer) -> None:
 def test_a_change_between_a_bank_without_class_means_and_one_with_them_is_stored_whole(recognizer) -> None:
     """Profiles made before the unknown score have banks without class means; the model's bank now has
     them: a version between the two cannot be a delta of common rows, so it is the whole bank."""
-    from spherefer.centers import CenterBank
+    from spherefer.bank.centers import CenterBank
     from spherefer.serve.versions import BankState, bank_delta, replay
 
     with_means = copy.deepcopy(recognizer.bank)

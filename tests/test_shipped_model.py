@@ -9,7 +9,7 @@ from realdata import realdata_path
 
 import spherefer
 from spherefer.cli import main
-from spherefer.evaluate import evaluate
+from spherefer.evaluation.evaluate import evaluate
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -33,7 +33,11 @@ def test_shipped_models_are_the_default_the_softmax_control_and_the_3d_model():
     assert models["softmax"].config.head == "softmax" and models["sphere3d"].config.embedding_size == 3
     for name, model in models.items():
         assert model.trained and model.bank.names == FER_CLASSES, name
-        assert model.card["name"] == name and set(model.card["results"]) == {"ferplus_test", "ckplus48", "fer2013_privatetest"}
+        assert model.card["name"] == name and set(model.card["results"]) == {
+            "ferplus_test",
+            "ckplus48",
+            "fer2013_privatetest",
+        }
 
 
 def test_info_prints_version_card_and_classes(tmp_path, monkeypatch):
@@ -55,7 +59,11 @@ def test_info_prints_version_card_and_classes(tmp_path, monkeypatch):
 @pytest.mark.parametrize("model", ["default", "softmax", "sphere3d"])
 @pytest.mark.parametrize(
     "stem, dataset, split",
-    [("ferplus_test", "ferplus", "test"), ("ckplus48", "ckplus48", None), ("fer2013_privatetest", "fer2013", "privatetest")],
+    [
+        ("ferplus_test", "ferplus", "test"),
+        ("ckplus48", "ckplus48", None),
+        ("fer2013_privatetest", "fer2013", "privatetest"),
+    ],
 )
 def test_shipped_model_reaches_its_reported_accuracy(model, stem, dataset, split, precision):
     """``model.onnx`` reaches the card's results; as loaded by default (``model.int8.onnx``

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fixtures import make_tiny_model
+from safetensors.torch import save
 
 import spherefer
-from fixtures import make_tiny_model
 from spherefer import CenterBank
-from spherefer.storage import CHECKSUM_KEY, parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors
-from safetensors.torch import save
+from spherefer.core.storage import (
+    CHECKSUM_KEY,
+    parse_safetensors,
+    read_safetensors,
+    safetensors_bytes,
+    write_safetensors,
+)
 
 
 def tensors() -> dict[str, torch.Tensor]:
@@ -42,7 +47,9 @@ def test_round_trip_keeps_tensors_and_metadata_and_hides_the_checksum(tmp_path: 
 @pytest.mark.parametrize("where", ["tensor bytes", "metadata"])
 def test_one_flipped_bit_is_refused_with_the_files_name(tmp_path: Path, where: str) -> None:
     data = safetensors_bytes(tensors(), metadata={"threshold": "0.60"})
-    position = len(data) - 5 if where == "tensor bytes" else data.index(b"0.60") + 2  # "0.60" -> "0.70": still valid JSON
+    position = (
+        len(data) - 5 if where == "tensor bytes" else data.index(b"0.60") + 2
+    )  # "0.60" -> "0.70": still valid JSON
     path = tmp_path / "t.safetensors"
     path.write_bytes(flip_bit(data, position))
     with pytest.raises(ValueError, match=rf"test file {path}.*corrupted.*checksum"):
@@ -86,7 +93,11 @@ def test_a_network_graph_with_a_flipped_bit_does_not_load(tmp_path: Path, graph:
     recognizer = spherefer.load_model(make_tiny_model(tmp_path / "made").save(tmp_path / "made"))
     recognizer.embedder.files["model.int8.onnx"] = recognizer.embedder.files["model.onnx"]  # any second graph
     recognizer.save(tmp_path / "model")
-    assert set(json.loads((tmp_path / "model" / "config.json").read_text())["files"]) == {"model.onnx", "model.int8.onnx", "model.safetensors"}
+    assert set(json.loads((tmp_path / "model" / "config.json").read_text())["files"]) == {
+        "model.onnx",
+        "model.int8.onnx",
+        "model.safetensors",
+    }
     path = tmp_path / "model" / graph
     path.write_bytes(flip_bit(path.read_bytes(), path.stat().st_size // 2))
     with pytest.raises(ValueError, match=f"model graph .*{graph} is corrupted: its checksum does not match"):
@@ -98,7 +109,7 @@ def test_file_lock_makes_a_second_holder_wait(tmp_path: Path) -> None:
     import threading
     import time
 
-    from spherefer.storage import file_lock, lock_path
+    from spherefer.core.storage import file_lock, lock_path
 
     bank = tmp_path / "banks" / "default.safetensors"
     events: list[str] = []

@@ -10,8 +10,8 @@ import torch
 from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model, tiny_train_config
 
 from spherefer.data import open_dataset
-from spherefer.teacher import read_teacher_targets, teacher_probabilities, write_teacher_targets
-from spherefer.train import load_train_val
+from spherefer.training.face_arrays import load_train_val
+from spherefer.training.teacher import read_teacher_targets, teacher_probabilities, write_teacher_targets
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures import PATTERN_CLASSES, make_tiny_model
 from skimage import data
 
 import spherefer
-from fixtures import PATTERN_CLASSES, make_tiny_model
 from spherefer import CenterBank, Recognizer, create_model
-from spherefer.embedders import METADATA_KEY, OnnxEmbedder
 from spherefer.face import align_face, detect_faces
-from spherefer.recognizer import shipped_models
-from spherefer.torch_backend import TorchEmbedder, onnx_bytes, read_state_dict
+from spherefer.runtime.embedders import METADATA_KEY, OnnxEmbedder
+from spherefer.runtime.model_paths import shipped_models
+from spherefer.training.torch_backend import TorchEmbedder, onnx_bytes, read_state_dict
 
 NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 TOLERANCE = 1e-4
@@ -36,7 +36,7 @@ def default_sized_recognizer() -> Recognizer:
         if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
             module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.2)
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-    return Recognizer(model.eval(), CenterBank.from_head(model.head, NAMES), card={"trained": False})
+    return Recognizer(TorchEmbedder(model.eval()), CenterBank.from_head(model.head, NAMES), card={"trained": False})
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,12 @@ def test_use_onnx_gives_the_same_embeddings_and_labels_on_real_looking_crops(big
 
 def test_saved_folders_load_with_either_backend(tmp_path: Path) -> None:
     recognizer = make_tiny_model(tmp_path / "tiny", PATTERN_CLASSES)
-    assert {p.name for p in (tmp_path / "tiny").iterdir()} >= {"model.onnx", "model.safetensors", "config.json", "bank.safetensors"}
+    assert {p.name for p in (tmp_path / "tiny").iterdir()} >= {
+        "model.onnx",
+        "model.safetensors",
+        "config.json",
+        "bank.safetensors",
+    }
     crops = [np.random.default_rng(i).integers(0, 256, (16, 16), dtype=np.uint8) for i in range(10)]
     expected = recognizer.embed(crops)
     as_onnx = spherefer.load_model(tmp_path / "tiny")  # the folder's model.onnx
@@ -104,7 +109,9 @@ def test_saved_folders_load_with_either_backend(tmp_path: Path) -> None:
     assert np.abs(as_onnx.embed(crops) - expected).max() < TOLERANCE
     np.testing.assert_array_equal(as_torch.embed(crops), expected)
     as_onnx.save(tmp_path / "copy")  # an ONNX recognizer keeps the PyTorch weights it was loaded with
-    assert (tmp_path / "copy" / "model.safetensors").read_bytes() == (tmp_path / "tiny" / "model.safetensors").read_bytes()
+    assert (tmp_path / "copy" / "model.safetensors").read_bytes() == (
+        tmp_path / "tiny" / "model.safetensors"
+    ).read_bytes()
     np.testing.assert_array_equal(spherefer.load_model(tmp_path / "copy", backend="torch").embed(crops), expected)
     with pytest.raises(ValueError, match="backend must be one of"):
         spherefer.load_model(tmp_path / "tiny", backend="tensorrt")
@@ -152,7 +159,9 @@ def test_each_shipped_onnx_graph_equals_its_safetensors_weights(name: str) -> No
     assert np.abs(shipped.embed(crops) - expected).max() < TOLERANCE
 
 
-@pytest.mark.parametrize("name", sorted(name for name, folder in shipped_models().items() if (folder / "model.int8.onnx").is_file()))
+@pytest.mark.parametrize(
+    "name", sorted(name for name, folder in shipped_models().items() if (folder / "model.int8.onnx").is_file())
+)
 def test_each_shipped_int8_graph_stays_close_to_the_fp32_one(name: str) -> None:
     fp32, int8 = spherefer.load_model(name, precision="fp32"), spherefer.load_model(name)
     crops = real_looking_crops(32)

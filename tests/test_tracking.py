@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spherefer.centers import UNKNOWN, CenterBank
-from spherefer.tracking import FaceTracker, LabelSmoother, SmoothingConfig, box_iou
+from spherefer.bank.centers import CenterBank
+from spherefer.core.labels import UNKNOWN
+from spherefer.runtime.tracking import FaceTracker, LabelSmoother, SmoothingConfig, box_iou
 
 
 def box(x: float, y: float, side: float = 60.0) -> list[float]:
@@ -101,7 +102,9 @@ def test_embedding_ema_matches_its_closed_form() -> None:
         expected = (0.7 ** (t - 1)) * e[0] + sum(0.3 * 0.7 ** (t - k) * e[k - 1] for k in range(2, t + 1))
         expected /= np.linalg.norm(expected)
         np.testing.assert_allclose(out.embedding, expected, atol=1e-6)
-        np.testing.assert_allclose(out.cosines, (centers / np.linalg.norm(centers, axis=1, keepdims=True)) @ expected, atol=1e-6)
+        np.testing.assert_allclose(
+            out.cosines, (centers / np.linalg.norm(centers, axis=1, keepdims=True)) @ expected, atol=1e-6
+        )
         assert np.linalg.norm(out.embedding) == pytest.approx(1.0, abs=1e-6)
 
 
@@ -152,8 +155,13 @@ def test_unknown_transitions_use_the_threshold_as_the_border() -> None:
 
 def test_with_an_unknown_score_the_smoother_compares_the_score_not_the_cosine() -> None:
     # score: how far the embedding's third coordinate is below 0.5 (a stand-in for the relative Mahalanobis score)
-    smoother = LabelSmoother(np.eye(3)[:2], ["a", "b"], (0.0, 0.0), SmoothingConfig(alpha=1.0, margin=0.05, patience=2),
-                             score=lambda e: 0.5 - float(e[2]))
+    smoother = LabelSmoother(
+        np.eye(3)[:2],
+        ["a", "b"],
+        (0.0, 0.0),
+        SmoothingConfig(alpha=1.0, margin=0.05, patience=2),
+        score=lambda e: 0.5 - float(e[2]),
+    )
     assert smoother.update(0, unit(1, 0.1, 0.9)).label == UNKNOWN  # cos_a 0.74 would pass any cosine rule; score -0.16
     assert smoother.update(0, unit(1, 0.1, 0.1)).decision == "a"  # score 0.4: accepted, on patience
     assert smoother.update(0, unit(1, 0.1, 0.1)).label == "a"

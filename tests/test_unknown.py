@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import spherefer
-from spherefer.unknown import SHRINKAGE, FaceDensity, class_mean
+from spherefer.bank.unknown import SHRINKAGE, FaceDensity, class_mean
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DATA = Path("~/.cache/spherefer-data").expanduser()
@@ -97,7 +97,7 @@ def test_the_shipped_model_rejects_non_faces_and_accepts_its_example_face() -> N
     from skimage import data as photos
 
     recognizer = spherefer.load_model("default")
-    [face] = recognizer.analyze(spherefer.images.example_photo())
+    [face] = recognizer.analyze(spherefer.core.images.example_photo())
     assert face.prediction is not None and face.prediction.label == "happy"
     rng = np.random.default_rng(0)
     crops = []
@@ -125,9 +125,16 @@ def test_faces_raters_called_not_a_face_score_lower_than_known_faces() -> None:
     recognizer = spherefer.load_model("default")
     unknown = load_unknown_faces(DATA / "ferplus", "test")
     known, _ = FERPlus(DATA / "ferplus", "test", classes=recognizer.bank.names).load_arrays(48)
-    scores = {name: np.array([p.score for p in recognizer.predict(list(faces))]) for name, faces in (("known", known), ("unknown", unknown))}
+    scores = {
+        name: np.array([p.score for p in recognizer.predict(list(faces))])
+        for name, faces in (("known", known), ("unknown", unknown))
+    }
     auroc = roc_auc_score(np.r_[np.ones(len(known)), np.zeros(len(unknown))], np.r_[scores["known"], scores["unknown"]])
-    cosine_auroc = roc_auc_score(np.r_[np.ones(len(known)), np.zeros(len(unknown))],
-                                 np.r_[[p.cosine for p in recognizer.predict(list(known))], [p.cosine for p in recognizer.predict(list(unknown))]])
+    cosine_auroc = roc_auc_score(
+        np.r_[np.ones(len(known)), np.zeros(len(unknown))],
+        np.r_[
+            [p.cosine for p in recognizer.predict(list(known))], [p.cosine for p in recognizer.predict(list(unknown))]
+        ],
+    )
     assert auroc > 0.75 > cosine_auroc  # measured 0.79 vs 0.48 (docs/RESULTS.md section 3)
     assert np.mean(scores["unknown"] < recognizer.bank.threshold) > np.mean(scores["known"] < recognizer.bank.threshold)

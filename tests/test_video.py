@@ -16,9 +16,8 @@ from click.testing import CliRunner, Result
 from fixtures import FRAMES, PATTERN_CLASSES, SIZE, moving_astronaut
 
 from spherefer.cli import main
-from spherefer.tracking import FaceTracker, SmoothingConfig
-from spherefer.video import WRITE_CODECS, VideoSource, VideoWriter, is_video
-
+from spherefer.runtime.tracking import FaceTracker, SmoothingConfig
+from spherefer.runtime.video import WRITE_CODECS, VideoSource, VideoWriter, is_video
 
 
 def run(*args: object) -> Result:
@@ -67,7 +66,10 @@ def test_every_write_codec_round_trips(tmp_path: Path, suffix: str) -> None:
 def test_writer_refuses_unknown_suffix_and_wrong_size(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot write video"):
         VideoWriter(tmp_path / "clip.gif", 25.0, (64, 48))
-    with VideoWriter(tmp_path / "clip.avi", 25.0, (64, 48)) as writer, pytest.raises(ValueError, match="frame is 10x10"):
+    with (
+        VideoWriter(tmp_path / "clip.avi", 25.0, (64, 48)) as writer,
+        pytest.raises(ValueError, match="frame is 10x10"),
+    ):
         writer.write(np.zeros((10, 10, 3), np.uint8))
 
 
@@ -123,7 +125,9 @@ def test_smoothing_on_and_off(recognizer, video: Path) -> None:
     np.testing.assert_allclose([f.prediction.score for f in same], [f.prediction.score for f in raw], atol=1e-5)
     smoothed = [r.faces[0] for r in recognizer.analyze_video(video, smoothing=SmoothingConfig(alpha=0.2))]
     assert [f.raw_label for f in smoothed] == [f.label for f in raw]
-    assert smoothed[0].prediction.score == pytest.approx(raw[0].prediction.score, abs=1e-5)  # first frame: nothing to average yet
+    assert smoothed[0].prediction.score == pytest.approx(
+        raw[0].prediction.score, abs=1e-5
+    )  # first frame: nothing to average yet
     # later frames are classified on the exponential average of the track's embeddings:
     # s_0 = e_0, s_t = 0.8 s_(t-1) + 0.2 e_t, cosines of s_t / |s_t| to the centers
     centers = recognizer.bank.centers.astype(np.float64)
@@ -134,7 +138,10 @@ def test_smoothing_on_and_off(recognizer, video: Path) -> None:
         total = e if total is None else 0.8 * total + 0.2 * e
         expected = centers @ (total / np.linalg.norm(total))
         np.testing.assert_allclose(list(face.prediction.cosines.values()), expected, atol=1e-5)
-    moved = [np.abs(np.subtract(list(f.prediction.cosines.values()), list(r.prediction.cosines.values()))).max() for f, r in zip(smoothed, raw)]
+    moved = [
+        np.abs(np.subtract(list(f.prediction.cosines.values()), list(r.prediction.cosines.values()))).max()
+        for f, r in zip(smoothed, raw)
+    ]
     assert moved[0] < 1e-5 and max(moved[1:]) > 1e-3  # smoothing changes what later frames are classified on
 
 
@@ -156,7 +163,9 @@ def jsonl(result: Result) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_predict_video_writes_one_record_per_frame_and_an_annotated_video(video: Path, model_dir: Path, tmp_path: Path, recognizer) -> None:
+def test_predict_video_writes_one_record_per_frame_and_an_annotated_video(
+    video: Path, model_dir: Path, tmp_path: Path, recognizer
+) -> None:
     out = tmp_path / "annotated"
     result = run("predict", video, "--model", model_dir, "--annotate", out)
     assert result.exit_code == 0, result.output
@@ -167,7 +176,9 @@ def test_predict_video_writes_one_record_per_frame_and_an_annotated_video(video:
     assert all(r["source"] == str(video) for r in records)
     # the labels, raw labels and cosines of the library's smoothed analysis of the same video
     faces = [r.faces[0] for r in recognizer.analyze_video(video)]
-    assert [r["label"] for r in records] == [f.label for f in faces] and [r["raw_label"] for r in records] == [f.raw_label for f in faces]
+    assert [r["label"] for r in records] == [f.label for f in faces] and [r["raw_label"] for r in records] == [
+        f.raw_label for f in faces
+    ]
     assert [r["cosine"] for r in records] == pytest.approx([f.prediction.cosine for f in faces], abs=1e-4)
     frames, fps = read_all(out / "astronaut.avi")
     assert len(frames) == FRAMES and frames[0].shape == (240, 320, 3) and fps == pytest.approx(25.0)
@@ -177,7 +188,20 @@ def test_predict_video_writes_one_record_per_frame_and_an_annotated_video(video:
 
 
 def test_predict_video_options(video: Path, model_dir: Path) -> None:
-    result = run("predict", video, "--model", model_dir, "--no-smoothing", "--every", "2", "--max-frames", "3", "--no-progress", "--format", "csv")
+    result = run(
+        "predict",
+        video,
+        "--model",
+        model_dir,
+        "--no-smoothing",
+        "--every",
+        "2",
+        "--max-frames",
+        "3",
+        "--no-progress",
+        "--format",
+        "csv",
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header, rows = lines[0].split(","), [line.split(",") for line in lines[1:]]
@@ -206,7 +230,9 @@ def test_corrupt_video_is_reported_and_skipped(video: Path, model_dir: Path, tmp
 def test_predict_webcam(video: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A camera is stood in for by the test video (cv2.VideoCapture(0) opens the file)."""
     real = cv2.VideoCapture
-    monkeypatch.setattr(cv2, "VideoCapture", lambda target, *a: real(str(video) if target == 0 else str(tmp_path / "no camera"), *a))
+    monkeypatch.setattr(
+        cv2, "VideoCapture", lambda target, *a: real(str(video) if target == 0 else str(tmp_path / "no camera"), *a)
+    )
     result = run("predict", "--webcam", "0", "--max-frames", "3", "--model", model_dir, "--annotate", tmp_path)
     assert result.exit_code == 0, result.output
     records = jsonl(result)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model
 from PIL import Image
 
-from fixtures import PATTERN_CLASSES, make_pattern_folder, make_tiny_model
-from spherefer.centers import CenterBank
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.records import TrainedClass
 from spherefer.cli import main
 from spherefer.viz import (
     FRONT_VIEW,
@@ -113,7 +114,8 @@ def test_projected_points_are_unit_norm(method: str, dim: int, classes: int) -> 
 
 
 def test_projection_explained_variance_and_structure() -> None:
-    """Centers in a 4-d subspace of 32-d, faces scattered around them: closed-form explained variances; faces stay nearest their center."""
+    """Centers in a 4-d subspace of 32-d, faces scattered around them: closed-form explained variances; faces stay
+    nearest their center."""
     rng = np.random.default_rng(3)
     basis = np.linalg.qr(rng.normal(size=(32, 4)))[0].T  # 4 orthonormal rows
     centers = unit(rng.normal(size=(4, 3)) @ basis[:3] + 0.8 * basis[3])  # 4 centers, common component along basis[3]
@@ -132,7 +134,9 @@ def test_projection_explained_variance_and_structure() -> None:
     assert linear.centers_kept == pytest.approx(spectrum[:3].sum() / 4)  # unit centers: their mean kept squared length
     joint = np.vstack([math.sqrt(120 / 4) * centers, embeddings])  # each center weighted N / K
     spectrum = np.linalg.svd(joint, compute_uv=False) ** 2
-    assert project_to_sphere(embeddings, centers)[2].explained_variance == pytest.approx(spectrum[:3].sum() / spectrum.sum())
+    assert project_to_sphere(embeddings, centers)[2].explained_variance == pytest.approx(
+        spectrum[:3].sum() / spectrum.sum()
+    )
     assert project_to_sphere(embeddings, centers)[2].method == "joint"
 
 
@@ -142,7 +146,11 @@ def test_joint_projection_is_exact_when_everything_lies_in_3_dimensions() -> Non
     basis = np.linalg.qr(rng.normal(size=(20, 3)))[0].T
     centers, embeddings = unit(rng.normal(size=(5, 3)) @ basis), unit(rng.normal(size=(60, 3)) @ basis)
     points, projected, info = project_to_sphere(embeddings, centers)
-    assert info.explained_variance == pytest.approx(1.0) and info.faces_kept == pytest.approx(1.0) and info.centers_kept == pytest.approx(1.0)
+    assert (
+        info.explained_variance == pytest.approx(1.0)
+        and info.faces_kept == pytest.approx(1.0)
+        and info.centers_kept == pytest.approx(1.0)
+    )
     np.testing.assert_allclose(points @ projected.T, embeddings @ centers.T, atol=1e-9)
     np.testing.assert_allclose(projected @ projected.T, centers @ centers.T, atol=1e-9)
 
@@ -195,7 +203,7 @@ def test_scene_cosines_and_classes() -> None:
 def test_html_is_offline_and_embeds_every_point(tmp_path: Path) -> None:
     bank, embeddings, labels = clustered_bank(dim=8)
     files = [f"faces/{lab}/{i:03d}.png" for i, lab in enumerate(labels)]
-    files[0] = "odd </script><!-- name & \"quotes\".png"  # must not break out of the inline JSON
+    files[0] = 'odd </script><!-- name & "quotes".png'  # must not break out of the inline JSON
     scene = sphere_scene(bank, embeddings, labels, files)
     path = write_sphere_html(scene, tmp_path / "sphere.html")
     text = path.read_text(encoding="utf-8")
@@ -214,7 +222,9 @@ def test_html_is_offline_and_embeds_every_point(tmp_path: Path) -> None:
     assert classes["happy"]["count"] == 12 and classes["contempt"]["count"] == 0
     assert data["projection"]["method"] == "joint" and data["description"] == scene.description
     assert "8-d -> 3-d" in data["description"] and f"For {scene.agreement:.0%} of the faces" in data["description"]
-    assert data["agreement"] == pytest.approx(float(((scene.points @ scene.centers.T).argmax(1) == (embeddings @ bank.centers.T).argmax(1)).mean()))
+    assert data["agreement"] == pytest.approx(
+        float(((scene.points @ scene.centers.T).argmax(1) == (embeddings @ bank.centers.T).argmax(1)).mean())
+    )
 
 
 def _chromium() -> str | None:
@@ -229,10 +239,23 @@ def test_html_draws_in_headless_chromium(tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1000,850",
-             page.as_uri()],
-            check=True, capture_output=True, timeout=120,
+            [
+                _chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                f"--screenshot={shot}",
+                "--window-size=1000,850",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("RGB"))
@@ -276,12 +299,28 @@ def test_html_hover_legend_and_drag_in_headless_chromium(tmp_path: Path) -> None
     bank, embeddings, labels = clustered_bank(dim=8)
     files = [f"faces/{i:03d}.png" for i in range(len(labels))]
     page = write_sphere_html(sphere_scene(bank, embeddings, labels, files), tmp_path / "sphere.html")
-    page.write_text(page.read_text(encoding="utf-8").replace("</body>", _INTERACTION_SCRIPT + "</body>"), encoding="utf-8")
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", _INTERACTION_SCRIPT + "</body>"), encoding="utf-8"
+    )
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-            check=True, capture_output=True, text=True, timeout=120,
+            [
+                _chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
         ).stdout
     found = re.search(r'data-selftest="([^"]*)"', dom)
     assert found, dom[-2000:]
@@ -289,7 +328,9 @@ def test_html_hover_legend_and_drag_in_headless_chromium(tmp_path: Path) -> None
     face = files.index(result["file"])
     assert result["shown"] == "block"
     tip = re.fullmatch(r"(.*)class: (.*)cosine to its center: ([0-9.]+)nearest center: (.*)", result["tip"])
-    assert tip and tip.group(1) == files[face] and tip.group(2) == labels[face] and tip.group(4) == labels[face], result["tip"]
+    assert tip and tip.group(1) == files[face] and tip.group(2) == labels[face] and tip.group(4) == labels[face], (
+        result["tip"]
+    )
     assert float(tip.group(3)) == pytest.approx(sphere_scene(bank, embeddings, labels).cosines[face], abs=6e-4)
     assert result["off"] and result["hidden_changed"] and result["rotated"]
 
@@ -331,7 +372,7 @@ def test_arc_position_in_high_dimension_and_non_orthogonal_components() -> None:
 def hand_made_bank() -> CenterBank:
     """happy, sad, surprise = e1, e2, e3; contempt enrolled at (1,1,1); happy+sad composed (their midpoint)."""
     bank = CenterBank(["happy", "sad", "surprise"], np.eye(3))
-    bank.trained_centers = {n: c.copy() for n, c in zip(bank.names, bank.centers)}
+    bank.trained = {n: TrainedClass(c.copy()) for n, c in zip(bank.names, bank.centers)}
     bank.add("contempt", np.array([[1.0, 1.0, 1.0]]))
     bank.compose("happy+sad", ["happy", "sad"])
     return bank
@@ -342,18 +383,24 @@ def test_pairwise_angles_equal_closed_form() -> None:
     report = center_geometry(bank)
     diag = math.degrees(math.acos(1 / math.sqrt(3)))  # a coordinate axis to (1,1,1)
     mid = math.degrees(math.acos(2 / math.sqrt(6)))  # (1,1,0) to (1,1,1)
-    expected = np.array([
-        [0, 90, 90, diag, 45],
-        [90, 0, 90, diag, 45],
-        [90, 90, 0, diag, 90],
-        [diag, diag, diag, 0, mid],
-        [45, 45, 90, mid, 0],
-    ])
+    expected = np.array(
+        [
+            [0, 90, 90, diag, 45],
+            [90, 0, 90, diag, 45],
+            [90, 90, 0, diag, 90],
+            [diag, diag, diag, 0, mid],
+            [45, 45, 90, mid, 0],
+        ]
+    )
     np.testing.assert_allclose(report["angles"], expected, atol=1e-3)
     assert [c["origin"] for c in report["classes"]] == ["trained"] * 3 + ["enrolled", "composed"]
-    assert report["nearest"]["surprise"]["name"] == "contempt" and report["nearest"]["surprise"]["angle"] == pytest.approx(diag, abs=1e-3)
+    assert report["nearest"]["surprise"]["name"] == "contempt" and report["nearest"]["surprise"][
+        "angle"
+    ] == pytest.approx(diag, abs=1e-3)
     contempt = report["new_classes"]["contempt"]["nearest_trained"]
-    assert {n["name"] for n in contempt} == {"happy", "sad", "surprise"} and all(n["angle"] == pytest.approx(diag, abs=1e-3) for n in contempt)
+    assert {n["name"] for n in contempt} == {"happy", "sad", "surprise"} and all(
+        n["angle"] == pytest.approx(diag, abs=1e-3) for n in contempt
+    )
     assert [n["name"] for n in report["new_classes"]["happy+sad"]["nearest_trained"]][2] == "surprise"
     compound = report["compounds"]["happy+sad"]
     assert compound["components"] == ["happy", "sad"] and compound["angle_components"] == pytest.approx(90.0)
@@ -367,7 +414,9 @@ def test_pairwise_angles_equal_closed_form() -> None:
 def test_given_components_and_spread() -> None:
     bank = hand_made_bank()
     angles_deg = [10.0, 20.0, 30.0]
-    faces = np.array([[math.cos(math.radians(t)), 0.0, math.sin(math.radians(t))] for t in angles_deg])  # happy faces, tilted to e3
+    faces = np.array(
+        [[math.cos(math.radians(t)), 0.0, math.sin(math.radians(t))] for t in angles_deg]
+    )  # happy faces, tilted to e3
     faces = np.vstack([faces, [[0.0, 2.0, 0.0]]])  # one sad face exactly on its center
     report = center_geometry(bank, faces, ["happy", "happy", "happy", "sad"], components={"contempt": ("happy", "sad")})
     assert report["spread"]["happy"]["n"] == 3 and report["spread"]["happy"]["mean_angle"] == pytest.approx(20.0)
@@ -397,14 +446,19 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def enrolled_bank(model_dir: Path, faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model's bank plus 'contempt' enrolled from the sad faces and happy+sad composed."""
     bank = tmp_path_factory.mktemp("bank") / "bank.safetensors"
-    assert run("classes", "add", "contempt", faces / "sad", "--aligned", "--model", model_dir, "--bank", bank).exit_code == 0
+    assert (
+        run("classes", "add", "contempt", faces / "sad", "--aligned", "--model", model_dir, "--bank", bank).exit_code
+        == 0
+    )
     assert run("classes", "compose", "happy+sad", "happy", "sad", "--model", model_dir, "--bank", bank).exit_code == 0
     return bank
 
 
 def test_cli_visualize_writes_png_and_html(model_dir: Path, faces: Path, enrolled_bank: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run("visualize", "--model", model_dir, "--bank", enrolled_bank, "--data", f"folder:{faces}", "--output", out)
+    result = run(
+        "visualize", "--model", model_dir, "--bank", enrolled_bank, "--data", f"folder:{faces}", "--output", out
+    )
     assert result.exit_code == 0, result.output
     for name in ("sphere.png", "sphere.html"):
         assert f"wrote {out / name}" in result.stdout
@@ -412,16 +466,37 @@ def test_cli_visualize_writes_png_and_html(model_dir: Path, faces: Path, enrolle
         assert image.size == PNG_SIZE
     data = read_html_data(out / "sphere.html")
     assert len(data["points"]) == 18 and {p["class"] for p in data["points"]} == set(PATTERN_CLASSES)
-    assert sorted(p["file"] for p in data["points"]) == sorted(f"{c}/{i:03d}.png" for c in PATTERN_CLASSES for i in range(6))
+    assert sorted(p["file"] for p in data["points"]) == sorted(
+        f"{c}/{i:03d}.png" for c in PATTERN_CLASSES for i in range(6)
+    )
     origins = {c["name"]: c["origin"] for c in data["classes"]}
-    assert origins == {"happy": "trained", "sad": "trained", "surprise": "trained", "contempt": "enrolled", "happy+sad": "composed"}
+    assert origins == {
+        "happy": "trained",
+        "sad": "trained",
+        "surprise": "trained",
+        "contempt": "enrolled",
+        "happy+sad": "composed",
+    }
     assert data["projection"]["input_dim"] == 8 and data["title"].endswith("18 faces")
 
 
 def test_cli_visualize_classes_max_points_and_seed(model_dir: Path, faces: Path, tmp_path: Path) -> None:
     def draw(folder: str, seed: int) -> dict:
-        result = run("visualize", "--model", model_dir, "--data", f"folder:{faces}", "--classes", "happy,sad", "--max-points", 5,
-                     "--seed", seed, "--output", tmp_path / folder)
+        result = run(
+            "visualize",
+            "--model",
+            model_dir,
+            "--data",
+            f"folder:{faces}",
+            "--classes",
+            "happy,sad",
+            "--max-points",
+            5,
+            "--seed",
+            seed,
+            "--output",
+            tmp_path / folder,
+        )
         assert result.exit_code == 0, result.output
         return read_html_data(tmp_path / folder / "sphere.html")
 
@@ -432,31 +507,63 @@ def test_cli_visualize_classes_max_points_and_seed(model_dir: Path, faces: Path,
     assert (tmp_path / "a" / "sphere.png").read_bytes() == (tmp_path / "b" / "sphere.png").read_bytes()
     assert (tmp_path / "a" / "sphere.html").read_bytes() == (tmp_path / "b" / "sphere.html").read_bytes()
     assert [p["file"] for p in other["points"]] != [p["file"] for p in first["points"]]
-    repeated = run("visualize", "--model", model_dir, "--data", f"folder:{faces}", "--classes", "happy", "--classes", "surprise",
-                   "--max-points", 0, "--output", tmp_path / "d")
+    repeated = run(
+        "visualize",
+        "--model",
+        model_dir,
+        "--data",
+        f"folder:{faces}",
+        "--classes",
+        "happy",
+        "--classes",
+        "surprise",
+        "--max-points",
+        0,
+        "--output",
+        tmp_path / "d",
+    )
     assert repeated.exit_code == 0, repeated.output
     assert len(read_html_data(tmp_path / "d" / "sphere.html")["points"]) == 12
 
 
 def test_cli_visualize_errors_are_one_line(model_dir: Path, faces: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert_one_line_error(run("visualize", "--model", model_dir, "--data", f"folder:{faces}", "--classes", "happy,bogus", "--output", out),
-                          r"unknown class 'bogus' in --classes; the model's classes are happy, sad, surprise")
+    assert_one_line_error(
+        run(
+            "visualize", "--model", model_dir, "--data", f"folder:{faces}", "--classes", "happy,bogus", "--output", out
+        ),
+        r"unknown class 'bogus' in --classes; the model's classes are happy, sad, surprise",
+    )
     strangers = make_pattern_folder(tmp_path / "strangers", per_class=2)
     other_model = tmp_path / "other"
     make_tiny_model(other_model, ("angry", "fear", "disgust"))
     for command in (["visualize"], ["geometry"]):
-        assert_one_line_error(run(*command, "--model", other_model, "--data", f"folder:{strangers}", "--output", out),
-                              r"none of which .*the model knows \(angry, fear, disgust\)")
-    assert_one_line_error(run("visualize", "--model", model_dir, "--data", f"folder:{faces}", "--max-points", -1, "--output", out),
-                          r"--max-points")
+        assert_one_line_error(
+            run(*command, "--model", other_model, "--data", f"folder:{strangers}", "--output", out),
+            r"none of which .*the model knows \(angry, fear, disgust\)",
+        )
+    assert_one_line_error(
+        run("visualize", "--model", model_dir, "--data", f"folder:{faces}", "--max-points", -1, "--output", out),
+        r"--max-points",
+    )
     assert not out.exists()
 
 
 def test_cli_geometry_writes_report(model_dir: Path, faces: Path, enrolled_bank: Path, tmp_path: Path) -> None:
     out = tmp_path / "geo"
-    result = run("geometry", "--model", model_dir, "--bank", enrolled_bank, "--data", f"folder:{faces}", "--output", out,
-                 "--compound", "contempt=happy,surprise")
+    result = run(
+        "geometry",
+        "--model",
+        model_dir,
+        "--bank",
+        enrolled_bank,
+        "--data",
+        f"folder:{faces}",
+        "--output",
+        out,
+        "--compound",
+        "contempt=happy,surprise",
+    )
     assert result.exit_code == 0, result.output
     for name in ("geometry.md", "geometry.json", "angles.png"):
         assert f"wrote {out / name}" in result.stdout
@@ -465,7 +572,10 @@ def test_cli_geometry_writes_report(model_dir: Path, faces: Path, enrolled_bank:
     np.testing.assert_allclose(report["angles"], expected["angles"], atol=1e-4)
     assert set(report["spread"]) == set(PATTERN_CLASSES) and all(s["n"] == 6 for s in report["spread"].values())
     assert set(report["new_classes"]) == {"contempt", "happy+sad"}
-    assert set(report["compounds"]) == {"happy+sad", "contempt"} and report["compounds"]["contempt"]["components"] == ["happy", "surprise"]
+    assert set(report["compounds"]) == {"happy+sad", "contempt"} and report["compounds"]["contempt"]["components"] == [
+        "happy",
+        "surprise",
+    ]
     assert report["compounds"]["happy+sad"]["angle_off_arc"] == pytest.approx(0.0, abs=1e-3)
     markdown = (out / "geometry.md").read_text()
     assert "| contempt (enrolled) |" in markdown and "## Compounds" in markdown and "## Spread" in markdown
@@ -474,7 +584,9 @@ def test_cli_geometry_writes_report(model_dir: Path, faces: Path, enrolled_bank:
     bare = run("geometry", "--model", model_dir, "--output", tmp_path / "bare")
     assert bare.exit_code == 0, bare.output
     assert json.loads((tmp_path / "bare" / "geometry.json").read_text())["spread"] == {}
-    assert_one_line_error(run("geometry", "--model", model_dir, "--output", tmp_path / "x", "--compound", "happy=sad"), r"NAME=A,B")
+    assert_one_line_error(
+        run("geometry", "--model", model_dir, "--output", tmp_path / "x", "--compound", "happy=sad"), r"NAME=A,B"
+    )
 
 
 def test_cli_train_plots(tmp_path: Path) -> None:

@@ -14,7 +14,16 @@ from fixtures import small_face_photo
 from skimage import data
 
 from spherefer import CenterBank, Recognizer, create_model
-from spherefer.face import DEFAULT_DETECTOR, LANDMARK_NAMES, REJECTED, YuNetDetector, detect_faces, draw_faces, get_detector
+from spherefer.face import (
+    DEFAULT_DETECTOR,
+    LANDMARK_NAMES,
+    REJECTED,
+    YuNetDetector,
+    detect_faces,
+    draw_faces,
+    get_detector,
+)
+from spherefer.training.torch_backend import TorchEmbedder
 
 FACE_IN_ASTRONAUT = np.array([175.0, 72.0, 277.0, 174.0])
 """The astronaut's face box in the 512x512 portrait."""
@@ -25,7 +34,7 @@ def recognizer() -> Recognizer:
     """An untrained two-class model: enough to see what happens to each found face."""
     torch.manual_seed(0)
     model = create_model(embedding_size=16, num_classes=2).eval()
-    return Recognizer(model, CenterBank.from_head(model.head, ["a", "b"]), card={"trained": False})
+    return Recognizer(TorchEmbedder(model), CenterBank.from_head(model.head, ["a", "b"]), card={"trained": False})
 
 
 def scene(name: str, width: int, height: int) -> np.ndarray:
@@ -51,8 +60,12 @@ def paste_astronaut(canvas: np.ndarray, face_size: float, x: int, y: int, mirror
 def found(faces, box: np.ndarray) -> bool:
     """Some face's centre lies in ``box`` and its size is within a factor of 1.6 of it."""
     side = box[2] - box[0]
-    return any(box[0] <= (f.box[0] + f.box[2]) / 2 <= box[2] and box[1] <= (f.box[1] + f.box[3]) / 2 <= box[3]
-               and side / 1.6 < f.width < side * 1.6 for f in faces)
+    return any(
+        box[0] <= (f.box[0] + f.box[2]) / 2 <= box[2]
+        and box[1] <= (f.box[1] + f.box[3]) / 2 <= box[3]
+        and side / 1.6 < f.width < side * 1.6
+        for f in faces
+    )
 
 
 def test_it_is_the_default_and_gives_the_alignment_landmarks():
@@ -143,7 +156,10 @@ def test_real_fer_faces_of_24_to_60_px_in_a_640x480_photo():
     boxes = []
     for i, index in enumerate(rng.choice(len(faces), 24, replace=False)):
         side = int(rng.uniform(24, 60))
-        x, y = 20 + 100 * (i % 6) + int(rng.integers(0, 100 - side)), 20 + 110 * (i // 6) + int(rng.integers(0, 100 - side))
+        x, y = (
+            20 + 100 * (i % 6) + int(rng.integers(0, 100 - side)),
+            20 + 110 * (i // 6) + int(rng.integers(0, 100 - side)),
+        )
         photo[y : y + side, x : x + side] = cv2.cvtColor(cv2.resize(faces[index], (side, side)), cv2.COLOR_GRAY2RGB)
         boxes.append(np.array([x, y, x + side, y + side], dtype=np.float64))
     found_faces = detect_faces(photo)
@@ -167,7 +183,9 @@ def test_candidates_decode_yunet_as_opencv_does():
     assert len(ours) == len(rows) >= 2
     for face, row in zip(ours, rows):
         assert np.allclose(face.box, [row[0], row[1], row[0] + row[2], row[1] + row[3]], atol=0.05)
-        assert np.allclose(face.landmarks[:3], row[4:10].reshape(3, 2), atol=0.05) and face.score == pytest.approx(row[14], abs=1e-4)
+        assert np.allclose(face.landmarks[:3], row[4:10].reshape(3, 2), atol=0.05) and face.score == pytest.approx(
+            row[14], abs=1e-4
+        )
 
 
 def test_a_small_face_in_a_4k_photo_stays_visible_when_annotated(recognizer):
@@ -190,4 +208,6 @@ def test_candidates_decode_as_opencv_does_when_the_photo_is_not_a_multiple_of_32
     opencv = cv2.FaceDetectorYN.create(str(detector_model_file(YUNET_MODEL)), "", (631, 473), 0.5, 0.3, 5000)
     _, rows = opencv.detect(np.ascontiguousarray(photo[:, :, ::-1]))
     assert len(ours) == len(rows) >= 1
-    assert np.allclose(ours[0].box, [rows[0][0], rows[0][1], rows[0][0] + rows[0][2], rows[0][1] + rows[0][3]], atol=0.05)
+    assert np.allclose(
+        ours[0].box, [rows[0][0], rows[0][1], rows[0][0] + rows[0][2], rows[0][1] + rows[0][3]], atol=0.05
+    )

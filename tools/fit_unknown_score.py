@@ -5,7 +5,7 @@
         --val ferplus:~/.cache/spherefer-data/ferplus:valid \
         --eval ferplus:~/.cache/spherefer-data/ferplus:test
 
-:func:`spherefer.calibrate.fit_unknown_score` fits the class means and the face density
+:func:`spherefer.evaluation.calibrate.fit_unknown_score` fits the class means and the face density
 on 8,000 training faces and sets the threshold that accepts 95% of the validation faces
 (what ``spherefer train`` does at the end of a run). The folder is saved with
 ``unknown.safetensors``; each ``--eval`` set reports the share of its known faces the
@@ -23,9 +23,9 @@ import numpy as np
 from ship_model import classes_line
 
 import spherefer
-from spherefer.calibrate import fit_unknown_score
 from spherefer.data import open_dataset
-from spherefer.evaluate import embed_arrays
+from spherefer.evaluation.calibrate import fit_unknown_score
+from spherefer.evaluation.evaluate import embed_arrays
 
 
 def main() -> None:
@@ -42,16 +42,26 @@ def main() -> None:
     rows = [(spec, *_measure(recognizer, spec)) for spec in args.evals]
     recognizer.card.pop("threshold_rule", None)  # the cosine rule's, before the score
     recognizer.save(args.folder)
-    command = "python tools/fit_unknown_score.py " + " ".join([str(args.folder), "--train", args.train, "--val", args.val]
-                                                               + [f"--eval {e}" for e in args.evals])
-    lines = ["## Unknown score", "",
-             f"A face is `unknown` when its relative Mahalanobis score (`spherefer.unknown`) is below **{fitted.global_threshold:.4f}**, "
-             f"the value that accepts {fitted.accept:.0%} of the validation faces ({args.val}). Class means and the face density "
-             f"(`unknown.safetensors`) were fitted on {recognizer.density.faces:,} faces of {args.train}; enrolled classes get their means from their shots. "
-             "The best cosine is still reported (`cosine`); the paper's 0.6 cosine threshold is not used "
-             "(docs/RESULTS.md, section 3 compares the two rules).", "",
-             f"Command: `{command}`", "",
-             "| data | faces | known faces accepted | accuracy, no threshold | accuracy, unknown counted wrong |", "|---|---|---|---|---|"]
+    command = "python tools/fit_unknown_score.py " + " ".join(
+        [str(args.folder), "--train", args.train, "--val", args.val] + [f"--eval {e}" for e in args.evals]
+    )
+    lines = [
+        "## Unknown score",
+        "",
+        "A face is `unknown` when its relative Mahalanobis score (`spherefer.bank.unknown`) is below "
+        f"**{fitted.global_threshold:.4f}**, "
+        f"the value that accepts {fitted.accept:.0%} of the validation faces ({args.val}). Class means and the face "
+        "density "
+        f"(`unknown.safetensors`) were fitted on {recognizer.density.faces:,} faces of {args.train}; enrolled "
+        "classes get their means from their shots. "
+        "The best cosine is still reported (`cosine`); the paper's 0.6 cosine threshold is not used "
+        "(docs/RESULTS.md, section 3 compares the two rules).",
+        "",
+        f"Command: `{command}`",
+        "",
+        "| data | faces | known faces accepted | accuracy, no threshold | accuracy, unknown counted wrong |",
+        "|---|---|---|---|---|",
+    ]
     for spec, count, accepted, before, after in rows:
         lines.append(f"| {spec} | {count} | {accepted:.1%} | {before:.1%} | {after:.1%} |")
     card_file = args.folder / "MODEL_CARD.md"
@@ -69,7 +79,12 @@ def _measure(recognizer: spherefer.Recognizer, spec: str) -> tuple[int, float, f
     images, targets = dataset.load_arrays(recognizer.config.input_size)
     labels = np.array([recognizer.bank.names.index(dataset.classes[t]) for t in targets])
     result = recognizer.classify(embed_arrays(recognizer, images))
-    return len(labels), float((result.indices >= 0).mean()), float((result.cosines.argmax(1) == labels).mean()), float((result.indices == labels).mean())
+    return (
+        len(labels),
+        float((result.indices >= 0).mean()),
+        float((result.cosines.argmax(1) == labels).mean()),
+        float((result.indices == labels).mean()),
+    )
 
 
 if __name__ == "__main__":

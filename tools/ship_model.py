@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 import spherefer
+from spherefer.core.storage import atomic_write
 from spherefer.data import data_spec_stem
-from spherefer.evaluate import evaluate
-from spherefer.storage import atomic_write
+from spherefer.evaluation.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,9 +32,17 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--name", default="default")
     parser.add_argument("--eval", dest="evals", action="append", default=[], help="FORMAT:PATH[:SPLIT] to measure")
-    parser.add_argument("--command", default="spherefer train --config default", help="the command that trained the run")
-    parser.add_argument("--hardware", default="a shared 2-core CPU (other jobs ran beside it)", help="where the run trained, for the card")
-    parser.add_argument("--training-data", default="FER+ majority labels (train split), seven FER2013 classes; contempt never seen")
+    parser.add_argument(
+        "--command", default="spherefer train --config default", help="the command that trained the run"
+    )
+    parser.add_argument(
+        "--hardware",
+        default="a shared 2-core CPU (other jobs ran beside it)",
+        help="where the run trained, for the card",
+    )
+    parser.add_argument(
+        "--training-data", default="FER+ majority labels (train split), seven FER2013 classes; contempt never seen"
+    )
     args = parser.parse_args()
 
     run_dir: Path = args.run_dir
@@ -60,7 +68,13 @@ def main() -> None:
         report = evaluate(recognizer, spec, model_name=args.name)
         stem = data_spec_stem(spec)
         report.save(docs, stem=stem)
-        results[stem] = {"data": report.data, "n": report.n, "accuracy": report.accuracy, "macro_f1": report.macro_f1, "excluded": report.excluded}
+        results[stem] = {
+            "data": report.data,
+            "n": report.n,
+            "accuracy": report.accuracy,
+            "macro_f1": report.macro_f1,
+            "excluded": report.excluded,
+        }
         print(f"{stem}: accuracy {report.accuracy:.4f} macro-F1 {report.macro_f1:.4f} (n={report.n})", file=sys.stderr)
     recognizer.card["results"] = results
     target = ROOT / "src" / "spherefer" / "weights" / args.name
@@ -72,15 +86,23 @@ def main() -> None:
 
 
 def classes_line(recognizer: spherefer.Recognizer) -> str:
-    """The card's line on the classes and when a face is unknown (the run's fitted unknown score, or the cosine rule)."""
+    """The card's line on the classes and when a face is unknown (the run's fitted unknown score, or the cosine
+    rule)."""
     bank = recognizer.bank
-    rule = (f"a face is `unknown` when its {bank.score.replace('_', ' ')} score is below {bank.threshold:.4f}, which accepts "
-            f"95% of the validation faces (section \"Unknown score\")" if bank.score != "cosine" else
-            f"a face is `unknown` when its best cosine is below {bank.threshold:.4f} (the paper's rule; no unknown score fitted)")
+    rule = (
+        f"a face is `unknown` when its {bank.score.replace('_', ' ')} score is below {bank.threshold:.4f}, which "
+        "accepts "
+        f'95% of the validation faces (section "Unknown score")'
+        if bank.score != "cosine"
+        else f"a face is `unknown` when its best cosine is below {bank.threshold:.4f} (the paper's rule; no unknown "
+        "score fitted)"
+    )
     return f"- **Classes**: {', '.join(bank.names)}; {rule}."
 
 
-def model_card(name: str, recognizer: spherefer.Recognizer, config_yaml: str, results: dict, history: list[dict]) -> str:
+def model_card(
+    name: str, recognizer: spherefer.Recognizer, config_yaml: str, results: dict, history: list[dict]
+) -> str:
     cfg, card = recognizer.config, recognizer.card
     n_params = sum(p.numel() for p in recognizer.model.parameters())
     lines = [
@@ -88,11 +110,17 @@ def model_card(name: str, recognizer: spherefer.Recognizer, config_yaml: str, re
         "",
         f"- **Network**: {cfg.arch}, {n_params / 1e6:.2f} M parameters, input {cfg.input_size}x{cfg.input_size}"
         f" {'greyscale' if cfg.in_channels == 1 else 'RGB'}, {cfg.embedding_size}-d embedding, head `{cfg.head}`"
-        + (" (plain linear layer with bias: no scale or margin; centers = its normalised weight rows)." if cfg.head == "softmax" else f" (s={cfg.scale}, m={recognizer.model.head.margin})."),
+        + (
+            " (plain linear layer with bias: no scale or margin; centers = its normalised weight rows)."
+            if cfg.head == "softmax"
+            else f" (s={cfg.scale}, m={recognizer.model.head.margin})."
+        ),
         classes_line(recognizer),
         f"- **Training data**: {card['training_data']}.",
-        f"- **Training**: `{card['command']}` — {card['epochs_run']} epochs on {card['hardware']} in {card['training_minutes']} min (median epoch {card['median_epoch_seconds']:.0f} s);"
-        f" best validation accuracy (FER+ valid, nearest center) {history[card['best_epoch'] - 1]['val_acc']:.2%} at epoch {card['best_epoch']}.",
+        f"- **Training**: `{card['command']}` — {card['epochs_run']} epochs on {card['hardware']} in "
+        f"{card['training_minutes']} min (median epoch {card['median_epoch_seconds']:.0f} s);"
+        f" best validation accuracy (FER+ valid, nearest center) {history[card['best_epoch'] - 1]['val_acc']:.2%} at "
+        f"epoch {card['best_epoch']}.",
         "",
         "## Measured results (nearest class center, no threshold, no test-time augmentation)",
         "",
@@ -131,7 +159,9 @@ def unused_head_settings(config_yaml: str, head: str) -> str:
     model = re.search(r"^model:\n(?:  .*\n)*", config_yaml, flags=re.MULTILINE)
     if model is None:
         return config_yaml
-    marked = re.sub(r"^(  (?:scale|margin): .*)$", r"\1  # unused by the softmax head", model.group(0), flags=re.MULTILINE)
+    marked = re.sub(
+        r"^(  (?:scale|margin): .*)$", r"\1  # unused by the softmax head", model.group(0), flags=re.MULTILINE
+    )
     return config_yaml[: model.start()] + marked + config_yaml[model.end() :]
 
 

@@ -7,7 +7,7 @@
 
 Each teacher (a model folder or shipped name) classifies every face of ``--data`` and its
 mirror image; the softmax of ``scale * cosine / temperature`` to its trained centers is
-averaged over both views and all teachers (:func:`spherefer.teacher.teacher_probabilities`)
+averaged over both views and all teachers (:func:`spherefer.training.teacher.teacher_probabilities`)
 and written to ``--output`` with the faces' record ids. A student then trains on it with
 ``spherefer train --config default data.teacher=FILE data.teacher_weight=0.5``. ``--eval``
 prints each teacher's and the ensemble's accuracy (flip-averaged, most probable class) on
@@ -25,7 +25,7 @@ import numpy as np
 
 import spherefer
 from spherefer.data import open_dataset
-from spherefer.teacher import teacher_probabilities, trained_classes, write_teacher_targets
+from spherefer.training.teacher import teacher_probabilities, trained_classes, write_teacher_targets
 
 
 def accuracy(teachers: list[spherefer.Recognizer], spec: str, temperature: float) -> float:

@@ -6,26 +6,35 @@ whose normalised head weights are class centers; new expressions are enrolled fr
 few samples and faces far from every center are rejected as unknown.
 """
 
-from .centers import CenterBank
-from .face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_faces
-from .labels import UNKNOWN, Classification, Prediction
-from .model_config import ModelConfig
-from .recognizer import Recognizer, load_model, shipped_models
-from .tracking import FaceTracker, LabelSmoother, SmoothingConfig
+from spherefer.bank.centers import CenterBank
+from spherefer.core.labels import UNKNOWN, Classification, Prediction
+from spherefer.face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_faces
+from spherefer.runtime.loading import load_model
+from spherefer.runtime.model_config import ModelConfig
+from spherefer.runtime.model_paths import shipped_models
+from spherefer.runtime.recognizer import Recognizer
+from spherefer.runtime.tracking import FaceTracker, LabelSmoother, SmoothingConfig
 
 __version__ = "0.1.0"
 
 # The training side (PyTorch) is imported on first use, so that ``import spherefer`` and
 # everything the inference side needs run without PyTorch installed.
-_TRAINING_NAMES = {"HEADS": "heads", "create_head": "heads", "BACKBONES": "models", "EmbeddingNet": "models", "create_model": "models"}
+_TRAINING_NAMES = {
+    "HEADS": "spherefer.training.heads",
+    "create_head": "spherefer.training.heads",
+    "BACKBONES": "spherefer.training.models",
+    "EmbeddingNet": "spherefer.training.models",
+    "create_model": "spherefer.training.models",
+}
 
 
 def __getattr__(name: str) -> object:
     if name in _TRAINING_NAMES:
         import importlib
 
-        return getattr(importlib.import_module(f".{_TRAINING_NAMES[name]}", __name__), name)
+        return getattr(importlib.import_module(_TRAINING_NAMES[name]), name)
     raise AttributeError(f"module 'spherefer' has no attribute {name!r}")
+
 
 __all__ = [
     "BACKBONES",

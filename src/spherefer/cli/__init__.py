@@ -13,10 +13,10 @@ import sys
 
 import click
 
-from .. import __version__
-from ..extras import install_hint
-from ..face import DetectorUnavailable
-from . import adapt, classes, export, info, predict, serve, train, viz
+from spherefer import __version__
+from spherefer.cli import adapt, classes, export, info, predict, serve, train, viz
+from spherefer.core.extras import install_hint
+from spherefer.face import DetectorUnavailable
 
 __all__ = ["main"]
 
@@ -35,7 +35,10 @@ class CleanErrors(click.Group):
             hint = install_hint(err)
             if hint is None:
                 raise
-            click.echo(f"error: spherefer {ctx.invoked_subcommand or ''}: {hint}".replace("spherefer : ", "spherefer: "), err=True)
+            click.echo(
+                f"error: spherefer {ctx.invoked_subcommand or ''}: {hint}".replace("spherefer : ", "spherefer: "),
+                err=True,
+            )
             sys.exit(2)
 
 
@@ -47,7 +50,18 @@ def main() -> None:
 
 # The command modules keep their names here (``spherefer.cli.predict`` is the module, not the command).
 for command in (
-    info.info, info.datasets, predict.predict, export.export, train.train, train.grid, train.evaluate, train.calibrate,
-    viz.visualize, viz.geometry, serve.serve, classes.classes, adapt.adapt,
+    info.info,
+    info.datasets,
+    predict.predict,
+    export.export,
+    train.train,
+    train.grid,
+    train.evaluate,
+    train.calibrate,
+    viz.visualize,
+    viz.geometry,
+    serve.serve,
+    classes.classes,
+    adapt.adapt,
 ):
     main.add_command(command)

@@ -1,6 +1,6 @@
 """``python -m spherefer.cli`` (what ``torchrun -m spherefer.cli train`` runs)."""
 
-from . import main
+from spherefer.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
-"""``spherefer adapt``: move a bank's centers to a new camera or population from unlabelled faces (:mod:`spherefer.adapt`)."""
+"""``spherefer adapt``: move a bank's centers to a new camera or population from unlabelled faces
+(:mod:`spherefer.bank.adapt`)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,38 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..adapt import MIN_ADAPT_FACES, adapt_bank
-from ..data import open_dataset
-from ..enrol import enrolment_embeddings
-from ..evaluate import embed_arrays
-from ..face import get_detector
-from ..images import collect_image_files
-from ..recognizer import Recognizer
-from .classes import ALIGNED_OPTION
-from .common import DETECTOR_OPTION, save_bank, with_editable_model
+from spherefer.bank.adapt import MIN_ADAPT_FACES, adapt_bank
+from spherefer.bank.enrol import enrolment_embeddings
+from spherefer.cli.classes import ALIGNED_OPTION
+from spherefer.cli.common import DETECTOR_OPTION, save_bank, with_editable_model
+from spherefer.core.images import collect_image_files
+from spherefer.data import open_dataset
+from spherefer.evaluation.evaluate import embed_arrays
+from spherefer.face import get_detector
+from spherefer.runtime.recognizer import Recognizer
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--data", "data_spec", default=None, help="Also the faces of this FORMAT:PATH[:SPLIT] dataset (its labels are not used).")
+@click.option(
+    "--data",
+    "data_spec",
+    default=None,
+    help="Also the faces of this FORMAT:PATH[:SPLIT] dataset (its labels are not used).",
+)
 @ALIGNED_OPTION
 @DETECTOR_OPTION
 @click.option("--dry-run", is_flag=True, help="Report what adapting would do without saving it.")
 @with_editable_model
-def adapt(recognizer: Recognizer, bank_file: Path, inputs: tuple[Path, ...], data_spec: str | None, aligned: bool, detector: str,
-          dry_run: bool) -> None:
+def adapt(
+    recognizer: Recognizer,
+    bank_file: Path,
+    inputs: tuple[Path, ...],
+    data_spec: str | None,
+    aligned: bool,
+    detector: str,
+    dry_run: bool,
+) -> None:
     """Adapt the bank to unlabelled faces of your setting (photos, folders, or --data).
 
     Each photo gives its largest usable face (--aligned: each image is a face crop). The
@@ -39,8 +52,15 @@ def adapt(recognizer: Recognizer, bank_file: Path, inputs: tuple[Path, ...], dat
     parts = []
     if inputs:
         files = collect_image_files(inputs)
-        parts.append(enrolment_embeddings(recognizer, files, aligned, get_detector(detector),
-                                          on_skip=lambda path, reason: click.echo(f"skipped {path}: {reason}", err=True)))
+        parts.append(
+            enrolment_embeddings(
+                recognizer,
+                files,
+                aligned,
+                get_detector(detector),
+                on_skip=lambda path, reason: click.echo(f"skipped {path}: {reason}", err=True),
+            )
+        )
     if data_spec is not None:
         images, _ = open_dataset(data_spec).load_arrays(recognizer.config.input_size)
         parts.append(embed_arrays(recognizer, images))

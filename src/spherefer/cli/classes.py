@@ -1,7 +1,7 @@
 """``spherefer classes ...``: list, enrol, update, compose, remove, rename, reset, history, undo, export and
 import classes.
 
-Enrolment and updates follow :mod:`spherefer.enrol`, the rules the HTTP service uses too:
+Enrolment and updates follow :mod:`spherefer.bank.enrol`, the rules the HTTP service uses too:
 photos are searched for faces (the largest usable face of each is enrolled), ``--aligned``
 face crops are used as given, and unreadable files or photos without a usable face are
 reported on stderr and skipped. Every editing command holds the bank file's lock from
@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..centers import CenterBank
-from ..enrol import (
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.enrol import (
     MIN_IMAGES,
     check_image_count,
     enrol_class,
@@ -25,15 +25,19 @@ from ..enrol import (
     old_center_weight,
     update_class,
 )
-from ..face import get_detector
-from ..harm import HARM_LIMIT
-from ..labels import counted
-from ..bank_history import history, undo
-from ..recognizer import Recognizer, editable_bank_path, editing_model
-from ..storage import file_lock
-from .common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION, save_bank, with_editable_model
+from spherefer.bank.harm import HARM_LIMIT
+from spherefer.bank.history import history, undo
+from spherefer.cli.common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION, save_bank, with_editable_model
+from spherefer.core.labels import counted
+from spherefer.core.storage import file_lock
+from spherefer.face import get_detector
+from spherefer.runtime.loading import editing_model
+from spherefer.runtime.model_paths import editable_bank_path
+from spherefer.runtime.recognizer import Recognizer
 
-ALIGNED_OPTION = click.option("--aligned", is_flag=True, help="INPUTS are aligned face crops: use each whole image, no face detection.")
+ALIGNED_OPTION = click.option(
+    "--aligned", is_flag=True, help="INPUTS are aligned face crops: use each whole image, no face detection."
+)
 
 __all__ = ["classes"]
 
@@ -67,13 +71,33 @@ def classes_list(recognizer: Recognizer, bank_file: Path) -> None:
 @click.option("--shots", type=int, default=None, help="Enrol from this many images drawn at random from INPUTS.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --shots draw.")
 @click.option("--min-images", type=int, default=MIN_IMAGES, show_default=True)
-@click.option("--threshold", type=float, default=None, help="The class's own threshold (default: the global one; on a bank with the paper's cosine rule, estimated from the samples' spread).")
-@click.option("--accept-harm", is_flag=True,
-              help=f"Enrol even when the new class would take more than {HARM_LIMIT:.0%} of an existing class's faces.")
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="The class's own threshold (default: the global one; on a bank with the paper's cosine rule, estimated from "
+    "the samples' spread).",
+)
+@click.option(
+    "--accept-harm",
+    is_flag=True,
+    help=f"Enrol even when the new class would take more than {HARM_LIMIT:.0%} of an existing class's faces.",
+)
 @ALIGNED_OPTION
 @DETECTOR_OPTION
-def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, shots: int | None, seed: int, min_images: int,
-                threshold: float | None, accept_harm: bool, aligned: bool, detector: str) -> None:
+def classes_add(
+    name: str,
+    inputs: tuple[Path, ...],
+    recognizer: Recognizer,
+    bank_file: Path,
+    shots: int | None,
+    seed: int,
+    min_images: int,
+    threshold: float | None,
+    accept_harm: bool,
+    aligned: bool,
+    detector: str,
+) -> None:
     """Enrol a new expression NAME from photos (files or folders), without training.
 
     Each photo's largest usable face is found, aligned and enrolled, as `spherefer
@@ -87,24 +111,42 @@ def classes_add(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, ban
     recognizer.bank.check_new_name(name)  # before any image is read
     files = enrolment_files(inputs, shots, seed, min_images, hint="lower --min-images to enrol from fewer")
     x, skipped = _samples(recognizer, files, aligned, detector)
-    check_image_count(len(x), min_images, hint=f"{skipped} skipped; lower --min-images to enrol from fewer" if skipped else None)
-    enrolled = enrol_class(recognizer.bank, name, x, threshold=threshold, density=recognizer.density,
-                           accept_harm=accept_harm)
+    check_image_count(
+        len(x), min_images, hint=f"{skipped} skipped; lower --min-images to enrol from fewer" if skipped else None
+    )
+    enrolled = enrol_class(
+        recognizer.bank, name, x, threshold=threshold, density=recognizer.density, accept_harm=accept_harm
+    )
     own = recognizer.bank.threshold if enrolled.threshold is None else enrolled.threshold
     harm = "" if enrolled.harm is None else f"; it {enrolled.harm.summary()}"
     harm += " (accepted)" if enrolled.harm is not None and enrolled.harm.harmful else ""
-    save_bank(recognizer, bank_file, f"enrolled {name!r} from {counted(enrolled.count, 'image')}, threshold {own:.3f}{harm}")
+    save_bank(
+        recognizer, bank_file, f"enrolled {name!r} from {counted(enrolled.count, 'image')}, threshold {own:.3f}{harm}"
+    )
 
 
 @classes.command("update")
 @click.argument("name")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @with_editable_model
-@click.option("--momentum", type=float, default=0.9, show_default=True,
-              help="Weight the old center keeps in this update; the new images' mean gets the rest (once, however many images).")
+@click.option(
+    "--momentum",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="Weight the old center keeps in this update; the new images' mean gets the rest (once, however many images).",
+)
 @ALIGNED_OPTION
 @DETECTOR_OPTION
-def classes_update(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, bank_file: Path, momentum: float, aligned: bool, detector: str) -> None:
+def classes_update(
+    name: str,
+    inputs: tuple[Path, ...],
+    recognizer: Recognizer,
+    bank_file: Path,
+    momentum: float,
+    aligned: bool,
+    detector: str,
+) -> None:
     """Move the center of NAME towards new instances: one moving-average step on the sphere per call.
 
     The normalised mean of the new images' embeddings (photos: their largest usable
@@ -119,12 +161,18 @@ def classes_update(name: str, inputs: tuple[Path, ...], recognizer: Recognizer, 
         raise ValueError(f"updating {name!r} needs at least one usable image; all {len(files)} were skipped")
     moved = update_class(recognizer.bank, name, x, momentum=momentum)
     old = old_center_weight(momentum, len(x))
-    save_bank(recognizer, bank_file, f"updated {name!r} with {counted(len(x), 'image')} (old center weight {old:.2f}, new images' mean {1 - old:.2f}); "
-                                     f"center moved {moved:.2f} degrees")
+    save_bank(
+        recognizer,
+        bank_file,
+        f"updated {name!r} with {counted(len(x), 'image')} (old center weight {old:.2f}, new images' mean "
+        f"{1 - old:.2f}); "
+        f"center moved {moved:.2f} degrees",
+    )
 
 
 def _samples(recognizer: Recognizer, files: list[Path], aligned: bool, detector: str) -> tuple[np.ndarray, int]:
-    """Enrolment samples of ``files`` (:func:`spherefer.enrol.enrolment_embeddings`), each skipped file reported on stderr; and how many were skipped."""
+    """Enrolment samples of ``files`` (:func:`spherefer.bank.enrol.enrolment_embeddings`), each skipped file reported on
+    stderr; and how many were skipped."""
     if not aligned:
         get_detector(detector)  # fail now, once, if the detector's files are missing
     skipped: list[Path] = []
@@ -141,7 +189,9 @@ def _samples(recognizer: Recognizer, files: list[Path], aligned: bool, detector:
 @click.argument("components", nargs=-1, required=True)
 @with_editable_model
 @click.option("--weights", default=None, help="Comma-separated positive weights, one per component (default equal).")
-def classes_compose(name: str, components: tuple[str, ...], recognizer: Recognizer, bank_file: Path, weights: str | None) -> None:
+def classes_compose(
+    name: str, components: tuple[str, ...], recognizer: Recognizer, bank_file: Path, weights: str | None
+) -> None:
     """Add NAME as the normalised weighted sum of existing classes (no samples needed)."""
     values = None if weights is None else [float(w) for w in weights.split(",")]
     recognizer.bank.compose(name, list(components), values)
@@ -171,7 +221,13 @@ def classes_rename(old: str, new: str, recognizer: Recognizer, bank_file: Path) 
 @click.argument("names", nargs=-1)
 @MODEL_OPTION
 @BANK_OPTION
-@click.option("--all", "reset_all", is_flag=True, help="Restore every trained class and center and the trained global threshold, dropping enrolled classes and per-class thresholds.")
+@click.option(
+    "--all",
+    "reset_all",
+    is_flag=True,
+    help="Restore every trained class and center and the trained global threshold, dropping enrolled classes and "
+    "per-class thresholds.",
+)
 def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | None, reset_all: bool) -> None:
     """Restore trained classes NAMES to their trained centers (or, with --all, the trained
     classes, centers and global threshold, undoing enrolments, updates, adaptation and calibration)."""
@@ -182,7 +238,11 @@ def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | N
             recognizer.bank.restore_trained()
         for name in names:
             recognizer.bank.reset(name)
-        done = f"restored the trained classes and threshold {recognizer.bank.threshold:.3f}" if reset_all else f"reset {', '.join(names)}"
+        done = (
+            f"restored the trained classes and threshold {recognizer.bank.threshold:.3f}"
+            if reset_all
+            else f"reset {', '.join(names)}"
+        )
         save_bank(recognizer, bank_file, done)
 
 
@@ -194,8 +254,11 @@ def classes_history(model_name: str, bank_option: Path | None) -> None:
     bank_file = bank_option if bank_option is not None else editable_bank_path(model_name)
     versions = history(bank_file)
     if not versions:
-        click.echo(f"no edits recorded for {bank_file}: the model's own classes are in use" if not bank_file.is_file()
-                   else f"no edits recorded for {bank_file}")
+        click.echo(
+            f"no edits recorded for {bank_file}: the model's own classes are in use"
+            if not bank_file.is_file()
+            else f"no edits recorded for {bank_file}"
+        )
     for version in versions:
         click.echo(f"{version.version:>4}  {version.when}  {version.action}" + (" (undone)" if version.undone else ""))
 

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from ..decision import RULES
-from ..embedders import MODEL_FILES
-from ..face import DEFAULT_DETECTOR, DETECTORS
-from ..labels import SCORES
-from ..recognizer import load_editable_model, resolve_model_path, shipped_models
-from .common import BANK_OPTION, MODEL_OPTION
+from spherefer import __version__
+from spherefer.bank.decision import RULES
+from spherefer.cli.common import BANK_OPTION, MODEL_OPTION
+from spherefer.core.labels import SCORES
+from spherefer.face import DEFAULT_DETECTOR, DETECTORS
+from spherefer.runtime.embedders import MODEL_FILES
+from spherefer.runtime.loading import load_editable_model
+from spherefer.runtime.model_paths import resolve_model_path, shipped_models
 
 __all__ = ["datasets", "info"]
 
@@ -27,19 +28,31 @@ def info(model_name: str, bank_option: Path | None) -> None:
     cfg = recognizer.config
     click.echo(f"spherefer {__version__}")
     click.echo(f"model: {model_name} ({folder})")
-    click.echo("status: " + ("trained" if recognizer.trained else "UNTRAINED - random weights, predictions are meaningless"))
+    click.echo(
+        "status: " + ("trained" if recognizer.trained else "UNTRAINED - random weights, predictions are meaningless")
+    )
     click.echo(
         f"network: {cfg.arch}, input {cfg.input_size}x{cfg.input_size}x{cfg.in_channels}, "
         f"{cfg.embedding_size}-d embedding, head {cfg.head} (s={cfg.scale}, m={cfg.margin})"
     )
     runtime = "ONNX Runtime" if recognizer.backend == "onnx" else "PyTorch"
-    click.echo(f"runs in: {runtime}, {recognizer.embedder.precision} (available: {', '.join(p for p, f in MODEL_FILES.items() if (folder / f).is_file())})")
+    click.echo(
+        f"runs in: {runtime}, {recognizer.embedder.precision} (available: "
+        f"{', '.join(p for p, f in MODEL_FILES.items() if (folder / f).is_file())})"
+    )
     bank = recognizer.bank
     click.echo(f"center bank: {bank_file if bank_file.is_file() else folder / 'bank.safetensors'}")
-    click.echo(f"face detectors: {DEFAULT_DETECTOR} (default), {', '.join(sorted(set(DETECTORS) - {DEFAULT_DETECTOR}))} (--detector)")
+    click.echo(
+        f"face detectors: {DEFAULT_DETECTOR} (default), {', '.join(sorted(set(DETECTORS) - {DEFAULT_DETECTOR}))} "
+        "(--detector)"
+    )
     click.echo(f"unknown score: {bank.score} -- {SCORES[bank.score]}")
     click.echo(f"decision rule: {bank.decision_rule_name} -- {RULES[bank.decision_rule_name]}")
-    changed = "" if bank.trained_threshold in (None, bank.threshold) else f" (changed from the model's {bank.trained_threshold:.4g}, which the card describes)"
+    changed = (
+        ""
+        if bank.trained_threshold in (None, bank.threshold)
+        else f" (changed from the model's {bank.trained_threshold:.4g}, which the card describes)"
+    )
     click.echo(f"classes ({len(bank)}), unknown below {bank.score} {bank.threshold:.4g}{changed}:")
     for row in bank.summary():
         threshold = "" if row["threshold"] is None else f", threshold {row['threshold']:.4g}"
@@ -56,7 +69,7 @@ def info(model_name: str, bank_option: Path | None) -> None:
 @click.command()
 def datasets() -> None:
     """List the --data formats (FORMAT:PATH[:SPLIT]) and their splits."""
-    from ..data import DATASET_FORMATS
+    from spherefer.data import DATASET_FORMATS
 
     for name, fmt in DATASET_FORMATS.items():
         splits = ", ".join(f"{s}*" if s == fmt.default_split else s for s in fmt.splits) or "(none)"

@@ -12,19 +12,39 @@ from typing import Any
 
 import click
 
-from ..batch import VideoOptions, analyze_sources, predict_crops, source_name
-from ..face import LANDMARK_NAMES, FaceRecord, QualityConfig, get_detector
-from ..images import IMAGE_EXTENSIONS, collect_image_files, example_photo
-from ..labels import counted, frame_records
-from ..recognizer import Recognizer, load_editable_model
-from ..video import VIDEO_EXTENSIONS, is_video
-from .common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION
+from spherefer.cli.common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION
+from spherefer.core.images import IMAGE_EXTENSIONS, collect_image_files, example_photo
+from spherefer.core.labels import counted, frame_records
+from spherefer.engines.batch import VideoOptions, analyze_sources, predict_crops, source_name
+from spherefer.face import LANDMARK_NAMES, FaceRecord, QualityConfig, get_detector
+from spherefer.runtime.loading import load_editable_model
+from spherefer.runtime.recognizer import Recognizer
+from spherefer.runtime.video import VIDEO_EXTENSIONS, is_video
 
 __all__ = ["PHOTO_COLUMNS", "csv_row", "predict", "read_path_list"]
 
-PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "y1", "detector_score",
-                 *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
-                 "label", "raw_label", "nearest", "reason", "cosine", "score", "size", "sharpness", "yaw"]
+PHOTO_COLUMNS = [
+    "source",
+    "frame",
+    "time",
+    "face",
+    "track",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "detector_score",
+    *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
+    "label",
+    "raw_label",
+    "nearest",
+    "reason",
+    "cosine",
+    "score",
+    "size",
+    "sharpness",
+    "yaw",
+]
 """CSV columns of whole-photo and video predictions, followed by one probability column per class."""
 
 
@@ -32,35 +52,106 @@ PHOTO_COLUMNS = ["source", "frame", "time", "face", "track", "x0", "y0", "x1", "
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @MODEL_OPTION
 @BANK_OPTION
-@click.option("--aligned", is_flag=True, help="PATHS are aligned face crops: classify each whole image, no face detection.")
+@click.option(
+    "--aligned", is_flag=True, help="PATHS are aligned face crops: classify each whole image, no face detection."
+)
 @DETECTOR_OPTION
-@click.option("--threshold", type=float, default=None, callback=lambda _ctx, _param, value: _finite(value),
-              help="Unknown score below which a face is unknown (default: the bank's; `spherefer info` says which score).")
-@click.option("--min-face", type=float, default=QualityConfig.min_face, show_default=True, help="Faces whose box is smaller (px) are rejected.")
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    callback=lambda _ctx, _param, value: _finite(value),
+    help="Unknown score below which a face is unknown (default: the bank's; `spherefer info` says which score).",
+)
+@click.option(
+    "--min-face",
+    type=float,
+    default=QualityConfig.min_face,
+    show_default=True,
+    help="Faces whose box is smaller (px) are rejected.",
+)
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-@click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write a copy of each photo or video with boxes, landmarks and labels drawn to DIR/<file name>.")
+@click.option(
+    "--annotate",
+    "annotate_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write a copy of each photo or video with boxes, landmarks and labels drawn to DIR/<file name>.",
+)
 @click.option("--example", is_flag=True, help="Also analyse the bundled example photo (a public-domain NASA portrait).")
-@click.option("--webcam", type=click.IntRange(min=0), default=None, metavar="INDEX",
-              help="Also analyse camera INDEX (0: the first) until Ctrl-C or --max-frames.")
-@click.option("--no-smoothing", is_flag=True, help="Videos: report each frame's own label (no embedding averaging, no label hysteresis).")
-@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, help="Videos: analyse every N-th frame only.")
-@click.option("--adapt", "adapt_online", is_flag=True,
-              help="Videos and webcams: adapt the centers to the stream's faces as it runs (see `spherefer adapt`; the bank is not saved).")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Videos: stop after this many analysed frames.")
+@click.option(
+    "--webcam",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="INDEX",
+    help="Also analyse camera INDEX (0: the first) until Ctrl-C or --max-frames.",
+)
+@click.option(
+    "--no-smoothing",
+    is_flag=True,
+    help="Videos: report each frame's own label (no embedding averaging, no label hysteresis).",
+)
+@click.option(
+    "--every", type=click.IntRange(min=1), default=1, show_default=True, help="Videos: analyse every N-th frame only."
+)
+@click.option(
+    "--adapt",
+    "adapt_online",
+    is_flag=True,
+    help="Videos and webcams: adapt the centers to the stream's faces as it runs (see `spherefer adapt`; the bank is "
+    "not saved).",
+)
+@click.option(
+    "--max-frames", type=click.IntRange(min=1), default=None, help="Videos: stop after this many analysed frames."
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars (shown for folders, lists and videos).")
-@click.option("--list", "list_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Also analyse the files in the `path` column of this .csv or .parquet file (relative to its folder).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: one photo after the other in this process; ray: photos spread over Ray workers (photos only).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
-              help="--engine ray: worker processes, one CPU each (default: one per CPU of the Ray cluster).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="--engine ray: use this Ray cluster (auto, ray://HOST:10001) instead of starting a local one.")
+@click.option(
+    "--list",
+    "list_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also analyse the files in the `path` column of this .csv or .parquet file (relative to its folder).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: one photo after the other in this process; ray: photos spread over Ray workers (photos only).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="--engine ray: worker processes, one CPU each (default: one per CPU of the Ray cluster).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="--engine ray: use this Ray cluster (auto, ray://HOST:10001) instead of starting a local one.",
+)
 def predict(
-    paths: tuple[Path, ...], model_name: str, bank_option: Path | None, aligned: bool, detector: str, threshold: float | None,
-    min_face: float, output_format: str, annotate_dir: Path | None, example: bool, webcam: int | None, no_smoothing: bool, adapt_online: bool,
-    every: int, max_frames: int | None, no_progress: bool, list_file: Path | None, engine: str, workers: int | None,
+    paths: tuple[Path, ...],
+    model_name: str,
+    bank_option: Path | None,
+    aligned: bool,
+    detector: str,
+    threshold: float | None,
+    min_face: float,
+    output_format: str,
+    annotate_dir: Path | None,
+    example: bool,
+    webcam: int | None,
+    no_smoothing: bool,
+    adapt_online: bool,
+    every: int,
+    max_frames: int | None,
+    no_progress: bool,
+    list_file: Path | None,
+    engine: str,
+    workers: int | None,
     ray_address: str | None,
 ) -> None:
     """Find, align and classify the faces in photos and videos (files or folders, searched
@@ -69,7 +160,9 @@ def predict(
     Writes one record per face (largest first): source, frame and time (null for
     images), face index, track id (videos), box, landmarks, label -- a class, `unknown`
     (below the threshold) or `rejected` (a failed quality check, with the reason) --
-    raw_label, nearest (the class the face is nearest to, also when it is unknown), cosine (to that class's center), score (the unknown score the threshold is compared with) and probabilities. A photo or video frame without a face gives one
+    raw_label, nearest (the class the face is nearest to, also when it is unknown), cosine (to that class's center),
+    score (the unknown score the threshold is compared with) and probabilities. A photo or video frame without a face
+    gives one
     `no_face` record. In videos faces are tracked across frames and, unless
     --no-smoothing, each track's label is smoothed over time (raw_label is the frame's
     own). Unreadable files (and a camera that cannot be opened) are reported on stderr
@@ -90,10 +183,15 @@ def predict(
     if engine != "ray" and (workers is not None or ray_address is not None):
         raise click.UsageError("--workers and --ray-address go with --engine ray")
     if engine == "ray":
-        for flag, used in (("--aligned", aligned), ("--webcam", webcam is not None), ("--annotate", annotate_dir is not None)):
+        for flag, used in (
+            ("--aligned", aligned),
+            ("--webcam", webcam is not None),
+            ("--annotate", annotate_dir is not None),
+        ):
             if used:
                 raise click.UsageError(f"--engine ray analyses photos only; it cannot be combined with {flag}")
-        from .. import ray_engine  # noqa: F401  -- without ray: the install hint now, before any work or output
+        # without ray: the install hint now, before any work or output
+        from spherefer.engines import ray as ray_engine  # noqa: F401
     # One or a few crops per photo or frame: one thread is fastest, and idle threads spinning
     # between frames made video ~20x slower on a busy 2-core machine.
     recognizer, bank_file = load_editable_model(model_name, bank_option, threads=None if aligned else 1)
@@ -103,7 +201,9 @@ def predict(
     if example:
         files.append(example_photo())
     if not files and webcam is None:
-        click.echo(f"no image or video files in {', '.join(map(str, [*paths, *([list_file] if list_file else [])]))}", err=True)
+        click.echo(
+            f"no image or video files in {', '.join(map(str, [*paths, *([list_file] if list_file else [])]))}", err=True
+        )
         sys.exit(1)
     videos = [path for path in files if is_video(path)] if engine == "ray" else []
     if videos:
@@ -136,26 +236,45 @@ def predict(
         bank = bank_file if bank_file.is_file() else None  # the bank load_editable_model used
         _predict_on_ray(model_name, bank, files, write, detector, threshold, quality, workers, ray_address, progress)
         return
-    video = VideoOptions(smoothing=not no_smoothing, every=every, max_frames=max_frames, progress=not no_progress, adapt=adapt_online)
+    video = VideoOptions(
+        smoothing=not no_smoothing, every=every, max_frames=max_frames, progress=not no_progress, adapt=adapt_online
+    )
     sources: list[Path | int] = [*files, *([webcam] if webcam is not None else [])]
-    failed = analyze_sources(recognizer, sources, emit, detector, threshold, quality, annotate_dir, progress=progress, video=video)
+    failed = analyze_sources(
+        recognizer, sources, emit, detector, threshold, quality, annotate_dir, progress=progress, video=video
+    )
     _report_failures(failed, sources)
 
 
 def _predict_on_ray(
-    model_name: str, bank: Path | None, files: list[Path], write: Callable[[list[dict[str, Any]]], None], detector: str,
-    threshold: float | None, quality: QualityConfig, workers: int | None, address: str | None, progress: bool,
+    model_name: str,
+    bank: Path | None,
+    files: list[Path],
+    write: Callable[[list[dict[str, Any]]], None],
+    detector: str,
+    threshold: float | None,
+    quality: QualityConfig,
+    workers: int | None,
+    address: str | None,
+    progress: bool,
 ) -> None:
-    """``--engine ray``: the photos' records from :func:`spherefer.ray_engine.predict_with_ray`
+    """``--engine ray``: the photos' records from :func:`spherefer.engines.ray.predict_with_ray`
     to ``write``, in input order; unreadable photos reported and counted as the local engine does."""
     from tqdm import tqdm
 
-    from ..ray_engine import predict_with_ray
+    from spherefer.engines.ray import predict_with_ray
 
     results = predict_with_ray(model_name, bank, files, detector, threshold, quality, workers, address=address)
     failed: list[Path | int] = []
     try:
-        bar = tqdm(results, total=len(files), unit="file", file=sys.stderr, disable=True if not progress else None, dynamic_ncols=True)
+        bar = tqdm(
+            results,
+            total=len(files),
+            unit="file",
+            file=sys.stderr,
+            disable=True if not progress else None,
+            dynamic_ncols=True,
+        )
         with bar:
             for result in bar:
                 if result.error is not None:
@@ -211,7 +330,16 @@ def _write_crops(recognizer: Recognizer, files: list[Path], threshold: float | N
             failed.append(path)
             click.echo(f"skipped {path}: {prediction}", err=True)
         elif writer:
-            writer.writerow([str(path), prediction.label, prediction.nearest, f"{prediction.cosine:.4f}", f"{prediction.score:.4f}", *(f"{p:.4f}" for p in prediction.probabilities.values())])
+            writer.writerow(
+                [
+                    str(path),
+                    prediction.label,
+                    prediction.nearest,
+                    f"{prediction.cosine:.4f}",
+                    f"{prediction.score:.4f}",
+                    *(f"{p:.4f}" for p in prediction.probabilities.values()),
+                ]
+            )
         else:
             click.echo(json.dumps({"source": str(path), **prediction.to_dict()}))
     _report_failures(failed, list(files))
@@ -230,7 +358,9 @@ def _report_failures(failed: list[Path | int], sources: list[Path | int]) -> Non
 
 
 def csv_row(row: dict[str, Any], names: list[str]) -> list[object]:
-    """A photo or frame record (:func:`spherefer.labels.frame_records`) as a row of :data:`PHOTO_COLUMNS` + one probability per class."""
+    """A photo or frame record (:func:`spherefer.core.labels.frame_records`) as a row of :data:`PHOTO_COLUMNS` + one
+    probability per class."""
+
     def blank(value: object) -> object:
         return "" if value is None else value
 
@@ -239,6 +369,21 @@ def csv_row(row: dict[str, Any], names: list[str]) -> list[object]:
     quality = row["quality"] or {}
     probabilities = row["probabilities"] or {}
     points = [blank((landmarks.get(name) or [None, None])[axis]) for name in LANDMARK_NAMES for axis in (0, 1)]
-    return [row["source"], blank(row["frame"]), blank(row["time"]), blank(row["face"]), blank(row["track"]), *map(blank, box),
-            blank(row["detector_score"]), *points, row["label"], row["raw_label"], blank(row["nearest"]), blank(row["reason"]), blank(row["cosine"]), blank(row["score"]),
-            *(blank(quality.get(key)) for key in ("size", "sharpness", "yaw")), *(blank(probabilities.get(name)) for name in names)]
+    return [
+        row["source"],
+        blank(row["frame"]),
+        blank(row["time"]),
+        blank(row["face"]),
+        blank(row["track"]),
+        *map(blank, box),
+        blank(row["detector_score"]),
+        *points,
+        row["label"],
+        row["raw_label"],
+        blank(row["nearest"]),
+        blank(row["reason"]),
+        blank(row["cosine"]),
+        blank(row["score"]),
+        *(blank(quality.get(key)) for key in ("size", "sharpness", "yaw")),
+        *(blank(probabilities.get(name)) for name in names),
+    ]

@@ -6,12 +6,12 @@ and ``load_arrays()`` gives the whole set as uint8 arrays. :func:`open_dataset` 
 from a ``FORMAT:PATH[:SPLIT]`` string.
 """
 
+from spherefer.data import ferplus
 from spherefer.data.affectnet import AffectNet
 from spherefer.data.base import ExpressionDataset, ImageFile, ImageFileDataset
 from spherefer.data.ckplus import CKPlus, CKPlus48
 from spherefer.data.expw import ExpW
 from spherefer.data.fer2013 import FER2013_CLASSES, FER2013CSV, FER2013Folder
-from spherefer.data import ferplus
 from spherefer.data.ferplus import (  # noqa: F401 (re-exported through ferplus.__all__)
     BASIC_EMOTIONS,
     FERPLUS_SPLITS,
@@ -28,7 +28,15 @@ from spherefer.data.ferplus import (  # noqa: F401 (re-exported through ferplus.
 )
 from spherefer.data.folder import ImageFolder
 from spherefer.data.rafdb import RAFDB
-from spherefer.data.spec import DATASET_FORMATS, DatasetFormat, DataSpec, data_spec_stem, given_split, open_dataset, parse_data_spec
+from spherefer.data.spec import (
+    DATASET_FORMATS,
+    DatasetFormat,
+    DataSpec,
+    data_spec_stem,
+    given_split,
+    open_dataset,
+    parse_data_spec,
+)
 from spherefer.data.splits import subject_kfold, subject_split
 from spherefer.data.vocabulary import COMPOUND_EXPRESSIONS, EXPRESSIONS, canonical_name, is_expression_name
 

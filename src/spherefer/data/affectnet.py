@@ -17,8 +17,15 @@ AFFECTNET_CODES: tuple[str, ...] = ("neutral", "happy", "sad", "surprise", "fear
 _DROPPED_CODES = range(8, 11)
 
 AFFECTNET_COLUMNS: tuple[str, ...] = (
-    "subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-    "facial_landmarks", "expression", "valence", "arousal",
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
 )
 """The CSV columns, in file order."""
 
@@ -50,15 +57,22 @@ class AffectNet(ImageFileDataset):
                 if reader.line_num == 1 and fields[:1] == [AFFECTNET_COLUMNS[0]]:
                     continue
                 if len(fields) != len(AFFECTNET_COLUMNS):
-                    raise ValueError(f"{where}: {len(fields)} fields, expected {len(AFFECTNET_COLUMNS)} ({','.join(AFFECTNET_COLUMNS)})")
+                    raise ValueError(
+                        f"{where}: {len(fields)} fields, expected {len(AFFECTNET_COLUMNS)} "
+                        f"({','.join(AFFECTNET_COLUMNS)})"
+                    )
                 code = parse_int(fields[6], "expression", where)
                 if code in _DROPPED_CODES:
                     continue
                 if not 0 <= code < len(AFFECTNET_CODES):
                     raise ValueError(f"{where}: expression {code} is outside 0..10")
-                x, y, width, height = (parse_int(text, name, where) for name, text in zip(AFFECTNET_COLUMNS[1:5], fields[1:5]))
+                x, y, width, height = (
+                    parse_int(text, name, where) for name, text in zip(AFFECTNET_COLUMNS[1:5], fields[1:5])
+                )
                 if x < 0 or y < 0 or width <= 0 or height <= 0:
-                    raise ValueError(f"{where}: face box x={x} y={y} width={width} height={height} is empty or negative")
+                    raise ValueError(
+                        f"{where}: face box x={x} y={y} width={width} height={height} is empty or negative"
+                    )
                 records.append(ImageFile(image_root / fields[0], (x, y, x + width, y + height)))
                 labels.append(AFFECTNET_CODES[code])
         if not records:

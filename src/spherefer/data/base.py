@@ -30,6 +30,7 @@ class DatasetOptions(TypedDict, total=False):
     mode: str
     transform: Callable[[Image.Image], Any] | None
 
+
 _LOAD_WORKERS = 8
 
 
@@ -98,7 +99,9 @@ def read_label_lines(path: Path, field_names: Sequence[str]) -> Iterator[tuple[s
                 continue
             where = f"{path}, line {line_number}"
             if len(fields) != len(field_names):
-                raise ValueError(f"{where}: expected {len(field_names)} fields ({' '.join(field_names)}), got {line.strip()!r}")
+                raise ValueError(
+                    f"{where}: expected {len(field_names)} fields ({' '.join(field_names)}), got {line.strip()!r}"
+                )
             yield where, fields
 
 
@@ -152,7 +155,9 @@ class ExpressionDataset(Generic[RecordT], abc.ABC):
         self.transform = transform
         self.classes: list[str] = select_classes(classes, class_order, type(self).__name__)
         class_index = {name: index for index, name in enumerate(self.classes)}
-        kept = [(record, class_index[label]) for record, label in zip(records, labels, strict=True) if label in class_index]
+        kept = [
+            (record, class_index[label]) for record, label in zip(records, labels, strict=True) if label in class_index
+        ]
         self.records: list[RecordT] = [record for record, _ in kept]
         self.targets: list[int] = [target for _, target in kept]
 
@@ -214,7 +219,14 @@ class ImageFile(NamedTuple):
 class ImageFileDataset(ExpressionDataset[ImageFile]):
     """An expression dataset whose samples are image files under ``root`` (cropped to ``box`` when set)."""
 
-    def __init__(self, root: Path, records: Sequence[ImageFile], labels: Sequence[str], class_order: Sequence[str], **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        records: Sequence[ImageFile],
+        labels: Sequence[str],
+        class_order: Sequence[str],
+        **options: Any,
+    ) -> None:
         self.root = root
         super().__init__(records, labels, class_order, **options)
 

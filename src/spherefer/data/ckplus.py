@@ -44,7 +44,14 @@ def _subject(path: Path) -> str:
 class _CKPlusFrames(ImageFileDataset):
     """CK+ frames, with ``subjects[i]`` the subject (``"S010"``) of sample ``i``."""
 
-    def __init__(self, root: Path, records: Sequence[ImageFile], labels: Sequence[str], class_order: Sequence[str], **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        records: Sequence[ImageFile],
+        labels: Sequence[str],
+        class_order: Sequence[str],
+        **options: Any,
+    ) -> None:
         super().__init__(root, records, labels, class_order, **options)
         self.subjects: list[str] = [_subject(path) for path in self.paths]
 
@@ -69,6 +76,7 @@ class CKPlus48(_CKPlusFrames):
             raise FileNotFoundError(f"no images in {folder}/<class>/; expected layout:\n{_CKPLUS48_LAYOUT}")
         super().__init__(root, records, labels, _CKPLUS48_CLASSES, **options)
 
+
 class CKPlus(_CKPlusFrames):
     """CK+ in the official layout: the last ``last_n`` frames of every sequence that has an emotion label.
 
@@ -78,7 +86,9 @@ class CKPlus(_CKPlusFrames):
     surprise, [neutral,] contempt. ``subjects[i]`` is sample ``i``'s subject.
     """
 
-    def __init__(self, root: str | Path, last_n: int = 3, include_neutral: bool = False, **options: Unpack[DatasetOptions]) -> None:
+    def __init__(
+        self, root: str | Path, last_n: int = 3, include_neutral: bool = False, **options: Unpack[DatasetOptions]
+    ) -> None:
         if last_n < 1:
             raise ValueError(f"last_n must be at least 1, got {last_n}")
         root = Path(root)
@@ -101,6 +111,7 @@ class CKPlus(_CKPlusFrames):
             raise FileNotFoundError(f"no emotion labels under {emotion_folder}; expected layout:\n{_CKPLUS_LAYOUT}")
         class_order = [name for name in EXPRESSIONS if include_neutral or name != "neutral"]
         super().__init__(root, records, labels, class_order, **options)
+
 
 def _read_emotion_code(path: Path) -> str:
     """The canonical class of a CK+ ``*_emotion.txt`` file (a float code 1..7)."""

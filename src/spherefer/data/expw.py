@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Unpack
 
-from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, parse_int, read_label_lines, require_dir, require_file
+from spherefer.data.base import (
+    DatasetOptions,
+    ImageFile,
+    ImageFileDataset,
+    parse_int,
+    read_label_lines,
+    require_dir,
+    require_file,
+)
 from spherefer.data.vocabulary import EXPRESSIONS
 
 __all__ = ["EXPW_CLASSES", "ExpW"]
@@ -37,7 +45,9 @@ class ExpW(ImageFileDataset):
         for where, fields in read_label_lines(label_file, _FIELDS):
             top, left, right, bottom = (parse_int(text, name, where) for name, text in zip(_FIELDS[2:6], fields[2:6]))
             if not (0 <= left < right and 0 <= top < bottom):
-                raise ValueError(f"{where}: face box top={top} left={left} right={right} bottom={bottom} is empty or negative")
+                raise ValueError(
+                    f"{where}: face box top={top} left={left} right={right} bottom={bottom} is empty or negative"
+                )
             label = parse_int(fields[7], "expression_label", where)
             if not 0 <= label < len(EXPW_CLASSES):
                 raise ValueError(f"{where}: expression_label {label} is outside 0..{len(EXPW_CLASSES) - 1}")

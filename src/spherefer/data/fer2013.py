@@ -75,7 +75,9 @@ class FER2013Folder(ImageFileDataset):
                 records.append(ImageFile(path))
                 labels.append(label)
         if not records:
-            raise FileNotFoundError(f"no {prefix}_*.jpg images in {split_folder}/<class>/; expected layout:\n{_FOLDER_LAYOUT}")
+            raise FileNotFoundError(
+                f"no {prefix}_*.jpg images in {split_folder}/<class>/; expected layout:\n{_FOLDER_LAYOUT}"
+            )
         super().__init__(root, records, labels, FER2013_CLASSES, **options)
 
 
@@ -97,7 +99,9 @@ class FER2013CSV(ExpressionDataset[int]):
             reader = csv.DictReader(handle)
             missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
             if missing:
-                raise ValueError(f"{self.csv_path}: header lacks column(s) {', '.join(sorted(missing))}; expected:\n{_CSV_LAYOUT}")
+                raise ValueError(
+                    f"{self.csv_path}: header lacks column(s) {', '.join(sorted(missing))}; expected:\n{_CSV_LAYOUT}"
+                )
             for row_index, row in enumerate(reader):
                 where = f"{self.csv_path}, line {reader.line_num}"
                 if None in row:

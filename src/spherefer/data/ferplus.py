@@ -52,7 +52,16 @@ __all__ = [
 ]
 
 FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
-    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
 )
 """The 10 vote columns of ``label.csv`` / ``fer2013new.csv``, in file order (NF = not a face)."""
 
@@ -113,7 +122,10 @@ def majority_emotion(votes: Sequence[int]) -> str | None:
 
 def _check_votes(votes: Sequence[int]) -> None:
     if len(votes) != len(FERPLUS_VOTE_COLUMNS):
-        raise ValueError(f"expected {len(FERPLUS_VOTE_COLUMNS)} FER+ vote counts ({', '.join(FERPLUS_VOTE_COLUMNS)}), got {len(votes)}")
+        raise ValueError(
+            f"expected {len(FERPLUS_VOTE_COLUMNS)} FER+ vote counts ({', '.join(FERPLUS_VOTE_COLUMNS)}), got "
+            f"{len(votes)}"
+        )
 
 
 def compound_pair(votes: Sequence[int], min_votes: int = 3) -> tuple[str, str] | None:
@@ -145,7 +157,9 @@ def compound_sets(rows: Sequence[Sequence[int]], min_faces: int = 20, min_votes:
         pair = compound_pair(votes, min_votes)
         if pair is not None:
             groups.setdefault(compound_name(pair), []).append(index)
-    kept = sorted((name for name, members in groups.items() if len(members) >= min_faces), key=lambda n: (-len(groups[n]), n))
+    kept = sorted(
+        (name for name, members in groups.items() if len(members) >= min_faces), key=lambda n: (-len(groups[n]), n)
+    )
     return {name: np.array(groups[name]) for name in kept}
 
 
@@ -164,14 +178,19 @@ def load_unknown_faces(root: str | Path, split: str, size: int = 48) -> np.ndarr
     for row in FERPlus.raw_table(root, split):
         if is_unknown_face(row.votes):
             with Image.open(require_file(folder / row.name, _LAYOUT)) as image:
-                faces.append(np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))
+                faces.append(
+                    np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+                )
     return np.stack(faces) if faces else np.empty((0, size, size), dtype=np.uint8)
 
 
 def _parse_votes(fields: Sequence[str], where: str) -> tuple[int, ...]:
     """The 10 vote counts from their CSV fields."""
     if len(fields) != len(FERPLUS_VOTE_COLUMNS):
-        raise ValueError(f"{where}: {len(fields)} vote columns, expected {len(FERPLUS_VOTE_COLUMNS)} ({', '.join(FERPLUS_VOTE_COLUMNS)})")
+        raise ValueError(
+            f"{where}: {len(fields)} vote columns, expected {len(FERPLUS_VOTE_COLUMNS)} "
+            f"({', '.join(FERPLUS_VOTE_COLUMNS)})"
+        )
     try:
         votes = tuple(int(field) for field in fields)
     except ValueError:
@@ -236,7 +255,9 @@ class FERPlus(ImageFileDataset):
                 raw_votes[folder / row.name] = row.votes
         class_order = EXPRESSIONS if include_contempt else tuple(name for name in EXPRESSIONS if name != "contempt")
         super().__init__(root, records, labels, class_order, **options)
-        self.raw_votes: np.ndarray = np.array([raw_votes[path] for path in self.paths], dtype=np.int64).reshape(-1, len(FERPLUS_VOTE_COLUMNS))
+        self.raw_votes: np.ndarray = np.array([raw_votes[path] for path in self.paths], dtype=np.int64).reshape(
+            -1, len(FERPLUS_VOTE_COLUMNS)
+        )
         class_votes = self.raw_votes[:, [_COLUMN_CLASSES.index(name) for name in self.classes]].astype(np.float32)
         self.votes: np.ndarray = class_votes / class_votes.sum(axis=1, keepdims=True)
 

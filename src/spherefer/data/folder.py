@@ -33,7 +33,9 @@ class ImageFolder(ImageFileDataset):
             if name in folder_of_class:
                 raise ValueError(f"folders {folder_of_class[name]} and {class_folder} both name class {name!r}")
             folder_of_class[name] = class_folder
-            images = sorted(path for path in class_folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+            images = sorted(
+                path for path in class_folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+            )
             records += [ImageFile(path) for path in images]
             labels += [name] * len(images)
         if not records:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Unpack
 
-from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, check_choice, parse_int, read_label_lines, require_dir, require_file
+from spherefer.data.base import (
+    DatasetOptions,
+    ImageFile,
+    ImageFileDataset,
+    check_choice,
+    parse_int,
+    read_label_lines,
+    require_dir,
+    require_file,
+)
 from spherefer.data.vocabulary import COMPOUND_EXPRESSIONS, EXPRESSIONS
 
 __all__ = ["RAFDB_BASIC_CODES", "RAFDB_SPLITS", "RAFDB_SUBSETS", "RAFDB"]
@@ -35,7 +44,9 @@ class RAFDB(ImageFileDataset):
     (``COMPOUND_EXPRESSIONS``: happily_surprised, happily_disgusted, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train", subset: str = "basic", **options: Unpack[DatasetOptions]) -> None:
+    def __init__(
+        self, root: str | Path, split: str = "train", subset: str = "basic", **options: Unpack[DatasetOptions]
+    ) -> None:
         self.split = check_choice("RAF-DB split", split, RAFDB_SPLITS)
         self.subset = check_choice("RAF-DB subset", subset, tuple(RAFDB_SUBSETS))
         label_codes, class_order = RAFDB_SUBSETS[subset]

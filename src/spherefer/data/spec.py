@@ -30,7 +30,15 @@ from spherefer.data.ferplus import FERPLUS_SPLITS, FERPlus
 from spherefer.data.folder import ImageFolder
 from spherefer.data.rafdb import RAFDB
 
-__all__ = ["DatasetFormat", "DataSpec", "DATASET_FORMATS", "parse_data_spec", "given_split", "data_spec_stem", "open_dataset"]
+__all__ = [
+    "DatasetFormat",
+    "DataSpec",
+    "DATASET_FORMATS",
+    "parse_data_spec",
+    "given_split",
+    "data_spec_stem",
+    "open_dataset",
+]
 
 
 class DatasetFormat(NamedTuple):
@@ -81,31 +89,48 @@ def _without_split(dataset_class: Callable[..., ExpressionDataset[Any]]) -> Call
 
 DATASET_FORMATS: dict[str, DatasetFormat] = {
     "fer2013": DatasetFormat(
-        _open_fer2013, tuple(FER2013_SPLITS), "train",
+        _open_fer2013,
+        tuple(FER2013_SPLITS),
+        "train",
         "FER2013: Kaggle folders PATH/{train,test}/<class>/*.jpg, or the original fer2013.csv when PATH ends in .csv",
     ),
     "ferplus": DatasetFormat(
-        FERPlus, tuple(FERPLUS_SPLITS), "train",
+        FERPlus,
+        tuple(FERPLUS_SPLITS),
+        "train",
         "FER+ majority labels: PATH/data/FER2013{Train,Valid,Test}/*.png + label.csv",
     ),
     "ckplus48": DatasetFormat(_without_split(CKPlus48), (), None, "CK+48 crops: PATH/CK+48/<class>/S*_*_*.png"),
     "ckplus": DatasetFormat(
-        _without_split(CKPlus), (), None,
+        _without_split(CKPlus),
+        (),
+        None,
         "CK+ official layout: PATH/cohn-kanade-images/S###/###/*.png + PATH/Emotion/S###/###/*_emotion.txt",
     ),
     "rafdb": DatasetFormat(
-        _open_rafdb, ("train", "test", "compound-train", "compound-test"), "train",
-        "RAF-DB: PATH/EmoLabel/list_patition_label.txt + PATH/Image/aligned/*_aligned.jpg (compound-*: compound labels)",
+        _open_rafdb,
+        ("train", "test", "compound-train", "compound-test"),
+        "train",
+        "RAF-DB: PATH/EmoLabel/list_patition_label.txt + PATH/Image/aligned/*_aligned.jpg (compound-*: compound "
+        "labels)",
     ),
     "expw": DatasetFormat(
-        _without_split(ExpW), (), None, "ExpW: PATH/label/label.lst + PATH/image/origin/*, faces cropped",
+        _without_split(ExpW),
+        (),
+        None,
+        "ExpW: PATH/label/label.lst + PATH/image/origin/*, faces cropped",
     ),
     "affectnet": DatasetFormat(
-        _open_affectnet, ("train", "validation"), "train",
+        _open_affectnet,
+        ("train", "validation"),
+        "train",
         "AffectNet: PATH/Manually_Annotated_file_lists/{training,validation}.csv + PATH/Manually_Annotated_Images/",
     ),
     "folder": DatasetFormat(
-        _without_split(ImageFolder), (), None, "any PATH/<class>/*.{jpg,jpeg,png,bmp,webp}",
+        _without_split(ImageFolder),
+        (),
+        None,
+        "any PATH/<class>/*.{jpg,jpeg,png,bmp,webp}",
     ),
 }
 """``--data`` format name -> how to open it."""

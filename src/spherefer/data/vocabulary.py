@@ -67,4 +67,3 @@ def canonical_name(name: str) -> str:
         return _ALIASES[_normalise(name)]
     except KeyError:
         raise ValueError(f"unknown expression name {name!r}; known names: {', '.join(sorted(_ALIASES))}") from None
-

@@ -50,9 +50,9 @@ drawing); every public name is re-exported here.
 
 from __future__ import annotations
 
-from ..labels import NO_FACE, REJECTED
-from . import align, blazeface, detect, haar, interface, quality, results, yunet
-from .align import (  # noqa: F401 (re-exported through __all__)
+from spherefer.core.labels import NO_FACE, REJECTED
+from spherefer.face import align, blazeface, detect, haar, interface, quality, results, yunet
+from spherefer.face.align import (  # noqa: F401 (re-exported through __all__)
     BOX_TEMPLATES,
     TEMPLATE,
     TEMPLATE_WEIGHTS,
@@ -62,7 +62,7 @@ from .align import (  # noqa: F401 (re-exported through __all__)
     similarity_transform,
     warp_image,
 )
-from .blazeface import (  # noqa: F401 (re-exported through __all__)
+from spherefer.face.blazeface import (  # noqa: F401 (re-exported through __all__)
     BLAZEFACE_FULL_RANGE,
     BLAZEFACE_SHORT_RANGE,
     BlazeFaceDetector,
@@ -71,7 +71,7 @@ from .blazeface import (  # noqa: F401 (re-exported through __all__)
     box_iou,
     weighted_nms,
 )
-from .detect import (  # noqa: F401
+from spherefer.face.detect import (  # noqa: F401
     DEFAULT_DETECTOR,
     DETECTORS,
     check_detector,
@@ -79,11 +79,21 @@ from .detect import (  # noqa: F401
     get_detector,
     register_detector,
 )
-from .haar import HaarDetector  # noqa: F401
-from .interface import DetectorUnavailable, FaceDetector, detector_model_file  # noqa: F401
-from .quality import SHARPNESS_SIZE, QualityConfig, assess_quality, sharpness, yaw_ratio  # noqa: F401
-from .results import LANDMARK_NAMES, DetectedFace, FaceRecord, draw_faces, image_to_rgb  # noqa: F401
-from .yunet import YUNET_MODEL, YuNetDetector  # noqa: F401
+from spherefer.face.haar import HaarDetector  # noqa: F401
+from spherefer.face.interface import DetectorUnavailable, FaceDetector, detector_model_file  # noqa: F401
+from spherefer.face.quality import SHARPNESS_SIZE, QualityConfig, assess_quality, sharpness, yaw_ratio  # noqa: F401
+from spherefer.face.results import LANDMARK_NAMES, DetectedFace, FaceRecord, draw_faces, image_to_rgb  # noqa: F401
+from spherefer.face.yunet import YUNET_MODEL, YuNetDetector  # noqa: F401
 
-__all__ = ["REJECTED", "NO_FACE", *results.__all__, *align.__all__, *interface.__all__, *detect.__all__, *blazeface.__all__, *yunet.__all__,
-           *haar.__all__, *quality.__all__]
+__all__ = [
+    "REJECTED",
+    "NO_FACE",
+    *results.__all__,
+    *align.__all__,
+    *interface.__all__,
+    *detect.__all__,
+    *blazeface.__all__,
+    *yunet.__all__,
+    *haar.__all__,
+    *quality.__all__,
+]

@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..images import ImageInput
-from .results import DetectedFace, image_to_rgb
+from spherefer.core.images import ImageInput
+from spherefer.face.results import DetectedFace, image_to_rgb
 
 __all__ = [
     "TEMPLATE",
@@ -68,7 +68,9 @@ without an entry use ``haar``'s."""
 # ---------------------------------------------------------------- geometry
 
 
-def warp_image(rgb: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REPLICATE, max_factor: int = 8) -> np.ndarray:
+def warp_image(
+    rgb: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REPLICATE, max_factor: int = 8
+) -> np.ndarray:
     """A ``size`` x ``size`` view of ``rgb`` through the (2, 3) similarity ``matrix`` (image
     pixel coordinates -> output pixel coordinates, both continuous).
 
@@ -81,7 +83,9 @@ def warp_image(rgb: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2
     scaled = np.asarray(matrix, dtype=np.float64) * factor
     # continuous coordinates -> OpenCV's pixel-centre ones: x_cv = x - 0.5, on both sides
     scaled[:, 2] += scaled[:, :2].sum(axis=1) * 0.5 - 0.5
-    out = cv2.warpAffine(rgb, scaled, (size * factor, size * factor), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=(0, 0, 0))
+    out = cv2.warpAffine(
+        rgb, scaled, (size * factor, size * factor), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=(0, 0, 0)
+    )
     if factor > 1:
         out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
     return out
@@ -107,7 +111,9 @@ def similarity_transform(source: np.ndarray, target: np.ndarray, weights: np.nda
     target = np.asarray(target, dtype=np.float64).reshape(-1, 2)
     w = np.ones(len(source)) if weights is None else np.asarray(weights, dtype=np.float64)
     if len(source) < 2 or len(source) != len(target) or len(w) != len(source):
-        raise ValueError(f"a similarity transform needs two or more matching points, got {len(source)} and {len(target)}")
+        raise ValueError(
+            f"a similarity transform needs two or more matching points, got {len(source)} and {len(target)}"
+        )
     w = w / w.sum()
     s = source[:, 0] + 1j * source[:, 1]
     d = target[:, 0] + 1j * target[:, 1]
@@ -151,7 +157,7 @@ def _size_of(size_or_config: int | Any) -> int:
 def align_face(image: ImageInput, face: DetectedFace, size_or_config: int | Any = 48) -> np.ndarray:
     """The face cut out, rotated and scaled to the training framing: (size, size, 3) uint8 RGB.
 
-    ``size_or_config`` is the crop side or a :class:`~spherefer.models.ModelConfig` (its
+    ``size_or_config`` is the crop side or a :class:`~spherefer.training.models.ModelConfig` (its
     ``input_size``). Parts of the crop outside the photo repeat its border pixels. A face
     much larger than the crop is warped at an intermediate size and then area-averaged
     down, so small crops of large faces are not aliased.

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 import cv2
 import numpy as np
 
-from ..native import quiet_native_stderr
-from .align import invert_similarity, warp_image
-from .interface import DetectorUnavailable, detector_model_file
-from .results import LANDMARK_NAMES, DetectedFace
+from spherefer.core.native import quiet_native_stderr
+from spherefer.face.align import invert_similarity, warp_image
+from spherefer.face.interface import DetectorUnavailable, detector_model_file
+from spherefer.face.results import LANDMARK_NAMES, DetectedFace
 
 __all__ = [
     "BlazeFaceSpec",
@@ -51,12 +51,8 @@ class BlazeFaceSpec:
     nms_iou: float = 0.3
 
 
-BLAZEFACE_SHORT_RANGE = BlazeFaceSpec(
-    "face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0, 896, 0.5
-)
-BLAZEFACE_FULL_RANGE = BlazeFaceSpec(
-    "face_detection_full_range_sparse.tflite", 192, (4,), 0.0, 2304, 0.6
-)
+BLAZEFACE_SHORT_RANGE = BlazeFaceSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0, 896, 0.5)
+BLAZEFACE_FULL_RANGE = BlazeFaceSpec("face_detection_full_range_sparse.tflite", 192, (4,), 0.0, 2304, 0.6)
 
 
 def anchor_centers(spec: BlazeFaceSpec) -> np.ndarray:
@@ -95,7 +91,9 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-12)
 
 
-def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+def weighted_nms(
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float
+) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
     """MediaPipe's weighted non-maximum suppression: every box overlapping the best
     remaining one by more than ``iou`` joins its cluster; the cluster's box and keypoints
     are the score-weighted means, its score the best one."""
@@ -107,7 +105,11 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
         cluster = remaining[overlaps > iou]
         weights = scores[cluster, None]
         total = weights.sum()
-        yield (boxes[cluster] * weights).sum(0) / total, (keypoints[cluster] * weights[:, :, None]).sum(0) / total, float(scores[cluster[0]])
+        yield (
+            (boxes[cluster] * weights).sum(0) / total,
+            (keypoints[cluster] * weights[:, :, None]).sum(0) / total,
+            float(scores[cluster[0]]),
+        )
         remaining = remaining[overlaps <= iou]
 
 
@@ -136,13 +138,21 @@ class BlazeFaceDetector:
     """
 
     def __init__(
-        self, spec: BlazeFaceSpec = BLAZEFACE_SHORT_RANGE, name: str = "blazeface", min_score: float | None = None,
-        retry_padding: float = 0.25, refine_steps: int = 2, roi_scale: float = 2.0, num_threads: int = 1,
+        self,
+        spec: BlazeFaceSpec = BLAZEFACE_SHORT_RANGE,
+        name: str = "blazeface",
+        min_score: float | None = None,
+        retry_padding: float = 0.25,
+        refine_steps: int = 2,
+        roi_scale: float = 2.0,
+        num_threads: int = 1,
     ) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as err:  # a dependency, but say what to do if it went missing
-            raise DetectorUnavailable(f"the BlazeFace detector needs LiteRT: pip install ai-edge-litert ({err})") from err
+            raise DetectorUnavailable(
+                f"the BlazeFace detector needs LiteRT: pip install ai-edge-litert ({err})"
+            ) from err
         self.name = name
         self.spec = spec
         self.min_score = spec.min_score if min_score is None else float(min_score)
@@ -197,7 +207,9 @@ class BlazeFaceDetector:
         linear = side / size * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         middle = np.array([(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2])
         to_image = np.hstack([linear, (middle - linear @ np.full(2, size / 2))[:, None]])  # view -> photo
-        view = warp_image(rgb, invert_similarity(to_image), size, cv2.BORDER_CONSTANT, max_factor=2)  # light anti-aliasing
+        view = warp_image(
+            rgb, invert_similarity(to_image), size, cv2.BORDER_CONSTANT, max_factor=2
+        )  # light anti-aliasing
         found = self._detect_once(view)
         offsets = [np.hypot((f.box[0] + f.box[2] - size) / 2, (f.box[1] + f.box[3] - size) / 2) for f in found]
         if not found or min(offsets) > size / 4:  # lost it, or only another face is in view
@@ -207,7 +219,9 @@ class BlazeFaceDetector:
         middle = linear @ view_middle + to_image[:, 2]
         half = np.array([best.width, best.height]) * (side / size) / 2
         points = best.landmarks @ linear.T + to_image[:, 2]
-        return DetectedFace(np.concatenate([middle - half, middle + half]), points, best.landmark_names, best.score, self.name)
+        return DetectedFace(
+            np.concatenate([middle - half, middle + half]), points, best.landmark_names, best.score, self.name
+        )
 
     def _detect_once(self, rgb: np.ndarray) -> list[DetectedFace]:
         size = self.spec.input_size

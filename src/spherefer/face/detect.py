@@ -13,14 +13,14 @@ docs/RESULTS.md §8 compares them (``benchmarks/bench_detection.py``).
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
-from ..images import ImageInput
-from .blazeface import BLAZEFACE_FULL_RANGE, BLAZEFACE_SHORT_RANGE, BlazeFaceDetector
-from .haar import HaarDetector
-from .interface import FaceDetector
-from .results import DetectedFace, image_to_rgb
-from .yunet import YuNetDetector
+from spherefer.core.images import ImageInput
+from spherefer.face.blazeface import BLAZEFACE_FULL_RANGE, BLAZEFACE_SHORT_RANGE, BlazeFaceDetector
+from spherefer.face.haar import HaarDetector
+from spherefer.face.interface import FaceDetector
+from spherefer.face.results import DetectedFace, image_to_rgb
+from spherefer.face.yunet import YuNetDetector
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "register_detector", "check_detector", "get_detector", "detect_faces"]
 

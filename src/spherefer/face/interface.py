@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .results import DetectedFace
+from spherefer.face.results import DetectedFace
 
 __all__ = ["DetectorUnavailable", "FaceDetector", "detector_model_file"]
 
@@ -34,5 +34,7 @@ def detector_model_file(name: str) -> Path:
     install) raises :class:`DetectorUnavailable` saying so."""
     path = Path(str(resources.files("spherefer") / "face" / "models" / name))
     if not path.is_file():
-        raise DetectorUnavailable(f"the detector model {path} is missing from the installed spherefer: reinstall it, or pass --detector haar")
+        raise DetectorUnavailable(
+            f"the detector model {path} is missing from the installed spherefer: reinstall it, or pass --detector haar"
+        )
     return path

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..images import ImageInput
-from .align import align_face
-from .results import DetectedFace, image_to_rgb
+from spherefer.core.images import ImageInput
+from spherefer.face.align import align_face
+from spherefer.face.results import DetectedFace, image_to_rgb
 
 __all__ = [
     "QualityConfig",
@@ -85,7 +85,9 @@ def yaw_ratio(face: DetectedFace) -> float | None:
     return float(np.dot(nose - (right + left) / 2, axis / distance) / distance)
 
 
-def assess_quality(face: DetectedFace, image: ImageInput, config: QualityConfig = QualityConfig()) -> tuple[dict[str, float | None], list[str]]:
+def assess_quality(
+    face: DetectedFace, image: ImageInput, config: QualityConfig = QualityConfig()
+) -> tuple[dict[str, float | None], list[str]]:
     """Measurements and failed checks of one face of ``image`` (the photo it was found in).
 
     Returns ``{"size", "sharpness", "yaw"}`` and a list of short reasons such as
@@ -102,7 +104,9 @@ def assess_quality(face: DetectedFace, image: ImageInput, config: QualityConfig 
         measured["yaw"] = round(measured["yaw"], 3)
     issues = []
     if config.min_face is not None and face.size < config.min_face:
-        issues.append(f"too small: {math.floor(10 * face.size) / 10:g} px < {config.min_face:g} px")  # floored: never "24 px < 24 px"
+        issues.append(
+            f"too small: {math.floor(10 * face.size) / 10:g} px < {config.min_face:g} px"
+        )  # floored: never "24 px < 24 px"
     if config.min_sharpness is not None and measured["sharpness"] < config.min_sharpness:
         issues.append(f"too blurred: sharpness {measured['sharpness']:.3f} < {config.min_sharpness:g}")
     if config.max_yaw is not None and measured["yaw"] is not None and abs(measured["yaw"]) > config.max_yaw:

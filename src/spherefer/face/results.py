@@ -1,7 +1,7 @@
 """What the face pipeline produces: detected faces, per-face results and their drawing.
 
 :class:`DetectedFace` is one face as a detector found it (box, landmarks, score);
-:class:`FaceRecord` is everything :meth:`~spherefer.recognizer.Recognizer.analyze` knows
+:class:`FaceRecord` is everything :meth:`~spherefer.runtime.recognizer.Recognizer.analyze` knows
 about one face (aligned crop, quality, prediction); :func:`draw_faces` annotates a photo
 with them. :func:`image_to_rgb` turns any image input into the (H, W, 3) uint8 RGB array
 every step of :mod:`spherefer.face` works on.
@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..images import ImageInput, to_rgb_array
-from ..labels import REJECTED, UNKNOWN, face_dict, rounded_points
+from spherefer.core.images import ImageInput, to_rgb_array
+from spherefer.core.labels import REJECTED, UNKNOWN, face_dict, rounded_points
 
 if TYPE_CHECKING:
-    from ..labels import Prediction
+    from spherefer.core.labels import Prediction
 
 __all__ = [
     "LANDMARK_NAMES",
@@ -99,14 +99,16 @@ class DetectedFace:
     def shifted(self, dx: float, dy: float) -> DetectedFace:
         """The same face with every coordinate moved by (dx, dy)."""
         offset = np.array([dx, dy])
-        return DetectedFace(self.box + np.tile(offset, 2), self.landmarks + offset, self.landmark_names, self.score, self.detector)
+        return DetectedFace(
+            self.box + np.tile(offset, 2), self.landmarks + offset, self.landmark_names, self.score, self.detector
+        )
 
 
 # ---------------------------------------------------------------- input images
 
 
 def image_to_rgb(image: ImageInput) -> np.ndarray:
-    """Any input :func:`~spherefer.images.to_pil` reads (paths get their EXIF rotation
+    """Any input :func:`~spherefer.core.images.to_pil` reads (paths get their EXIF rotation
     applied; palette, 16-bit, RGBA and greyscale are flattened) as (H, W, 3) uint8 RGB.
     An array that already is (H, W, 3) uint8 comes back as it is (not copied)."""
     return to_rgb_array(image)
@@ -117,13 +119,13 @@ def image_to_rgb(image: ImageInput) -> np.ndarray:
 
 @dataclass
 class FaceRecord:
-    """Everything :meth:`~spherefer.recognizer.Recognizer.analyze` knows about one face.
+    """Everything :meth:`~spherefer.runtime.recognizer.Recognizer.analyze` knows about one face.
 
     ``crop`` is the aligned (S, S, 3) uint8 RGB face the model saw (or would have seen);
     ``issues`` lists failed quality checks, and ``prediction`` is None exactly when it is
     not empty; ``embedding`` is the crop's (D,) unit embedding when it was classified.
 
-    In video (:meth:`~spherefer.recognizer.Recognizer.analyze_video`) ``track`` is the
+    In video (:meth:`~spherefer.runtime.recognizer.Recognizer.analyze_video`) ``track`` is the
     face's track id, and with temporal smoothing ``prediction`` is the smoothed result
     while ``raw_prediction`` keeps the frame's own one (otherwise it is None and the two
     are the same).
@@ -163,18 +165,32 @@ class FaceRecord:
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
         """A JSON-ready summary (no crop, no embedding): the record fields of
-        :func:`spherefer.labels.face_dict` -- face index, track id, box, landmarks,
+        :func:`spherefer.core.labels.face_dict` -- face index, track id, box, landmarks,
         detector score, label, raw label, reason, cosine, unknown score, probabilities and quality."""
-        return face_dict(self.index, self.track, self.face.box, self.landmarks, self.face.score, self.prediction,
-                         self.raw_prediction, self.issues, self.quality, digits)
+        return face_dict(
+            self.index,
+            self.track,
+            self.face.box,
+            self.landmarks,
+            self.face.score,
+            self.prediction,
+            self.raw_prediction,
+            self.issues,
+            self.quality,
+            digits,
+        )
 
 
 # ---------------------------------------------------------------- drawing
 
 _COLORS = {"accepted": (40, 200, 60), UNKNOWN: (255, 170, 0), REJECTED: (230, 40, 40)}
 _POINT_COLORS = {
-    "right_eye": (0, 120, 255), "left_eye": (255, 0, 200), "nose_tip": (255, 230, 0),
-    "mouth_center": (0, 230, 230), "right_ear": (150, 150, 255), "left_ear": (255, 150, 150),
+    "right_eye": (0, 120, 255),
+    "left_eye": (255, 0, 200),
+    "nose_tip": (255, 230, 0),
+    "mouth_center": (0, 230, 230),
+    "right_ear": (150, 150, 255),
+    "left_ear": (255, 150, 150),
 }
 
 

@@ -27,10 +27,10 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from ..embedders import cpu_session, default_threads, shrinking_run
-from .blazeface import BlazeFaceDetector, overlaps_any
-from .interface import detector_model_file
-from .results import DetectedFace
+from spherefer.core.onnx_sessions import cpu_session, default_threads, shrinking_run
+from spherefer.face.blazeface import BlazeFaceDetector, overlaps_any
+from spherefer.face.interface import detector_model_file
+from spherefer.face.results import DetectedFace
 
 __all__ = ["YUNET_MODEL", "YuNetDetector"]
 
@@ -46,13 +46,20 @@ class YuNetDetector:
     ``min_score`` is YuNet's score for a candidate, ``verify_score`` BlazeFace's in the
     view centred on it; ``upscale``, ``upscale_pixels`` and ``max_pixels`` set the size at
     which a photo is searched; ``refine_steps`` more looks place the landmarks; both
-    networks run on ``threads`` (default: :func:`~spherefer.embedders.default_threads`). A face's ``score`` is
+    networks run on ``threads`` (default: :func:`~spherefer.core.onnx_sessions.default_threads`). A face's ``score`` is
     BlazeFace's in the first look.
     """
 
     def __init__(
-        self, name: str = "yunet", min_score: float = 0.1, verify_score: float = 0.7, upscale: float = 1.5,
-        upscale_pixels: int = 1920 * 1080, max_pixels: int = 3840 * 2160, refine_steps: int = 1, threads: int | None = None,
+        self,
+        name: str = "yunet",
+        min_score: float = 0.1,
+        verify_score: float = 0.7,
+        upscale: float = 1.5,
+        upscale_pixels: int = 1920 * 1080,
+        max_pixels: int = 3840 * 2160,
+        refine_steps: int = 1,
+        threads: int | None = None,
     ) -> None:
         self.name = name
         self.min_score = min_score
@@ -83,12 +90,16 @@ class YuNetDetector:
         if scale != 1.0:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
         padded = np.zeros((1, 3, math.ceil(size[1] / 32) * 32, math.ceil(size[0] / 32) * 32), np.float32)
-        padded[0, :, : size[1], : size[0]] = rgb[:, :, ::-1].transpose(2, 0, 1)  # BGR, 0-255, zero padding right and below
+        padded[0, :, : size[1], : size[0]] = rgb[:, :, ::-1].transpose(
+            2, 0, 1
+        )  # BGR, 0-255, zero padding right and below
         large = size[0] * size[1] > self.upscale_pixels  # give the memory back after large photos only: it costs time
         outputs = dict(zip(self._outputs, self._session.run(None, {"input": padded}, self._shrink if large else None)))
         rows = np.concatenate([_decode(outputs, stride, padded.shape[3] // stride) for stride in (8, 16, 32)])
         rows = rows[rows[:, 14] >= self.min_score]
-        keep = np.asarray(cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self.min_score, 0.3), dtype=np.int64).reshape(-1)
+        keep = np.asarray(
+            cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self.min_score, 0.3), dtype=np.int64
+        ).reshape(-1)
         faces = []
         for row in rows[keep[np.argsort(-rows[keep, 14])]]:
             x, y, w, h = row[:4] / scale

@@ -21,12 +21,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..recognizer import load_model
-from .app import ServeSettings, create_app
-from .store import BankStore
+from spherefer.runtime.loading import load_model
+from spherefer.serve.app import ServeSettings, create_app
+from spherefer.serve.store import BankStore
 
-__all__ = ["ServeSettings", "BankStore", "create_app", "build_app", "app_from_environment", "run_server", "serve_home",
-           "api_key_source", "load_api_key"]
+__all__ = [
+    "ServeSettings",
+    "BankStore",
+    "create_app",
+    "build_app",
+    "app_from_environment",
+    "run_server",
+    "serve_home",
+    "api_key_source",
+    "load_api_key",
+]
 
 
 def serve_home() -> Path:
@@ -35,7 +44,8 @@ def serve_home() -> Path:
 
 
 def api_key_source() -> str:
-    """Where the server's API key comes from: ``$SPHEREFER_API_KEY`` when set, else the key file in :func:`serve_home`."""
+    """Where the server's API key comes from: ``$SPHEREFER_API_KEY`` when set, else the key file in
+    :func:`serve_home`."""
     return "$SPHEREFER_API_KEY" if os.environ.get("SPHEREFER_API_KEY") else str(serve_home() / "api_key")
 
 
@@ -65,7 +75,8 @@ def load_api_key(key_file: Path) -> str:
 
 
 def build_app(model: str = "default", db: str | Path | None = None, api_key: str | None = None, **limits: int):
-    """The app for ``model`` with its banks in ``db``: a SQLite file (default ``serve_home()/<model>.sqlite3``) or a postgresql:// URL."""
+    """The app for ``model`` with its banks in ``db``: a SQLite file (default ``serve_home()/<model>.sqlite3``) or a
+    postgresql:// URL."""
     recognizer = load_model(model)
     name = Path(model).name if Path(model).is_dir() else model
     store = BankStore(db or serve_home() / f"{name}.sqlite3", recognizer.bank, model_id=name)
@@ -95,14 +106,21 @@ def app_from_environment():
     limits = json.loads(os.environ.get("SPHEREFER_SERVE_LIMITS", "{}"))
     supervisor = os.environ.get("SPHEREFER_SERVE_SUPERVISOR")
     if supervisor is not None:
-        watch = threading.Thread(target=_exit_with, args=(int(supervisor),), name="spherefer-supervisor-watch", daemon=True)
+        watch = threading.Thread(
+            target=_exit_with, args=(int(supervisor),), name="spherefer-supervisor-watch", daemon=True
+        )
         watch.start()
     return build_app(os.environ.get("SPHEREFER_SERVE_MODEL", "default"), os.environ.get("SPHEREFER_SERVE_DB"), **limits)
 
 
 def run_server(
-    model: str = "default", host: str = "127.0.0.1", port: int = 8000, db: str | None = None, workers: int = 1,
-    announce: Callable[[], None] | None = None, **limits: int,
+    model: str = "default",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    db: str | None = None,
+    workers: int = 1,
+    announce: Callable[[], None] | None = None,
+    **limits: int,
 ) -> None:
     """Serve ``model`` with uvicorn until stopped: ``workers`` processes, each building its
     app with :func:`app_from_environment` from the settings passed here (``limits`` are
@@ -121,4 +139,6 @@ def run_server(
         os.environ["SPHEREFER_SERVE_SUPERVISOR"] = str(os.getpid())
     if announce is not None:
         announce()
-    uvicorn.run("spherefer.serve:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "spherefer.serve:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info"
+    )

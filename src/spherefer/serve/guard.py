@@ -60,8 +60,13 @@ class RequestGuard:
             return
         length = Headers(scope=scope).get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > admission.limit:
-            await _answer(scope, receive, send, 413, f"request body of {int(length)} bytes, more than the {admission.limit} byte limit "
-                                                     f"of {admission.what}")
+            await _answer(
+                scope,
+                receive,
+                send,
+                413,
+                f"request body of {int(length)} bytes, more than the {admission.limit} byte limit of {admission.what}",
+            )
             return
         received, answered, started = 0, False, False
 
@@ -73,7 +78,13 @@ class RequestGuard:
                 if received > admission.limit:
                     if not started and not answered:
                         answered = True
-                        await _answer(scope, receive, send, 413, f"request body of more than {admission.limit} bytes, the limit of {admission.what}")
+                        await _answer(
+                            scope,
+                            receive,
+                            send,
+                            413,
+                            f"request body of more than {admission.limit} bytes, the limit of {admission.what}",
+                        )
                     raise _BodyTooLarge()
             return message
 
@@ -109,12 +120,18 @@ class _InMemoryMultiPartParser(MultiPartParser):
 class _InMemoryFormRequest(Request):
     """A request whose multipart form is parsed by :class:`_InMemoryMultiPartParser`."""
 
-    async def form(self, *, max_files: int | float = 1000, max_fields: int | float = 1000,  # type: ignore[override]
-                   max_part_size: int = 1024 * 1024) -> FormData:
+    async def form(
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,  # type: ignore[override]
+        max_part_size: int = 1024 * 1024,
+    ) -> FormData:
         if self._form is None and self.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             try:
-                parser = _InMemoryMultiPartParser(self.headers, self.stream(), max_files=max_files, max_fields=max_fields,
-                                                  max_part_size=max_part_size)
+                parser = _InMemoryMultiPartParser(
+                    self.headers, self.stream(), max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
+                )
                 self._form = await parser.parse()
             except MultiPartException as err:
                 raise HTTPException(status_code=400, detail=err.message) from err

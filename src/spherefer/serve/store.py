@@ -23,9 +23,7 @@ instead of opening one each, and ``workers x pool_size`` stays under ``max_conne
 from __future__ import annotations
 
 import copy
-import os
 import re
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -35,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..centers import CenterBank
-from ..labels import shown
-from .versions import BankState, bank_delta, replay
+from spherefer.bank.centers import CenterBank
+from spherefer.core.labels import shown
+from spherefer.serve.database import Database
+from spherefer.serve.versions import BankState, bank_delta, replay
 
 __all__ = ["BankStore", "Version", "check_profile", "NothingToUndo", "CorruptBank", "STORE_FORMAT", "DEFAULT_POOL_SIZE"]
 
@@ -46,104 +45,16 @@ PROFILE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """A whole profile name (always used with ``fullmatch``: no trailing newline slips through)."""
 
 STORE_FORMAT = "2"
-"""Version of how banks are stored (2: changes as deltas); older spherefer releases refuse a database of a newer format."""
+"""Version of how banks are stored (2: changes as deltas); older spherefer releases refuse a database of a newer
+format."""
 DEFAULT_POOL_SIZE = 4
 """Most PostgreSQL connections one :class:`BankStore` (one server process) holds at once."""
 CACHED_PROFILES = 256
 """How many profiles' last read banks one store keeps (least recently used go first)."""
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS bank_versions (
-        profile TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, restores INTEGER, created {real} NOT NULL,
-        action TEXT NOT NULL, bank {blob} NOT NULL, chain INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (profile, version))""",
-    "CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
 # ``bank``: a full bank (chain 0) or a delta from the version before (chain: the bytes of
 # deltas since the last full bank, this one included). Databases made before deltas lack
 # ``chain``; it is added with 0, which is right, since every row then held a full bank.
-
-
-class _Database:
-    """The few things SQLite and PostgreSQL do differently here: connecting, parameters, types, locking."""
-
-    def __init__(self, url: str, pool_size: int) -> None:
-        self.postgres = url.startswith(("postgresql://", "postgres://"))
-        self.pool: Any = None
-        if self.postgres:
-            try:
-                import psycopg
-                from psycopg_pool import ConnectionPool
-            except ImportError as err:
-                raise ValueError("a postgresql:// database needs psycopg and psycopg-pool: pip install 'spherefer[postgres]'") from err
-            self._psycopg, self.url = psycopg, url
-            self.where = "postgresql://" + url.split("@")[-1].split("?")[0].split("://")[-1]  # never show a password
-            self.pool = ConnectionPool(url, min_size=0, max_size=pool_size, kwargs={"autocommit": True}, open=True,
-                                       check=ConnectionPool.check_connection, name=f"spherefer {self.where}")
-        else:
-            path = Path(url.removeprefix("sqlite:///")).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():  # owner-only, like the API key; SQLite gives -wal and -shm the same mode
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self.url = self.where = str(path)
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection for the ``with`` block: SQLite opens one, PostgreSQL borrows one from the pool (waiting for a free one)."""
-        if self.postgres:
-            with self.pool.connection() as db:
-                yield db
-            return
-        db = sqlite3.connect(self.url, timeout=60.0, isolation_level=None)
-        try:
-            db.execute("PRAGMA busy_timeout=60000")
-            yield db
-        finally:
-            db.close()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-
-    def sql(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self.postgres else statement
-
-    def prepare(self) -> None:
-        """SQLite: switch the file to write-ahead logging (readers never wait for the writer); retried while another process does it."""
-        if self.postgres:
-            return
-        for attempt in range(50):
-            try:
-                with self.connection() as db:
-                    db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError:
-                time.sleep(0.1 * (attempt + 1))
-        raise ValueError(f"database {self.where} stays locked; is another program holding it?")
-
-    def create(self, db: Any) -> None:
-        types = {"real": "DOUBLE PRECISION", "blob": "BYTEA"} if self.postgres else {"real": "REAL", "blob": "BLOB"}
-        for statement in _SCHEMA:
-            db.execute(statement.format(**types))
-        if self.postgres:
-            columns = {row[0] for row in db.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'bank_versions' AND table_schema = current_schema()")}
-        else:
-            columns = {row[1] for row in db.execute("PRAGMA table_info(bank_versions)")}
-        if "chain" not in columns:  # a database of an older spherefer: every row holds a full bank
-            db.execute("ALTER TABLE bank_versions ADD COLUMN chain INTEGER NOT NULL DEFAULT 0")
-
-    def begin_write(self, db: Any, profile: str) -> None:
-        """Start a transaction that holds the profile's write lock until COMMIT or ROLLBACK."""
-        if self.postgres:
-            db.execute("BEGIN")
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (profile,))
-        else:
-            db.execute("BEGIN IMMEDIATE")
-
-    def in_transaction(self, db: Any) -> bool:
-        if self.postgres:
-            return db.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE
-        return db.in_transaction
 
 
 class NothingToUndo(ValueError):
@@ -151,11 +62,14 @@ class NothingToUndo(ValueError):
 
 
 class CorruptBank(RuntimeError):
-    """A stored version of a profile's bank cannot be read (damaged database): the server's fault, never the request's."""
+    """A stored version of a profile's bank cannot be read (damaged database): the server's fault, never the
+    request's."""
 
     def __init__(self, profile: str, version: int, reason: str) -> None:
-        super().__init__(f"the stored bank of profile {profile!r} is corrupt (version {version}: {reason}); "
-                         "the server's database needs repair or restoring from a backup")
+        super().__init__(
+            f"the stored bank of profile {profile!r} is corrupt (version {version}: {reason}); "
+            "the server's database needs repair or restoring from a backup"
+        )
         self.profile, self.version = profile, version
 
 
@@ -186,10 +100,12 @@ class BankStore:
     (or leaving a ``with`` block) closes them.
     """
 
-    def __init__(self, database: str | Path, base: CenterBank, model_id: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(
+        self, database: str | Path, base: CenterBank, model_id: str, pool_size: int = DEFAULT_POOL_SIZE
+    ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
-        self.db = _Database(str(database), pool_size)
+        self.db = Database(str(database), pool_size)
         self.base = copy.deepcopy(base)
         self._base_state = BankState.of(self.base)
         self._cache: OrderedDict[str, tuple[int, BankState]] = OrderedDict()
@@ -212,18 +128,22 @@ class BankStore:
             raise
         if found != identity:
             self.db.close()
-            raise ValueError(f"database {self.db.where} holds banks of model {found.get('model')!r} "
-                             f"({found.get('embedding_size')}-d), not of {model_id!r} ({base.embedding_size}-d); use another --db")
+            raise ValueError(
+                f"database {self.db.where} holds banks of model {found.get('model')!r} "
+                f"({found.get('embedding_size')}-d), not of {model_id!r} ({base.embedding_size}-d); use another --db"
+            )
         if stored_format is not None and int(stored_format) > int(STORE_FORMAT):
             self.db.close()
-            raise ValueError(f"database {self.db.where} was written by a newer spherefer (store format {stored_format}, "
-                             f"this one reads {STORE_FORMAT}); upgrade spherefer")
+            raise ValueError(
+                f"database {self.db.where} was written by a newer spherefer (store format {stored_format}, "
+                f"this one reads {STORE_FORMAT}); upgrade spherefer"
+            )
 
     def close(self) -> None:
         """Close the PostgreSQL connection pool (nothing to do for SQLite)."""
         self.db.close()
 
-    def __enter__(self) -> "BankStore":
+    def __enter__(self) -> BankStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -231,20 +151,30 @@ class BankStore:
 
     def _latest(self, db: Any, profile: str) -> tuple[Version, int]:
         """The newest version's entry and its ``chain`` (bytes of changes since the last full bank)."""
-        row = db.execute(self.db.sql(
-            "SELECT version, previous, restores, created, action, chain FROM bank_versions WHERE profile = ? ORDER BY version DESC LIMIT 1"),
-            (profile,)).fetchone()
+        row = db.execute(
+            self.db.sql(
+                "SELECT version, previous, restores, created, action, chain FROM bank_versions WHERE profile = ? "
+                "ORDER BY version DESC LIMIT 1"
+            ),
+            (profile,),
+        ).fetchone()
         if row is None:
             return Version(0, None, None, 0.0, "trained bank"), 0
         return Version(*row[:5]), int(row[5])
 
     def _version(self, db: Any, profile: str, version: int) -> Version:
-        row = db.execute(self.db.sql("SELECT version, previous, restores, created, action FROM bank_versions WHERE profile = ? AND version = ?"),
-                         (profile, version)).fetchone()
+        row = db.execute(
+            self.db.sql(
+                "SELECT version, previous, restores, created, action FROM bank_versions WHERE profile = ? AND "
+                "version = ?"
+            ),
+            (profile, version),
+        ).fetchone()
         return Version(*row)
 
     def _state(self, db: Any, profile: str, version: int) -> BankState:
-        """The state of ``profile`` at ``version``: the cached state or the last full bank before it, and the changes since."""
+        """The state of ``profile`` at ``version``: the cached state or the last full bank before it, and the changes
+        since."""
         if version == 0:
             return self._base_state
         with self._cache_lock:
@@ -252,17 +182,30 @@ class BankStore:
         if cached is not None and cached[0] <= version:
             start, state = cached
         else:
-            (full,) = db.execute(self.db.sql("SELECT MAX(version) FROM bank_versions WHERE profile = ? AND version <= ? AND chain = 0"),
-                                 (profile, version)).fetchone()
+            (full,) = db.execute(
+                self.db.sql("SELECT MAX(version) FROM bank_versions WHERE profile = ? AND version <= ? AND chain = 0"),
+                (profile, version),
+            ).fetchone()
             start, state = (0, self._base_state) if full is None else (int(full) - 1, None)
         if start < version:
-            rows = db.execute(self.db.sql("SELECT version, bank FROM bank_versions WHERE profile = ? AND version > ? AND version <= ? ORDER BY version"),
-                              (profile, start, version)).fetchall()
+            rows = db.execute(
+                self.db.sql(
+                    "SELECT version, bank FROM bank_versions WHERE profile = ? AND version > ? AND version <= ? "
+                    "ORDER BY version"
+                ),
+                (profile, start, version),
+            ).fetchall()
             if len(rows) != version - start:
-                raise CorruptBank(profile, version, f"versions {start + 1}..{version} should be stored, {len(rows)} are")
+                raise CorruptBank(
+                    profile, version, f"versions {start + 1}..{version} should be stored, {len(rows)} are"
+                )
             for number, data in rows:
                 try:
-                    state = replay(state if number > 1 else self._base_state, bytes(data), f"bank of profile {profile!r} version {number}")
+                    state = replay(
+                        state if number > 1 else self._base_state,
+                        bytes(data),
+                        f"bank of profile {profile!r} version {number}",
+                    )
                 except ValueError as err:
                     raise CorruptBank(profile, int(number), str(err)) from err
         assert state is not None
@@ -298,7 +241,8 @@ class BankStore:
 
     @contextmanager
     def _writing(self, profile: str) -> Iterator[Any]:
-        """A connection in a write transaction holding ``profile``'s lock: committed if the block succeeds, else rolled back."""
+        """A connection in a write transaction holding ``profile``'s lock: committed if the block succeeds, else rolled
+        back."""
         check_profile(profile)
         with self.db.connection() as db:
             try:
@@ -310,20 +254,34 @@ class BankStore:
                     db.execute("ROLLBACK")
                 raise
 
-    def _append(self, db: Any, profile: str, latest: Version, chain: int, previous: int | None, restores: int | None,
-                action: str, before: CenterBank, bank: CenterBank) -> int:
+    def _append(
+        self,
+        db: Any,
+        profile: str,
+        latest: Version,
+        chain: int,
+        previous: int | None,
+        restores: int | None,
+        action: str,
+        before: CenterBank,
+        bank: CenterBank,
+    ) -> int:
         """Store ``bank`` as the version after ``latest`` (whose bank is ``before``): as a delta, or in full when
         the deltas since the last full bank would outweigh one (and always for a profile's first version)."""
         version = latest.version + 1
         data = bank_delta(before, bank)
-        full_size = 4 * bank.embedding_size * (len(bank) + len(bank.trained_centers))  # the tensors alone: a lower bound
+        full_size = 4 * bank.embedding_size * (len(bank) + len(bank.trained))  # the tensors alone: a lower bound
         if latest.version == 0 or chain + len(data) > full_size:
             data, chain = bank.to_bytes(), 0
         else:
             chain += len(data)
-        db.execute(self.db.sql("INSERT INTO bank_versions (profile, version, previous, restores, created, action, bank, chain) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                   (profile, version, previous, restores, time.time(), action, data, chain))
+        db.execute(
+            self.db.sql(
+                "INSERT INTO bank_versions (profile, version, previous, restores, created, action, bank, chain) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (profile, version, previous, restores, time.time(), action, data, chain),
+        )
         return version
 
     def change(self, profile: str, action: str, edit: Callable[[CenterBank], T]) -> tuple[int, T]:
@@ -353,23 +311,39 @@ class BankStore:
         with self._writing(profile) as db:
             latest, chain = self._latest(db, profile)
             if latest.previous is None:
-                raise NothingToUndo(f"profile {profile!r} has no change to undo (it is at the trained bank or everything was undone)")
+                raise NothingToUndo(
+                    f"profile {profile!r} has no change to undo (it is at the trained bank or everything was undone)"
+                )
             undone = latest  # the change that made the current state: follow undos back to it
             while undone.restores is not None:
                 undone = self._version(db, profile, undone.restores)
             target = latest.previous
             before = None if target == 0 else self._version(db, profile, target).previous
             bank = self._bank(db, profile, target)
-            version = self._append(db, profile, latest, chain, before, target, f"undo: {undone.action}",
-                                   self._bank(db, profile, latest.version), bank)
+            version = self._append(
+                db,
+                profile,
+                latest,
+                chain,
+                before,
+                target,
+                f"undo: {undone.action}",
+                self._bank(db, profile, latest.version),
+                bank,
+            )
             return version, undone.action, bank
 
     def history(self, profile: str) -> list[Version]:
         """Every stored version of ``profile``, oldest first (version 0, the trained bank, is implicit)."""
         check_profile(profile)
         with self.db.connection() as db:
-            rows = db.execute(self.db.sql("SELECT version, previous, restores, created, action FROM bank_versions WHERE profile = ? ORDER BY version"),
-                              (profile,)).fetchall()
+            rows = db.execute(
+                self.db.sql(
+                    "SELECT version, previous, restores, created, action FROM bank_versions WHERE profile = ? ORDER "
+                    "BY version"
+                ),
+                (profile,),
+            ).fetchall()
         return [Version(*row) for row in rows]
 
     def profiles(self) -> list[str]:

@@ -16,9 +16,9 @@ import numpy as np
 from fastapi import UploadFile
 from PIL import Image
 
-from ..enrol import MIN_IMAGES
-from ..images import MAX_PIXELS, MAX_SIDE, ImageTooLarge, flatten_to_mode, read_image
-from ..labels import shown
+from spherefer.bank.enrol import MIN_IMAGES
+from spherefer.core.images import MAX_PIXELS, MAX_SIDE, ImageTooLarge, flatten_to_mode, read_image
+from spherefer.core.labels import shown
 
 __all__ = [
     "BANK_FILE_BYTES",
@@ -111,7 +111,7 @@ class WorkSlots:
 
 
 def decode_upload(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
-    """An uploaded image as an upright RGB array (:func:`~spherefer.images.read_image`, the
+    """An uploaded image as an upright RGB array (:func:`~spherefer.core.images.read_image`, the
     library's one decoder), checked against the size, pixel and shape limits."""
     data = upload.file.read(settings.max_upload_bytes + 1)
     name = shown(upload.filename or "upload")

@@ -9,7 +9,7 @@ updating, renaming or removing one class stores about one center (2 kB for 512-d
 embeddings), whatever the bank's size. :func:`replay` reads a stored version, a delta
 applied to the :class:`BankState` of the version before.
 
-A delta is safetensors bytes with a checksum (:func:`~spherefer.storage.safetensors_bytes`),
+A delta is safetensors bytes with a checksum (:func:`~spherefer.core.storage.safetensors_bytes`),
 like a full bank, so a damaged row is an error naming it, never a silently different bank.
 """
 
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..centers import CenterBank
-from ..storage import parse_safetensors, safetensors_bytes
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.codec import bank_metadata
+from spherefer.core.storage import parse_safetensors, safetensors_bytes
 
 __all__ = ["DELTA_KEY", "BankState", "bank_delta", "replay"]
 
@@ -31,7 +32,8 @@ DELTA_KEY = "spherefer_delta"
 """Metadata key of a delta's description (a full bank has ``spherefer`` instead)."""
 
 _LISTED = ("names", "classes", "trained_names")
-"""Keys of :meth:`CenterBank.to_metadata` that a state keeps as lists; every other key is a bank-wide setting."""
+"""Keys of :func:`~spherefer.bank.codec.bank_metadata` that a state keeps as lists; every other key is a
+bank-wide setting."""
 
 
 @dataclass
@@ -40,7 +42,7 @@ class BankState:
 
     ``rows`` and ``trained_rows`` are 1-D float32 arrays, never changed in place: a class's
     center, followed by its mean when the bank has class means (``settings["means"]``);
-    ``settings`` holds the bank-wide entries of :meth:`CenterBank.to_metadata`
+    ``settings`` holds the bank-wide entries of :func:`~spherefer.bank.codec.bank_metadata`
     (schema, scale, threshold, score, ...).
     """
 
@@ -53,26 +55,41 @@ class BankState:
 
     @classmethod
     def of(cls, bank: CenterBank) -> BankState:
-        meta = bank.to_metadata()
+        meta = bank_metadata(bank)
         settings = {key: value for key, value in meta.items() if key not in _LISTED} | {"means": bank.means is not None}
         rows = bank.centers if bank.means is None else np.concatenate([bank.centers, bank.means], axis=1)
-        trained = [c if bank.means is None else np.concatenate([c, bank.trained_means[n]]) for n, c in bank.trained_centers.items()]
-        return cls(settings, list(bank.names), list(rows), [dict(meta["classes"][n]) for n in bank.names], list(bank.trained_centers), trained)
+        trained = [t.center if t.mean is None else np.concatenate([t.center, t.mean]) for t in bank.trained.values()]
+        return cls(
+            settings,
+            list(bank.names),
+            list(rows),
+            [dict(meta["classes"][n]) for n in bank.names],
+            list(bank.trained),
+            trained,
+        )
 
     def matrix(self) -> np.ndarray:
         """The rows as one (C, D or 2D) array."""
         return np.stack(self.rows) if self.rows else np.zeros((0, 0), np.float32)
 
     def bank(self, what: str) -> CenterBank:
-        """The :class:`CenterBank` of this state, built and checked as :meth:`CenterBank.from_bytes` reads a stored bank."""
+        """The :class:`CenterBank` of this state, built and checked as :meth:`CenterBank.from_bytes` reads a stored
+        bank."""
         settings = dict(self.settings)
         parts = 2 if settings.pop("means", False) else 1
         size = self.rows[0].shape[0] if self.rows else (self.trained_rows[0].shape[0] if self.trained_rows else 0)
         rows = np.stack(self.rows) if self.rows else np.zeros((0, size), np.float32)
         tensors = dict(zip(("centers", "means"), np.split(rows, parts, axis=1)))
         if self.trained_rows:
-            tensors.update(zip(("trained_centers", "trained_means"), np.split(np.stack(self.trained_rows), parts, axis=1)))
-        meta = {**settings, "names": self.names, "classes": dict(zip(self.names, self.info)), "trained_names": self.trained_names}
+            tensors.update(
+                zip(("trained_centers", "trained_means"), np.split(np.stack(self.trained_rows), parts, axis=1))
+            )
+        meta = {
+            **settings,
+            "names": self.names,
+            "classes": dict(zip(self.names, self.info)),
+            "trained_names": self.trained_names,
+        }
         return CenterBank.from_bytes(safetensors_bytes(tensors, {"spherefer": json.dumps(meta)}), what)
 
 
@@ -84,7 +101,9 @@ def bank_delta(before: CenterBank, after: CenterBank) -> bytes:
     """What turns ``before`` into ``after``, as bytes for :func:`replay` (the whole of ``after`` when one
     of the two has class means and the other not)."""
     old, new = BankState.of(before), BankState.of(after)
-    if old.settings["means"] != new.settings["means"]:  # class means added or dropped (a bank saved before they were): no common rows
+    if (
+        old.settings["means"] != new.settings["means"]
+    ):  # class means added or dropped (a bank saved before they were): no common rows
         return after.to_bytes()
     before_rows, after_rows = old.matrix(), new.matrix()
     order: list[Any] = []
@@ -99,14 +118,26 @@ def bank_delta(before: CenterBank, after: CenterBank) -> bytes:
         elif tag in ("replace", "insert"):
             # a class renamed in place keeps its center and record: refer to the old row
             same = tag == "replace" and i2 - i1 == j2 - j1
-            sources = [i1 + k if same and np.array_equal(before_rows[i1 + k], after_rows[j1 + k]) else -1 for k in range(j2 - j1)]
+            sources = [
+                i1 + k if same and np.array_equal(before_rows[i1 + k], after_rows[j1 + k]) else -1
+                for k in range(j2 - j1)
+            ]
             order.append({"names": new.names[j1:j2], "from": sources})
             changed += [j1 + k for k, source in enumerate(sources) if source < 0]
-            info.update({str(j1 + k): new.info[j1 + k] for k, source in enumerate(sources) if source < 0 or new.info[j1 + k] != old.info[source]})
+            info.update(
+                {
+                    str(j1 + k): new.info[j1 + k]
+                    for k, source in enumerate(sources)
+                    if source < 0 or new.info[j1 + k] != old.info[source]
+                }
+            )
     tensors = {"centers": after_rows[changed]} if changed else {}
     description: dict[str, Any] = {"settings": new.settings, "order": order, "changed": changed, "info": info}
-    if new.trained_names != old.trained_names or len(new.trained_rows) != len(old.trained_rows) or any(
-            not np.array_equal(a, b) for a, b in zip(new.trained_rows, old.trained_rows)):
+    if (
+        new.trained_names != old.trained_names
+        or len(new.trained_rows) != len(old.trained_rows)
+        or any(not np.array_equal(a, b) for a, b in zip(new.trained_rows, old.trained_rows))
+    ):
         position = {name: i for i, name in enumerate(old.trained_names)}
         sources = []
         for name, row in zip(new.trained_names, new.trained_rows):
@@ -115,7 +146,9 @@ def bank_delta(before: CenterBank, after: CenterBank) -> bytes:
         if -1 in sources:  # renamed trained classes keep their rows; only really new rows are stored
             unmatched = [k for k, s in enumerate(sources) if s < 0]
             for k in unmatched:
-                sources[k] = next((i for i, row in enumerate(old.trained_rows) if np.array_equal(row, new.trained_rows[k])), -1)
+                sources[k] = next(
+                    (i for i, row in enumerate(old.trained_rows) if np.array_equal(row, new.trained_rows[k])), -1
+                )
         description["trained"] = {"names": new.trained_names, "from": sources}
         fresh = [new.trained_rows[k] for k, s in enumerate(sources) if s < 0]
         if fresh:
@@ -173,10 +206,12 @@ def _apply(state: BankState, tensors: dict[str, np.ndarray], description: dict[s
     if "trained" in description:
         fresh = iter(tensors.get("trained", np.zeros((0, 0), np.float32)))
         trained_names = [str(name) for name in description["trained"]["names"]]
-        trained_rows = [state.trained_rows[_index(s, len(state.trained_rows), True)] if s >= 0 else next(fresh)
-                        for s in description["trained"]["from"]]
+        trained_rows = [
+            state.trained_rows[_index(s, len(state.trained_rows), True)] if s >= 0 else next(fresh)
+            for s in description["trained"]["from"]
+        ]
         if len(trained_rows) != len(trained_names):
             raise ValueError(f"{len(trained_names)} trained names but {len(trained_rows)} trained centers")
     if any(row is None for row in rows) or any(record is None for record in info):
         raise ValueError("a new class has no stored center or record")
-    return BankState(dict(description["settings"]), names, rows, info, trained_names, trained_rows)  # type: ignore[arg-type]
+    return BankState(dict(description["settings"]), names, rows, info, trained_names, trained_rows)

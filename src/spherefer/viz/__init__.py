@@ -23,10 +23,10 @@ those in the full embedding space.
 
 from __future__ import annotations
 
-from .dataset import FaceSet, check_class_names, load_faces
-from .geometry import arc_position, center_geometry, geometry_markdown, write_geometry
-from .projection import PROJECTIONS, Projection, project_to_sphere
-from .render import (
+from spherefer.viz.dataset import FaceSet, check_class_names, load_faces
+from spherefer.viz.geometry import arc_position, center_geometry, geometry_markdown, write_geometry
+from spherefer.viz.projection import PROJECTIONS, Projection, project_to_sphere
+from spherefer.viz.render import (
     LEGEND_LEFT,
     ORIGIN_MARKERS,
     PNG_SIZE,
@@ -36,8 +36,8 @@ from .render import (
     render_dataset,
     write_sphere_html,
 )
-from .run import plot_run
-from .scene import (
+from spherefer.viz.run import plot_run
+from spherefer.viz.scene import (
     BACK_VIEW,
     FRONT_VIEW,
     GRATICULE,

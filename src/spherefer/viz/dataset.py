@@ -1,14 +1,16 @@
-"""The faces of a dataset for the sphere pictures and the spread of each class: embedded, labelled, optionally subsampled."""
+"""The faces of a dataset for the sphere pictures and the spread of each class: embedded, labelled, optionally
+subsampled."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..centers import CenterBank
+from spherefer.bank.centers import CenterBank
 
 __all__ = ["FaceSet", "check_class_names", "load_faces"]
 
@@ -33,14 +35,21 @@ def check_class_names(bank: CenterBank, classes: Sequence[str] | None, argument:
         return None
     unknown = [name for name in classes if name not in bank.names]
     if unknown:
-        raise ValueError(f"unknown class {', '.join(map(repr, unknown))} in {argument}; the model's classes are {', '.join(bank.names)}")
+        raise ValueError(
+            f"unknown class {', '.join(map(repr, unknown))} in {argument}; the model's classes are "
+            f"{', '.join(bank.names)}"
+        )
     if len(set(classes)) != len(classes):
         raise ValueError(f"a class is named twice in {argument}: {', '.join(classes)}")
     return list(classes)
 
 
 def load_faces(
-    recognizer: Any, data: str, classes: Sequence[str] | None = None, max_points: int | None = None, seed: int = 0,
+    recognizer: Any,
+    data: str,
+    classes: Sequence[str] | None = None,
+    max_points: int | None = None,
+    seed: int = 0,
     batch_size: int = 512,
 ) -> FaceSet:
     """Embed the faces of dataset ``data`` (``FORMAT:PATH[:SPLIT]``) whose classes the bank knows.
@@ -49,8 +58,8 @@ def load_faces(
     at random (``seed``) before any image is read. Raises ValueError when the data has no
     faces of a class the bank knows (or of the classes asked for).
     """
-    from ..data import open_dataset
-    from ..evaluate import embed_arrays
+    from spherefer.data import open_dataset
+    from spherefer.evaluation.evaluate import embed_arrays
 
     bank = recognizer.bank
     wanted = check_class_names(bank, classes)
@@ -60,7 +69,10 @@ def load_faces(
     counts = dataset.class_counts()
     known = [name for name in dataset.classes if name in bank.names and counts.get(name, 0) > 0]
     if not known:
-        raise ValueError(f"{data} has classes {dataset.classes}, none of which (with images) the model knows ({', '.join(bank.names)})")
+        raise ValueError(
+            f"{data} has classes {dataset.classes}, none of which (with images) the model knows "
+            f"({', '.join(bank.names)})"
+        )
     keep = known if wanted is None else [name for name in wanted if name in known]
     if not keep:
         raise ValueError(f"{data} has no images of {', '.join(wanted or [])}; it has images of {', '.join(known)}")

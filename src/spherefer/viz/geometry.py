@@ -10,15 +10,16 @@ their components. :func:`geometry_markdown` and :func:`write_geometry` write the
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..centers import CenterBank
-from ..storage import atomic_write, write_json
-from .projection import unit_rows
-from .render import plot_angles_png
+from spherefer.bank.centers import CenterBank
+from spherefer.core.storage import atomic_write, write_json
+from spherefer.viz.projection import unit_rows
+from spherefer.viz.render import plot_angles_png
 
 __all__ = ["arc_position", "center_geometry", "geometry_markdown", "write_geometry"]
 
@@ -157,7 +158,9 @@ def center_geometry(
             raise ValueError(f"compound {name!r} needs exactly two components, got {parts}")
         for part in parts:
             if part not in names or part == name:
-                raise ValueError(f"component {part!r} of {name!r} must be another class of the bank ({', '.join(names)})")
+                raise ValueError(
+                    f"component {part!r} of {name!r} must be another class of the bank ({', '.join(names)})"
+                )
         pairs[name] = (parts[0], parts[1])
     for name, (a_name, b_name) in pairs.items():
         center, a, b = c[names.index(name)], c[names.index(a_name)], c[names.index(b_name)]
@@ -184,39 +187,71 @@ def geometry_markdown(report: Mapping[str, Any], title: str = "Center geometry")
     names = [c["name"] for c in report["classes"]]
     origins = {c["name"]: c["origin"] for c in report["classes"]}
     mark = {n: (n if origins[n] == "trained" else f"{n} ({origins[n]})") for n in names}
-    lines = [f"# {title}", "", f"{len(names)} classes, {report['embedding_size']}-d centers; all angles in degrees, "
-             "measured in the full embedding space (not on a projected picture).", ""]
-    lines += ["## Pairwise angles between centers", "", "| | " + " | ".join(mark[n] for n in names) + " | nearest |",
-              "|---" * (len(names) + 2) + "|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(names)} classes, {report['embedding_size']}-d centers; all angles in degrees, "
+        "measured in the full embedding space (not on a projected picture).",
+        "",
+    ]
+    lines += [
+        "## Pairwise angles between centers",
+        "",
+        "| | " + " | ".join(mark[n] for n in names) + " | nearest |",
+        "|---" * (len(names) + 2) + "|",
+    ]
     for i, name in enumerate(names):
         near = report["nearest"].get(name)
         near_text = f"{near['name']} ({near['angle']:.1f})" if near else ""
         lines.append(f"| {mark[name]} | " + " | ".join(f"{v:.1f}" for v in report["angles"][i]) + f" | {near_text} |")
     if report["spread"]:
-        lines += ["", "## Spread of each class's faces around its center", "",
-                  "| class | faces | mean angle | median | std | mean cosine | nearest other center |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Spread of each class's faces around its center",
+            "",
+            "| class | faces | mean angle | median | std | mean cosine | nearest other center |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, s in report["spread"].items():
             near = report["nearest"].get(name)
             near_text = f"{near['name']} at {near['angle']:.1f}" if near else ""
-            lines.append(f"| {mark[name]} | {s['n']} | {s['mean_angle']:.1f} | {s['median_angle']:.1f} | {s['std_angle']:.1f} | "
-                         f"{s['mean_cosine']:.3f} | {near_text} |")
+            lines.append(
+                f"| {mark[name]} | {s['n']} | {s['mean_angle']:.1f} | {s['median_angle']:.1f} | {s['std_angle']:.1f} | "
+                f"{s['mean_cosine']:.3f} | {near_text} |"
+            )
     if report["new_classes"]:
-        lines += ["", "## Enrolled and composed classes: nearest trained classes", "",
-                  "| class | origin | nearest trained classes (angle) |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Enrolled and composed classes: nearest trained classes",
+            "",
+            "| class | origin | nearest trained classes (angle) |",
+            "|---|---|---|",
+        ]
         for name, item in report["new_classes"].items():
-            near = ", ".join(f"{n['name']} ({n['angle']:.1f})" for n in item["nearest_trained"][:3]) or "(no trained classes)"
+            near = (
+                ", ".join(f"{n['name']} ({n['angle']:.1f})" for n in item["nearest_trained"][:3])
+                or "(no trained classes)"
+            )
             lines.append(f"| {name} | {item['origin']} | {near} |")
     if report["compounds"]:
-        lines += ["", "## Compounds: position relative to the arc between their components", "",
-                  "Angle off arc 0 = on the great-circle arc from A to B; fraction 0 = at A, 1 = at B, 0.5 = halfway "
-                  "(outside [0, 1]: beyond an end of the arc).", "",
-                  "| class | A | B | angle A-B | to A | to B | to midpoint | angle off arc | fraction along arc |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Compounds: position relative to the arc between their components",
+            "",
+            "Angle off arc 0 = on the great-circle arc from A to B; fraction 0 = at A, 1 = at B, 0.5 = halfway "
+            "(outside [0, 1]: beyond an end of the arc).",
+            "",
+            "| class | A | B | angle A-B | to A | to B | to midpoint | angle off arc | fraction along arc |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, item in report["compounds"].items():
             fraction = "n/a" if item["fraction"] is None else f"{item['fraction']:.2f}"
             a, b = item["components"]
-            lines.append(f"| {mark[name]} | {a} | {b} | {item['angle_components']:.1f} | {item['angle_to_a']:.1f} | "
-                         f"{item['angle_to_b']:.1f} | {item['angle_to_midpoint']:.1f} | {item['angle_off_arc']:.1f} | {fraction} |")
+            lines.append(
+                f"| {mark[name]} | {a} | {b} | {item['angle_components']:.1f} | {item['angle_to_a']:.1f} | "
+                f"{item['angle_to_b']:.1f} | {item['angle_to_midpoint']:.1f} | {item['angle_off_arc']:.1f} | "
+                f"{fraction} |"
+            )
     return "\n".join(lines) + "\n"
 
 

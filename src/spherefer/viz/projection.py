@@ -67,8 +67,11 @@ class Projection:
             return "3-d embeddings shown as they are"
         if self.method == "padded":
             return f"{self.input_dim}-d embeddings padded with zeros to 3-d"
-        kind = {"joint": "joint PCA of faces and centers", "between": "between-class PCA of the centers",
-                "linear": "uncentered PCA of the centers"}[self.method]
+        kind = {
+            "joint": "joint PCA of faces and centers",
+            "between": "between-class PCA of the centers",
+            "linear": "uncentered PCA of the centers",
+        }[self.method]
         return f"{self.input_dim}-d -> 3-d by {kind}, {self.explained_variance:.0%} variance explained"
 
     @property
@@ -77,15 +80,22 @@ class Projection:
         if self.exact:
             return self.short + "; the angles on the sphere are the true ones."
         if self.method == "joint":
-            how = (f"uncentered PCA of the {self.n_faces} normalised face embeddings and the {self.n_centers} class centers "
-                   "together (the centers weighted to count as much as all faces), a linear map through the origin, "
-                   "then renormalised to the unit sphere")
+            how = (
+                f"uncentered PCA of the {self.n_faces} normalised face embeddings and the {self.n_centers} class "
+                "centers "
+                "together (the centers weighted to count as much as all faces), a linear map through the origin, "
+                "then renormalised to the unit sphere"
+            )
         elif self.method == "between":
-            how = (f"top-3 principal directions of the {self.n_centers} class centers around their mean (LDA-like "
-                   "between-class axes), faces and centers measured from that mean, then renormalised to the unit sphere")
+            how = (
+                f"top-3 principal directions of the {self.n_centers} class centers around their mean (LDA-like "
+                "between-class axes), faces and centers measured from that mean, then renormalised to the unit sphere"
+            )
         else:
-            how = (f"top-3 principal directions of the {self.n_centers} class centers through the origin (uncentered), "
-                   "then renormalised to the unit sphere")
+            how = (
+                f"top-3 principal directions of the {self.n_centers} class centers through the origin (uncentered), "
+                "then renormalised to the unit sphere"
+            )
         kept = [f"{self.explained_variance:.1%} of the variance explained"]
         if self.faces_kept is not None:
             kept.append(f"faces keep {self.faces_kept:.0%} of their squared length")
@@ -94,9 +104,17 @@ class Projection:
         return f"Projection {self.input_dim}-d -> 3-d: {how}; {', '.join(kept)}."
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "input_dim": self.input_dim, "explained_variance": self.explained_variance,
-                "faces_kept": self.faces_kept, "centers_kept": self.centers_kept, "n_centers": self.n_centers,
-                "n_faces": self.n_faces, "short": self.short, "text": self.text}
+        return {
+            "method": self.method,
+            "input_dim": self.input_dim,
+            "explained_variance": self.explained_variance,
+            "faces_kept": self.faces_kept,
+            "centers_kept": self.centers_kept,
+            "n_centers": self.n_centers,
+            "n_faces": self.n_faces,
+            "short": self.short,
+            "text": self.text,
+        }
 
     def __str__(self) -> str:
         return self.text
@@ -184,8 +202,15 @@ def project_to_sphere(
         signs[0] = np.sign(bulk)
     axes = axes * signs[:, None]
     pc, pe = cc @ axes.T, ec @ axes.T
-    info = Projection(method, dim, explained_variance=explained, faces_kept=_kept(pe, ec), centers_kept=_kept(pc, cc),
-                      n_centers=len(c), n_faces=len(e))
+    info = Projection(
+        method,
+        dim,
+        explained_variance=explained,
+        faces_kept=_kept(pe, ec),
+        centers_kept=_kept(pc, cc),
+        n_centers=len(c),
+        n_faces=len(e),
+    )
     for p in (pc, pe):  # a vector with nothing left in the three axes gets the first axis
         p[np.linalg.norm(p, axis=1) < 1e-12] = (1.0, 0.0, 0.0)
     return unit_rows(pe), unit_rows(pc), info

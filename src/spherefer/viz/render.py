@@ -20,16 +20,17 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..storage import atomic_write
-from .dataset import load_faces
-from .projection import PROJECTIONS
-from .scene import BACK_VIEW, FRONT_VIEW, GRATICULE, SphereScene, sphere_scene
+from spherefer.core.storage import atomic_write
+from spherefer.viz.dataset import load_faces
+from spherefer.viz.projection import PROJECTIONS
+from spherefer.viz.scene import BACK_VIEW, FRONT_VIEW, GRATICULE, SphereScene, sphere_scene
 
 __all__ = [
     "ORIGIN_MARKERS",
@@ -90,7 +91,9 @@ def _graticule(view: np.ndarray) -> list[np.ndarray]:
     return visible
 
 
-def _draw_panel(ax: Any, scene: SphereScene, view: np.ndarray, caption: str, window: tuple[float, float, float] = (0.0, 0.0, 1.2)) -> None:
+def _draw_panel(
+    ax: Any, scene: SphereScene, view: np.ndarray, caption: str, window: tuple[float, float, float] = (0.0, 0.0, 1.2)
+) -> None:
     """One orthographic view; ``window`` = (u, v, half-width) of the square shown (zoomed in when below 1.2)."""
     import matplotlib.patheffects as effects
 
@@ -110,18 +113,47 @@ def _draw_panel(ax: Any, scene: SphereScene, view: np.ndarray, caption: str, win
         front = np.flatnonzero(screen[:, 2] >= 0)
         order = front[np.argsort(screen[front, 2], kind="stable")]  # far first: painter's order
         depth = screen[order, 2]
-        ax.scatter(screen[order, 0], screen[order, 1], s=5.0 + 11.0 * depth, c=[color_of[scene.labels[i]] for i in order],
-                   linewidths=0, zorder=2)
+        ax.scatter(
+            screen[order, 0],
+            screen[order, 1],
+            s=5.0 + 11.0 * depth,
+            c=[color_of[scene.labels[i]] for i in order],
+            linewidths=0,
+            zorder=2,
+        )
     centers = scene.centers @ view.T
     outline = [effects.withStroke(linewidth=2.5, foreground="white")]
     visible = [k for k in np.argsort(-centers[:, 2], kind="stable") if centers[k, 2] >= 0]  # nearest first
     for k in visible:
         marker = ORIGIN_MARKERS.get(scene.origins[k], "o")
         size = {"*": 20, "D": 10}.get(marker, 13)
-        ax.plot([centers[k, 0]], [centers[k, 1]], marker=marker, ms=size, mfc=scene.colors[k], mec="black", mew=1.0, ls="", zorder=4)
-    for k, (x, y, ha, va) in zip(visible, _place_labels(centers[visible, :2], [scene.names[k] for k in visible], (cu, cv, half))):
-        ax.text(x, y, scene.names[k], fontsize=9, fontweight="bold", color="black", zorder=5, ha=ha, va=va,
-                path_effects=outline, clip_on=True)
+        ax.plot(
+            [centers[k, 0]],
+            [centers[k, 1]],
+            marker=marker,
+            ms=size,
+            mfc=scene.colors[k],
+            mec="black",
+            mew=1.0,
+            ls="",
+            zorder=4,
+        )
+    for k, (x, y, ha, va) in zip(
+        visible, _place_labels(centers[visible, :2], [scene.names[k] for k in visible], (cu, cv, half))
+    ):
+        ax.text(
+            x,
+            y,
+            scene.names[k],
+            fontsize=9,
+            fontweight="bold",
+            color="black",
+            zorder=5,
+            ha=ha,
+            va=va,
+            path_effects=outline,
+            clip_on=True,
+        )
     ax.set_title(caption, fontsize=9, color="#333333")
 
 
@@ -144,16 +176,21 @@ def _place_labels(
             bottom = y + gap if dy > 0 else y - gap - text_h if dy < 0 else y - text_h / 2
             box = (left, bottom, left + width, bottom + text_h)
             inside = box[0] >= cu - half and box[2] <= cu + half and box[1] >= cv - half and box[3] <= cv + half
-            overlap = sum(max(0.0, min(box[2], t[2]) - max(box[0], t[0])) * max(0.0, min(box[3], t[3]) - max(box[1], t[1])) for t in taken)
+            overlap = sum(
+                max(0.0, min(box[2], t[2]) - max(box[0], t[0])) * max(0.0, min(box[3], t[3]) - max(box[1], t[1]))
+                for t in taken
+            )
             options.append((overlap + (0.0 if inside else 1e3), len(options), box, dx, dy))
         _, _, box, dx, dy = min(options)
         taken.append(box)
-        placed.append((
-            box[0] if dx > 0 else box[2] if dx < 0 else (box[0] + box[2]) / 2,
-            box[1],
-            "left" if dx > 0 else "right" if dx < 0 else "center",
-            "bottom",
-        ))
+        placed.append(
+            (
+                box[0] if dx > 0 else box[2] if dx < 0 else (box[0] + box[2]) / 2,
+                box[1],
+                "left" if dx > 0 else "right" if dx < 0 else "center",
+                "bottom",
+            )
+        )
     return placed
 
 
@@ -168,7 +205,11 @@ def _second_view(scene: SphereScene) -> tuple[np.ndarray, str, tuple[float, floa
     half = max(0.15, 0.6 * float((hi - lo).max()) + 0.08)
     if half >= 1.0:
         return BACK_VIEW, f"back hemisphere (seen from behind, -{axis} towards you; empty)", (0.0, 0.0, 1.2)
-    return FRONT_VIEW, f"front hemisphere zoomed x{1.2 / half:.1f} (nothing lies on the back)", (float(center[0]), float(center[1]), half)
+    return (
+        FRONT_VIEW,
+        f"front hemisphere zoomed x{1.2 / half:.1f} (nothing lies on the back)",
+        (float(center[0]), float(center[1]), half),
+    )
 
 
 def plot_sphere_png(scene: SphereScene, path: str | Path, size: tuple[int, int] = PNG_SIZE, dpi: int = 100) -> Path:
@@ -188,23 +229,42 @@ def plot_sphere_png(scene: SphereScene, path: str | Path, size: tuple[int, int] 
     width = (LEGEND_LEFT - 0.015) / 2
     height = min(0.80, width * size[0] / size[1])  # square panels
     axis = "x" if scene.projection.exact else "axis 1"
-    _draw_panel(fig.add_axes((0.005, 0.02, width, height)), scene, FRONT_VIEW, f"front hemisphere (+{axis} towards you)")
+    _draw_panel(
+        fig.add_axes((0.005, 0.02, width, height)), scene, FRONT_VIEW, f"front hemisphere (+{axis} towards you)"
+    )
     view, caption, window = _second_view(scene)
     _draw_panel(fig.add_axes((0.01 + width, 0.02, width, height)), scene, view, caption, window)
     counts = scene.counts()
     handles = [
-        Line2D([], [], marker=ORIGIN_MARKERS.get(o, "o"), ls="", mfc=col, mec="black", ms={"*": 13, "D": 7}.get(ORIGIN_MARKERS.get(o, "o"), 9),
-               label=f"{n} ({counts[n]} faces)")  # the marker says trained / enrolled / composed
+        Line2D(
+            [],
+            [],
+            marker=ORIGIN_MARKERS.get(o, "o"),
+            ls="",
+            mfc=col,
+            mec="black",
+            ms={"*": 13, "D": 7}.get(ORIGIN_MARKERS.get(o, "o"), 9),
+            label=f"{n} ({counts[n]} faces)",
+        )  # the marker says trained / enrolled / composed
         for n, o, col in zip(scene.names, scene.origins, scene.colors)
     ]
     handles += [Line2D([], [], ls="", label=" ")]
     handles += [
-        Line2D([], [], marker=m, ls="", mfc="white", mec="black", ms={"*": 13, "D": 7}.get(m, 9), label=f"{origin} center")
+        Line2D(
+            [], [], marker=m, ls="", mfc="white", mec="black", ms={"*": 13, "D": 7}.get(m, 9), label=f"{origin} center"
+        )
         for origin, m in ORIGIN_MARKERS.items()
     ]
     handles += [Line2D([], [], marker="o", ls="", mfc="#555555", mec="none", ms=4, label="face (colour = class)")]
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(LEGEND_LEFT, 0.45), fontsize=8.5, frameon=False,
-               title=f"{len(scene.labels)} faces, {len(scene.names)} classes", title_fontsize=9)
+    fig.legend(
+        handles=handles,
+        loc="center left",
+        bbox_to_anchor=(LEGEND_LEFT, 0.45),
+        fontsize=8.5,
+        frameon=False,
+        title=f"{len(scene.labels)} faces, {len(scene.names)} classes",
+        title_fontsize=9,
+    )
     target = Path(path)
     with atomic_write(target) as handle:
         fig.savefig(handle, format="png", dpi=dpi, metadata=_PNG_METADATA)
@@ -240,9 +300,18 @@ def read_html_data(path: str | Path) -> dict[str, Any]:
     start = text.index(start_tag) + len(start_tag)
     return json.loads(text[start : text.index("</script>", start)])
 
+
 def render_dataset(
-    recognizer: Any, data: str, output_dir: str | Path, stem: str = "sphere", classes: Sequence[str] | None = None,
-    max_points: int | None = 2000, seed: int = 0, method: str = "joint", batch_size: int = 512, title: str | None = None,
+    recognizer: Any,
+    data: str,
+    output_dir: str | Path,
+    stem: str = "sphere",
+    classes: Sequence[str] | None = None,
+    max_points: int | None = 2000,
+    seed: int = 0,
+    method: str = "joint",
+    batch_size: int = 512,
+    title: str | None = None,
 ) -> list[Path]:
     """Embed ``data``'s faces and write ``<stem>.png`` and ``<stem>.html`` into ``output_dir``.
 
@@ -254,17 +323,25 @@ def render_dataset(
         raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
     faces = load_faces(recognizer, data, classes, max_points, seed, batch_size)
     shown = list(classes) if classes else None
-    scene = sphere_scene(recognizer.bank, faces.embeddings, faces.labels, faces.files, shown, method,
-                         title=f"{title or data}: {len(faces.labels)} faces")
+    scene = sphere_scene(
+        recognizer.bank,
+        faces.embeddings,
+        faces.labels,
+        faces.files,
+        shown,
+        method,
+        title=f"{title or data}: {len(faces.labels)} faces",
+    )
     folder = Path(output_dir)
     return [plot_sphere_png(scene, folder / f"{stem}.png"), write_sphere_html(scene, folder / f"{stem}.html")]
-
 
 
 # ---------------------------------------------------------------- angles between centers
 
 
-def plot_angles_png(report: Mapping[str, Any], path: str | Path, title: str = "Angles between class centers (degrees)", dpi: int = 110) -> Path:
+def plot_angles_png(
+    report: Mapping[str, Any], path: str | Path, title: str = "Angles between class centers (degrees)", dpi: int = 110
+) -> Path:
     """Heatmap of the pairwise center angles, annotated, non-trained classes marked (PNG, written atomically)."""
     from matplotlib.figure import Figure
 
@@ -277,7 +354,15 @@ def plot_angles_png(report: Mapping[str, Any], path: str | Path, title: str = "A
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(angles, cmap="viridis", vmin=0.0, vmax=max(90.0, float(angles.max())))
     for (r, col), value in np.ndenumerate(angles):
-        ax.text(col, r, f"{value:.0f}", ha="center", va="center", fontsize=8, color="white" if value < 0.55 * max(90.0, angles.max()) else "black")
+        ax.text(
+            col,
+            r,
+            f"{value:.0f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if value < 0.55 * max(90.0, angles.max()) else "black",
+        )
     labels = [n if o == "trained" else f"{n} ({o})" for n, o in zip(names, origins)]
     ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), labels, fontsize=8)

@@ -5,23 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .geometry import center_geometry, write_geometry
-from .render import render_dataset
+from spherefer.viz.geometry import center_geometry, write_geometry
+from spherefer.viz.render import render_dataset
 
 if TYPE_CHECKING:
-    from ..config import TrainConfig
+    from spherefer.training.config import TrainConfig
 
 __all__ = ["plot_run"]
 
 
-def plot_run(run_dir: str | Path, config: "TrainConfig") -> list[Path]:
+def plot_run(run_dir: str | Path, config: TrainConfig) -> list[Path]:
     """Picture the best model of the run in ``run_dir`` trained with ``config`` into
     ``run_dir/plots``: its validation faces on the sphere (``val_sphere.png``, ``.html``)
     and its center geometry (``geometry.md``, ``geometry.json``, ``angles.png``).
 
     A cross-validated run's validation subjects are no dataset spec: its training data is drawn instead.
     """
-    from ..recognizer import load_model
+    from spherefer.runtime.loading import load_model
 
     best = load_model(Path(run_dir) / "best")
     data = config.data.train if config.data.folds else config.data.val

@@ -10,19 +10,38 @@ service takes its class colours from :func:`class_colors`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..centers import CenterBank
-from .projection import Projection, project_to_sphere, unit_rows
+from spherefer.bank.centers import CenterBank
+from spherefer.viz.projection import Projection, project_to_sphere, unit_rows
 
 __all__ = ["FRONT_VIEW", "BACK_VIEW", "GRATICULE", "SphereScene", "class_colors", "sphere_scene"]
 
 _PALETTE = (  # no greys: they would vanish on the grey sphere
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79",
-    "#e7ba52", "#637939", "#ad494a", "#7b4173", "#00a087", "#f781bf", "#a65628", "#4daf4a", "#984ea3", "#111111",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#e7ba52",
+    "#637939",
+    "#ad494a",
+    "#7b4173",
+    "#00a087",
+    "#f781bf",
+    "#a65628",
+    "#4daf4a",
+    "#984ea3",
+    "#111111",
 )
 # Front view: looking down the first projected axis (the rows are the screen's right, up and
 # towards-the-viewer axes); the back view is the same camera turned half round its vertical axis.
@@ -62,8 +81,14 @@ class SphereScene:
         """The projection's description with how faithful the picture is."""
         if self.projection.exact:
             return self.projection.text
-        agree = "" if self.agreement is None else (
-            f" For {self.agreement:.0%} of the faces the nearest center on this sphere is also the nearest in {self.projection.input_dim}-d;")
+        agree = (
+            ""
+            if self.agreement is None
+            else (
+                f" For {self.agreement:.0%} of the faces the nearest center on this sphere is also the nearest in "
+                f"{self.projection.input_dim}-d;"
+            )
+        )
         return f"{self.projection.text}{agree} angles on the sphere are not the true angles (see spherefer geometry)."
 
     def counts(self) -> dict[str, int]:
@@ -84,7 +109,13 @@ class SphereScene:
                 for n, o, col, xyz in zip(self.names, self.origins, self.colors, self.centers)
             ],
             "points": [
-                {"file": f, "class": lab, "cosine": round(float(cos), 4), "nearest": near, "xyz": [round(float(v), 4) for v in xyz]}
+                {
+                    "file": f,
+                    "class": lab,
+                    "cosine": round(float(cos), 4),
+                    "nearest": near,
+                    "xyz": [round(float(v), 4) for v in xyz],
+                }
                 for f, lab, cos, near, xyz in zip(self.files, self.labels, self.cosines, self.nearest, self.points)
             ],
         }
@@ -114,7 +145,11 @@ def sphere_scene(
     stray = sorted(set(labels) - set(shown))
     if stray:
         raise ValueError(f"faces of classes {stray} have no center among the classes shown ({', '.join(shown)})")
-    e = np.asarray(embeddings, dtype=np.float64).reshape(len(labels), -1) if labels else np.zeros((0, bank.embedding_size))
+    e = (
+        np.asarray(embeddings, dtype=np.float64).reshape(len(labels), -1)
+        if labels
+        else np.zeros((0, bank.embedding_size))
+    )
     if e.shape[1] != bank.embedding_size:
         raise ValueError(f"embeddings have dimension {e.shape[1]}, the bank's centers {bank.embedding_size}")
     files = [f"face {i}" for i in range(len(labels))] if files is None else [str(f) for f in files]
@@ -128,6 +163,16 @@ def sphere_scene(
     agreement = float(((points @ centers.T).argmax(axis=1) == cos.argmax(axis=1)).mean()) if labels else None
     colors = class_colors(bank.names)
     return SphereScene(
-        points, labels, files, own, nearest, centers, shown, [bank.info[n].origin for n in shown], [colors[n] for n in shown], info,
-        title, agreement,
+        points,
+        labels,
+        files,
+        own,
+        nearest,
+        centers,
+        shown,
+        [bank.info[n].origin for n in shown],
+        [colors[n] for n in shown],
+        info,
+        title,
+        agreement,
     )
