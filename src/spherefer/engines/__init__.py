@@ -1,0 +1,1 @@
+"""Many inputs in one go: the in-process batch engine and the Ray Data engine."""

@@ -1,0 +1,24 @@
+"""The tools that keep the code as it is written: ruff's lint and format (120 columns)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKED = ["src", "tests", "benchmarks", "tools"]
+
+pytestmark = pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed (pip install -e .[test])")
+
+
+def test_ruff_finds_no_lint() -> None:
+    done = subprocess.run(["ruff", "check", *CHECKED], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_code_is_formatted() -> None:
+    done = subprocess.run(["ruff", "format", "--check", *CHECKED], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, "run `ruff format src tests benchmarks tools`:\n" + done.stdout + done.stderr
