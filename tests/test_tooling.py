@@ -1,4 +1,5 @@
-"""The tools that keep the code as it is written: ruff's lint and format (120 columns)."""
+"""The tools that keep the code as it is written: ruff's lint and format (120 columns) and mypy's
+type check of the package (configured in pyproject.toml; strict flags for the newest modules)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,10 @@ def test_ruff_finds_no_lint() -> None:
 def test_the_code_is_formatted() -> None:
     done = subprocess.run(["ruff", "format", "--check", *CHECKED], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, "run `ruff format src tests benchmarks tools`:\n" + done.stdout + done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mypy") is None, reason="mypy is not installed (pip install -e .[test])")
+def test_mypy_finds_no_type_error() -> None:
+    done = subprocess.run(["mypy"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr

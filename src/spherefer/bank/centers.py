@@ -253,7 +253,8 @@ class CenterBank:
         record = self.records[-1]
         record.count = 0
         if self.has_means:  # the weighted mean of the components' means
-            record.mean = np.asarray(sum(w * part.mean for w, part in zip(weights, parts)) / sum(weights), np.float32)
+            weighted = sum(w * np.asarray(part.mean, np.float64) for w, part in zip(weights, parts))
+            record.mean = np.asarray(weighted / sum(weights), np.float32)
         return center
 
     def update(self, name: str, embeddings: object, momentum: float = 0.9, per: str = "call") -> np.ndarray:

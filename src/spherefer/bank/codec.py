@@ -55,7 +55,7 @@ def bank_bytes(bank: Any) -> bytes:
     return safetensors_bytes(tensors, metadata={"spherefer": json.dumps(bank_metadata(bank))})
 
 
-def _required(mapping: object, key: str, what: str) -> object:
+def _required(mapping: object, key: str, what: str) -> Any:
     """``mapping[key]``; a missing key raises ``ValueError``: "<what> is missing the key '<key>'"."""
     if not isinstance(mapping, dict) or key not in mapping:
         raise ValueError(f"{what} is missing the key {key!r}")
@@ -80,15 +80,15 @@ def parse_bank(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
     what = f"{source}: the center-bank metadata"
     centers = tensors.get("centers")
     names = _required(meta, "names", what)
-    if centers is None or centers.ndim != 2 or centers.shape[0] != len(names):  # type: ignore[arg-type]
+    if centers is None or centers.ndim != 2 or centers.shape[0] != len(names):
         raise ValueError(f"{source}: centers tensor does not match its {len(names)} class names")
     classes = _required(meta, "classes", what)
     records = {}
-    for n in names:  # type: ignore[attr-defined]
+    for n in names:
         entry = _required(classes, n, f"{what} in 'classes'")
         for key in ("count", "origin"):
             _required(entry, key, f"{what} in 'classes'[{n!r}]")
-        records[n] = {key: value for key, value in entry.items() if key in _CLASS_KEYS}  # type: ignore[union-attr]
+        records[n] = {key: value for key, value in entry.items() if key in _CLASS_KEYS}
     trained_names = meta.get("trained_names", [])
     trained = tensors.get("trained_centers")
     if trained_names and (trained is None or trained.shape != (len(trained_names), centers.shape[1])):
@@ -102,14 +102,14 @@ def parse_bank(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
     return {
         "names": names,
         "centers": centers,
-        "scale": float(_required(meta, "scale", what)),  # type: ignore[arg-type]
+        "scale": float(_required(meta, "scale", what)),
         "threshold": float(_required(meta, "threshold", what)),
-        "classes": records,  # type: ignore[arg-type]
+        "classes": records,
         "trained_threshold": None if trained_threshold is None else float(trained_threshold),
         "score": meta.get("score", COSINE_SCORE),
         "means": means,
         "rule": meta.get("rule"),
-        "trained_centers": {n: c.copy() for n, c in zip(trained_names, trained)} if trained_names else {},
+        "trained_centers": {n: c.copy() for n, c in zip(trained_names, trained)} if trained is not None else {},
         "trained_means": {n: m.copy() for n, m in zip(trained_names, trained_means)}
         if trained_means is not None
         else {},

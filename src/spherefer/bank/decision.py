@@ -90,6 +90,7 @@ class DecisionRule:
         cos = np.asarray(cosines, dtype=np.float64)
         single = cos.ndim == 1
         x, cos = np.atleast_2d(x), np.atleast_2d(cos)
+        assert self.directions is not None  # a mixed rule has them
         to_means = np.einsum("nd,cd->nc", x, self.directions)  # not BLAS: see CenterBank.cosine
         trained = self.trained
         ranking = to_means.copy()

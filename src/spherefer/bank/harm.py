@@ -97,9 +97,12 @@ def estimate_harm(
     new_index = trial.index(new_class)
     factor = _within_cholesky(density)
     noise = np.random.default_rng(_SEED).standard_normal((SAMPLES, factor.shape[0])) @ factor.T
+    means = trial.means
+    if means is None:
+        raise ValueError("estimating harm needs a bank with class means")
     taken = {}
     for name in bank.names:
-        faces = trial.means[trial.index(name)].astype(np.float64) + noise
+        faces = means[trial.index(name)].astype(np.float64) + noise
         faces /= np.linalg.norm(faces, axis=1, keepdims=True)
         taken[name] = float(np.mean(trial.nearest(faces.astype(np.float32)) == new_index))
     return HarmReport(new_class, taken, limit)

@@ -26,7 +26,8 @@ def cosine(bank: CenterBank, embeddings: object) -> np.ndarray:
     x = normalize(as_embeddings(embeddings, bank.embedding_size, "classifying"), axis=1)
     # einsum, not BLAS: OpenBLAS's threads keep spinning after a product and took a core from
     # ONNX Runtime's next call (benchmarks/bench_peer.py: 256-crop predict 88 ms with it, 52 ms without)
-    return np.clip(np.einsum("nd,cd->nc", x, bank.centers), -1.0, 1.0)
+    cosines: np.ndarray = np.clip(np.einsum("nd,cd->nc", x, bank.centers), -1.0, 1.0)
+    return cosines
 
 
 def decision_rule_name(bank: CenterBank) -> str:

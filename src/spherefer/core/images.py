@@ -107,7 +107,7 @@ def _upright(image: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
-def _open(stream: io.BytesIO | Path, formats: Sequence[str] | None, quiet: bool) -> Image.Image:
+def _open(stream: io.BytesIO | Path, formats: list[str] | tuple[str, ...] | None, quiet: bool) -> Image.Image:
     """``Image.open`` (header only); ``quiet``: without Pillow's warning of a size far above its own limit,
     for a caller whose limit is lower and refuses that size with an error of its own."""
     if not quiet:
@@ -164,7 +164,7 @@ def read_image(
     else:
         raise TypeError(f"expected a path, image bytes or a PIL image, got {type(source).__name__}")
     try:
-        with _open(stream, formats, quiet=max_pixels is not None) as opened:
+        with _open(stream, None if formats is None else list(formats), quiet=max_pixels is not None) as opened:
             _check_size(opened.size, name, max_pixels, max_side)
             return _upright(opened)
     except ImageTooLarge:
@@ -240,7 +240,7 @@ def as_image_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]
     than read as H images of W x 2 pixels.
     """
     if isinstance(images, (Image.Image, str, os.PathLike, bytes, bytearray, memoryview)):
-        return [images]
+        return [images]  # type: ignore[list-item]  # bytes-like: read as image bytes
     if isinstance(images, np.ndarray):
         if images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 2, 3, 4)):
             _check_array(images)

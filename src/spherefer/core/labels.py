@@ -25,7 +25,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -140,7 +140,8 @@ SCORES = {
 """The scores a bank's thresholds can be on, by name, with what they are."""
 
 
-class Decision(NamedTuple):
+@dataclass(frozen=True)
+class Decision:
     """The accept rule's answer per face: the ``nearest`` class index, its unknown ``score``
     and the accepted class index (``index``, -1 where the face is unknown)."""
 
@@ -278,7 +279,7 @@ FACE_FIELDS = (
 """The keys of every face record (:func:`face_dict`, :func:`no_face_dict`), in order."""
 
 
-def rounded_points(points: Mapping[str, Sequence[float]], digits: int = 1) -> dict[str, list[float]]:
+def rounded_points(points: Mapping[str, Sequence[float] | np.ndarray], digits: int = 1) -> dict[str, list[float]]:
     """Named (x, y) points as ``{name: [x, y]}`` rounded to ``digits`` (how records write landmarks)."""
     return {name: [round(float(x), digits), round(float(y), digits)] for name, (x, y) in points.items()}
 
@@ -286,8 +287,8 @@ def rounded_points(points: Mapping[str, Sequence[float]], digits: int = 1) -> di
 def face_dict(
     index: int,
     track: int | None,
-    box: Sequence[float],
-    landmarks: Mapping[str, Sequence[float]],
+    box: Sequence[float] | np.ndarray,
+    landmarks: Mapping[str, Sequence[float] | np.ndarray],
     detector_score: float | None,
     prediction: Prediction | None,
     raw_prediction: Prediction | None,

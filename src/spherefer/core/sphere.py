@@ -16,7 +16,7 @@ DUPLICATE_COSINE = 0.995
 def as_array(values: object) -> np.ndarray:
     """A float32 numpy array of an array-like or a PyTorch tensor (detached, on CPU)."""
     if hasattr(values, "detach"):
-        values = values.detach().cpu().float().numpy()  # type: ignore[attr-defined]
+        values = values.detach().cpu().float().numpy()
     return np.array(values, dtype=np.float32)
 
 

@@ -58,7 +58,7 @@ def check_choice(what: str, value: str, choices: Sequence[str]) -> str:
 def class_of_folder(folder: Path, allowed: Sequence[str], layout: str) -> str:
     """The canonical class a class folder is named after, or ValueError naming the folder and the ``layout``."""
     name = canonical_name(folder.name) if is_expression_name(folder.name) else None
-    if name not in allowed:
+    if name is None or name not in allowed:
         raise ValueError(f"class folder {folder} is not one of {', '.join(allowed)}; expected layout:\n{layout}")
     return name
 

@@ -140,9 +140,8 @@ def analyze_sources(
         on_faces(str(source), records, None, None)
         if annotate_dir is not None:
             target = annotation_path(annotate_dir, source, taken)
-            draw_faces(rgb, records).save(
-                target, **({"quality": 92} if target.suffix.lower() in (".jpg", ".jpeg") else {})
-            )
+            options: dict[str, Any] = {"quality": 92} if target.suffix.lower() in (".jpg", ".jpeg") else {}
+            draw_faces(rgb, records).save(target, **options)
     bar.close()
     return failures
 

@@ -77,7 +77,7 @@ class _PhotoAnalyzer:
                 continue
             faces.append(json.dumps([record.to_dict() for record in records]))
             errors.append(None)
-        return {"index": batch["index"], "faces": faces, "error": errors}
+        return {"index": list(batch["index"]), "faces": faces, "error": errors}
 
 
 def start_local(cpus: int | None = None) -> None:
@@ -94,7 +94,7 @@ def start_local(cpus: int | None = None) -> None:
 def predict_with_ray(
     model: str | os.PathLike[str],
     bank: str | os.PathLike[str] | None,
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[Path],
     detector: str = DEFAULT_DETECTOR,
     threshold: float | None = None,
     quality: QualityConfig | None = None,

@@ -63,10 +63,10 @@ def open_set(
     accept. ``classify`` gives the scores: ``bank.classify`` (default; the best cosine) or a recognizer's
     (:meth:`~spherefer.runtime.recognizer.Recognizer.classify`, for banks on the relative Mahalanobis score)."""
     roc_auc_score = sklearn_module("metrics", "open_set()").roc_auc_score
-    known_labels = np.asarray(known_labels)
-    if len(known_labels) != len(known):
-        raise ValueError(f"{len(known)} known embeddings but {len(known_labels)} labels")
-    foreign = sorted(set(known_labels.tolist()) - set(bank.names))
+    label_array = np.asarray(known_labels)
+    if len(label_array) != len(known):
+        raise ValueError(f"{len(known)} known embeddings but {len(label_array)} labels")
+    foreign = sorted(set(label_array.tolist()) - set(bank.names))
     if foreign:
         raise ValueError(f"known faces are labelled with classes the bank lacks: {foreign}")
     classify = bank.classify if classify is None else classify
@@ -84,7 +84,7 @@ def open_set(
         fpr_at_95_tpr=fpr_at_tpr(known_scores, unknown_scores),
         auroc_top2_margin=float(roc_auc_score(truth, margins)) if len(bank) > 1 else float("nan"),
         threshold=bank.threshold,
-        accepted_accuracy=float(np.mean(predicted[accepted] == known_labels[accepted]))
+        accepted_accuracy=float(np.mean(predicted[accepted] == label_array[accepted]))
         if accepted.any()
         else float("nan"),
         known_rejected=float(np.mean(~accepted)),

@@ -263,8 +263,8 @@ def new_class_draws(
     ("before"); base accuracy is over the test faces of the other classes.
     """
     views = _views(embeddings, "new-class protocol")
-    labels = np.asarray(labels)
-    classes = list(dict.fromkeys(labels.tolist()))
+    label_array = np.asarray(labels)
+    classes = list(dict.fromkeys(label_array.tolist()))
     if new_class not in classes:
         raise ValueError(f"no face is labelled {new_class!r}; labels are {classes}")
     out = {
@@ -277,10 +277,10 @@ def new_class_draws(
         )
         for method in methods
     }
-    for draw, (rng, enrol, test) in enumerate(_subject_draws(labels, subjects, draws, seed, test_fraction)):
-        shot_sets = {c: _enrolment(views[_pick(rng, enrol[labels[enrol] == c], shots, c)]) for c in classes}
+    for draw, (rng, enrol, test) in enumerate(_subject_draws(label_array, subjects, draws, seed, test_fraction)):
+        shot_sets = {c: _enrolment(views[_pick(rng, enrol[label_array[enrol] == c], shots, c)]) for c in classes}
         before = {c: x for c, x in shot_sets.items() if c != new_class}
-        truth, x = labels[test], views[test, 0]
+        truth, x = label_array[test], views[test, 0]
         is_new = truth == new_class
         for method, fit in methods.items():
             after_pred, before_pred = fit(shot_sets)(x), fit(before)(x)
@@ -311,15 +311,15 @@ def update_draws(
     order of its enrolment-subject faces, so larger ``k`` extends the same sequence.
     """
     views = _views(embeddings, "update protocol")
-    labels = np.asarray(labels)
-    classes = list(dict.fromkeys(labels.tolist()))
+    label_array = np.asarray(labels)
+    classes = list(dict.fromkeys(label_array.tolist()))
     missing = [c for c in classes if c not in base]
     if missing:
         raise ValueError(f"cannot update classes the bank lacks: {missing}; bank classes are {base.names}")
     accuracy = np.zeros((draws, 1 + len(ks)))
-    for draw, (rng, enrol, test) in enumerate(_subject_draws(labels, subjects, draws, seed, test_fraction)):
-        order = {c: _pick(rng, enrol[labels[enrol] == c], max(ks), c) for c in classes}
-        truth, x = labels[test], views[test, 0]
+    for draw, (rng, enrol, test) in enumerate(_subject_draws(label_array, subjects, draws, seed, test_fraction)):
+        order = {c: _pick(rng, enrol[label_array[enrol] == c], max(ks), c) for c in classes}
+        truth, x = label_array[test], views[test, 0]
         accuracy[draw, 0] = np.mean(_bank_predictor(base)(x) == truth)
         for j, k in enumerate(ks, start=1):
             bank = copy.deepcopy(base)

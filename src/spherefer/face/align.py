@@ -136,7 +136,7 @@ def alignment_matrix(face: DetectedFace, size: int) -> np.ndarray:
     """
     names = [name for name in TEMPLATE if name in face.landmark_names]
     if len(names) >= 2:
-        source = np.stack([face.point(name) for name in names])
+        source = np.stack([face.landmarks[face.landmark_names.index(name)] for name in names])
         target = np.array([TEMPLATE[name] for name in names]) * size
         return similarity_transform(source, target, np.array([TEMPLATE_WEIGHTS[name] for name in names]))
     x0, y0, x1, y1 = BOX_TEMPLATES.get(face.detector, BOX_TEMPLATES["haar"])

@@ -99,7 +99,7 @@ def weighted_nms(
     are the score-weighted means, its score the best one."""
     order = np.argsort(-scores, kind="stable")
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    remaining = np.arange(len(scores))
+    remaining: np.ndarray = np.arange(len(scores))
     while remaining.size:
         overlaps = box_iou(boxes[remaining[0]], boxes[remaining])
         cluster = remaining[overlaps > iou]
@@ -177,7 +177,7 @@ class BlazeFaceDetector:
             padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             faces = [face.shifted(-pad, -pad) for face in self._detect_once(padded)]
         refined: list[DetectedFace] = []
-        for face in sorted((self.refine(rgb, face) for face in faces), key=lambda face: -face.score):
+        for face in sorted((self.refine(rgb, face) for face in faces), key=lambda face: -(face.score or 0.0)):
             if not overlaps_any(face, refined):
                 refined.append(face)
         return refined

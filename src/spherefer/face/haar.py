@@ -26,7 +26,7 @@ class HaarDetector:
     def __init__(
         self, name: str = "haar", min_size: int = 20, scale_factor: float = 1.1, min_neighbors: int = 5
     ) -> None:
-        root = Path(cv2.data.haarcascades)
+        root = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
         self.name = name
         self.min_size = min_size
         self.scale_factor = scale_factor
@@ -49,7 +49,11 @@ class HaarDetector:
             names = ("right_eye", "left_eye") if eyes is not None else ()
             faces.append(
                 DetectedFace(
-                    (x, y, x + w, y + h), eyes if eyes is not None else np.empty((0, 2)), names, None, self.name
+                    np.array((x, y, x + w, y + h)),
+                    eyes if eyes is not None else np.empty((0, 2)),
+                    names,
+                    None,
+                    self.name,
                 )
             )
         return faces

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -95,7 +96,7 @@ def assess_quality(
     face aligned at :data:`SHARPNESS_SIZE` px, whatever the model's input size.
     """
     rgb = image_to_rgb(image)
-    measured: dict[str, float | None] = {
+    measured: dict[str, Any] = {
         "size": round(face.size, 1),
         "sharpness": round(sharpness(align_face(rgb, face, SHARPNESS_SIZE)), 4),
         "yaw": yaw_ratio(face),

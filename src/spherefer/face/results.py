@@ -195,7 +195,7 @@ _POINT_COLORS = {
 
 
 @functools.lru_cache(maxsize=32)
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 

@@ -105,7 +105,7 @@ class YuNetDetector:
             x, y, w, h = row[:4] / scale
             points = row[4:14].reshape(5, 2) / scale
             points = np.vstack([points[:3], points[3:].mean(axis=0)])
-            faces.append(DetectedFace((x, y, x + w, y + h), points, _YUNET_NAMES, float(row[14]), self.name))
+            faces.append(DetectedFace(np.array((x, y, x + w, y + h)), points, _YUNET_NAMES, float(row[14]), self.name))
         return faces
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
@@ -114,7 +114,7 @@ class YuNetDetector:
             if overlaps_any(candidate, faces):
                 continue
             seen = self.blazeface.look(rgb, candidate)
-            if seen is None or seen.score < self.verify_score:
+            if seen is None or seen.score is None or seen.score < self.verify_score:
                 continue
             face = self.blazeface.refine(rgb, replace(seen, detector=self.name), self.refine_steps)
             if not overlaps_any(face, faces):

@@ -88,7 +88,7 @@ def _crop_array(image: ImageInput, config: ModelConfig) -> np.ndarray:
             return ((weighted + 0x8000) >> 16).astype(np.uint8)
     pil = flatten_to_mode(to_pil(image), "L" if config.in_channels == 1 else "RGB")
     if pil.size != (size, size):
-        pil = pil.resize((size, size), Image.BILINEAR)
+        pil = pil.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(pil, dtype=np.uint8)
 
 

@@ -61,7 +61,7 @@ def analyze_video(
     """
     config = SmoothingConfig() if smoothing is True else (smoothing or None)
     owned = not isinstance(source, VideoSource)
-    video = VideoSource(source) if owned else source
+    video = source if isinstance(source, VideoSource) else VideoSource(source)
     tracker = tracker if tracker is not None else FaceTracker()
     worker = recognizer.with_bank(copy.deepcopy(recognizer.bank)) if adapt else recognizer
     adapter = OnlineAdapter(worker.bank, worker.density) if adapt else None
@@ -74,7 +74,11 @@ def analyze_video(
             for record, track in zip(records, tracker.update([record.box for record in records])):
                 record.track = track
             if adapter is not None:
-                known = [r.embedding for r in records if r.prediction is not None and not r.prediction.is_unknown]
+                known = [
+                    r.embedding
+                    for r in records
+                    if r.embedding is not None and r.prediction is not None and not r.prediction.is_unknown
+                ]
                 if known:
                     adapter.add(np.stack(known))  # may adapt the bank, or put it back to where the stream began
                     if smoother is not None:

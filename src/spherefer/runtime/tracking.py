@@ -46,12 +46,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from spherefer.bank.decision import DecisionRule
 from spherefer.bank.scoring import decision_rule
 from spherefer.core.labels import decide, label_of
+
+if TYPE_CHECKING:
+    from spherefer.bank.centers import CenterBank
 
 __all__ = ["FaceTracker", "LabelSmoother", "SmoothedLabel", "SmoothingConfig", "Track", "box_iou"]
 
@@ -154,7 +158,7 @@ class FaceTracker:
                 pairs.append((1.0 - float(iou[t, b]) + distance, t, b))
         return sorted(pairs)
 
-    def update(self, boxes: Sequence[Sequence[float]] | np.ndarray) -> list[int]:
+    def update(self, boxes: Sequence[Sequence[float] | np.ndarray] | np.ndarray) -> list[int]:
         """Match this frame's boxes (N, 4) to the tracks; one track id per box."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         ids: list[int | None] = [None] * len(boxes)
@@ -266,17 +270,16 @@ class LabelSmoother:
     @classmethod
     def from_bank(
         cls,
-        bank: object,
+        bank: CenterBank,
         threshold: float | None = None,
         config: SmoothingConfig = SmoothingConfig(),
         score: Callable[[np.ndarray], float] | None = None,
     ) -> LabelSmoother:
-        """A smoother for a :class:`~spherefer.bank.centers.CenterBank` (``threshold`` overrides the global one, as in
-        ``classify``),
-        deciding by the bank's rule (:mod:`spherefer.bank.decision`)."""
+        """A smoother for a :class:`~spherefer.bank.centers.CenterBank` (``threshold`` overrides the global one,
+        as in ``classify``), deciding by the bank's rule (:mod:`spherefer.bank.decision`)."""
         return cls(bank.centers, bank.names, bank.thresholds(threshold), config, score, decision_rule(bank))
 
-    def follow(self, bank: object) -> None:
+    def follow(self, bank: CenterBank) -> None:
         """Classify with ``bank``'s moved centers and means from now on (the same classes;
         :class:`~spherefer.bank.adapt.OnlineAdapter`)."""
         if list(bank.names) != self.names:

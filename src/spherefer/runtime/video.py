@@ -99,10 +99,11 @@ class VideoSource:
 
     def __init__(self, source: str | os.PathLike[str] | int) -> None:
         self.is_camera = isinstance(source, (int, np.integer)) and not isinstance(source, bool)
-        if self.is_camera:
+        if isinstance(source, (int, np.integer)) and self.is_camera:
             self.name = f"webcam:{int(source)}"
             target: str | int = int(source)
         else:
+            assert not isinstance(source, int)
             path = Path(source).expanduser()
             self.name = str(source)
             if not path.is_file():
@@ -181,8 +182,9 @@ class VideoWriter:
             raise ValueError(f"cannot write video {self.path}: use one of {', '.join(WRITE_CODECS)}")
         self.size = (int(size[0]), int(size[1]))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
         with quiet_native_stderr():
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), float(fps), self.size)
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, float(fps), self.size)
         if not self._writer.isOpened():
             raise ValueError(f"cannot write video {self.path}: OpenCV could not open a {codec} writer")
         self.frames = 0

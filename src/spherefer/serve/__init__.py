@@ -20,6 +20,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
 
 from spherefer.runtime.loading import load_model
 from spherefer.serve.app import ServeSettings, create_app
@@ -74,7 +77,9 @@ def load_api_key(key_file: Path) -> str:
     return key
 
 
-def build_app(model: str = "default", db: str | Path | None = None, api_key: str | None = None, **limits: int):
+def build_app(
+    model: str = "default", db: str | Path | None = None, api_key: str | None = None, **limits: Any
+) -> FastAPI:
     """The app for ``model`` with its banks in ``db``: a SQLite file (default ``serve_home()/<model>.sqlite3``) or a
     postgresql:// URL."""
     recognizer = load_model(model)

@@ -50,7 +50,8 @@ class ServeContext:
         """The whole crop's embedding (``aligned``), or that of the photo's largest accepted face."""
         image = decode_upload(upload, self.settings)
         if aligned:
-            return self.recognizer.embed([image])[0]
+            crop: np.ndarray = self.recognizer.embed([image])[0]
+            return crop
         accepted = [r for r in self.recognizer.analyze(image, detector=detector) if r.accepted]
         if not accepted:
             name = shown(upload.filename or "upload")

@@ -120,11 +120,11 @@ class _InMemoryMultiPartParser(MultiPartParser):
 class _InMemoryFormRequest(Request):
     """A request whose multipart form is parsed by :class:`_InMemoryMultiPartParser`."""
 
-    async def form(
+    async def form(  # type: ignore[override]  # awaited only, never as a context manager
         self,
         *,
         max_files: int | float = 1000,
-        max_fields: int | float = 1000,  # type: ignore[override]
+        max_fields: int | float = 1000,
         max_part_size: int = 1024 * 1024,
     ) -> FormData:
         if self._form is None and self.headers.get("content-type", "").lower().startswith("multipart/form-data"):

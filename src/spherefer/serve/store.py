@@ -186,7 +186,7 @@ class BankStore:
                 self.db.sql("SELECT MAX(version) FROM bank_versions WHERE profile = ? AND version <= ? AND chain = 0"),
                 (profile, version),
             ).fetchone()
-            start, state = (0, self._base_state) if full is None else (int(full) - 1, None)
+            start, state = (0, self._base_state) if full is None else (int(full) - 1, None)  # type: ignore[assignment]
         if start < version:
             rows = db.execute(
                 self.db.sql(

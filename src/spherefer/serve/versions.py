@@ -63,7 +63,7 @@ class BankState:
             settings,
             list(bank.names),
             list(rows),
-            [dict(meta["classes"][n]) for n in bank.names],
+            [dict(meta["classes"][n]) for n in bank.names],  # type: ignore[index]
             list(bank.trained),
             trained,
         )
@@ -93,8 +93,8 @@ class BankState:
         return CenterBank.from_bytes(safetensors_bytes(tensors, {"spherefer": json.dumps(meta)}), what)
 
 
-def _runs(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, int]]:
-    return difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+def _runs(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, int]]:  # opcode tag, i1, i2, j1, j2
+    return list(difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes())
 
 
 def bank_delta(before: CenterBank, after: CenterBank) -> bytes:
@@ -212,6 +212,8 @@ def _apply(state: BankState, tensors: dict[str, np.ndarray], description: dict[s
         ]
         if len(trained_rows) != len(trained_names):
             raise ValueError(f"{len(trained_names)} trained names but {len(trained_rows)} trained centers")
-    if any(row is None for row in rows) or any(record is None for record in info):
+    complete_rows = [row for row in rows if row is not None]
+    complete_info = [record for record in info if record is not None]
+    if len(complete_rows) != len(rows) or len(complete_info) != len(info):
         raise ValueError("a new class has no stored center or record")
-    return BankState(dict(description["settings"]), names, rows, info, trained_names, trained_rows)
+    return BankState(dict(description["settings"]), names, complete_rows, complete_info, trained_names, trained_rows)

@@ -227,6 +227,8 @@ class SphereFaceHead(MarginHead):
     iteration counter advances on every training-mode call with labels.
     """
 
+    iteration: Tensor
+
     name = "sphereface"
     default_margin = 4
     lambda_base: ClassVar[float] = 1000.0

@@ -85,7 +85,7 @@ def _torchvision_resnet(builder: Callable[..., nn.Module], config: ModelConfig) 
         net.maxpool = nn.Identity()
     elif config.in_channels != 3:
         net.conv1 = nn.Conv2d(config.in_channels, 64, 7, stride=2, padding=3, bias=False)
-    features = net.fc.in_features
+    features = int(net.fc.in_features)  # type: ignore[arg-type,union-attr]
     net.fc = nn.Identity()
     return net, features
 

@@ -45,6 +45,9 @@ def soft_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor | None) 
 class TrainingObjective(nn.Module):
     """``objective(images, targets) -> (loss, logits)`` for one batch; ``targets`` are (N, C) distributions."""
 
+    log_prior: Tensor
+    class_weights: Tensor
+
     def __init__(self, model: EmbeddingNet, cfg: LossConfig, class_counts: Tensor, balance_loss: bool = False) -> None:
         super().__init__()
         self.model = model

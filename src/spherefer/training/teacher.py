@@ -62,6 +62,7 @@ def teacher_probabilities(
             odds = np.exp(logits - logits.max(axis=1, keepdims=True))
             probabilities = odds / odds.sum(axis=1, keepdims=True)
             total = probabilities if total is None else total + probabilities
+    assert total is not None  # at least one teacher
     return (total / (2 * len(teachers))).astype(np.float32)
 
 

@@ -59,7 +59,7 @@ def onnx_bytes(model: EmbeddingNet, card: dict[str, Any] | None = None, opset: i
             torch.onnx.export(
                 wrapper,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file object works as the target
                 input_names=[ONNX_INPUT],
                 output_names=[ONNX_OUTPUT],
                 dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}},

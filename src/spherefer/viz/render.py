@@ -170,7 +170,7 @@ def _place_labels(
     placed = []
     for (x, y), name in zip(anchors, names):
         width = char_w * len(name)
-        options = []
+        options: list[Any] = []
         for dx, dy in spots:
             left = x + gap if dx > 0 else x - gap - width if dx < 0 else x - width / 2
             bottom = y + gap if dy > 0 else y - gap - text_h if dy < 0 else y - text_h / 2

@@ -54,7 +54,7 @@ def predict(
         del image  # freed before the slot gives the memory back
     if sphere:
         found = [i for i, embedding in enumerate(embeddings) if embedding is not None]
-        points = sphere_view(bank, np.stack([embeddings[i] for i in found]))[1] if found else []
+        points: Any = sphere_view(bank, np.stack([embeddings[i] for i in found]))[1] if found else []
         for face in faces:
             face["sphere"] = None
         for i, point in zip(found, points):
