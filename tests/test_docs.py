@@ -12,6 +12,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_every_module_has_its_page_in_the_api_reference() -> None:
+    documented = set()
+    for page in (ROOT / "docs" / "api").glob("*.rst"):
+        documented |= {line.split("::")[1].strip() for line in page.read_text().splitlines() if "automodule::" in line}
+    package = ROOT / "src" / "spherefer"
+    modules = {
+        ".".join(("spherefer", *path.relative_to(package).with_suffix("").parts)).removesuffix(".__init__")
+        for path in package.rglob("*.py")
+        if path.name != "__main__.py"
+    }
+    assert modules - documented == set(), "add these modules to docs/api/<package>.rst"
+    assert documented - modules == set(), "these documented modules do not exist"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("sphinx") is None, reason="needs sphinx: pip install -e .[test]")
 def test_the_api_reference_builds_without_a_warning(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from spherefer.bank.enrol import (
     check_image_count,
     draw_shots,
     enrol_class,
-    enrolment_embeddings,
     enrolment_files,
     estimate_threshold,
     new_class_threshold,
@@ -25,6 +24,7 @@ from spherefer.bank.enrol import (
     update_class,
 )
 from spherefer.bank.records import ClassExists
+from spherefer.runtime.samples import enrolment_embeddings
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pgcluster import create_database, postgres_cluster
 from PIL import Image
 
 import spherefer
+from spherefer.bank.history import NothingToUndo
 from spherefer.cli import main
 from spherefer.core.images import example_photo
 from spherefer.serve import (
@@ -28,7 +29,7 @@ from spherefer.serve import (
     create_app,
     load_api_key,
 )
-from spherefer.serve.store import NothingToUndo, check_profile
+from spherefer.serve.store import check_profile
 
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient

@@ -7,6 +7,7 @@ few samples and faces far from every center are rejected as unknown.
 """
 
 from spherefer.bank.centers import CenterBank
+from spherefer.core.errors import Conflict, InvalidInput, NotFound, SphereferError, TooLarge, Unusable
 from spherefer.core.labels import UNKNOWN, Classification, Prediction
 from spherefer.face import DetectedFace, FaceRecord, QualityConfig, align_face, detect_faces
 from spherefer.runtime.loading import load_model
@@ -37,6 +38,12 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "SphereferError",
+    "TooLarge",
+    "Unusable",
     "BACKBONES",
     "HEADS",
     "UNKNOWN",

@@ -37,6 +37,7 @@ import numpy as np
 
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.unknown import FaceDensity, bank_scores, class_mean
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import counted
 from spherefer.core.sphere import angle_degrees, as_embeddings, distinct, normalize
 
@@ -145,12 +146,12 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
     fewer than :data:`MIN_ADAPT_FACES` faces are refused. Either refusal leaves the bank as it was.
     """
     if len(np.asarray(embeddings)) == 0:
-        raise ValueError(
+        raise InvalidInput(
             f"adapting needs at least {MIN_ADAPT_FACES} faces of the new setting, got none (no usable face found)"
         )
     x = normalize(as_embeddings(embeddings, bank.embedding_size, "adapting"), axis=1).astype(np.float64)
     if bank.means is None or density is None:
-        raise ValueError(
+        raise InvalidInput(
             "adapting needs the class means and the model's face density (a model with the unknown score, "
             "see `spherefer info`); this bank or model has none"
         )
@@ -160,14 +161,14 @@ def adapt_bank(bank: CenterBank, density: FaceDensity | None, embeddings: object
     duplicates, x = int((~once).sum()), x[once]
     if len(x) < MIN_ADAPT_FACES:
         copies = counted(duplicates, "near-copy", "near-copies")
-        raise ValueError(
+        raise InvalidInput(
             f"adapting needs at least {MIN_ADAPT_FACES} distinct faces of the new setting that the bank "
             f"accepts, got {len(x)} ({left_out} unknown to the bank left out, {copies} counted once)"
         )
     centers, means = bank.centers.astype(np.float64), bank.means.astype(np.float64)
     before = (x @ centers.T).argmax(1)
     if _enough(before, len(centers)).sum() < MIN_ADAPT_CLASSES:
-        raise ValueError(
+        raise InvalidInput(
             f"adapting needs faces of at least {MIN_ADAPT_CLASSES} classes ({MIN_CLASS_FACES} each); "
             f"these {len(x)} faces "
             "are nearly all of one: one expression's faces are no evidence of a new camera"
@@ -200,11 +201,11 @@ class OnlineAdapter:
 
     def __init__(self, bank: CenterBank, density: FaceDensity | None, window: int = 600, every: int = 100) -> None:
         if bank.means is None or density is None:
-            raise ValueError(
+            raise InvalidInput(
                 "adapting needs the class means and the model's face density (a model with the unknown score)"
             )
         if every < 1 or window < MIN_ADAPT_FACES:
-            raise ValueError(
+            raise InvalidInput(
                 f"online adaptation needs every >= 1 and window >= {MIN_ADAPT_FACES}, got {every} and {window}"
             )
         self.bank, self.density, self.every = bank, density, every

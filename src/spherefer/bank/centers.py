@@ -26,12 +26,8 @@ from spherefer.bank.codec import bank_bytes, parse_bank
 from spherefer.bank.decision import check_rule
 from spherefer.bank.records import ORIGINS, ClassExists, ClassRecord, TrainedClass, new_class_name, records_of
 from spherefer.bank.unknown import class_mean
-from spherefer.core.labels import (
-    COSINE_SCORE,
-    SCORES,
-    Classification,
-    normalized_class_name,
-)
+from spherefer.core.errors import InvalidInput, NotFound
+from spherefer.core.labels import COSINE_SCORE, SCORES, Classification, normalized_class_name
 from spherefer.core.sphere import as_array, as_embeddings, normalize, normalized_mean
 from spherefer.core.storage import atomic_write, parse_safetensors, read_safetensors
 
@@ -64,10 +60,10 @@ class CenterBank:
         rule: str | None = None,
     ) -> None:
         if score not in SCORES:
-            raise ValueError(f"unknown score {score!r}; scores are {sorted(SCORES)}")
+            raise InvalidInput(f"unknown score {score!r}; scores are {sorted(SCORES)}")
         self.records = records_of(names, centers, means)
         if score != COSINE_SCORE and means is None:
-            raise ValueError(f"a bank scored by {score} needs its class means")
+            raise InvalidInput(f"a bank scored by {score} needs its class means")
         self.embedding_size = int(as_array(centers).shape[1])
         self.has_means = means is not None
         self.trained: dict[str, TrainedClass] = {}
@@ -87,7 +83,7 @@ class CenterBank:
         normalised weight rows, named ``names`` in order."""
         centers = as_array(head.centers())  # type: ignore[attr-defined]
         if len(names) != centers.shape[0]:
-            raise ValueError(f"the head has {centers.shape[0]} classes but {len(names)} names were given")
+            raise InvalidInput(f"the head has {centers.shape[0]} classes but {len(names)} names were given")
         scale = float(getattr(head, "scale", 30.0))
         bank = cls(list(names), centers, scale=scale, threshold=threshold, trained_threshold=threshold)
         bank.trained = {record.name: TrainedClass(record.center.copy()) for record in bank.records}
@@ -131,7 +127,7 @@ class CenterBank:
         stored = normalized_class_name(name)
         names = self.names
         if stored not in names:
-            raise KeyError(f"no class named {name!r}; classes are {names}")
+            raise NotFound(f"no class named {name!r}; classes are {names}")
         return names.index(stored)
 
     def record(self, name: str) -> ClassRecord:
@@ -158,9 +154,9 @@ class CenterBank:
     def check_threshold(self, value: float) -> None:
         """A ``ValueError`` when ``value`` cannot be a threshold on the bank's score."""
         if self.score == COSINE_SCORE and not -1.0 <= float(value) <= 1.0:
-            raise ValueError(f"a cosine threshold must lie in [-1, 1], got {value}")
+            raise InvalidInput(f"a cosine threshold must lie in [-1, 1], got {value}")
         if not math.isfinite(float(value)):
-            raise ValueError(f"a threshold must be a finite number, got {value}")
+            raise InvalidInput(f"a threshold must be a finite number, got {value}")
 
     def set_means(self, means: object) -> None:
         """Give every class its mean embedding (C, D) (:func:`~spherefer.bank.unknown.class_mean` of its
@@ -168,10 +164,10 @@ class CenterBank:
         values = as_array(means)
         if values.shape != (len(self), self.embedding_size):
             shape = (len(self), self.embedding_size)
-            raise ValueError(f"class means must have the centers' shape {shape}, got {tuple(values.shape)}")
+            raise InvalidInput(f"class means must have the centers' shape {shape}, got {tuple(values.shape)}")
         missing = [n for n in self.trained if n not in self]
         if missing:
-            raise ValueError(f"set the class means while every trained class is in the bank (reset {missing} first)")
+            raise InvalidInput(f"set the class means while every trained class is in the bank (reset {missing} first)")
         for record, mean in zip(self.records, values):
             record.mean = mean
             if record.name in self.trained:
@@ -189,7 +185,7 @@ class CenterBank:
             or (mean_values is None) == self.has_means
             or (mean_values is not None and mean_values.shape != shape)
         ):
-            raise ValueError(f"need {shape} centers" + (" and means" if self.has_means else ""))
+            raise InvalidInput(f"need {shape} centers" + (" and means" if self.has_means else ""))
         for i, record in enumerate(self.records):
             record.center = values[i]
             if mean_values is not None:
@@ -199,9 +195,9 @@ class CenterBank:
         """Compare faces' ``score`` (:data:`~spherefer.core.labels.SCORES`) with ``threshold`` from now
         on, also as the trained threshold; per-class thresholds, set on the old score, are cleared."""
         if score not in SCORES:
-            raise ValueError(f"unknown score {score!r}; scores are {sorted(SCORES)}")
+            raise InvalidInput(f"unknown score {score!r}; scores are {sorted(SCORES)}")
         if score != COSINE_SCORE and not self.has_means:
-            raise ValueError(f"scoring by {score} needs the class means (set_means)")
+            raise InvalidInput(f"scoring by {score} needs the class means (set_means)")
         previous, self.score = self.score, score
         try:
             self.check_threshold(threshold)
@@ -222,7 +218,7 @@ class CenterBank:
         """Enrol a new class from sample embeddings (normalise, average, renormalise); returns its center."""
         name = self.check_new_name(name)
         if origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
+            raise InvalidInput(f"origin must be one of {ORIGINS}, got {origin!r}")
         if threshold is not None:
             self.check_threshold(threshold)
         x = as_embeddings(embeddings, self.embedding_size, f"adding class {name!r}")
@@ -241,12 +237,12 @@ class CenterBank:
         """Enrol a class from no samples: the normalised weighted sum of existing centers."""
         name = self.check_new_name(name)
         if len(components) < 2:
-            raise ValueError(f"composing {name!r} needs at least two existing classes, got {list(components)}")
+            raise InvalidInput(f"composing {name!r} needs at least two existing classes, got {list(components)}")
         weights = [1.0] * len(components) if weights is None else [float(w) for w in weights]
         if len(weights) != len(components):
-            raise ValueError(f"{len(components)} classes but {len(weights)} weights")
+            raise InvalidInput(f"{len(components)} classes but {len(weights)} weights")
         if any(w <= 0 for w in weights):
-            raise ValueError(f"composition weights must be positive, got {weights}")
+            raise InvalidInput(f"composition weights must be positive, got {weights}")
         parts = [self.record(c) for c in components]
         mix = sum(w * part.center.astype(np.float64) for w, part in zip(weights, parts))
         center = self.add(name, np.asarray(mix)[None], origin="composed", threshold=threshold)
@@ -268,9 +264,9 @@ class CenterBank:
         so the old center keeps ``momentum ** N`` (200 instances at 0.9 replace it).
         """
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+            raise InvalidInput(f"momentum must be in [0, 1), got {momentum}")
         if per not in ("call", "instance"):
-            raise ValueError(f"per must be 'call' or 'instance', got {per!r}")
+            raise InvalidInput(f"per must be 'call' or 'instance', got {per!r}")
         record = self.record(name)
         x = normalize(as_embeddings(embeddings, self.embedding_size, f"updating class {name!r}"), axis=1)
         steps = [normalized_mean(x)] if per == "call" else list(x)
@@ -278,7 +274,7 @@ class CenterBank:
         for e in steps:
             moved = momentum * center.astype(np.float64) + (1.0 - momentum) * e.astype(np.float64)
             if np.linalg.norm(moved) < 1e-6:
-                raise ValueError(f"updating class {name!r}: the new instances point exactly away from the center")
+                raise InvalidInput(f"updating class {name!r}: the new instances point exactly away from the center")
             center = normalize(moved)
         if record.mean is not None:  # the mean takes the same moving-average steps
             mean = record.mean
@@ -305,7 +301,7 @@ class CenterBank:
     def reset(self, name: str) -> None:
         """Restore a trained class's original center (re-adding it if it was removed)."""
         if name not in self.trained:
-            raise KeyError(f"{name!r} is not a trained class; trained classes are {list(self.trained)}")
+            raise NotFound(f"{name!r} is not a trained class; trained classes are {list(self.trained)}")
         original = self.trained[name]
         record = ClassRecord(name, original.center.copy(), mean=None if original.mean is None else original.mean.copy())
         if name in self:
@@ -317,7 +313,7 @@ class CenterBank:
         """Back to the trained classes and centers only, in trained order, and to the trained
         global threshold (kept as it is when not recorded); per-class thresholds cleared."""
         if not self.trained:
-            raise ValueError("this bank has no trained centers to restore")
+            raise InvalidInput("this bank has no trained centers to restore")
         self.records = [
             ClassRecord(n, t.center.copy(), mean=None if t.mean is None else t.mean.copy())
             for n, t in self.trained.items()
@@ -329,7 +325,7 @@ class CenterBank:
         """Set the global threshold (``name=None``) or one class's (``value=None`` clears it)."""
         if name is None:
             if value is None:
-                raise ValueError("the global threshold cannot be cleared")
+                raise InvalidInput("the global threshold cannot be cleared")
             self.check_threshold(value)
             self.threshold = float(value)
             return

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import COSINE_SCORE
 from spherefer.core.storage import safetensors_bytes
 
@@ -58,7 +59,7 @@ def bank_bytes(bank: Any) -> bytes:
 def _required(mapping: object, key: str, what: str) -> Any:
     """``mapping[key]``; a missing key raises ``ValueError``: "<what> is missing the key '<key>'"."""
     if not isinstance(mapping, dict) or key not in mapping:
-        raise ValueError(f"{what} is missing the key {key!r}")
+        raise InvalidInput(f"{what} is missing the key {key!r}")
     return mapping[key]
 
 
@@ -69,11 +70,11 @@ def parse_bank(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
     try:
         meta = json.loads(metadata["spherefer"])
     except (KeyError, json.JSONDecodeError) as err:
-        raise ValueError(f"{source} is a safetensors file but not a spherefer center bank (no metadata)") from err
+        raise InvalidInput(f"{source} is a safetensors file but not a spherefer center bank (no metadata)") from err
     if meta.get("schema") != SCHEMA:
-        raise ValueError(f"{source} is not a spherefer center bank (schema {meta.get('schema')!r})")
+        raise InvalidInput(f"{source} is not a spherefer center bank (schema {meta.get('schema')!r})")
     if meta.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
+        raise InvalidInput(
             f"{source} has center-bank schema version {meta.get('schema_version')}, "
             f"this spherefer reads {SCHEMA_VERSION}"
         )
@@ -81,7 +82,7 @@ def parse_bank(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
     centers = tensors.get("centers")
     names = _required(meta, "names", what)
     if centers is None or centers.ndim != 2 or centers.shape[0] != len(names):
-        raise ValueError(f"{source}: centers tensor does not match its {len(names)} class names")
+        raise InvalidInput(f"{source}: centers tensor does not match its {len(names)} class names")
     classes = _required(meta, "classes", what)
     records = {}
     for n in names:
@@ -92,12 +93,12 @@ def parse_bank(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
     trained_names = meta.get("trained_names", [])
     trained = tensors.get("trained_centers")
     if trained_names and (trained is None or trained.shape != (len(trained_names), centers.shape[1])):
-        raise ValueError(f"{source}: trained_centers tensor does not match its {len(trained_names)} names")
+        raise InvalidInput(f"{source}: trained_centers tensor does not match its {len(trained_names)} names")
     means, trained_means = tensors.get("means"), tensors.get("trained_means")
     if (means is None) != (trained_means is None) or (
         trained_means is not None and trained_means.shape != (len(trained_names), centers.shape[1])
     ):
-        raise ValueError(f"{source}: the means and trained_means tensors do not match the centers and trained names")
+        raise InvalidInput(f"{source}: the means and trained_means tensors do not match the centers and trained names")
     trained_threshold = meta.get("trained_threshold")
     return {
         "names": names,

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = ["DEFAULT_RULE", "MEAN_GATE", "PAPER", "RULES", "DecisionRule", "check_rule"]
 
 PAPER = "paper"
@@ -49,9 +51,9 @@ DEFAULT_RULE = MEAN_GATE
 def check_rule(name: object, has_means: bool) -> str:
     """``name`` if it names a rule a bank with (or without) class means can use, else ``ValueError``."""
     if name not in RULES:
-        raise ValueError(f"unknown decision rule {name!r}; rules are {sorted(RULES)}")
+        raise InvalidInput(f"unknown decision rule {name!r}; rules are {sorted(RULES)}")
     if name == MEAN_GATE and not has_means:
-        raise ValueError(
+        raise InvalidInput(
             f"the {MEAN_GATE} rule compares class means, and this bank has none (use {PAPER!r}, or set the means first)"
         )
     return str(name)

@@ -3,9 +3,9 @@
 
 - **Name** (:meth:`~spherefer.bank.centers.CenterBank.check_new_name`): the class-name rule
   of :mod:`spherefer.core.labels`, and not taken; checked before any image is read.
-- **Images** (:func:`enrolment_embeddings`): photos are searched for faces like
+- **Images** (:func:`~spherefer.runtime.samples.enrolment_embeddings`): photos are searched for faces like
   :meth:`~spherefer.runtime.recognizer.Recognizer.analyze` does (detected, aligned, quality
-  checked) and give their largest accepted face (:func:`photo_embedding`); photos with
+  checked) and give their largest accepted face (:func:`~spherefer.runtime.samples.photo_embedding`); photos with
   none, and files that cannot be read, are reported and skipped. Aligned face crops
   (``aligned=True``) are used as given.
 - **Image count** (:func:`check_image_count`): at least :data:`MIN_IMAGES` samples, so
@@ -33,43 +33,35 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-from PIL import Image
 
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.harm import HarmReport, estimate_harm
-from spherefer.core.images import ImageInput, collect_image_files
+from spherefer.core.errors import InvalidInput, Unusable
+from spherefer.core.images import collect_image_files
 from spherefer.core.labels import COSINE_SCORE, counted
 from spherefer.core.sphere import angle_degrees, as_embeddings
-from spherefer.face.detect import DEFAULT_DETECTOR
 
 if TYPE_CHECKING:
     from spherefer.bank.unknown import FaceDensity
-    from spherefer.face import FaceDetector, QualityConfig
-    from spherefer.runtime.recognizer import Recognizer
 
 __all__ = [
     "MIN_IMAGES",
-    "NO_USABLE_FACE",
     "THRESHOLD_QUANTILE",
-    "UNREADABLE",
     "Enrolled",
     "HarmfulEnrolment",
-    "NoUsableFace",
     "check_image_count",
     "draw_shots",
     "enrol_class",
-    "enrolment_embeddings",
     "enrolment_files",
     "estimate_threshold",
     "new_class_threshold",
     "old_center_weight",
-    "photo_embedding",
     "update_class",
 ]
 
@@ -78,11 +70,6 @@ MIN_IMAGES = 3
 THRESHOLD_QUANTILE = 0.1
 """The share of a new class's own samples its estimated threshold may reject."""
 
-NO_USABLE_FACE = "no usable face found (none detected, or too small, blurred or sideways)"
-"""Why a photo gave no enrolment sample."""
-UNREADABLE = (ValueError, OSError, Image.DecompressionBombError)
-"""Errors of one input that cannot be read (missing, corrupt, too large to decode; FileNotFoundError
-is an OSError): enrolment and ``spherefer predict`` skip that input and go on with the others."""
 
 T = TypeVar("T")
 
@@ -97,7 +84,7 @@ def estimate_threshold(embeddings: np.ndarray, ceiling: float, quantile: float =
     """
     x = as_embeddings(embeddings, None, "estimating a threshold").astype(np.float64)
     if x.shape[0] < 3:
-        raise ValueError(f"estimating a threshold needs at least 3 samples, got {x.shape[0]}")
+        raise InvalidInput(f"estimating a threshold needs at least 3 samples, got {x.shape[0]}")
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     others = x.sum(axis=0, keepdims=True) - x
     others /= np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
@@ -123,7 +110,7 @@ def new_class_threshold(
 def check_image_count(count: int, minimum: int = MIN_IMAGES, hint: str | None = None) -> None:
     """``ValueError`` unless a class is enrolled from at least ``minimum`` images (``hint`` says how to change it)."""
     if count < minimum:
-        raise ValueError(
+        raise InvalidInput(
             f"enrolling a class needs at least {counted(minimum, 'image')}, got {count}"
             + (f" ({hint})" if hint else "")
         )
@@ -134,9 +121,9 @@ def draw_shots(items: Sequence[T], shots: int | None, seed: int = 0) -> list[T]:
     if shots is None:
         return list(items)
     if shots < 1:
-        raise ValueError(f"the number of shots must be at least 1, got {shots}")
+        raise InvalidInput(f"the number of shots must be at least 1, got {shots}")
     if shots > len(items):
-        raise ValueError(f"cannot draw {shots} shots: only {counted(len(items), 'image')} given")
+        raise InvalidInput(f"cannot draw {shots} shots: only {counted(len(items), 'image')} given")
     return sorted(random.Random(seed).sample(list(items), shots))  # type: ignore[type-var]
 
 
@@ -154,55 +141,6 @@ def enrolment_files(
     return files
 
 
-class NoUsableFace(ValueError):
-    """A photo without a face that passes the quality checks."""
-
-
-def photo_embedding(
-    recognizer: Recognizer,
-    image: ImageInput,
-    detector: str | FaceDetector = DEFAULT_DETECTOR,
-    quality: QualityConfig | None = None,
-) -> np.ndarray:
-    """The (D,) embedding of a photo's largest face that passes the quality checks, found,
-    aligned and embedded by :meth:`~spherefer.runtime.recognizer.Recognizer.analyze`;
-    :class:`NoUsableFace` when there is none."""
-    accepted = [record for record in recognizer.analyze(image, detector=detector, quality=quality) if record.accepted]
-    if not accepted or accepted[0].embedding is None:
-        raise NoUsableFace(NO_USABLE_FACE)
-    return accepted[0].embedding
-
-
-def enrolment_embeddings(
-    recognizer: Recognizer,
-    files: Iterable[str | os.PathLike[str]],
-    aligned: bool = False,
-    detector: str | FaceDetector = DEFAULT_DETECTOR,
-    quality: QualityConfig | None = None,
-    on_skip: Callable[[Path, str], None] | None = None,
-) -> np.ndarray:
-    """(N, D) enrolment samples of image ``files``, one per usable file, in order: the
-    largest accepted face of each photo (:func:`photo_embedding`), or each whole image
-    with ``aligned`` (face crops, used as given). A file that cannot be read (missing,
-    corrupt, too large) or a photo without a usable face is skipped and passed to
-    ``on_skip(path, reason)``; one bad file never stops the others."""
-    samples: list[np.ndarray] = []
-    crops: list[np.ndarray] = []
-    for item in files:
-        path = Path(item)
-        try:
-            if aligned:
-                crops.append(recognizer.preprocess([path]))  # one decoded image in memory at a time
-            else:
-                samples.append(photo_embedding(recognizer, path, detector, quality))
-        except UNREADABLE as err:
-            if on_skip is not None:
-                on_skip(path, str(err))
-    if crops:
-        return recognizer.embed_batch(np.concatenate(crops))
-    return np.stack(samples) if samples else np.empty((0, recognizer.config.embedding_size), dtype=np.float32)
-
-
 @dataclass(frozen=True)
 class Enrolled:
     """A class just enrolled: its name, how many samples made it, its own threshold (None: the
@@ -216,7 +154,7 @@ class Enrolled:
     harm: HarmReport | None = None
 
 
-class HarmfulEnrolment(ValueError):
+class HarmfulEnrolment(Unusable):
     """An enrolment refused because the new class would take too much of an existing one."""
 
     def __init__(self, harm: HarmReport) -> None:
@@ -260,7 +198,7 @@ def old_center_weight(momentum: float, count: int, per: str = "call") -> float:
     (:meth:`CenterBank.update`): ``momentum`` per call, ``momentum ** count`` per instance;
     the new instances share the rest."""
     if per not in ("call", "instance"):
-        raise ValueError(f"per must be 'call' or 'instance', got {per!r}")
+        raise InvalidInput(f"per must be 'call' or 'instance', got {per!r}")
     return float(momentum) if per == "call" else float(momentum) ** count
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.unknown import FaceDensity
+from spherefer.core.errors import InvalidInput
 
 __all__ = ["HARM_LIMIT", "SAMPLES", "HarmReport", "estimate_harm"]
 
@@ -89,7 +90,7 @@ def estimate_harm(
     would take under the bank's decision rule (``bank`` itself is not changed). Needs the
     class means (a bank on the relative Mahalanobis score has them)."""
     if bank.means is None:
-        raise ValueError(
+        raise InvalidInput(
             "estimating what a new class would take needs the bank's class means (a model with a face density)"
         )
     trial = copy.deepcopy(bank)
@@ -99,7 +100,7 @@ def estimate_harm(
     noise = np.random.default_rng(_SEED).standard_normal((SAMPLES, factor.shape[0])) @ factor.T
     means = trial.means
     if means is None:
-        raise ValueError("estimating harm needs a bank with class means")
+        raise InvalidInput("estimating harm needs a bank with class means")
     taken = {}
     for name in bank.names:
         faces = means[trial.index(name)].astype(np.float64) + noise

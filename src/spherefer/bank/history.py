@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from spherefer.core.errors import Conflict
 from spherefer.core.storage import atomic_write
 
 __all__ = ["BankVersion", "NothingToUndo", "history", "history_folder", "save_with_history", "undo"]
@@ -25,8 +26,9 @@ __all__ = ["BankVersion", "NothingToUndo", "history", "history_folder", "save_wi
 _LOG = "log.jsonl"
 
 
-class NothingToUndo(ValueError):
-    """A bank file with no recorded edit."""
+class NothingToUndo(Conflict):
+    """Nothing to take back: no edit is in effect (a bank file with no recorded edit, a service profile at its
+    trained bank)."""
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from spherefer.core.confusables import confusable_key
+from spherefer.core.errors import Conflict, InvalidInput
 from spherefer.core.labels import check_class_name, shown
 from spherefer.core.sphere import as_array, normalize
 
 ORIGINS = ("trained", "enrolled", "composed")
 
 
-class ClassExists(ValueError):
+class ClassExists(Conflict):
     """A new class name that the bank already has."""
 
 
@@ -48,15 +49,15 @@ def records_of(names: Sequence[str], centers: object, means: object | None) -> l
     names = list(names)
     values = as_array(centers)
     if values.ndim != 2 or values.shape[0] != len(names):
-        raise ValueError(f"centers must be ({len(names)}, D), got {tuple(values.shape)}")
+        raise InvalidInput(f"centers must be ({len(names)}, D), got {tuple(values.shape)}")
     values = normalize(values, axis=1)
     for name in names:
         check_class_name(name)
     if len(set(names)) != len(names):
-        raise ValueError(f"class names must be unique, got {names}")
+        raise InvalidInput(f"class names must be unique, got {names}")
     mean_values = None if means is None else as_array(means)
     if mean_values is not None and mean_values.shape != values.shape:
-        raise ValueError(
+        raise InvalidInput(
             f"class means must have the centers' shape {tuple(values.shape)}, got {tuple(mean_values.shape)}"
         )
     return [

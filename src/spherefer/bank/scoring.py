@@ -7,21 +7,45 @@ Each function takes the bank as it is now; nothing here changes it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from spherefer.bank.decision import DEFAULT_RULE, PAPER, DecisionRule
+from spherefer.bank.records import ClassRecord
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import COSINE_SCORE, Classification, decide, label_of
 from spherefer.core.sphere import as_embeddings, normalize
 
-if TYPE_CHECKING:
-    from spherefer.bank.centers import CenterBank
-
-__all__ = ["classify", "cosine", "decision_rule", "decision_rule_name", "ranking", "thresholds"]
+__all__ = ["ScoredBank", "classify", "cosine", "decision_rule", "decision_rule_name", "ranking", "thresholds"]
 
 
-def cosine(bank: CenterBank, embeddings: object) -> np.ndarray:
+class ScoredBank(Protocol):
+    """What scoring reads of a bank (:class:`~spherefer.bank.centers.CenterBank` has it all)."""
+
+    records: list[ClassRecord]
+    rule: str | None
+    has_means: bool
+    threshold: float
+    scale: float
+    score: str
+    embedding_size: int
+
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def centers(self) -> np.ndarray: ...
+
+    @property
+    def means(self) -> np.ndarray | None: ...
+
+    def check_threshold(self, value: float) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+def cosine(bank: ScoredBank, embeddings: object) -> np.ndarray:
     """(N, C) float32 cosine between normalised embeddings and every center."""
     x = normalize(as_embeddings(embeddings, bank.embedding_size, "classifying"), axis=1)
     # einsum, not BLAS: OpenBLAS's threads keep spinning after a product and took a core from
@@ -30,13 +54,13 @@ def cosine(bank: CenterBank, embeddings: object) -> np.ndarray:
     return cosines
 
 
-def decision_rule_name(bank: CenterBank) -> str:
+def decision_rule_name(bank: ScoredBank) -> str:
     """The rule in force: the chosen one, else :data:`~spherefer.bank.decision.DEFAULT_RULE` with class
     means, else the paper's."""
     return bank.rule if bank.rule is not None else (DEFAULT_RULE if bank.has_means else PAPER)
 
 
-def decision_rule(bank: CenterBank) -> DecisionRule:
+def decision_rule(bank: ScoredBank) -> DecisionRule:
     """The bank's rule with the bank's classes as they are now."""
     name = decision_rule_name(bank)
     trained = np.array([record.origin == "trained" for record in bank.records], dtype=bool)
@@ -45,7 +69,7 @@ def decision_rule(bank: CenterBank) -> DecisionRule:
     return DecisionRule(name, trained, directions)
 
 
-def ranking(bank: CenterBank, embeddings: object, cosines: np.ndarray | None = None) -> np.ndarray:
+def ranking(bank: ScoredBank, embeddings: object, cosines: np.ndarray | None = None) -> np.ndarray:
     """(N, C) values whose row-wise argmax is each face's class under the bank's rule
     (:meth:`DecisionRule.ranking <spherefer.bank.decision.DecisionRule.ranking>`); ``cosines`` when already
     computed."""
@@ -56,7 +80,7 @@ def ranking(bank: CenterBank, embeddings: object, cosines: np.ndarray | None = N
     return rule.ranking(normalize(as_embeddings(embeddings, bank.embedding_size, "classifying"), axis=1), cos)
 
 
-def thresholds(bank: CenterBank, threshold: float | None = None) -> np.ndarray:
+def thresholds(bank: ScoredBank, threshold: float | None = None) -> np.ndarray:
     """(C,) effective threshold per class: its own if set, else the global one (``threshold`` overrides
     the bank's)."""
     default = bank.threshold if threshold is None else float(threshold)
@@ -66,17 +90,17 @@ def thresholds(bank: CenterBank, threshold: float | None = None) -> np.ndarray:
 
 
 def classify(
-    bank: CenterBank, embeddings: object, threshold: float | None = None, scores: np.ndarray | None = None
+    bank: ScoredBank, embeddings: object, threshold: float | None = None, scores: np.ndarray | None = None
 ) -> Classification:
     """Best class per row, or ``unknown`` when its unknown score is below that class's threshold (the
     accept rule, :func:`~spherefer.core.labels.decide`). A bank scored by the best cosine computes it;
     any other score comes in ``scores`` (N,), as :meth:`~spherefer.runtime.recognizer.Recognizer.classify`
     gives it."""
     if not len(bank):
-        raise ValueError("the center bank has no classes")
+        raise InvalidInput("the center bank has no classes")
     if (scores is None) != (bank.score == COSINE_SCORE):
         how = "classify through a Recognizer, whose model gives the scores" if scores is None else "it takes no scores"
-        raise ValueError(f"this bank's thresholds are on the {bank.score} score: {how}")
+        raise InvalidInput(f"this bank's thresholds are on the {bank.score} score: {how}")
     cos = cosine(bank, embeddings)
     ranks = ranking(bank, embeddings, cos)
     decision = decide(cos, thresholds(bank, threshold), scores, ranks)

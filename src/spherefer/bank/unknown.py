@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import COSINE_SCORE
 from spherefer.core.storage import parse_safetensors, safetensors_bytes
 
@@ -60,11 +61,11 @@ def bank_scores(bank: Any, density: FaceDensity | None, embeddings: np.ndarray) 
     ``embeddings`` (N, D): None under the paper's cosine rule (the bank computes it itself),
     else the relative Mahalanobis scores against the bank's class means (needs ``density``)."""
     if not bank.names:
-        raise ValueError("the center bank has no classes")
+        raise InvalidInput("the center bank has no classes")
     if bank.score == COSINE_SCORE:
         return None
     if density is None:
-        raise ValueError(
+        raise InvalidInput(
             f"the bank's thresholds are on the {bank.score} score, but there is no face density ({DENSITY_FILE}) to "
             "compute it"
         )
@@ -92,10 +93,10 @@ class FaceDensity:
         for name in ("mean", "within", "background"):
             value = np.asarray(getattr(self, name), dtype=np.float32)
             if not np.isfinite(value).all():
-                raise ValueError(f"face density: {name} has NaN or infinite values")
+                raise InvalidInput(f"face density: {name} has NaN or infinite values")
             setattr(self, name, value)
         if self.mean.shape != (d,) or self.within.shape != (d, d) or self.background.shape != (d, d):
-            raise ValueError(
+            raise InvalidInput(
                 f"face density: need a (D,) mean and (D, D) precisions, got {self.mean.shape}, {self.within.shape}, "
                 f"{self.background.shape}"
             )
@@ -115,7 +116,7 @@ class FaceDensity:
         x = np.asarray(embeddings, dtype=np.float64)
         labels = np.asarray(labels)
         if x.ndim != 2 or len(x) != len(labels) or len(x) <= x.shape[1]:
-            raise ValueError(
+            raise InvalidInput(
                 f"fitting the face density needs more faces than dimensions and one label per face, got {x.shape} "
                 f"and {labels.shape}"
             )
@@ -167,6 +168,6 @@ class FaceDensity:
                 raise KeyError("schema")
             return cls(tensors["mean"], tensors["within"], tensors["background"], faces=int(meta["faces"]))
         except (KeyError, json.JSONDecodeError, TypeError) as err:
-            raise ValueError(
+            raise InvalidInput(
                 f"{source} is a safetensors file but not a spherefer face density (bad or missing {err})"
             ) from err

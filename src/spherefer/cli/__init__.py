@@ -15,6 +15,7 @@ import click
 
 from spherefer import __version__
 from spherefer.cli import adapt, classes, export, info, predict, serve, train, viz
+from spherefer.core.errors import SphereferError, error_message, exit_code
 from spherefer.core.extras import install_hint
 from spherefer.face import DetectorUnavailable
 
@@ -27,10 +28,9 @@ class CleanErrors(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (ValueError, FileNotFoundError, KeyError, DetectorUnavailable) as err:
-            message = err.args[0] if isinstance(err, KeyError) and err.args else err
-            click.echo(f"error: {message}", err=True)
-            sys.exit(2)
+        except (SphereferError, ValueError, FileNotFoundError, KeyError, DetectorUnavailable) as err:
+            click.echo(f"error: {error_message(err)}", err=True)  # the kinds and their codes: spherefer.core.errors
+            sys.exit(exit_code(err))
         except ImportError as err:
             hint = install_hint(err)
             if hint is None:

@@ -9,7 +9,6 @@ import click
 import numpy as np
 
 from spherefer.bank.adapt import MIN_ADAPT_FACES, adapt_bank
-from spherefer.bank.enrol import enrolment_embeddings
 from spherefer.cli.classes import ALIGNED_OPTION
 from spherefer.cli.common import DETECTOR_OPTION, save_bank, with_editable_model
 from spherefer.core.images import collect_image_files
@@ -17,6 +16,7 @@ from spherefer.data import open_dataset
 from spherefer.evaluation.evaluate import embed_arrays
 from spherefer.face import get_detector
 from spherefer.runtime.recognizer import Recognizer
+from spherefer.runtime.samples import enrolment_embeddings
 
 
 @click.command()

@@ -20,7 +20,6 @@ from spherefer.bank.enrol import (
     MIN_IMAGES,
     check_image_count,
     enrol_class,
-    enrolment_embeddings,
     enrolment_files,
     old_center_weight,
     update_class,
@@ -28,12 +27,14 @@ from spherefer.bank.enrol import (
 from spherefer.bank.harm import HARM_LIMIT
 from spherefer.bank.history import history, undo
 from spherefer.cli.common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION, save_bank, with_editable_model
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import counted
 from spherefer.core.storage import file_lock
 from spherefer.face import get_detector
 from spherefer.runtime.loading import editing_model
 from spherefer.runtime.model_paths import editable_bank_path
 from spherefer.runtime.recognizer import Recognizer
+from spherefer.runtime.samples import enrolment_embeddings
 
 ALIGNED_OPTION = click.option(
     "--aligned", is_flag=True, help="INPUTS are aligned face crops: use each whole image, no face detection."
@@ -158,7 +159,7 @@ def classes_update(
     files = enrolment_files(inputs, minimum=1)
     x, skipped = _samples(recognizer, files, aligned, detector)
     if len(x) == 0:
-        raise ValueError(f"updating {name!r} needs at least one usable image; all {len(files)} were skipped")
+        raise InvalidInput(f"updating {name!r} needs at least one usable image; all {len(files)} were skipped")
     moved = update_class(recognizer.bank, name, x, momentum=momentum)
     old = old_center_weight(momentum, len(x))
     save_bank(
@@ -232,7 +233,7 @@ def classes_reset(names: tuple[str, ...], model_name: str, bank_option: Path | N
     """Restore trained classes NAMES to their trained centers (or, with --all, the trained
     classes, centers and global threshold, undoing enrolments, updates, adaptation and calibration)."""
     if not names and not reset_all:
-        raise ValueError("name the classes to reset, or pass --all")
+        raise InvalidInput("name the classes to reset, or pass --all")
     with editing_model(model_name, bank_option) as (recognizer, bank_file):
         if reset_all:
             recognizer.bank.restore_trained()

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from spherefer.cli.common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION
+from spherefer.core.errors import InvalidInput
 from spherefer.core.images import IMAGE_EXTENSIONS, collect_image_files, example_photo
 from spherefer.core.labels import counted, frame_records
 from spherefer.engines.batch import VideoOptions, analyze_sources, predict_crops, source_name
@@ -297,19 +298,19 @@ def read_path_list(file: Path) -> list[Path]:
         with open(file, newline="", encoding="utf-8-sig") as stream:
             reader = csv.DictReader(stream)
             if "path" not in (reader.fieldnames or []):
-                raise ValueError(f"{file} has no `path` column")
+                raise InvalidInput(f"{file} has no `path` column")
             values = [row["path"] for row in reader]
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
         if "path" not in pq.read_schema(file).names:
-            raise ValueError(f"{file} has no `path` column")
+            raise InvalidInput(f"{file} has no `path` column")
         values = pq.read_table(file, columns=["path"]).column("path").to_pylist()
     else:
-        raise ValueError(f"{file}: a list of files is a .csv or .parquet file with a `path` column")
+        raise InvalidInput(f"{file}: a list of files is a .csv or .parquet file with a `path` column")
     empty = [number for number, value in enumerate(values, 1) if not isinstance(value, str) or not value.strip()]
     if empty:
-        raise ValueError(f"{file}: entry {empty[0]} has no path")
+        raise InvalidInput(f"{file}: entry {empty[0]} has no path")
     return [file.parent / Path(value).expanduser() for value in values]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from spherefer.cli.common import save_bank, with_editable_model
+from spherefer.core.errors import InvalidInput
 from spherefer.core.extras import require
 from spherefer.runtime.loading import load_model
 from spherefer.runtime.recognizer import Recognizer
@@ -46,7 +47,7 @@ def _numbers(text: str, what: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError as err:
-        raise ValueError(f"--{what} must be comma-separated numbers, got {text!r}") from err
+        raise InvalidInput(f"--{what} must be comma-separated numbers, got {text!r}") from err
 
 
 @click.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from spherefer.cli.common import BANK_OPTION, MODEL_OPTION, name_list, with_editable_model
+from spherefer.core.errors import InvalidInput
 from spherefer.core.extras import require
 from spherefer.runtime.loading import load_editable_model
 from spherefer.runtime.recognizer import Recognizer
@@ -75,7 +76,7 @@ def visualize(
 
     classes = check_class_names(recognizer.bank, name_list(class_options), argument="--classes")
     if max_points < 0:
-        raise ValueError(f"--max-points must be 0 (all) or positive, got {max_points}")
+        raise InvalidInput(f"--max-points must be 0 (all) or positive, got {max_points}")
     paths = render_dataset(
         recognizer,
         data_spec,
@@ -98,7 +99,7 @@ def _compound_option(values: tuple[str, ...]) -> dict[str, list[str]]:
         name, _, parts = value.rpartition("=")
         components = [part.strip() for part in parts.replace("+", ",").split(",") if part.strip()]
         if not name or len(components) != 2:
-            raise ValueError(f"--compound takes NAME=A,B (two classes), got {value!r}")
+            raise InvalidInput(f"--compound takes NAME=A,B (two classes), got {value!r}")
         compounds[name] = components
     return compounds
 

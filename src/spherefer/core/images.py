@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from spherefer.core.errors import InvalidInput, TooLarge
+
 __all__ = [
     "ImageInput",
     "IMAGE_EXTENSIONS",
@@ -52,7 +54,7 @@ refused."""
 _ARRAY_LAYOUTS = "(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) with H, W >= 1"
 
 
-class ImageTooLarge(ValueError):
+class ImageTooLarge(TooLarge):
     """An image declaring more pixels than a limit allows, or than Pillow decodes safely (a decompression bomb)."""
 
 
@@ -86,7 +88,7 @@ def collect_image_files(
 def _check_size(size: tuple[int, int], name: str, max_pixels: int | None, max_side: int | None) -> None:
     width, height = size
     if min(width, height) < 1:
-        raise ValueError(f"{name} is {width}x{height} pixels: an image needs at least one pixel")
+        raise InvalidInput(f"{name} is {width}x{height} pixels: an image needs at least one pixel")
     if (max_pixels is not None and width * height > max_pixels) or (
         max_side is not None and max(width, height) > max_side
     ):
@@ -148,18 +150,18 @@ def read_image(
         try:
             return _upright(source)
         except Exception as err:  # a lazily opened image fails on load: truncated, broken
-            raise ValueError(f"cannot read image {name}: {err or type(err).__name__}") from err
+            raise InvalidInput(f"cannot read image {name}: {decode_problem(err)}") from err
     if isinstance(source, (bytes, bytearray, memoryview)):
         name = name or "image bytes"
         if not len(source):
-            raise ValueError(f"{name} is empty")
+            raise InvalidInput(f"{name} is empty")
         stream: io.BytesIO | Path = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
         stream = Path(source)
         name = name or str(stream)
         if not stream.is_file():  # never opened: reading a FIFO waits forever, a device never ends
             if stream.exists():
-                raise ValueError(f"{name} is not a regular file (a folder, FIFO, device or socket)")
+                raise InvalidInput(f"{name} is not a regular file (a folder, FIFO, device or socket)")
             raise FileNotFoundError(f"image not found: {stream}")
     else:
         raise TypeError(f"expected a path, image bytes or a PIL image, got {type(source).__name__}")
@@ -172,7 +174,15 @@ def read_image(
     except Image.DecompressionBombError as err:
         raise ImageTooLarge(f"{name} is too large to decode safely: {err}") from err
     except Exception as err:  # Pillow raises many kinds (OSError, SyntaxError, struct.error, ...) for broken files
-        raise ValueError(f"cannot read image {name}: {err or type(err).__name__}") from err
+        raise InvalidInput(f"cannot read image {name}: {decode_problem(err)}") from err
+
+
+def decode_problem(err: Exception) -> str:
+    """What kept Pillow from decoding an image, in words (Pillow's own message where it has a useful one)."""
+    if isinstance(err, Image.UnidentifiedImageError):
+        return "not an image in a format spherefer reads"
+    message = str(err)
+    return message if message and " object at 0x" not in message else "the file is damaged or not an image"
 
 
 def _check_array(array: np.ndarray) -> np.ndarray:
@@ -181,14 +191,14 @@ def _check_array(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim == 3 and array.shape[2] == 2:
-        raise ValueError(
+        raise InvalidInput(
             f"an image array must be {_ARRAY_LAYOUTS}; got shape {array.shape}: two channels "
             "(grey and alpha?) are not an image layout spherefer reads; drop or composite the second channel"
         )
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ValueError(f"an image array must be {_ARRAY_LAYOUTS}; got shape {array.shape}")
+        raise InvalidInput(f"an image array must be {_ARRAY_LAYOUTS}; got shape {array.shape}")
     if min(array.shape[:2]) < 1:
-        raise ValueError(f"an image array must be {_ARRAY_LAYOUTS}; got shape {array.shape}, which has no pixels")
+        raise InvalidInput(f"an image array must be {_ARRAY_LAYOUTS}; got shape {array.shape}, which has no pixels")
     return array
 
 
@@ -200,15 +210,15 @@ def _array_to_uint8(array: np.ndarray) -> np.ndarray:
         return (array / 257.0).round().astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
-            raise ValueError("image array contains NaN or infinite values")
+            raise InvalidInput("image array contains NaN or infinite values")
         low, high = float(array.min()), float(array.max())
         if low < -FLOAT_TOLERANCE or high > 1.0 + FLOAT_TOLERANCE:
-            raise ValueError(
+            raise InvalidInput(
                 f"float image arrays must lie in [0, 1]; got values from {low:.4g} to {high:.4g} "
                 f"({'divide 0-255 values by 255' if high <= 255.0 and low >= 0 else 'rescale them'})"
             )
         return (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    raise ValueError(f"image arrays must be uint8, uint16 or float in [0, 1], got {array.dtype}")
+    raise InvalidInput(f"image arrays must be uint8, uint16 or float in [0, 1], got {array.dtype}")
 
 
 def to_pil(image: ImageInput) -> Image.Image:
@@ -246,7 +256,7 @@ def as_image_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]
             _check_array(images)
             return [images]
         if images.ndim not in (3, 4):
-            raise ValueError(
+            raise InvalidInput(
                 f"an image array must be {_ARRAY_LAYOUTS}, or a batch (N, H, W) or (N, H, W, C) of them; got shape "
                 f"{images.shape}"
             )

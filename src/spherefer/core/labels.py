@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = [
     "CLASS_NAME_RULE",
     "COSINE_SCORE",
@@ -124,7 +126,7 @@ def check_class_name(name: object) -> str:
     normalized = normalized_class_name(name)
     problem = class_name_problem(normalized)
     if problem is not None:
-        raise ValueError(f"{shown(name)} cannot be a class name ({problem}): {CLASS_NAME_RULE}")
+        raise InvalidInput(f"{shown(name)} cannot be a class name ({problem}): {CLASS_NAME_RULE}")
     return normalized  # type: ignore[return-value]
 
 
@@ -177,13 +179,13 @@ def decide(
     cos = np.asarray(cosines)
     limits = np.asarray(thresholds)
     if cos.shape[-1] != limits.shape[-1] or limits.ndim != 1 or cos.ndim not in (1, 2):
-        raise ValueError(f"need (N, C) or (C,) cosines and (C,) thresholds, got {cos.shape} and {limits.shape}")
+        raise InvalidInput(f"need (N, C) or (C,) cosines and (C,) thresholds, got {cos.shape} and {limits.shape}")
     nearest = np.asarray(cos if ranking is None else ranking).argmax(axis=-1)
     score = np.take_along_axis(cos, np.expand_dims(nearest, -1), axis=-1).squeeze(-1)  # the class's cosine
     if scores is not None:
         score = np.asarray(scores)
         if score.shape != nearest.shape:
-            raise ValueError(f"need one score per face: {nearest.shape} faces, scores of shape {score.shape}")
+            raise InvalidInput(f"need one score per face: {nearest.shape} faces, scores of shape {score.shape}")
     index = np.where(score >= limits[nearest], nearest, -1)
     return Decision(nearest, score, index)
 

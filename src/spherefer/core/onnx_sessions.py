@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = ["cpu_session", "default_threads", "shrinking_run"]
 
 
@@ -26,7 +28,7 @@ def _onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError as err:  # a dependency of spherefer: only a broken install lacks it
-        raise ValueError("running the network needs onnxruntime: pip install onnxruntime") from err
+        raise InvalidInput("running the network needs onnxruntime: pip install onnxruntime") from err
     return onnxruntime
 
 

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = ["DUPLICATE_COSINE", "angle_degrees", "as_array", "as_embeddings", "distinct", "normalize", "normalized_mean"]
 
 DUPLICATE_COSINE = 0.995
@@ -32,15 +34,15 @@ def as_embeddings(embeddings: object, dim: int | None, what: str) -> np.ndarray:
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"{what}: expected a non-empty (N, D) array of embeddings, got shape {tuple(x.shape)}")
+        raise InvalidInput(f"{what}: expected a non-empty (N, D) array of embeddings, got shape {tuple(x.shape)}")
     if dim is not None and x.shape[1] != dim:
-        raise ValueError(
+        raise InvalidInput(
             f"{what}: embeddings have dimension {x.shape[1]}, but this bank's centers have dimension {dim}"
         )
     if not np.isfinite(x).all():
-        raise ValueError(f"{what}: embeddings contain NaN or infinite values")
+        raise InvalidInput(f"{what}: embeddings contain NaN or infinite values")
     if (np.linalg.norm(x, axis=1) == 0).any():
-        raise ValueError(f"{what}: an embedding is all zeros and has no direction")
+        raise InvalidInput(f"{what}: an embedding is all zeros and has no direction")
     return x
 
 
@@ -54,7 +56,7 @@ def normalized_mean(x: np.ndarray) -> np.ndarray:
     """Paper eq. 4: normalise each row, average, renormalise."""
     mean = normalize(x, axis=1).astype(np.float64).mean(axis=0)
     if np.linalg.norm(mean) < 1e-6:
-        raise ValueError("the samples point in opposite directions: their normalised mean has no direction")
+        raise InvalidInput("the samples point in opposite directions: their normalised mean has no direction")
     return normalize(mean)
 
 

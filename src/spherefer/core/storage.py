@@ -32,6 +32,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
+from spherefer.core.errors import InvalidInput
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -139,7 +141,7 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} {path} is not valid JSON: {err}") from err
+        raise InvalidInput(f"{what} {path} is not valid JSON: {err}") from err
 
 
 CHECKSUM_KEY = "sha256"
@@ -193,11 +195,11 @@ def parse_safetensors(data: bytes, what: str) -> tuple[dict[str, np.ndarray], di
         header, body = _split(data)
         tensors = load(data)
     except (SafetensorError, struct.error, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} is truncated or not a safetensors file: {err}") from err
+        raise InvalidInput(f"{what} is truncated or not a safetensors file: {err}") from err
     metadata = dict(header.get("__metadata__") or {})
     expected = metadata.pop(CHECKSUM_KEY, None)
     if expected is not None and _checksum(header, body) != expected:
-        raise ValueError(
+        raise InvalidInput(
             f"{what} is corrupted: its checksum does not match its contents (damaged on disk or in transfer)"
         )
     return tensors, metadata

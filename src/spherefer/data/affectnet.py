@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Unpack
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, parse_int, require_dir, require_file
 from spherefer.data.vocabulary import EXPRESSIONS
 
@@ -57,7 +58,7 @@ class AffectNet(ImageFileDataset):
                 if reader.line_num == 1 and fields[:1] == [AFFECTNET_COLUMNS[0]]:
                     continue
                 if len(fields) != len(AFFECTNET_COLUMNS):
-                    raise ValueError(
+                    raise InvalidInput(
                         f"{where}: {len(fields)} fields, expected {len(AFFECTNET_COLUMNS)} "
                         f"({','.join(AFFECTNET_COLUMNS)})"
                     )
@@ -65,16 +66,16 @@ class AffectNet(ImageFileDataset):
                 if code in _DROPPED_CODES:
                     continue
                 if not 0 <= code < len(AFFECTNET_CODES):
-                    raise ValueError(f"{where}: expression {code} is outside 0..10")
+                    raise InvalidInput(f"{where}: expression {code} is outside 0..10")
                 x, y, width, height = (
                     parse_int(text, name, where) for name, text in zip(AFFECTNET_COLUMNS[1:5], fields[1:5])
                 )
                 if x < 0 or y < 0 or width <= 0 or height <= 0:
-                    raise ValueError(
+                    raise InvalidInput(
                         f"{where}: face box x={x} y={y} width={width} height={height} is empty or negative"
                     )
                 records.append(ImageFile(image_root / fields[0], (x, y, x + width, y + height)))
                 labels.append(AFFECTNET_CODES[code])
         if not records:
-            raise ValueError(f"{csv_path} lists no faces with expression 0..7")
+            raise InvalidInput(f"{csv_path} lists no faces with expression 0..7")
         super().__init__(image_root, records, labels, EXPRESSIONS, **options)

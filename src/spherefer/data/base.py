@@ -11,6 +11,7 @@ from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 import numpy as np
 from PIL import Image
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.vocabulary import canonical_name, is_expression_name
 
 __all__ = ["ExpressionDataset", "DatasetOptions", "ImageFile", "ImageFileDataset", "IMAGE_MODES"]
@@ -51,7 +52,7 @@ def require_file(path: Path, layout: str) -> Path:
 def check_choice(what: str, value: str, choices: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise ValueError listing them."""
     if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
+        raise InvalidInput(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
     return value
 
 
@@ -59,7 +60,7 @@ def class_of_folder(folder: Path, allowed: Sequence[str], layout: str) -> str:
     """The canonical class a class folder is named after, or ValueError naming the folder and the ``layout``."""
     name = canonical_name(folder.name) if is_expression_name(folder.name) else None
     if name is None or name not in allowed:
-        raise ValueError(f"class folder {folder} is not one of {', '.join(allowed)}; expected layout:\n{layout}")
+        raise InvalidInput(f"class folder {folder} is not one of {', '.join(allowed)}; expected layout:\n{layout}")
     return name
 
 
@@ -77,12 +78,12 @@ def select_classes(requested: Sequence[str] | None, available: Sequence[str], da
     for name in requested:
         resolved = name if name in available or not is_expression_name(name) else canonical_name(name)
         if resolved not in available:
-            raise ValueError(f"class {name!r} is not in {dataset}; available: {', '.join(available)}")
+            raise InvalidInput(f"class {name!r} is not in {dataset}; available: {', '.join(available)}")
         if resolved in selected:
-            raise ValueError(f"class {name!r} requested twice for {dataset}")
+            raise InvalidInput(f"class {name!r} requested twice for {dataset}")
         selected.append(resolved)
     if not selected:
-        raise ValueError(f"classes=[] selects nothing from {dataset}; available: {', '.join(available)}")
+        raise InvalidInput(f"classes=[] selects nothing from {dataset}; available: {', '.join(available)}")
     return selected
 
 
@@ -99,7 +100,7 @@ def read_label_lines(path: Path, field_names: Sequence[str]) -> Iterator[tuple[s
                 continue
             where = f"{path}, line {line_number}"
             if len(fields) != len(field_names):
-                raise ValueError(
+                raise InvalidInput(
                     f"{where}: expected {len(field_names)} fields ({' '.join(field_names)}), got {line.strip()!r}"
                 )
             yield where, fields
@@ -110,7 +111,7 @@ def parse_int(text: str, what: str, where: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"{where}: {what} {text!r} is not an integer") from None
+        raise InvalidInput(f"{where}: {what} {text!r} is not an integer") from None
 
 
 def read_image(path: Path) -> Image.Image:
@@ -124,7 +125,7 @@ def read_image(path: Path) -> Image.Image:
     except FileNotFoundError:
         raise
     except (OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise InvalidInput(f"cannot read image {path}: {err}") from err
     return image
 
 

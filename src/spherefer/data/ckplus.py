@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, class_of_folder, require_dir
 from spherefer.data.vocabulary import EXPRESSIONS
 
@@ -37,7 +38,7 @@ def _subject(path: Path) -> str:
     """The subject (``S010``) of a CK+ frame file, or ValueError naming the file."""
     match = _FRAME_NAME.fullmatch(path.name)
     if match is None:
-        raise ValueError(f"{path}: file name is not S<subject>_<sequence>_<frame>.png")
+        raise InvalidInput(f"{path}: file name is not S<subject>_<sequence>_<frame>.png")
     return match.group(1)
 
 
@@ -90,7 +91,7 @@ class CKPlus(_CKPlusFrames):
         self, root: str | Path, last_n: int = 3, include_neutral: bool = False, **options: Unpack[DatasetOptions]
     ) -> None:
         if last_n < 1:
-            raise ValueError(f"last_n must be at least 1, got {last_n}")
+            raise InvalidInput(f"last_n must be at least 1, got {last_n}")
         root = Path(root)
         emotion_folder = require_dir(root / "Emotion", _CKPLUS_LAYOUT)
         image_folder = require_dir(root / "cohn-kanade-images", _CKPLUS_LAYOUT)
@@ -119,7 +120,7 @@ def _read_emotion_code(path: Path) -> str:
     try:
         code = float(text)
     except ValueError:
-        raise ValueError(f"{path}: expected one number (the CK+ emotion code), got {text!r}") from None
+        raise InvalidInput(f"{path}: expected one number (the CK+ emotion code), got {text!r}") from None
     if not code.is_integer() or not 1 <= code < len(CKPLUS_CODES):
-        raise ValueError(f"{path}: emotion code {text} is not one of 1..{len(CKPLUS_CODES) - 1}")
+        raise InvalidInput(f"{path}: emotion code {text} is not one of 1..{len(CKPLUS_CODES) - 1}")
     return CKPLUS_CODES[int(code)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Unpack
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.base import (
     DatasetOptions,
     ImageFile,
@@ -45,14 +46,14 @@ class ExpW(ImageFileDataset):
         for where, fields in read_label_lines(label_file, _FIELDS):
             top, left, right, bottom = (parse_int(text, name, where) for name, text in zip(_FIELDS[2:6], fields[2:6]))
             if not (0 <= left < right and 0 <= top < bottom):
-                raise ValueError(
+                raise InvalidInput(
                     f"{where}: face box top={top} left={left} right={right} bottom={bottom} is empty or negative"
                 )
             label = parse_int(fields[7], "expression_label", where)
             if not 0 <= label < len(EXPW_CLASSES):
-                raise ValueError(f"{where}: expression_label {label} is outside 0..{len(EXPW_CLASSES) - 1}")
+                raise InvalidInput(f"{where}: expression_label {label} is outside 0..{len(EXPW_CLASSES) - 1}")
             records.append(ImageFile(image_folder / fields[0], (left, top, right, bottom)))
             labels.append(EXPW_CLASSES[label])
         if not records:
-            raise ValueError(f"{label_file} lists no faces")
+            raise InvalidInput(f"{label_file} lists no faces")
         super().__init__(root, records, labels, EXPW_CLASSES, **options)

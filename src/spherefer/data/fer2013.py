@@ -15,6 +15,7 @@ from typing import Unpack
 import numpy as np
 from PIL import Image
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.base import (
     DatasetOptions,
     ExpressionDataset,
@@ -99,16 +100,16 @@ class FER2013CSV(ExpressionDataset[int]):
             reader = csv.DictReader(handle)
             missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
             if missing:
-                raise ValueError(
+                raise InvalidInput(
                     f"{self.csv_path}: header lacks column(s) {', '.join(sorted(missing))}; expected:\n{_CSV_LAYOUT}"
                 )
             for row_index, row in enumerate(reader):
                 where = f"{self.csv_path}, line {reader.line_num}"
                 if None in row:
-                    raise ValueError(f"{where}: more fields than the header's {len(reader.fieldnames or ())}")
+                    raise InvalidInput(f"{where}: more fields than the header's {len(reader.fieldnames or ())}")
                 row_usage = row["Usage"]
                 if row_usage not in _USAGES:
-                    raise ValueError(f"{where}: unknown Usage {row_usage!r}; expected one of {', '.join(_USAGES)}")
+                    raise InvalidInput(f"{where}: unknown Usage {row_usage!r}; expected one of {', '.join(_USAGES)}")
                 if row_usage != usage:
                     continue
                 labels.append(_parse_emotion(row["emotion"], where))
@@ -131,7 +132,7 @@ def _parse_emotion(text: str | None, where: str) -> str:
     """The class name of a CSV ``emotion`` field (0..6)."""
     label = parse_int(text or "", "emotion", where)
     if not 0 <= label < len(FER2013_CLASSES):
-        raise ValueError(f"{where}: emotion {label} is outside 0..{len(FER2013_CLASSES) - 1}")
+        raise InvalidInput(f"{where}: emotion {label} is outside 0..{len(FER2013_CLASSES) - 1}")
     return FER2013_CLASSES[label]
 
 
@@ -140,9 +141,9 @@ def _parse_pixels(text: str | None, where: str) -> np.ndarray:
     try:
         values = np.array((text or "").split(), dtype=np.int64)
     except ValueError:
-        raise ValueError(f"{where}: pixels are not all integers") from None
+        raise InvalidInput(f"{where}: pixels are not all integers") from None
     if values.size != _IMAGE_SIZE * _IMAGE_SIZE:
-        raise ValueError(f"{where}: {values.size} pixel values, expected {_IMAGE_SIZE * _IMAGE_SIZE}")
+        raise InvalidInput(f"{where}: {values.size} pixel values, expected {_IMAGE_SIZE * _IMAGE_SIZE}")
     if values.min() < 0 or values.max() > 255:
-        raise ValueError(f"{where}: pixel values outside 0..255")
+        raise InvalidInput(f"{where}: pixel values outside 0..255")
     return values.astype(np.uint8).reshape(_IMAGE_SIZE, _IMAGE_SIZE)

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Unpack
 import numpy as np
 from PIL import Image
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.base import (
     DatasetOptions,
     ImageFile,
@@ -122,7 +123,7 @@ def majority_emotion(votes: Sequence[int]) -> str | None:
 
 def _check_votes(votes: Sequence[int]) -> None:
     if len(votes) != len(FERPLUS_VOTE_COLUMNS):
-        raise ValueError(
+        raise InvalidInput(
             f"expected {len(FERPLUS_VOTE_COLUMNS)} FER+ vote counts ({', '.join(FERPLUS_VOTE_COLUMNS)}), got "
             f"{len(votes)}"
         )
@@ -187,16 +188,16 @@ def load_unknown_faces(root: str | Path, split: str, size: int = 48) -> np.ndarr
 def _parse_votes(fields: Sequence[str], where: str) -> tuple[int, ...]:
     """The 10 vote counts from their CSV fields."""
     if len(fields) != len(FERPLUS_VOTE_COLUMNS):
-        raise ValueError(
+        raise InvalidInput(
             f"{where}: {len(fields)} vote columns, expected {len(FERPLUS_VOTE_COLUMNS)} "
             f"({', '.join(FERPLUS_VOTE_COLUMNS)})"
         )
     try:
         votes = tuple(int(field) for field in fields)
     except ValueError:
-        raise ValueError(f"{where}: vote counts {list(fields)} are not all integers") from None
+        raise InvalidInput(f"{where}: vote counts {list(fields)} are not all integers") from None
     if min(votes) < 0 or sum(votes) == 0:
-        raise ValueError(f"{where}: vote counts {list(votes)} must be non-negative with at least one vote")
+        raise InvalidInput(f"{where}: vote counts {list(votes)} must be non-negative with at least one vote")
     return votes
 
 
@@ -208,11 +209,11 @@ def read_fer2013new(path: str | Path) -> list[FER2013NewRow]:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or [column.strip() for column in header[:2]] != ["Usage", "Image name"]:
-            raise ValueError(f"{path}, line 1: header {header} does not start with Usage,Image name")
+            raise InvalidInput(f"{path}, line 1: header {header} does not start with Usage,Image name")
         for row_index, fields in enumerate(reader):
             where = f"{path}, line {reader.line_num}"
             if len(fields) < 2:
-                raise ValueError(f"{where}: expected Usage,Image name and 10 vote columns, got {fields}")
+                raise InvalidInput(f"{where}: expected Usage,Image name and 10 vote columns, got {fields}")
             rows.append(FER2013NewRow(row_index, fields[0], fields[1].strip(), _parse_votes(fields[2:], where)))
     return rows
 
@@ -273,7 +274,7 @@ class FERPlus(ImageFileDataset):
             for fields in reader:
                 where = f"{path}, line {reader.line_num}"
                 if len(fields) < 2 or not fields[0].strip():
-                    raise ValueError(f"{where}: expected name,box and 10 vote columns, got {fields}")
+                    raise InvalidInput(f"{where}: expected name,box and 10 vote columns, got {fields}")
                 rows.append(FERPlusRow(fields[0].strip(), _parse_votes(fields[2:], where)))
         return rows
 

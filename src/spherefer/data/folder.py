@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Unpack
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.base import DatasetOptions, ImageFile, ImageFileDataset, require_dir
 from spherefer.data.vocabulary import canonical_name, is_expression_name
 
@@ -31,7 +32,7 @@ class ImageFolder(ImageFileDataset):
         for class_folder in sorted(path for path in root.iterdir() if path.is_dir()):
             name = canonical_name(class_folder.name) if is_expression_name(class_folder.name) else class_folder.name
             if name in folder_of_class:
-                raise ValueError(f"folders {folder_of_class[name]} and {class_folder} both name class {name!r}")
+                raise InvalidInput(f"folders {folder_of_class[name]} and {class_folder} both name class {name!r}")
             folder_of_class[name] = class_folder
             images = sorted(
                 path for path in class_folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()

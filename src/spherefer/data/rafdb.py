@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Unpack
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.base import (
     DatasetOptions,
     ImageFile,
@@ -57,10 +58,10 @@ class RAFDB(ImageFileDataset):
         for where, (name, label_text) in read_label_lines(label_file, ("image_name", "label")):
             label = parse_int(label_text, "label", where)
             if not 1 <= label <= len(label_codes):
-                raise ValueError(f"{where}: label {label} is outside 1..{len(label_codes)} for the {subset} subset")
+                raise InvalidInput(f"{where}: label {label} is outside 1..{len(label_codes)} for the {subset} subset")
             if name.startswith(f"{split}_"):
                 records.append(ImageFile(image_folder / f"{Path(name).stem}_aligned.jpg"))
                 labels.append(label_codes[label - 1])
         if not records:
-            raise ValueError(f"{label_file} lists no {split}_*.jpg images")
+            raise InvalidInput(f"{label_file} lists no {split}_*.jpg images")
         super().__init__(root, records, labels, class_order, **options)

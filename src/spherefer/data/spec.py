@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data.affectnet import AffectNet
 from spherefer.data.base import ExpressionDataset, check_choice
 from spherefer.data.ckplus import CKPlus, CKPlus48
@@ -140,7 +141,7 @@ def _parts(spec: str) -> list[str]:
     """``[FORMAT, PATH]`` or ``[FORMAT, PATH, SPLIT]`` as written (checked for shape only)."""
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[1]:
-        raise ValueError(f"dataset spec {spec!r} is not FORMAT:PATH[:SPLIT] (PATH may not contain ':')")
+        raise InvalidInput(f"dataset spec {spec!r} is not FORMAT:PATH[:SPLIT] (PATH may not contain ':')")
     return parts
 
 
@@ -153,7 +154,7 @@ def parse_data_spec(spec: str) -> DataSpec:
     if len(parts) == 2:
         return DataSpec(format_name, path, dataset_format.default_split)
     if not dataset_format.splits:
-        raise ValueError(f"dataset format {format_name!r} has no splits, got {parts[2]!r} in {spec!r}")
+        raise InvalidInput(f"dataset format {format_name!r} has no splits, got {parts[2]!r} in {spec!r}")
     return DataSpec(format_name, path, check_choice(f"{format_name} split", parts[2], dataset_format.splits))
 
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = ["subject_split", "subject_kfold"]
 
 
@@ -18,14 +20,14 @@ def _shuffled_subjects(subjects: Sequence[str], seed: int, minimum: int) -> tupl
     per_sample = np.asarray(subjects)
     distinct = np.unique(per_sample)
     if len(distinct) < minimum:
-        raise ValueError(f"need at least {minimum} distinct subjects, got {len(distinct)}")
+        raise InvalidInput(f"need at least {minimum} distinct subjects, got {len(distinct)}")
     return per_sample, np.random.default_rng(seed).permutation(distinct)
 
 
 def subject_split(subjects: Sequence[str], test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, test indices) with ``round(test_fraction * n_subjects)`` subjects (at least 1) in test."""
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+        raise InvalidInput(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
     per_sample, order = _shuffled_subjects(subjects, seed, minimum=2)
     n_test = min(max(1, round(test_fraction * len(order))), len(order) - 1)
     is_test = np.isin(per_sample, order[:n_test])
@@ -35,7 +37,7 @@ def subject_split(subjects: Sequence[str], test_fraction: float, seed: int = 0) 
 def subject_kfold(subjects: Sequence[str], k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` (train indices, test indices) folds; each subject is in exactly one test fold."""
     if k < 2:
-        raise ValueError(f"k must be at least 2, got {k}")
+        raise InvalidInput(f"k must be at least 2, got {k}")
     per_sample, order = _shuffled_subjects(subjects, seed, minimum=k)
     folds = []
     for fold_subjects in np.array_split(order, k):

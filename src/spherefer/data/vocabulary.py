@@ -7,6 +7,8 @@ so "anger" (CK+), "Angry" (FER2013 folders) and label 6 of AffectNet all become
 
 from __future__ import annotations
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = ["EXPRESSIONS", "COMPOUND_EXPRESSIONS", "canonical_name", "is_expression_name"]
 
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
@@ -66,4 +68,4 @@ def canonical_name(name: str) -> str:
     try:
         return _ALIASES[_normalise(name)]
     except KeyError:
-        raise ValueError(f"unknown expression name {name!r}; known names: {', '.join(sorted(_ALIASES))}") from None
+        raise InvalidInput(f"unknown expression name {name!r}; known names: {', '.join(sorted(_ALIASES))}") from None

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from spherefer.bank.enrol import UNREADABLE
 from spherefer.core.labels import Prediction, counted
 from spherefer.face import DEFAULT_DETECTOR, FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
 from spherefer.runtime.recognizer import Recognizer
+from spherefer.runtime.samples import UNREADABLE
 from spherefer.runtime.video import WRITE_CODECS, VideoSource, VideoWriter, is_video
 
 __all__ = [

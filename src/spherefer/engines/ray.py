@@ -30,11 +30,11 @@ import numpy as np
 import ray
 import ray.data
 
-from spherefer.bank.enrol import UNREADABLE
 from spherefer.core.labels import frame_records
 from spherefer.face import DEFAULT_DETECTOR, QualityConfig, get_detector, image_to_rgb
 from spherefer.runtime.loading import load_model
 from spherefer.runtime.model_paths import resolve_model_path, shipped_models
+from spherefer.runtime.samples import UNREADABLE
 
 __all__ = ["PhotoResult", "start_local", "predict_with_ray"]
 

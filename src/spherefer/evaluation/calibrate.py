@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spherefer.bank.unknown import FaceDensity, class_mean
+from spherefer.core.errors import InvalidInput, Unusable
 from spherefer.core.labels import MAHALANOBIS_SCORE, counted
 from spherefer.core.sphere import distinct
 from spherefer.data import open_dataset
@@ -53,7 +54,7 @@ MIN_ACCEPT = 0.5
 """Lowest share of known faces a calibration may accept without being forced."""
 
 
-class DegenerateCalibration(ValueError):
+class DegenerateCalibration(Unusable):
     """Calibration data or settings that would store misleading thresholds (refused unless forced)."""
 
 
@@ -126,10 +127,10 @@ def choose_thresholds(
     ``names``; -1 for unknown faces): ``scores`` (N,) quantiles, per class over the known faces whose
     ``nearest`` class it is (at least ``min_faces`` of them, else None: the global one applies)."""
     if not 0.0 < accept < 1.0:
-        raise ValueError(f"the share of known faces to accept must be between 0 and 1, got {accept}")
+        raise InvalidInput(f"the share of known faces to accept must be between 0 and 1, got {accept}")
     known = labels >= 0
     if known.sum() < MIN_KNOWN_FACES:
-        raise ValueError(
+        raise InvalidInput(
             f"calibrating needs at least {MIN_KNOWN_FACES} faces of the bank's classes {names}, got {int(known.sum())}"
         )
     global_t = float(np.quantile(scores[known], 1.0 - accept))
@@ -170,7 +171,7 @@ def calibrate(
     with ``ValueError`` (nothing stored) when the data has fewer than :data:`MIN_KNOWN_FACES`
     faces of the bank's classes, and, unless ``force``, when :func:`check_calibration_data` finds it degenerate."""
     if not 0.0 < accept < 1.0:
-        raise ValueError(f"the share of known faces to accept must be between 0 and 1, got {accept}")
+        raise InvalidInput(f"the share of known faces to accept must be between 0 and 1, got {accept}")
     bank = recognizer.bank
     embeddings, labels = _labelled_embeddings(recognizer, data)
     if not force and (labels >= 0).sum() >= MIN_KNOWN_FACES:
@@ -185,7 +186,7 @@ def calibrate(
             scores, nearest, labels, bank.names, accept, len(labels) + 1 if min_faces is None else min_faces
         )
     except ValueError as err:
-        raise ValueError(f"{err} in {data}; nothing stored") from None
+        raise InvalidInput(f"{err} in {data}; nothing stored") from None
     thresholds = np.array([global_t if per_class[n] is None else per_class[n] for n in bank.names])
     accepted = scores >= thresholds[nearest]
     known = labels >= 0
@@ -221,7 +222,7 @@ def fit_unknown_score(
     bank = recognizer.bank
     missing = [name for c, name in enumerate(bank.names) if not (labels == c).any()]
     if missing:
-        raise ValueError(
+        raise InvalidInput(
             f"fitting the unknown score needs training faces of every class; {train} has none of {missing}"
         )
     known = labels >= 0

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import open_dataset, parse_data_spec
 from spherefer.runtime.embedders import normalize_pixels
@@ -161,11 +162,11 @@ def evaluate(
     bank_names = recognizer.bank.names
     shared = [c for c in dataset.classes if c in bank_names]
     if not shared:
-        raise ValueError(f"{data} has classes {dataset.classes}, none of which the model knows ({bank_names})")
+        raise InvalidInput(f"{data} has classes {dataset.classes}, none of which the model knows ({bank_names})")
     counts = dataset.class_counts()
     excluded = {c: counts[c] for c in dataset.classes if c not in bank_names and counts.get(c, 0) > 0}
     if not any(counts.get(c, 0) for c in shared):
-        raise ValueError(f"{data} has no images of the classes the model knows ({shared})")
+        raise InvalidInput(f"{data} has no images of the classes the model knows ({shared})")
     subset = open_dataset(data, classes=shared) if shared != list(dataset.classes) else dataset
     images, labels = subset.load_arrays(size=recognizer.config.input_size)
     embeddings = embed_arrays(recognizer, images, batch_size, progress)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from spherefer.bank.centers import CenterBank
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import Classification
 from spherefer.core.sphere import normalize
 
@@ -47,7 +48,7 @@ def fpr_at_tpr(known_scores: np.ndarray, unknown_scores: np.ndarray, tpr: float 
     ordered = np.sort(np.asarray(known_scores))
     keep = int(np.ceil(tpr * len(ordered) - 1e-9))
     if not 0 < keep <= len(ordered):
-        raise ValueError(f"tpr must be in (0, 1] with at least one known score, got tpr={tpr}, {len(ordered)} scores")
+        raise InvalidInput(f"tpr must be in (0, 1] with at least one known score, got tpr={tpr}, {len(ordered)} scores")
     threshold = ordered[len(ordered) - keep]
     return float(np.mean(np.asarray(unknown_scores) >= threshold))
 
@@ -65,10 +66,10 @@ def open_set(
     roc_auc_score = sklearn_module("metrics", "open_set()").roc_auc_score
     label_array = np.asarray(known_labels)
     if len(label_array) != len(known):
-        raise ValueError(f"{len(known)} known embeddings but {len(label_array)} labels")
+        raise InvalidInput(f"{len(known)} known embeddings but {len(label_array)} labels")
     foreign = sorted(set(label_array.tolist()) - set(bank.names))
     if foreign:
-        raise ValueError(f"known faces are labelled with classes the bank lacks: {foreign}")
+        raise InvalidInput(f"known faces are labelled with classes the bank lacks: {foreign}")
     classify = bank.classify if classify is None else classify
     seen, unseen = classify(known), classify(unknown)
     known_scores, unknown_scores = seen.scores, unseen.scores

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spherefer.bank.centers import CenterBank
+from spherefer.core.errors import InvalidInput
 from spherefer.core.sphere import angle_degrees
 from spherefer.data.splits import subject_split
 from spherefer.evaluation.open_set import sklearn_module
@@ -62,7 +63,7 @@ def _views(embeddings: np.ndarray, what: str) -> np.ndarray:
     if x.ndim == 2:
         x = x[:, None, :]
     if x.ndim != 3 or x.shape[0] == 0:
-        raise ValueError(f"{what}: expected (N, D) or (N, V, D) embeddings with N > 0, got shape {x.shape}")
+        raise InvalidInput(f"{what}: expected (N, D) or (N, V, D) embeddings with N > 0, got shape {x.shape}")
     return x
 
 
@@ -156,10 +157,10 @@ def few_shot_splits(
     Draw ``d`` uses ``numpy.random.default_rng([seed, d])``, so it does not depend on ``draws``.
     """
     if shots < 1 or draws < 1:
-        raise ValueError(f"shots and draws must be at least 1, got shots={shots}, draws={draws}")
+        raise InvalidInput(f"shots and draws must be at least 1, got shots={shots}, draws={draws}")
     small = {name: n for name, n in sizes.items() if n <= shots}
     if small:
-        raise ValueError(f"{shots} shots leave no test faces for {small}; every class needs more than {shots} faces")
+        raise InvalidInput(f"{shots} shots leave no test faces for {small}; every class needs more than {shots} faces")
     splits = []
     for draw in range(draws):
         rng = np.random.default_rng([seed, draw])
@@ -230,7 +231,7 @@ def _subject_draws(
 ) -> Iterator[tuple[np.random.Generator, np.ndarray, np.ndarray]]:
     """Per draw: (rng, enrolment indices, test indices); split ``d`` is ``subject_split`` with seed ``seed + d``."""
     if len(labels) != len(subjects):
-        raise ValueError(f"{len(labels)} labels but {len(subjects)} subjects")
+        raise InvalidInput(f"{len(labels)} labels but {len(subjects)} subjects")
     for draw in range(draws):
         enrol, test = subject_split(subjects, test_fraction, seed=seed + draw)
         yield np.random.default_rng([seed, draw]), enrol, test
@@ -239,7 +240,7 @@ def _subject_draws(
 def _pick(rng: np.random.Generator, candidates: np.ndarray, k: int, name: str) -> np.ndarray:
     """``k`` random distinct indices of ``candidates`` in random order, or ValueError."""
     if len(candidates) < k:
-        raise ValueError(
+        raise InvalidInput(
             f"class {name!r} has {len(candidates)} enrolment faces in this split, fewer than the {k} needed"
         )
     return rng.permutation(candidates)[:k]
@@ -266,7 +267,7 @@ def new_class_draws(
     label_array = np.asarray(labels)
     classes = list(dict.fromkeys(label_array.tolist()))
     if new_class not in classes:
-        raise ValueError(f"no face is labelled {new_class!r}; labels are {classes}")
+        raise InvalidInput(f"no face is labelled {new_class!r}; labels are {classes}")
     out = {
         method: NewClassDraws(
             new_class,
@@ -315,7 +316,7 @@ def update_draws(
     classes = list(dict.fromkeys(label_array.tolist()))
     missing = [c for c in classes if c not in base]
     if missing:
-        raise ValueError(f"cannot update classes the bank lacks: {missing}; bank classes are {base.names}")
+        raise InvalidInput(f"cannot update classes the bank lacks: {missing}; bank classes are {base.names}")
     accuracy = np.zeros((draws, 1 + len(ks)))
     for draw, (rng, enrol, test) in enumerate(_subject_draws(label_array, subjects, draws, seed, test_fraction)):
         order = {c: _pick(rng, enrol[label_array[enrol] == c], max(ks), c) for c in classes}
@@ -349,15 +350,15 @@ def held_out_class_draws(
     x = _views(test, "held-out-class test faces")[:, 0]
     truth = np.asarray(test_labels)
     if len(truth) != len(x):
-        raise ValueError(f"{len(x)} test embeddings but {len(truth)} labels")
+        raise InvalidInput(f"{len(x)} test embeddings but {len(truth)} labels")
     if new_class in base:
-        raise ValueError(f"{new_class!r} is already a class of the bank; it cannot be held out")
+        raise InvalidInput(f"{new_class!r} is already a class of the bank; it cannot be held out")
     is_new = truth == new_class
     if not is_new.any():
-        raise ValueError(f"no test face is labelled {new_class!r}")
+        raise InvalidInput(f"no test face is labelled {new_class!r}")
     foreign = sorted(set(truth[~is_new].tolist()) - set(base.names))
     if foreign:
-        raise ValueError(f"test faces are labelled with classes the bank lacks: {foreign}")
+        raise InvalidInput(f"test faces are labelled with classes the bank lacks: {foreign}")
     result = NewClassDraws(new_class, np.zeros(draws), np.zeros(draws), np.zeros(draws), np.zeros(draws))
     before = _bank_predictor(base)(x)
     for draw in range(draws):

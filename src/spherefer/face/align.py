@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.images import ImageInput
 from spherefer.face.results import DetectedFace, image_to_rgb
 
@@ -111,7 +112,7 @@ def similarity_transform(source: np.ndarray, target: np.ndarray, weights: np.nda
     target = np.asarray(target, dtype=np.float64).reshape(-1, 2)
     w = np.ones(len(source)) if weights is None else np.asarray(weights, dtype=np.float64)
     if len(source) < 2 or len(source) != len(target) or len(w) != len(source):
-        raise ValueError(
+        raise InvalidInput(
             f"a similarity transform needs two or more matching points, got {len(source)} and {len(target)}"
         )
     w = w / w.sum()
@@ -121,7 +122,7 @@ def similarity_transform(source: np.ndarray, target: np.ndarray, weights: np.nda
     s, d = s - s_mean, d - d_mean
     spread = (w * np.abs(s) ** 2).sum()
     if spread < 1e-12:
-        raise ValueError("the landmarks coincide; no alignment is possible")
+        raise InvalidInput("the landmarks coincide; no alignment is possible")
     c = (w * np.conj(s) * d).sum() / spread
     t = d_mean - c * s_mean
     return np.array([[c.real, -c.imag, t.real], [c.imag, c.real, t.imag]])
@@ -141,7 +142,7 @@ def alignment_matrix(face: DetectedFace, size: int) -> np.ndarray:
         return similarity_transform(source, target, np.array([TEMPLATE_WEIGHTS[name] for name in names]))
     x0, y0, x1, y1 = BOX_TEMPLATES.get(face.detector, BOX_TEMPLATES["haar"])
     if face.width <= 0 or face.height <= 0:
-        raise ValueError(f"a face box must have a positive size, got {face.box.tolist()}")
+        raise InvalidInput(f"a face box must have a positive size, got {face.box.tolist()}")
     scale = size * math.sqrt((x1 - x0) * (y1 - y0) / (face.width * face.height))
     cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
     return np.array([[scale, 0.0, size * (x0 + x1) / 2 - scale * cx], [0.0, scale, size * (y0 + y1) / 2 - scale * cy]])
@@ -150,7 +151,7 @@ def alignment_matrix(face: DetectedFace, size: int) -> np.ndarray:
 def _size_of(size_or_config: int | Any) -> int:
     size = getattr(size_or_config, "input_size", size_or_config)
     if not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"an aligned crop size must be a positive integer, got {size!r}")
+        raise InvalidInput(f"an aligned crop size must be a positive integer, got {size!r}")
     return int(size)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.native import quiet_native_stderr
 from spherefer.face.align import invert_similarity, warp_image
 from spherefer.face.interface import DetectorUnavailable, detector_model_file
@@ -76,7 +77,7 @@ def anchor_centers(spec: BlazeFaceSpec) -> np.ndarray:
         layer = last
     anchors = np.concatenate(groups).astype(np.float32)
     if len(anchors) != spec.num_anchors:
-        raise ValueError(f"{spec.model_file}: built {len(anchors)} anchors, the model has {spec.num_anchors}")
+        raise InvalidInput(f"{spec.model_file}: built {len(anchors)} anchors, the model has {spec.num_anchors}")
     return anchors
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.images import ImageInput
 from spherefer.face.blazeface import BLAZEFACE_FULL_RANGE, BLAZEFACE_SHORT_RANGE, BlazeFaceDetector
 from spherefer.face.haar import HaarDetector
@@ -49,7 +50,7 @@ def register_detector(name: str, factory: Callable[[], FaceDetector]) -> None:
 def check_detector(name: str) -> str:
     """``name`` if a detector is registered under it; otherwise ``ValueError`` listing the choices."""
     if name not in DETECTORS:
-        raise ValueError(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
+        raise InvalidInput(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
     return name
 
 

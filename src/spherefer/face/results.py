@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.images import ImageInput, to_rgb_array
 from spherefer.core.labels import REJECTED, UNKNOWN, face_dict, rounded_points
 
@@ -65,10 +66,10 @@ class DetectedFace:
         self.landmark_names = tuple(self.landmark_names)
         self.score = None if self.score is None else float(self.score)
         if len(self.landmark_names) != len(self.landmarks):
-            raise ValueError(f"{len(self.landmarks)} landmarks but {len(self.landmark_names)} names")
+            raise InvalidInput(f"{len(self.landmarks)} landmarks but {len(self.landmark_names)} names")
         unknown = set(self.landmark_names) - set(LANDMARK_NAMES)
         if unknown:
-            raise ValueError(f"unknown landmark names {sorted(unknown)}; known: {LANDMARK_NAMES}")
+            raise InvalidInput(f"unknown landmark names {sorted(unknown)}; known: {LANDMARK_NAMES}")
 
     @property
     def width(self) -> float:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.images import ImageInput, flatten_to_mode, to_pil
 from spherefer.core.onnx_sessions import cpu_session
 from spherefer.runtime.model_config import ModelConfig
@@ -144,10 +145,10 @@ class OnnxEmbedder:
         try:
             self.session = cpu_session(self.data, threads)
         except Exception as err:  # onnxruntime raises its own exception types
-            raise ValueError(f"cannot load the ONNX model: {err}") from err
+            raise InvalidInput(f"cannot load the ONNX model: {err}") from err
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4 or len(outputs[0].shape) != 2:
-            raise ValueError("the ONNX model must map one (N, C, S, S) input to one (N, D) output")
+            raise InvalidInput("the ONNX model must map one (N, C, S, S) input to one (N, D) output")
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         stored = json.loads(meta) if meta else {}
@@ -159,10 +160,10 @@ class OnnxEmbedder:
         elif config is not None:
             self.config = config
         else:
-            raise ValueError("the ONNX model has no spherefer metadata: give its ModelConfig (config=...)")
+            raise InvalidInput("the ONNX model has no spherefer metadata: give its ModelConfig (config=...)")
         size = self.session.get_outputs()[0].shape[1]
         if isinstance(size, int) and size != self.config.embedding_size:
-            raise ValueError(
+            raise InvalidInput(
                 f"the ONNX model embeds in {size} dimensions, its config says {self.config.embedding_size}"
             )
 
@@ -170,7 +171,7 @@ class OnnxEmbedder:
         keys = ("input_size", "in_channels", "mean", "std", "embedding_size")
         mine, theirs = {k: getattr(config, k) for k in keys}, {k: getattr(self.config, k) for k in keys}
         if mine != theirs:
-            raise ValueError(f"the ONNX model's input/embedding spec {theirs} differs from the expected {mine}")
+            raise InvalidInput(f"the ONNX model's input/embedding spec {theirs} differs from the expected {mine}")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -182,7 +183,7 @@ class OnnxEmbedder:
     def onnx_model(self, card: dict[str, Any] | None = None, opset: int | None = None) -> bytes:
         """The graph this embedder runs, as it was loaded (its metadata already holds its card)."""
         if opset is not None:
-            raise ValueError(
+            raise InvalidInput(
                 'an opset can only be chosen when exporting a PyTorch network (load_model(..., backend="torch"))'
             )
         return self.data

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import atomic_write
 from spherefer.runtime.embedders import OnnxEmbedder
 
@@ -51,7 +52,7 @@ def export_onnx(
     difference of the embeddings. ``opset`` applies to a PyTorch network's export only."""
     target = Path(path)
     if target.suffix.lower() != ".onnx":
-        raise ValueError(f"the ONNX file name must end in .onnx, got {target}")
+        raise InvalidInput(f"the ONNX file name must end in .onnx, got {target}")
     data = recognizer.embedder.onnx_model(recognizer.card, opset)
     with atomic_write(target) as handle:
         handle.write(data)

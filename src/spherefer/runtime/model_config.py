@@ -14,6 +14,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = ["ModelConfig"]
 
 
@@ -67,7 +69,7 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if problems:
-            raise ValueError("invalid model config: " + "; ".join(problems))
+            raise InvalidInput("invalid model config: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,7 +80,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; known keys are {sorted(known)}")
+            raise InvalidInput(f"unknown model config keys {unknown}; known keys are {sorted(known)}")
         return cls(**data)
 
     def to_json(self) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.unknown import DENSITY_FILE, FaceDensity
+from spherefer.core.errors import InvalidInput
 from spherefer.core.extras import install_hint
 from spherefer.core.storage import atomic_write, parse_safetensors, read_json, write_json
 from spherefer.runtime.embedders import MODEL_FILES, WEIGHTS_FILE, Embedder, OnnxEmbedder
@@ -51,11 +52,11 @@ def _plugin_embedder(name: str, folder: Path, config: ModelConfig) -> Embedder:
     """The embedder of backend plug-in ``name`` for ``folder``'s network."""
     found = entry_points(group=BACKEND_ENTRY_POINTS, name=name)
     if not found:
-        raise ValueError(f"backend must be one of {backend_names()}, got {name!r}")
+        raise InvalidInput(f"backend must be one of {backend_names()}, got {name!r}")
     try:
         embedder_class: Any = next(iter(found)).load()
     except ImportError as err:
-        raise ValueError(f"the {name} backend: {install_hint(err) or err}") from err
+        raise InvalidInput(f"the {name} backend: {install_hint(err) or err}") from err
     embedder: Embedder = embedder_class.from_folder(folder, config)
     return embedder
 
@@ -87,10 +88,10 @@ def read_model_folder(
     ``"fp32"``; None takes int8 when the folder has it). Every file is checked against its
     checksum in config.json, so a damaged file is refused here rather than run."""
     if precision not in (None, *MODEL_FILES):
-        raise ValueError(f"precision must be one of {tuple(MODEL_FILES)}, got {precision!r}")
+        raise InvalidInput(f"precision must be one of {tuple(MODEL_FILES)}, got {precision!r}")
     meta = read_json(folder / "config.json", "model config")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ValueError(
+        raise InvalidInput(
             f"{folder / 'config.json'} has model format {meta.get('format_version')}, "
             f"this spherefer reads {MODEL_FORMAT_VERSION}"
         )
@@ -111,7 +112,7 @@ def read_model_folder(
         )
     else:
         if precision is not None:
-            raise ValueError("precision applies to the ONNX backend only")
+            raise InvalidInput("precision applies to the ONNX backend only")
         embedder = _plugin_embedder(backend, folder, config)
     density = FaceDensity.from_bytes(files[DENSITY_FILE], str(folder / DENSITY_FILE)) if DENSITY_FILE in files else None
     return ModelFolder(folder, config, dict(meta.get("card") or {}), embedder, density)
@@ -130,7 +131,7 @@ def _network_files(folder: Path, checksums: dict[str, str]) -> dict[str, bytes]:
         expected = checksums.get(name)
         if expected is not None and hashlib.sha256(data).hexdigest() != expected:
             what = {WEIGHTS_FILE: "model weights", DENSITY_FILE: "face density"}.get(name, "model graph")
-            raise ValueError(
+            raise InvalidInput(
                 f"{what} {folder / name} is corrupted: its checksum does not match config.json's "
                 "(damaged on disk or in transfer)"
             )

@@ -21,6 +21,7 @@ import numpy as np
 from spherefer.bank.adapt import Adaptation, adapt_bank
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.unknown import DENSITY_FILE, FaceDensity, bank_scores
+from spherefer.core.errors import InvalidInput
 from spherefer.core.images import ImageInput, as_image_list
 from spherefer.core.labels import COSINE_SCORE, Classification, Prediction
 from spherefer.face import (
@@ -104,7 +105,7 @@ class Recognizer:
         """The PyTorch network (``backend == "torch"`` only)."""
         model = getattr(self.embedder, "model", None)
         if model is None:
-            raise ValueError(
+            raise InvalidInput(
                 'this recognizer runs its network in ONNX Runtime; load_model(..., backend="torch") gives the '
                 "PyTorch one"
             )
@@ -236,17 +237,17 @@ class Recognizer:
 
 def _check_bank(bank: CenterBank, config: ModelConfig, density: FaceDensity | None) -> None:
     if bank.embedding_size != config.embedding_size:
-        raise ValueError(
+        raise InvalidInput(
             f"the center bank has {bank.embedding_size}-d centers but the model embeds in "
             f"{config.embedding_size} dimensions; the bank belongs to another model"
         )
     if density is not None and density.embedding_size != config.embedding_size:
-        raise ValueError(
+        raise InvalidInput(
             f"the face density ({DENSITY_FILE}) is {density.embedding_size}-d but the model embeds in "
             f"{config.embedding_size} dimensions"
         )
     if bank.score != COSINE_SCORE and density is None:
-        raise ValueError(
+        raise InvalidInput(
             f"the center bank's thresholds are on the {bank.score} score, but the model has no face density "
             f"({DENSITY_FILE}) to compute it: use the model the bank was calibrated for"
         )

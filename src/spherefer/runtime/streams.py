@@ -8,23 +8,41 @@ import copy
 import dataclasses
 import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from spherefer.bank.adapt import OnlineAdapter
+from spherefer.bank.centers import CenterBank
+from spherefer.bank.unknown import FaceDensity
+from spherefer.core.labels import Classification
 from spherefer.face import DEFAULT_DETECTOR, FaceDetector, FaceRecord, QualityConfig
 from spherefer.runtime.tracking import FaceTracker, LabelSmoother, SmoothingConfig
 from spherefer.runtime.video import FrameRecord, VideoSource
 
-if TYPE_CHECKING:
-    from spherefer.runtime.recognizer import Recognizer
 
-__all__ = ["analyze_video"]
+class FrameAnalyzer(Protocol):
+    """What a stream needs of a recognizer (:class:`~spherefer.runtime.recognizer.Recognizer` has it all)."""
+
+    bank: CenterBank
+    density: FaceDensity | None
+
+    def with_bank(self, bank: CenterBank) -> FrameAnalyzer: ...
+
+    def analyze(
+        self, image: Any, detector: str | FaceDetector, threshold: float | None, quality: QualityConfig | None
+    ) -> list[FaceRecord]: ...
+
+    def classify(self, embeddings: np.ndarray, threshold: float | None = None) -> Classification: ...
+
+    def unknown_scores(self, embeddings: np.ndarray) -> np.ndarray: ...
+
+
+__all__ = ["FrameAnalyzer", "analyze_video"]
 
 
 def analyze_video(
-    recognizer: Recognizer,
+    recognizer: FrameAnalyzer,
     source: str | os.PathLike[str] | int | VideoSource,
     detector: str | FaceDetector = DEFAULT_DETECTOR,
     threshold: float | None = None,
@@ -94,11 +112,11 @@ def analyze_video(
             video.close()
 
 
-def _one_score(recognizer: Recognizer) -> Callable[[np.ndarray], float]:
+def _one_score(recognizer: FrameAnalyzer) -> Callable[[np.ndarray], float]:
     return lambda embedding: float(recognizer.unknown_scores(embedding[None])[0])
 
 
-def _smooth(recognizer: Recognizer, record: FaceRecord, smoothed: Any, threshold: float | None) -> None:
+def _smooth(recognizer: FrameAnalyzer, record: FaceRecord, smoothed: Any, threshold: float | None) -> None:
     """Replace a record's prediction by the smoothed one (the held label, the smoothed
     embedding's scores and its cosine to the held class), keeping the frame's own as raw."""
     [prediction] = list(recognizer.classify(smoothed.embedding[None], threshold=threshold))

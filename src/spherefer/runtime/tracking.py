@@ -52,6 +52,7 @@ import numpy as np
 
 from spherefer.bank.decision import DecisionRule
 from spherefer.bank.scoring import decision_rule
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import decide, label_of
 
 if TYPE_CHECKING:
@@ -119,11 +120,11 @@ class FaceTracker:
         max_extrapolation: int = 5,
     ) -> None:
         if max_age < 0:
-            raise ValueError(f"max_age must be 0 or more, got {max_age}")
+            raise InvalidInput(f"max_age must be 0 or more, got {max_age}")
         if not 0.0 <= velocity_momentum <= 1.0:
-            raise ValueError(f"velocity_momentum must lie in [0, 1], got {velocity_momentum}")
+            raise InvalidInput(f"velocity_momentum must lie in [0, 1], got {velocity_momentum}")
         if max_size_ratio < 1.0:
-            raise ValueError(f"max_size_ratio must be at least 1, got {max_size_ratio}")
+            raise InvalidInput(f"max_size_ratio must be at least 1, got {max_size_ratio}")
         self.max_age = max_age
         self.min_iou = min_iou
         self.max_distance = max_distance
@@ -212,11 +213,11 @@ class SmoothingConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"smoothing alpha must lie in (0, 1], got {self.alpha}")
+            raise InvalidInput(f"smoothing alpha must lie in (0, 1], got {self.alpha}")
         if self.margin < 0:
-            raise ValueError(f"smoothing margin must be 0 or more, got {self.margin}")
+            raise InvalidInput(f"smoothing margin must be 0 or more, got {self.margin}")
         if self.patience < 1:
-            raise ValueError(f"smoothing patience must be at least 1, got {self.patience}")
+            raise InvalidInput(f"smoothing patience must be at least 1, got {self.patience}")
 
 
 @dataclass
@@ -259,7 +260,7 @@ class LabelSmoother:
         self.thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
         self._use(centers, rule)
         if len(self.thresholds) != len(self.centers):
-            raise ValueError(
+            raise InvalidInput(
                 f"need C centers, C names and C thresholds, got {self.centers.shape}, {len(self.names)}, "
                 f"{len(self.thresholds)}"
             )
@@ -283,13 +284,13 @@ class LabelSmoother:
         """Classify with ``bank``'s moved centers and means from now on (the same classes;
         :class:`~spherefer.bank.adapt.OnlineAdapter`)."""
         if list(bank.names) != self.names:
-            raise ValueError(f"the smoother classifies {self.names}, the bank has {bank.names}")
+            raise InvalidInput(f"the smoother classifies {self.names}, the bank has {bank.names}")
         self._use(bank.centers, decision_rule(bank))
 
     def _use(self, centers: np.ndarray, rule: DecisionRule | None) -> None:
         values = np.asarray(centers, dtype=np.float64)
         if values.ndim != 2 or len(values) != len(self.names):
-            raise ValueError(f"need C centers and C names, got {values.shape} and {len(self.names)}")
+            raise InvalidInput(f"need C centers and C names, got {values.shape} and {len(self.names)}")
         self.centers = values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
         self.rule = rule
 
@@ -311,7 +312,7 @@ class LabelSmoother:
         """Feed one frame's unit embedding (D,) of ``track``; the held label and the smoothed embedding."""
         e = np.asarray(embedding, dtype=np.float64).reshape(-1)
         if e.shape[0] != self.centers.shape[1]:
-            raise ValueError(f"embedding has {e.shape[0]} dimensions, the centers {self.centers.shape[1]}")
+            raise InvalidInput(f"embedding has {e.shape[0]} dimensions, the centers {self.centers.shape[1]}")
         state = self._state.get(track)
         a = self.config.alpha
         total = e.copy() if state is None else (1.0 - a) * state.total + a * e

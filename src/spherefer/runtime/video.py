@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.native import quiet_native_stderr
 from spherefer.face import FaceRecord
 
@@ -114,7 +115,7 @@ class VideoSource:
         if not self._capture.isOpened():
             self._capture.release()
             what = f"webcam {target}" if self.is_camera else f"video {self.name}"
-            raise ValueError(
+            raise InvalidInput(
                 f"cannot open {what}: OpenCV cannot decode it (damaged file or unsupported format)"
                 if not self.is_camera
                 else f"cannot open {what}: no such camera, or it is busy"
@@ -142,7 +143,7 @@ class VideoSource:
         ``max_frames`` of them. Raises ``ValueError`` when not even the first frame
         can be decoded; a stream that breaks off later simply ends."""
         if every < 1:
-            raise ValueError(f"every must be at least 1, got {every}")
+            raise InvalidInput(f"every must be at least 1, got {every}")
         index, produced, start = 0, 0, None
         while max_frames is None or produced < max_frames:
             if index % every:
@@ -156,7 +157,7 @@ class VideoSource:
                 ok, bgr = self._capture.read()
             if not ok or bgr is None:
                 if index == 0:
-                    raise ValueError(f"cannot read {self.name}: no frame could be decoded")
+                    raise InvalidInput(f"cannot read {self.name}: no frame could be decoded")
                 return
             now = time.monotonic()
             if start is None:
@@ -179,20 +180,20 @@ class VideoWriter:
         self.path = Path(path)
         codec = WRITE_CODECS.get(self.path.suffix.lower())
         if codec is None:
-            raise ValueError(f"cannot write video {self.path}: use one of {', '.join(WRITE_CODECS)}")
+            raise InvalidInput(f"cannot write video {self.path}: use one of {', '.join(WRITE_CODECS)}")
         self.size = (int(size[0]), int(size[1]))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
         with quiet_native_stderr():
             self._writer = cv2.VideoWriter(str(self.path), fourcc, float(fps), self.size)
         if not self._writer.isOpened():
-            raise ValueError(f"cannot write video {self.path}: OpenCV could not open a {codec} writer")
+            raise InvalidInput(f"cannot write video {self.path}: OpenCV could not open a {codec} writer")
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
         rgb = np.asarray(rgb)
         if (rgb.shape[1], rgb.shape[0]) != self.size:
-            raise ValueError(f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the video {self.size[0]}x{self.size[1]}")
+            raise InvalidInput(f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the video {self.size[0]}x{self.size[1]}")
         self._writer.write(cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR))
         self.frames += 1
 

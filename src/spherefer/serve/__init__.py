@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from spherefer.core.errors import InvalidInput
 from spherefer.runtime.loading import load_model
 from spherefer.serve.app import ServeSettings, create_app
 from spherefer.serve.store import BankStore
@@ -73,7 +74,7 @@ def load_api_key(key_file: Path) -> str:
                 os.unlink(temporary)
         key, where = key_file.read_text().strip(), str(key_file)
     if len(key) < 16:
-        raise ValueError(f"the API key in {where} is shorter than 16 characters")
+        raise InvalidInput(f"the API key in {where} is shorter than 16 characters")
     return key
 
 

@@ -14,6 +14,7 @@ decoding), and never written to disk. ``/docs`` (Swagger UI) and ``/redoc`` are 
 with their scripts from the ``fastapi-offline`` package: no CDN, they work offline.
 """
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from spherefer import __version__
+from spherefer.core.errors import SphereferError, error_message, http_status
 from spherefer.runtime.recognizer import Recognizer
 from spherefer.serve.context import ServeContext, key_refusal, write_access
 from spherefer.serve.guard import Admission, InMemoryUploadRoute, RequestGuard
@@ -38,6 +40,16 @@ from spherefer.serve.uploads import BANK_FILE_BYTES, FORM_ALLOWANCE, ServeSettin
 __all__ = ["ServeSettings", "create_app"]
 
 STATIC = Path(__file__).parent / "static"
+
+
+_ROLE = re.compile(r":[a-z]+:`~?(?:([^`<]*?)\s*<[^`>]*>|\.?([^`]*))`")
+
+
+def as_markdown(docstring: str) -> str:
+    """A docstring as the Markdown ``/docs`` renders: Sphinx roles become their names in code
+    (``:class:`~.guard.RequestGuard``` -> ```RequestGuard```), reST's double backquotes single ones."""
+    text = _ROLE.sub(lambda m: f"`{m.group(1) or m.group(2).rsplit('.', 1)[-1]}`", docstring)
+    return text.replace("``", "`")
 
 
 def _docs_assets() -> Path | None:
@@ -51,7 +63,9 @@ def _docs_assets() -> Path | None:
 
 def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings, model_name: str = "model") -> FastAPI:
     """The API and browser app over ``recognizer`` (network and trained bank) and ``store`` (profiles' banks)."""
-    app = FastAPI(title="spherefer", version=__version__, description=__doc__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="spherefer", version=__version__, description=as_markdown(__doc__ or ""), docs_url=None, redoc_url=None
+    )
     app.router.route_class = InMemoryUploadRoute  # multipart uploads are parsed in memory, never spooled to disk
     slots = WorkSlots(settings.max_busy, settings.busy_wait)
     app.state.context = ServeContext(recognizer, store, settings, model_name, slots)
@@ -60,6 +74,10 @@ def create_app(recognizer: Recognizer, store: BankStore, settings: ServeSettings
     @app.exception_handler(UserError)
     async def _user_error(request: Request, err: UserError) -> JSONResponse:
         return JSONResponse({"detail": err.detail, **err.extra}, status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(SphereferError)
+    async def _refused(request: Request, err: SphereferError) -> JSONResponse:
+        return JSONResponse({"detail": error_message(err)}, status_code=http_status(err))
 
     @app.exception_handler(CorruptBank)
     async def _corrupt_bank(request: Request, err: CorruptBank) -> JSONResponse:

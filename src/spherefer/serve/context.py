@@ -13,7 +13,6 @@ import numpy as np
 from fastapi import Depends, Header, Query, Request, UploadFile
 
 from spherefer.bank.centers import CenterBank
-from spherefer.bank.records import ClassExists
 from spherefer.core.labels import counted, shown
 from spherefer.face import DEFAULT_DETECTOR, DETECTORS, check_detector
 from spherefer.runtime.recognizer import Recognizer
@@ -65,12 +64,7 @@ class ServeContext:
             edit(bank)
             return bank
 
-        try:
-            version, bank = self.store.change(profile, action, apply)
-        except ClassExists as err:  # taken by a concurrent request since the first check
-            raise UserError(409, str(err)) from err
-        except ValueError as err:  # the bank's own checks (UserError, raised by edits, passes through)
-            raise UserError(400, str(err)) from err
+        version, bank = self.store.change(profile, action, apply)  # the bank's own refusals answer by their kind
         return class_list(profile, version, bank)
 
 
@@ -88,16 +82,6 @@ def class_list(profile: str, version: int, bank: CenterBank) -> dict[str, Any]:
 def require_class(bank: CenterBank, name: str) -> None:
     if name not in bank:
         raise UserError(404, f"no class {shown(name)}; classes are {bank.names}")
-
-
-def check_new_name(bank: CenterBank, name: str) -> None:
-    """The library's rule for new class names (:meth:`CenterBank.check_new_name`): taken 409, refused 400."""
-    try:
-        bank.check_new_name(name)
-    except ClassExists as err:
-        raise UserError(409, str(err)) from err
-    except ValueError as err:
-        raise UserError(400, str(err)) from err
 
 
 def context(request: Request) -> ServeContext:
@@ -137,10 +121,7 @@ def profile_of(
         refusal = key_refusal(serving.settings, x_api_key, "this server keeps its profiles private")
         if refusal is not None:
             raise UserError(*refusal)
-    try:
-        return check_profile(profile)
-    except ValueError as err:
-        raise UserError(400, str(err)) from err
+    return check_profile(profile)
 
 
 def detector_query(
@@ -148,10 +129,7 @@ def detector_query(
         DEFAULT_DETECTOR
     ),
 ) -> str:
-    try:
-        return check_detector(detector)
-    except ValueError as err:
-        raise UserError(400, str(err)) from err
+    return check_detector(detector)
 
 
 Profile = Annotated[str, Depends(profile_of)]

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from spherefer.core.errors import InvalidInput
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS bank_versions (
         profile TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, restores INTEGER, created {real} NOT NULL,
@@ -31,7 +33,7 @@ class Database:
                 import psycopg
                 from psycopg_pool import ConnectionPool
             except ImportError as err:
-                raise ValueError(
+                raise InvalidInput(
                     "a postgresql:// database needs psycopg and psycopg-pool: pip install 'spherefer[postgres]'"
                 ) from err
             self._psycopg, self.url = psycopg, url
@@ -86,7 +88,7 @@ class Database:
                 return
             except sqlite3.OperationalError:
                 time.sleep(0.1 * (attempt + 1))
-        raise ValueError(f"database {self.where} stays locked; is another program holding it?")
+        raise InvalidInput(f"database {self.where} stays locked; is another program holding it?")
 
     def create(self, db: Any) -> None:
         types = {"real": "DOUBLE PRECISION", "blob": "BYTEA"} if self.postgres else {"real": "REAL", "blob": "BLOB"}

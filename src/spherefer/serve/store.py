@@ -34,11 +34,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from spherefer.bank.centers import CenterBank
+from spherefer.bank.history import NothingToUndo
+from spherefer.core.errors import InvalidInput
 from spherefer.core.labels import shown
 from spherefer.serve.database import Database
 from spherefer.serve.versions import BankState, bank_delta, replay
 
-__all__ = ["BankStore", "Version", "check_profile", "NothingToUndo", "CorruptBank", "STORE_FORMAT", "DEFAULT_POOL_SIZE"]
+__all__ = ["BankStore", "Version", "check_profile", "CorruptBank", "STORE_FORMAT", "DEFAULT_POOL_SIZE"]
 
 T = TypeVar("T")
 PROFILE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -55,10 +57,6 @@ CACHED_PROFILES = 256
 # ``bank``: a full bank (chain 0) or a delta from the version before (chain: the bytes of
 # deltas since the last full bank, this one included). Databases made before deltas lack
 # ``chain``; it is added with 0, which is right, since every row then held a full bank.
-
-
-class NothingToUndo(ValueError):
-    """The profile is at its trained bank (or every change was already undone)."""
 
 
 class CorruptBank(RuntimeError):
@@ -88,7 +86,7 @@ class Version:
 def check_profile(name: str) -> str:
     """A profile name (letters, digits, ``_``, ``-``; at most 64), or ``ValueError``."""
     if not isinstance(name, str) or not PROFILE_PATTERN.fullmatch(name):
-        raise ValueError(f"profile names are 1-64 letters, digits, '_' or '-'; got {shown(name)}")
+        raise InvalidInput(f"profile names are 1-64 letters, digits, '_' or '-'; got {shown(name)}")
     return name
 
 
@@ -104,7 +102,7 @@ class BankStore:
         self, database: str | Path, base: CenterBank, model_id: str, pool_size: int = DEFAULT_POOL_SIZE
     ) -> None:
         if pool_size < 1:
-            raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+            raise InvalidInput(f"pool_size must be at least 1, got {pool_size}")
         self.db = Database(str(database), pool_size)
         self.base = copy.deepcopy(base)
         self._base_state = BankState.of(self.base)
@@ -128,13 +126,13 @@ class BankStore:
             raise
         if found != identity:
             self.db.close()
-            raise ValueError(
+            raise InvalidInput(
                 f"database {self.db.where} holds banks of model {found.get('model')!r} "
                 f"({found.get('embedding_size')}-d), not of {model_id!r} ({base.embedding_size}-d); use another --db"
             )
         if stored_format is not None and int(stored_format) > int(STORE_FORMAT):
             self.db.close()
-            raise ValueError(
+            raise InvalidInput(
                 f"database {self.db.where} was written by a newer spherefer (store format {stored_format}, "
                 f"this one reads {STORE_FORMAT}); upgrade spherefer"
             )

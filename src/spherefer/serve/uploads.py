@@ -17,7 +17,8 @@ from fastapi import UploadFile
 from PIL import Image
 
 from spherefer.bank.enrol import MIN_IMAGES
-from spherefer.core.images import MAX_PIXELS, MAX_SIDE, ImageTooLarge, flatten_to_mode, read_image
+from spherefer.core.errors import InvalidInput
+from spherefer.core.images import MAX_PIXELS, MAX_SIDE, ImageTooLarge, decode_problem, flatten_to_mode, read_image
 from spherefer.core.labels import shown
 
 __all__ = [
@@ -93,7 +94,7 @@ class WorkSlots:
 
     def __init__(self, size: int, wait: float) -> None:
         if size < 1:
-            raise ValueError(f"max_busy must be at least 1, got {size}")
+            raise InvalidInput(f"max_busy must be at least 1, got {size}")
         self._free = threading.BoundedSemaphore(size)
         self.wait = wait
 
@@ -132,5 +133,5 @@ def decode_upload(upload: UploadFile, settings: ServeSettings) -> np.ndarray:
     except ImageTooLarge as err:
         raise UserError(413, str(err)) from err
     except ValueError as err:  # broken, truncated or foreign files: the client's to fix
-        cause = type(err.__cause__ or err).__name__
-        raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image ({cause})") from err
+        problem = decode_problem(err.__cause__) if isinstance(err.__cause__, Exception) else str(err)
+        raise UserError(400, f"{name} is not a readable {'/'.join(IMAGE_FORMATS[:6])} image: {problem}") from err

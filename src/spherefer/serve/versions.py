@@ -24,6 +24,7 @@ import numpy as np
 
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.codec import bank_metadata
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import parse_safetensors, safetensors_bytes
 
 __all__ = ["DELTA_KEY", "BankState", "bank_delta", "replay"]
@@ -163,17 +164,17 @@ def replay(state: BankState | None, data: bytes, what: str) -> BankState:
     if DELTA_KEY not in metadata:
         return BankState.of(CenterBank.from_bytes(data, what))
     if state is None:
-        raise ValueError(f"{what} is a change, but there is no version before it")
+        raise InvalidInput(f"{what} is a change, but there is no version before it")
     try:
         return _apply(state, tensors, json.loads(metadata[DELTA_KEY]))
     except (KeyError, TypeError, ValueError, IndexError, StopIteration, AttributeError) as err:
-        raise ValueError(f"{what} is not a readable bank delta: {type(err).__name__}: {err}") from err
+        raise InvalidInput(f"{what} is not a readable bank delta: {type(err).__name__}: {err}") from err
 
 
 def _index(value: Any, size: int, allow_new: bool = False) -> int:
     """A stored row index, checked: 0 <= value < size (or -1, a new row, where ``allow_new``)."""
     if not isinstance(value, int) or not (-1 if allow_new else 0) <= value < size:
-        raise ValueError(f"row index {value!r} outside 0..{size - 1}")
+        raise InvalidInput(f"row index {value!r} outside 0..{size - 1}")
     return value
 
 
@@ -185,7 +186,7 @@ def _apply(state: BankState, tensors: dict[str, np.ndarray], description: dict[s
         if isinstance(run, list):
             i1, i2 = run
             if not (isinstance(i1, int) and isinstance(i2, int) and 0 <= i1 <= i2 <= len(state.names)):
-                raise ValueError(f"run {run} outside the {len(state.names)} classes of the version before")
+                raise InvalidInput(f"run {run} outside the {len(state.names)} classes of the version before")
             names += state.names[i1:i2]
             rows += state.rows[i1:i2]
             info += state.info[i1:i2]
@@ -197,7 +198,7 @@ def _apply(state: BankState, tensors: dict[str, np.ndarray], description: dict[s
             info.append(state.info[source] if source >= 0 else None)
     centers = tensors.get("centers", np.zeros((0, 0), np.float32))
     if len(description["changed"]) != centers.shape[0]:
-        raise ValueError(f"{len(description['changed'])} changed classes but {centers.shape[0]} stored centers")
+        raise InvalidInput(f"{len(description['changed'])} changed classes but {centers.shape[0]} stored centers")
     for position, row in zip(description["changed"], centers):
         rows[_index(position, len(names))] = row
     for position, record in description["info"].items():
@@ -211,9 +212,9 @@ def _apply(state: BankState, tensors: dict[str, np.ndarray], description: dict[s
             for s in description["trained"]["from"]
         ]
         if len(trained_rows) != len(trained_names):
-            raise ValueError(f"{len(trained_names)} trained names but {len(trained_rows)} trained centers")
+            raise InvalidInput(f"{len(trained_names)} trained names but {len(trained_rows)} trained centers")
     complete_rows = [row for row in rows if row is not None]
     complete_info = [record for record in info if record is not None]
     if len(complete_rows) != len(rows) or len(complete_info) != len(info):
-        raise ValueError("a new class has no stored center or record")
+        raise InvalidInput("a new class has no stored center or record")
     return BankState(dict(description["settings"]), names, complete_rows, complete_info, trained_names, trained_rows)

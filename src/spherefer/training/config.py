@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from spherefer.core.errors import InvalidInput
 from spherefer.training.models import ModelConfig, check_buildable
 
 __all__ = [
@@ -53,25 +54,25 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
-            raise ValueError(
+            raise InvalidInput(
                 f"data.folds must be 0 (off) or >= 2 with 0 <= data.fold < data.folds, got folds={self.folds}, "
                 f"fold={self.fold}"
             )
         if self.balance not in ("none", "sampler", "loss"):
-            raise ValueError(f"data.balance must be none, sampler or loss, got {self.balance!r}")
+            raise InvalidInput(f"data.balance must be none, sampler or loss, got {self.balance!r}")
         if self.target not in ("majority", "votes"):
-            raise ValueError(f"data.target must be majority or votes, got {self.target!r}")
+            raise InvalidInput(f"data.target must be majority or votes, got {self.target!r}")
         if not self.classes:
-            raise ValueError("data.classes must name at least one class")
+            raise InvalidInput("data.classes must name at least one class")
         if not 0.0 < self.teacher_weight <= 1.0:
-            raise ValueError(f"data.teacher_weight is a share in (0, 1], got {self.teacher_weight}")
+            raise InvalidInput(f"data.teacher_weight is a share in (0, 1], got {self.teacher_weight}")
         if self.teacher is not None and (self.folds or self.other_class is not None):
-            raise ValueError(
+            raise InvalidInput(
                 "data.teacher distils into the training faces of data.train; it needs data.folds=0 and no "
                 "data.other_class"
             )
         if self.other_class is not None and (self.other_class in self.classes or self.folds):
-            raise ValueError(
+            raise InvalidInput(
                 f"data.other_class {self.other_class!r} must not be one of data.classes and needs data.folds=0"
             )
 
@@ -104,13 +105,13 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"optim.ema must be in [0, 1), got {self.ema}")
+            raise InvalidInput(f"optim.ema must be in [0, 1), got {self.ema}")
         if self.margin_warmup_epochs < 0:
-            raise ValueError(f"optim.margin_warmup_epochs must be >= 0, got {self.margin_warmup_epochs}")
+            raise InvalidInput(f"optim.margin_warmup_epochs must be >= 0, got {self.margin_warmup_epochs}")
         if self.lr <= 0:
-            raise ValueError(f"optim.lr must be positive, got {self.lr}")
+            raise InvalidInput(f"optim.lr must be positive, got {self.lr}")
         if self.schedule not in ("cosine", "step"):
-            raise ValueError(f"optim.schedule must be cosine or step, got {self.schedule!r}")
+            raise InvalidInput(f"optim.schedule must be cosine or step, got {self.schedule!r}")
 
 
 @dataclass
@@ -133,12 +134,12 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.mix not in ("none", "mixup", "cutmix"):
-            raise ValueError(f"augment.mix must be none, mixup or cutmix, got {self.mix!r}")
+            raise InvalidInput(f"augment.mix must be none, mixup or cutmix, got {self.mix!r}")
         for name in ("erasing", "blur", "downscale", "mix_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"augment.{name} is a probability in [0, 1], got {getattr(self, name)}")
+                raise InvalidInput(f"augment.{name} is a probability in [0, 1], got {getattr(self, name)}")
         if self.mix_alpha <= 0 or self.gamma < 0:
-            raise ValueError(
+            raise InvalidInput(
                 f"augment.mix_alpha must be positive and augment.gamma >= 0, got {self.mix_alpha}, {self.gamma}"
             )
 
@@ -156,12 +157,12 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.plain_weight <= 1.0 or self.logit_adjustment < 0:
-            raise ValueError(
+            raise InvalidInput(
                 "loss.label_smoothing must be in [0, 1), loss.plain_weight in [0, 1] and loss.logit_adjustment >= 0, "
                 f"got {self.label_smoothing}, {self.plain_weight}, {self.logit_adjustment}"
             )
         if not 0.0 <= self.placeholder < 1.0:
-            raise ValueError(f"loss.placeholder is a share of the batch in [0, 1), got {self.placeholder}")
+            raise InvalidInput(f"loss.placeholder is a share of the batch in [0, 1), got {self.placeholder}")
 
 
 @dataclass
@@ -184,15 +185,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
+            raise InvalidInput(f"epochs must be >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
         check_buildable(self.model)
         if self.model.num_classes != len(self.data.trained_classes):
-            raise ValueError(
+            raise InvalidInput(
                 f"model.num_classes is {self.model.num_classes} but the head is trained on "
                 f"{len(self.data.trained_classes)} classes"
             )
         if self.loss.placeholder > 0 and self.data.other_class is None:
-            raise ValueError(
+            raise InvalidInput(
                 "loss.placeholder trains between-class mixtures as data.other_class; set data.other_class too"
             )
 
@@ -261,7 +262,7 @@ def _checked(field: dataclasses.Field, value: Any, prefix: str) -> Any:
     if not ok:
         expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, "a list")
         expected += " or null" if optional else ""
-        raise ValueError(f"config key {prefix}{field.name} must be {expected}, got {value!r}")
+        raise InvalidInput(f"config key {prefix}{field.name} must be {expected}, got {value!r}")
     return value
 
 
@@ -269,7 +270,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"unknown config keys in {where}: {unknown}; known: {sorted(fields)}")
+        raise InvalidInput(f"unknown config keys in {where}: {unknown}; known: {sorted(fields)}")
     prefix = "" if cls is TrainConfig else f"{where}."
     return cls(
         **{k: v if k in _SECTIONS and cls is TrainConfig else _checked(fields[k], v, prefix) for k, v in values.items()}
@@ -278,7 +279,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def _apply_override(tree: dict[str, Any], override: str) -> None:
     if "=" not in override:
-        raise ValueError(f"override {override!r} must look like key=value or section.key=value")
+        raise InvalidInput(f"override {override!r} must look like key=value or section.key=value")
     key, raw = override.split("=", 1)
     parts = key.strip().split(".")
     node = tree
@@ -287,11 +288,11 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
             node[part] = {}
         node = node[part]
         if not isinstance(node, dict):
-            raise ValueError(f"override {override!r}: {part!r} is not a section")
+            raise InvalidInput(f"override {override!r}: {part!r} is not a section")
     try:
         node[parts[-1]] = yaml.safe_load(raw)
     except yaml.YAMLError as err:
-        raise ValueError(
+        raise InvalidInput(
             f"override {override!r}: the value is not valid YAML ({getattr(err, 'problem', None) or err})"
         ) from err
 
@@ -304,9 +305,9 @@ def load_train_config(path: str | Path | None = None, overrides: Sequence[str] =
         try:
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise ValueError(f"config {path} is not valid YAML: {err}") from err
+            raise InvalidInput(f"config {path} is not valid YAML: {err}") from err
         if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"config {path} must be a mapping of sections, got {type(loaded).__name__}")
+            raise InvalidInput(f"config {path} must be a mapping of sections, got {type(loaded).__name__}")
         tree = loaded or {}
     for override in overrides:
         _apply_override(tree, override)
@@ -315,7 +316,7 @@ def load_train_config(path: str | Path | None = None, overrides: Sequence[str] =
     for name, cls in _SECTIONS.items():
         values = tree.get(name) or {}
         if not isinstance(values, dict):
-            raise ValueError(f"config section {name!r} must be a mapping, got {values!r}")
+            raise InvalidInput(f"config section {name!r} must be a mapping, got {values!r}")
         sections[name] = _build(cls, values, name)
     if "num_classes" not in (tree.get("model") or {}):
         sections["model"].num_classes = len(sections["data"].trained_classes)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spherefer.core.errors import InvalidInput
 from spherefer.data import open_dataset, parse_data_spec, subject_kfold
 from spherefer.data.ferplus import load_unknown_faces
 from spherefer.training.config import DataConfig
@@ -45,12 +46,12 @@ def load_face_arrays(spec: str, classes: list[str], size: int, target: str = "ma
     dataset = open_dataset(spec, classes=classes)
     images, labels = dataset.load_arrays(size=size)
     if len(labels) == 0:
-        raise ValueError(f"{spec} has no images of the classes {classes}")
+        raise InvalidInput(f"{spec} has no images of the classes {classes}")
     labels_t = torch.from_numpy(labels).long()
     if target == "votes":
         votes = getattr(dataset, "votes", None)
         if votes is None:
-            raise ValueError(f"data.target=votes needs a dataset with vote distributions (ferplus); {spec} has none")
+            raise InvalidInput(f"data.target=votes needs a dataset with vote distributions (ferplus); {spec} has none")
         targets = torch.from_numpy(np.asarray(votes, dtype=np.float32))
     else:
         targets = F.one_hot(labels_t, len(dataset.classes)).float()
@@ -62,7 +63,7 @@ def other_class_faces(data: DataConfig, size: int) -> Tensor:
     faces."""
     spec = parse_data_spec(data.train)
     if spec.format != "ferplus" or spec.split != "train":
-        raise ValueError(
+        raise InvalidInput(
             "data.other_class learns from the FER+ faces raters called unknown; data.train must be "
             f"ferplus:ROOT:train, got {data.train}"
         )
@@ -93,7 +94,7 @@ def load_train_val(data: DataConfig, size: int) -> tuple[FaceArrays, FaceArrays]
     dataset = open_dataset(data.train, classes=data.classes)
     subjects = getattr(dataset, "subjects", None)
     if subjects is None:
-        raise ValueError(f"data.folds needs a dataset with subjects (ckplus48, ckplus); {data.train} has none")
+        raise InvalidInput(f"data.folds needs a dataset with subjects (ckplus48, ckplus); {data.train} has none")
     train_idx, val_idx = subject_kfold(subjects, data.folds, seed=data.fold_seed)[data.fold]
     everything = load_face_arrays(data.train, data.classes, size, data.target)
     return everything.subset(train_idx), everything.subset(val_idx)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import atomic_write, write_json
 from spherefer.data import given_split, parse_data_spec
 from spherefer.evaluation.evaluate import evaluate
@@ -98,7 +99,7 @@ class GridResult:
 def _check_head(head: str) -> None:
     heads = additive_margin_heads()
     if head not in heads:
-        raise ValueError(f"a scale/margin grid needs an additive-margin head ({', '.join(heads)}), not {head!r}")
+        raise InvalidInput(f"a scale/margin grid needs an additive-margin head ({', '.join(heads)}), not {head!r}")
 
 
 def grid_cell(base: TrainConfig, scale: float, margin: float) -> TrainConfig:

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = [
     "ClassificationHead",
     "SoftmaxHead",
@@ -52,7 +54,7 @@ def create_head(
     ``margin=None`` takes the head's own default (:attr:`ClassificationHead.default_margin`).
     """
     if name not in HEADS:
-        raise ValueError(f"unknown head {name!r}; choose one of {sorted(HEADS)}")
+        raise InvalidInput(f"unknown head {name!r}; choose one of {sorted(HEADS)}")
     return HEADS[name](embedding_size, num_classes, scale=scale, margin=margin)
 
 
@@ -83,7 +85,7 @@ class ClassificationHead(nn.Module):
     def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float | None = None) -> None:
         super().__init__()
         if embedding_size < 1 or num_classes < 1:
-            raise ValueError(f"embedding_size and num_classes must be positive, got {embedding_size}, {num_classes}")
+            raise InvalidInput(f"embedding_size and num_classes must be positive, got {embedding_size}, {num_classes}")
         self.embedding_size = embedding_size
         self.num_classes = num_classes
         self.scale = float(scale)
@@ -99,7 +101,7 @@ class ClassificationHead(nn.Module):
         """
         factor = float(factor)
         if not self.additive and factor != 1.0:
-            raise ValueError(f"the {self.name} head's margin is not additive and cannot be scaled (factor {factor})")
+            raise InvalidInput(f"the {self.name} head's margin is not additive and cannot be scaled (factor {factor})")
         self.margin = self.base_margin * factor
 
     def cosine(self, embeddings: Tensor) -> Tensor:
@@ -152,7 +154,7 @@ def target_mass(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     if labels.dim() == 1:
         return F.one_hot(labels.long(), num_classes).to(dtype)
     if labels.dim() != 2 or labels.shape[1] != num_classes:
-        raise ValueError(
+        raise InvalidInput(
             f"labels must be class indices (N,) or distributions (N, {num_classes}), got shape {tuple(labels.shape)}"
         )
     return labels.to(dtype)
@@ -239,7 +241,7 @@ class SphereFaceHead(MarginHead):
     def __init__(self, embedding_size: int, num_classes: int, scale: float = 30.0, margin: float | None = None) -> None:
         margin = self.default_margin if margin is None else margin
         if float(margin) != int(margin) or int(margin) < 1:
-            raise ValueError(f"sphereface needs an integer margin m >= 1, got {margin}")
+            raise InvalidInput(f"sphereface needs an integer margin m >= 1, got {margin}")
         super().__init__(embedding_size, num_classes, scale=scale, margin=int(margin))
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 

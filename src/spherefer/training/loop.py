@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.unknown import DENSITY_FILE
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import (
     atomic_write,
     read_json,
@@ -156,7 +157,7 @@ def _init_from(model: EmbeddingNet, source: str) -> None:
         model.backbone.load_state_dict(donor.backbone.state_dict())
         model.neck.load_state_dict(donor.neck.state_dict())
     except RuntimeError as err:
-        raise ValueError(
+        raise InvalidInput(
             f"init_from {source!r} does not fit this run's backbone and neck ({model.config.arch}): {err}"
         ) from err
 
@@ -214,7 +215,7 @@ def train(config: TrainConfig, progress: bool = True, max_steps: int | None = No
 
     steps_per_epoch = len(train_data) // (config.batch_size * world)
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise InvalidInput(
             f"{len(train_data)} training images are fewer than one batch ({config.batch_size} x {world} processes); "
             "lower batch_size"
         )

@@ -15,6 +15,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from spherefer.core.errors import InvalidInput
 from spherefer.runtime.model_config import ModelConfig
 from spherefer.training.heads import HEADS, ClassificationHead, create_head
 
@@ -108,7 +109,7 @@ def check_buildable(config: ModelConfig) -> ModelConfig:
     if config.head not in HEADS:
         problems.append(f"head {config.head!r} is not one of {sorted(HEADS)}")
     if problems:
-        raise ValueError("invalid model config: " + "; ".join(problems))
+        raise InvalidInput("invalid model config: " + "; ".join(problems))
     return config
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import read_safetensors, write_safetensors
 from spherefer.evaluation.evaluate import embed_arrays
 
@@ -42,9 +43,9 @@ def teacher_probabilities(
     """(N, C) float32: the flip-averaged, teacher-averaged class probabilities of uint8 faces ``images``
     (N, S, S) at each teacher's input size, over the teachers' trained classes (the same for all)."""
     if not teachers:
-        raise ValueError("distillation needs at least one teacher")
+        raise InvalidInput("distillation needs at least one teacher")
     if temperature <= 0:
-        raise ValueError(f"the temperature must be positive, got {temperature}")
+        raise InvalidInput(f"the temperature must be positive, got {temperature}")
     total = None
     names = None
     for teacher in teachers:
@@ -52,7 +53,7 @@ def teacher_probabilities(
         if bank.trained:
             bank.restore_trained()
         if names is not None and bank.names != names:
-            raise ValueError(f"teachers disagree on the classes: {names} and {bank.names}")
+            raise InvalidInput(f"teachers disagree on the classes: {names} and {bank.names}")
         names = bank.names
         for view in (images, images[:, :, ::-1]):
             logits = bank.scale * bank.cosine(
@@ -76,7 +77,7 @@ def write_teacher_targets(
     """Save teacher ``probabilities`` (N, C) over ``classes`` for the faces named ``ids`` (the dataset's
     record ids), with ``about`` (teachers, temperature, data) in the metadata; atomically."""
     if probabilities.shape != (len(ids), len(classes)):
-        raise ValueError(f"need ({len(ids)}, {len(classes)}) probabilities, got {probabilities.shape}")
+        raise InvalidInput(f"need ({len(ids)}, {len(classes)}) probabilities, got {probabilities.shape}")
     meta = {"schema": SCHEMA, "classes": list(classes), "ids": list(ids), **about}
     write_safetensors(
         path, {"probabilities": np.asarray(probabilities, dtype=np.float32)}, metadata={"spherefer": json.dumps(meta)}
@@ -94,13 +95,13 @@ def read_teacher_targets(path: str | os.PathLike[str], classes: Sequence[str], i
         stored_classes, stored_ids = list(meta["classes"]), list(meta["ids"])
         probabilities = tensors["probabilities"]
     except (KeyError, json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"{path} is not a spherefer teacher-targets file (bad or missing {err})") from err
+        raise InvalidInput(f"{path} is not a spherefer teacher-targets file (bad or missing {err})") from err
     if stored_classes != list(classes):
-        raise ValueError(f"{path} holds targets over {stored_classes}, the run trains {list(classes)}")
+        raise InvalidInput(f"{path} holds targets over {stored_classes}, the run trains {list(classes)}")
     row = {name: i for i, name in enumerate(stored_ids)}
     missing = [name for name in ids if name not in row]
     if missing:
-        raise ValueError(
+        raise InvalidInput(
             f"{path} has no teacher targets for {len(missing)} of the {len(ids)} training faces (e.g. {missing[0]!r}): "
             "make it for this training data (tools/teacher_targets.py)"
         )

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import read_safetensors, safetensors_bytes
 from spherefer.runtime.embedders import METADATA_KEY, MODEL_FILES, ONNX_INPUT, ONNX_OUTPUT, WEIGHTS_FILE
 from spherefer.runtime.model_config import ModelConfig
@@ -48,7 +49,7 @@ def onnx_bytes(model: EmbeddingNet, card: dict[str, Any] | None = None, opset: i
     try:
         import onnx
     except ImportError as err:
-        raise ValueError('exporting to ONNX needs the onnx package: pip install "spherefer[train]"') from err
+        raise InvalidInput('exporting to ONNX needs the onnx package: pip install "spherefer[train]"') from err
     cfg = model.config
     wrapper = _UnitEmbedding(copy.deepcopy(model).float().cpu().eval())
     example = torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size)
@@ -99,7 +100,7 @@ class TorchEmbedder:
         try:
             model.load_state_dict(read_state_dict(folder / WEIGHTS_FILE))
         except RuntimeError as err:
-            raise ValueError(f"{folder / WEIGHTS_FILE} does not fit the architecture in config.json: {err}") from err
+            raise InvalidInput(f"{folder / WEIGHTS_FILE} does not fit the architecture in config.json: {err}") from err
         return cls(model, copy_model=False)
 
     @torch.inference_mode()

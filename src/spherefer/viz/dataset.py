@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from spherefer.bank.centers import CenterBank
+from spherefer.core.errors import InvalidInput
 
 __all__ = ["FaceSet", "check_class_names", "load_faces"]
 
@@ -35,12 +36,12 @@ def check_class_names(bank: CenterBank, classes: Sequence[str] | None, argument:
         return None
     unknown = [name for name in classes if name not in bank.names]
     if unknown:
-        raise ValueError(
+        raise InvalidInput(
             f"unknown class {', '.join(map(repr, unknown))} in {argument}; the model's classes are "
             f"{', '.join(bank.names)}"
         )
     if len(set(classes)) != len(classes):
-        raise ValueError(f"a class is named twice in {argument}: {', '.join(classes)}")
+        raise InvalidInput(f"a class is named twice in {argument}: {', '.join(classes)}")
     return list(classes)
 
 
@@ -64,18 +65,18 @@ def load_faces(
     bank = recognizer.bank
     wanted = check_class_names(bank, classes)
     if max_points is not None and max_points < 0:
-        raise ValueError(f"max_points must be None or 0 (all faces) or positive, got {max_points}")
+        raise InvalidInput(f"max_points must be None or 0 (all faces) or positive, got {max_points}")
     dataset = open_dataset(data)
     counts = dataset.class_counts()
     known = [name for name in dataset.classes if name in bank.names and counts.get(name, 0) > 0]
     if not known:
-        raise ValueError(
+        raise InvalidInput(
             f"{data} has classes {dataset.classes}, none of which (with images) the model knows "
             f"({', '.join(bank.names)})"
         )
     keep = known if wanted is None else [name for name in wanted if name in known]
     if not keep:
-        raise ValueError(f"{data} has no images of {', '.join(wanted or [])}; it has images of {', '.join(known)}")
+        raise InvalidInput(f"{data} has no images of {', '.join(wanted or [])}; it has images of {', '.join(known)}")
     targets = np.asarray(dataset.targets)
     index = np.flatnonzero(np.isin(targets, [dataset.classes.index(name) for name in keep]))
     if max_points and len(index) > max_points:

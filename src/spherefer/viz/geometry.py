@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from spherefer.bank.centers import CenterBank
+from spherefer.core.errors import InvalidInput, NotFound
 from spherefer.core.storage import atomic_write, write_json
 from spherefer.viz.projection import unit_rows
 from spherefer.viz.render import plot_angles_png
@@ -41,13 +42,13 @@ def arc_position(center: Any, a: Any, b: Any) -> tuple[float, float]:
     """
     c, a, b = (np.asarray(v, dtype=np.float64).ravel() for v in (center, a, b))
     if not (c.shape == a.shape == b.shape):
-        raise ValueError(f"center, a and b must have the same dimension, got {c.shape}, {a.shape}, {b.shape}")
+        raise InvalidInput(f"center, a and b must have the same dimension, got {c.shape}, {a.shape}, {b.shape}")
     if min(np.linalg.norm(c), np.linalg.norm(a), np.linalg.norm(b)) == 0:
-        raise ValueError("a zero vector has no direction")
+        raise InvalidInput("a zero vector has no direction")
     c, a, b = c / np.linalg.norm(c), a / np.linalg.norm(a), b / np.linalg.norm(b)
     across = b - np.dot(b, a) * a
     if np.linalg.norm(across) < 1e-9:
-        raise ValueError("A and B point in the same or opposite directions: no unique great circle joins them")
+        raise InvalidInput("A and B point in the same or opposite directions: no unique great circle joins them")
     across /= np.linalg.norm(across)
     arc = math.atan2(float(np.dot(b, across)), float(np.dot(b, a)))  # angle A to B, in (0, pi)
     x, y = float(np.dot(c, a)), float(np.dot(c, across))
@@ -89,7 +90,7 @@ def center_geometry(
     """
     names = list(bank.names)
     if not names:
-        raise ValueError("the center bank has no classes")
+        raise InvalidInput("the center bank has no classes")
     c = bank.centers.astype(np.float64)
     c = unit_rows(c)
     angles = np.degrees(np.arccos(np.clip(c @ c.T, -1.0, 1.0)))
@@ -122,15 +123,15 @@ def center_geometry(
         }
     if embeddings is not None:
         if labels is None:
-            raise ValueError("embeddings need their labels")
+            raise InvalidInput("embeddings need their labels")
         e = np.asarray(embeddings, dtype=np.float64)
         e = e.reshape(len(labels), -1) if len(labels) else np.zeros((0, bank.embedding_size))
         if e.shape != (len(labels), bank.embedding_size):
-            raise ValueError(f"expected ({len(labels)}, {bank.embedding_size}) embeddings, got shape {e.shape}")
+            raise InvalidInput(f"expected ({len(labels)}, {bank.embedding_size}) embeddings, got shape {e.shape}")
         label_names = [names[int(x)] if isinstance(x, (int, np.integer)) else str(x) for x in labels]
         stray = sorted(set(label_names) - set(names))
         if stray:
-            raise ValueError(f"labels {stray} are not classes of the bank ({', '.join(names)})")
+            raise InvalidInput(f"labels {stray} are not classes of the bank ({', '.join(names)})")
         e = unit_rows(e)
         label_array = np.array(label_names)
         for i, name in enumerate(names):
@@ -153,12 +154,12 @@ def center_geometry(
     for name, parts in (components or {}).items():
         parts = list(parts)
         if name not in names:
-            raise KeyError(f"compound {name!r} is not a class of the bank; classes are {names}")
+            raise NotFound(f"compound {name!r} is not a class of the bank; classes are {names}")
         if len(parts) != 2:
-            raise ValueError(f"compound {name!r} needs exactly two components, got {parts}")
+            raise InvalidInput(f"compound {name!r} needs exactly two components, got {parts}")
         for part in parts:
             if part not in names or part == name:
-                raise ValueError(
+                raise InvalidInput(
                     f"component {part!r} of {name!r} must be another class of the bank ({', '.join(names)})"
                 )
         pairs[name] = (parts[0], parts[1])

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
+
 __all__ = ["PROJECTIONS", "Projection", "project_to_sphere", "unit_rows"]
 
 PROJECTIONS = ("joint", "between", "linear")
@@ -164,17 +166,17 @@ def project_to_sphere(
     ``"between"`` with a single center has no spread and falls back to ``"linear"``.
     """
     if method not in PROJECTIONS:
-        raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
+        raise InvalidInput(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
     c = np.asarray(centers, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] == 0:
-        raise ValueError(f"centers must be a non-empty (K, D) array, got shape {c.shape}")
+        raise InvalidInput(f"centers must be a non-empty (K, D) array, got shape {c.shape}")
     dim = c.shape[1]
     e = np.asarray(embeddings, dtype=np.float64)
     e = e.reshape(0, dim) if e.size == 0 else e
     if e.ndim != 2 or e.shape[1] != dim:
-        raise ValueError(f"embeddings must be (N, {dim}) like the centers, got shape {e.shape}")
+        raise InvalidInput(f"embeddings must be (N, {dim}) like the centers, got shape {e.shape}")
     if not (np.isfinite(c).all() and np.isfinite(e).all()):
-        raise ValueError("embeddings and centers must be finite")
+        raise InvalidInput("embeddings and centers must be finite")
     c, e = unit_rows(c), unit_rows(e)
     if dim <= 3:
         pad = ((0, 0), (0, 3 - dim))

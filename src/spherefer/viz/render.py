@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from spherefer.core.errors import InvalidInput
 from spherefer.core.storage import atomic_write
 from spherefer.viz.dataset import load_faces
 from spherefer.viz.projection import PROJECTIONS
@@ -320,7 +321,7 @@ def render_dataset(
     (default: ``data``) followed by the number of faces.
     """
     if method not in PROJECTIONS:
-        raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
+        raise InvalidInput(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
     faces = load_faces(recognizer, data, classes, max_points, seed, batch_size)
     shown = list(classes) if classes else None
     scene = sphere_scene(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from spherefer.bank.centers import CenterBank
+from spherefer.core.errors import InvalidInput
 from spherefer.viz.projection import Projection, project_to_sphere, unit_rows
 
 __all__ = ["FRONT_VIEW", "BACK_VIEW", "GRATICULE", "SphereScene", "class_colors", "sphere_scene"]
@@ -140,21 +141,21 @@ def sphere_scene(
     for name in shown:
         bank.index(name)
     if not shown:
-        raise ValueError("no classes to show")
+        raise InvalidInput("no classes to show")
     labels = list(labels)
     stray = sorted(set(labels) - set(shown))
     if stray:
-        raise ValueError(f"faces of classes {stray} have no center among the classes shown ({', '.join(shown)})")
+        raise InvalidInput(f"faces of classes {stray} have no center among the classes shown ({', '.join(shown)})")
     e = (
         np.asarray(embeddings, dtype=np.float64).reshape(len(labels), -1)
         if labels
         else np.zeros((0, bank.embedding_size))
     )
     if e.shape[1] != bank.embedding_size:
-        raise ValueError(f"embeddings have dimension {e.shape[1]}, the bank's centers {bank.embedding_size}")
+        raise InvalidInput(f"embeddings have dimension {e.shape[1]}, the bank's centers {bank.embedding_size}")
     files = [f"face {i}" for i in range(len(labels))] if files is None else [str(f) for f in files]
     if len(files) != len(labels):
-        raise ValueError(f"{len(files)} file names for {len(labels)} faces")
+        raise InvalidInput(f"{len(files)} file names for {len(labels)} faces")
     c = bank.centers[[bank.index(n) for n in shown]].astype(np.float64)
     cos = unit_rows(e) @ c.T if len(e) else np.zeros((0, len(shown)))
     own = np.array([cos[i, shown.index(lab)] for i, lab in enumerate(labels)]) if labels else np.zeros(0)

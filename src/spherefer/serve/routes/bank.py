@@ -14,8 +14,7 @@ from spherefer.core.labels import counted, shown
 from spherefer.face import DEFAULT_DETECTOR
 from spherefer.serve.context import Context, Detector, Profile, Writer, class_list
 from spherefer.serve.guard import InMemoryUploadRoute
-from spherefer.serve.store import NothingToUndo
-from spherefer.serve.uploads import UserError
+from spherefer.serve.schemas import Adapted, ClassList, Undone, Versions
 
 router = APIRouter(route_class=InMemoryUploadRoute)
 
@@ -31,7 +30,7 @@ def export_bank(serving: Context, profile: Profile) -> Response:
     )
 
 
-@router.put("/v1/bank", dependencies=[Writer])
+@router.put("/v1/bank", dependencies=[Writer], response_model=ClassList)
 def import_bank(
     serving: Context,
     profile: Profile,
@@ -39,17 +38,13 @@ def import_bank(
 ) -> dict[str, Any]:
     """Replace the profile's bank by a bank file (from `spherefer classes export` or GET /v1/bank), as a new
     version."""
-    try:
-        bank = serving.view(
-            CenterBank.from_bytes(file.file.read(), shown(file.filename or "upload"))
-        ).bank  # refuses another model's bank
-    except ValueError as err:
-        raise UserError(400, str(err)) from err
+    # refuses a damaged file and another model's bank
+    bank = serving.view(CenterBank.from_bytes(file.file.read(), shown(file.filename or "upload"))).bank
     version = serving.store.replace(profile, f"import {counted(len(bank), 'class', 'classes')}", bank)
     return class_list(profile, version, bank)
 
 
-@router.post("/v1/adapt", dependencies=[Writer])
+@router.post("/v1/adapt", dependencies=[Writer], response_model=Adapted)
 def adapt(
     serving: Context,
     profile: Profile,
@@ -67,7 +62,7 @@ def adapt(
     return {**changed_bank, "adaptation": asdict(report[0])}
 
 
-@router.get("/v1/versions")
+@router.get("/v1/versions", response_model=Versions)
 def versions(serving: Context, profile: Profile) -> dict[str, Any]:
     history = serving.store.history(profile)
     return {
@@ -77,10 +72,7 @@ def versions(serving: Context, profile: Profile) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/undo", dependencies=[Writer])
+@router.post("/v1/undo", dependencies=[Writer], response_model=Undone)
 def undo(serving: Context, profile: Profile) -> dict[str, Any]:
-    try:
-        version, action, bank = serving.store.undo(profile)
-    except NothingToUndo as err:
-        raise UserError(409, str(err)) from err
+    version, action, bank = serving.store.undo(profile)
     return {"undone": action, **class_list(profile, version, bank)}

@@ -11,19 +11,20 @@ from spherefer.bank.enrol import HarmfulEnrolment, check_image_count, enrol_clas
 from spherefer.bank.harm import HarmReport
 from spherefer.core.labels import counted, shown
 from spherefer.face import DEFAULT_DETECTOR
-from spherefer.serve.context import Context, Detector, Profile, Writer, check_new_name, class_list, require_class
+from spherefer.serve.context import Context, Detector, Profile, Writer, class_list, require_class
 from spherefer.serve.guard import InMemoryUploadRoute
+from spherefer.serve.schemas import ClassList, Enrolled
 from spherefer.serve.uploads import UserError
 
 router = APIRouter(route_class=InMemoryUploadRoute)
 
 
-@router.get("/v1/classes")
+@router.get("/v1/classes", response_model=ClassList)
 def list_classes(serving: Context, profile: Profile) -> dict[str, Any]:
     return class_list(profile, *serving.store.current(profile))
 
 
-@router.post("/v1/classes", status_code=201, dependencies=[Writer])
+@router.post("/v1/classes", status_code=201, dependencies=[Writer], response_model=Enrolled)
 def enrol(
     serving: Context,
     profile: Profile,
@@ -33,11 +34,8 @@ def enrol(
     detector: Detector = DEFAULT_DETECTOR,
     accept_harm: Annotated[bool, Form(description="enrol even when the class would take too much of another")] = False,
 ) -> dict[str, Any]:
-    check_new_name(serving.store.current(profile)[1], name)
-    try:
-        check_image_count(len(files), serving.settings.min_images)
-    except ValueError as err:
-        raise UserError(400, str(err)) from err
+    serving.store.current(profile)[1].check_new_name(name)
+    check_image_count(len(files), serving.settings.min_images)
     x = serving.embeddings_of(files, aligned, detector)
 
     harm: list[HarmReport | None] = []
@@ -52,7 +50,7 @@ def enrol(
     return {**answer, "harm": harm[0].to_dict() if harm and harm[0] is not None else None}
 
 
-@router.patch("/v1/classes/{name}", dependencies=[Writer])
+@router.patch("/v1/classes/{name}", dependencies=[Writer], response_model=ClassList)
 def update(
     serving: Context,
     profile: Profile,
@@ -68,7 +66,7 @@ def update(
     if not files and new_name is None:
         raise UserError(400, "send new instances (files) to move the center, new_name to rename it, or both")
     if new_name is not None:
-        check_new_name(bank, new_name)
+        bank.check_new_name(new_name)
     x = serving.embeddings_of(files, aligned, detector) if files else None
 
     def edit(bank: CenterBank) -> None:
@@ -84,7 +82,7 @@ def update(
     return serving.changed(profile, "; ".join(steps), edit)
 
 
-@router.delete("/v1/classes/{name}", dependencies=[Writer])
+@router.delete("/v1/classes/{name}", dependencies=[Writer], response_model=ClassList)
 def remove(serving: Context, profile: Profile, name: str) -> dict[str, Any]:
     require_class(serving.store.current(profile)[1], name)
 
@@ -99,7 +97,7 @@ def remove(serving: Context, profile: Profile, name: str) -> dict[str, Any]:
     return serving.changed(profile, f"remove {name!r}", edit)
 
 
-@router.post("/v1/classes/{name}:reset", dependencies=[Writer])
+@router.post("/v1/classes/{name}:reset", dependencies=[Writer], response_model=ClassList)
 def reset(serving: Context, profile: Profile, name: str) -> dict[str, Any]:
     def edit(bank: CenterBank) -> None:
         if name not in bank.trained:
@@ -112,7 +110,7 @@ def reset(serving: Context, profile: Profile, name: str) -> dict[str, Any]:
     return serving.changed(profile, f"reset {name!r} to its trained center", edit)
 
 
-@router.put("/v1/threshold", dependencies=[Writer])
+@router.put("/v1/threshold", dependencies=[Writer], response_model=ClassList)
 def set_threshold(
     serving: Context,
     profile: Profile,

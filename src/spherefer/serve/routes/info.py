@@ -13,16 +13,17 @@ from spherefer.bank.centers import CenterBank
 from spherefer.face import DEFAULT_DETECTOR, DETECTORS
 from spherefer.serve.context import Context, Profile
 from spherefer.serve.guard import InMemoryUploadRoute
+from spherefer.serve.schemas import Health, Info, Sphere
 
 router = APIRouter(route_class=InMemoryUploadRoute)
 
 
-@router.get("/v1/health")
-def health(serving: Context) -> dict[str, str]:
+@router.get("/v1/health", response_model=Health)
+def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/v1/info")
+@router.get("/v1/info", response_model=Info)
 def info(serving: Context, profile: Profile) -> dict[str, Any]:
     version, bank = serving.store.current(profile)
     card = serving.recognizer.card
@@ -50,7 +51,7 @@ def info(serving: Context, profile: Profile) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/sphere")
+@router.get("/v1/sphere", response_model=Sphere)
 def sphere(serving: Context, profile: Profile) -> dict[str, Any]:
     from spherefer.viz.scene import class_colors
 

@@ -11,12 +11,13 @@ from spherefer.face import DEFAULT_DETECTOR
 from spherefer.serve.context import Context, Detector, Profile
 from spherefer.serve.guard import InMemoryUploadRoute
 from spherefer.serve.routes.info import sphere_view
-from spherefer.serve.uploads import UserError, decode_upload
+from spherefer.serve.schemas import Photo
+from spherefer.serve.uploads import decode_upload
 
 router = APIRouter(route_class=InMemoryUploadRoute)
 
 
-@router.post("/v1/predict")
+@router.post("/v1/predict", response_model=Photo, response_model_exclude_unset=True)
 def predict(
     serving: Context,
     profile: Profile,
@@ -30,10 +31,7 @@ def predict(
 ) -> dict[str, Any]:
     version, bank = serving.store.current(profile)
     profile_view = serving.view(bank)
-    try:
-        bank.thresholds(threshold)
-    except ValueError as err:
-        raise UserError(400, str(err)) from err
+    bank.thresholds(threshold)  # refuses a threshold outside the score's range
     with serving.slots.hold():
         image = decode_upload(file, serving.settings)
         height, width = image.shape[:2]
