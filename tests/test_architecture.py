@@ -276,6 +276,23 @@ def test_no_module_uses_another_modules_private_names() -> None:
     )
 
 
+def package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else PACKAGE
+
+
+def test_the_documented_package_graph_is_the_codes() -> None:
+    """docs/ARCHITECTURE.md draws who imports whom between the packages; it must stay true."""
+    graph = import_graph(package_modules())
+    actual = {(package_of(a), package_of(b)) for a, targets in graph.items() for b in targets}
+    actual = {(a, b) for a, b in actual if a != b}
+    text = (SRC.parent / "docs" / "ARCHITECTURE.md").read_text()
+    drawn = {tuple(line.split(" --> ")) for line in (line.strip() for line in text.splitlines()) if " --> " in line}
+    assert drawn == actual, (
+        f"missing from the picture: {sorted(actual - drawn)}; not in the code: {sorted(drawn - actual)}"
+    )
+
+
 @pytest.mark.parametrize("path", sorted((SRC / PACKAGE).rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
 def test_no_source_file_is_too_long(path: Path) -> None:
     lines = len(path.read_text().splitlines())
