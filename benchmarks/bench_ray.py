@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import ray
-from common import SHARED_PHOTOS, letterbox
+from common import SHARED_PHOTOS, cpu_model, letterbox
 from PIL import Image
 from skimage import data
 
@@ -112,16 +112,6 @@ def run_ray(files: list[Path], workers: int, batch_size: int) -> tuple[float, fl
     first = arrivals[0]
     released = sum(1 for moment in arrivals if moment - first < 0.05)  # the results that came with the first task's
     return arrivals[-1], first, (len(files) - released) / (arrivals[-1] - first), lines
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

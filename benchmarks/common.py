@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,3 +132,14 @@ def non_face_crops(count: int = 300, size: int = 48, seed: int = 0) -> dict[str,
     patches = [p for photo in photos for p in _patches(photo, per_photo, size, rng)]
     patches += _patches(_grey(astronaut), count - len(patches), size, rng, avoid=faces)
     return {"textures": np.stack(textures), "photo patches": np.stack(patches)}
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it (else what platform knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -27,7 +27,7 @@ from skimage import data
 
 import spherefer
 from spherefer.cli import main
-from spherefer.cli.predict import PHOTO_COLUMNS
+from spherefer.cli.records import PHOTO_COLUMNS
 from spherefer.data import DATASET_FORMATS
 from spherefer.face import LANDMARK_NAMES
 from spherefer.face import detect as face_detect

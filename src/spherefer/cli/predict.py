@@ -13,40 +13,17 @@ from typing import Any
 import click
 
 from spherefer.cli.common import BANK_OPTION, DETECTOR_OPTION, MODEL_OPTION
+from spherefer.cli.records import PHOTO_COLUMNS, csv_row
 from spherefer.core.errors import InvalidInput
 from spherefer.core.images import IMAGE_EXTENSIONS, collect_image_files, example_photo
 from spherefer.core.labels import counted, frame_records
 from spherefer.engines.batch import VideoOptions, analyze_sources, predict_crops, source_name
-from spherefer.face import LANDMARK_NAMES, FaceRecord, QualityConfig, get_detector
+from spherefer.face import DETECT_EVERY, FaceRecord, QualityConfig, get_detector
 from spherefer.runtime.loading import load_editable_model
 from spherefer.runtime.recognizer import Recognizer
 from spherefer.runtime.video import VIDEO_EXTENSIONS, is_video
 
-__all__ = ["PHOTO_COLUMNS", "csv_row", "predict", "read_path_list"]
-
-PHOTO_COLUMNS = [
-    "source",
-    "frame",
-    "time",
-    "face",
-    "track",
-    "x0",
-    "y0",
-    "x1",
-    "y1",
-    "detector_score",
-    *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"),
-    "label",
-    "raw_label",
-    "nearest",
-    "reason",
-    "cosine",
-    "score",
-    "size",
-    "sharpness",
-    "yaw",
-]
-"""CSV columns of whole-photo and video predictions, followed by one probability column per class."""
+__all__ = ["predict", "read_path_list"]
 
 
 @click.command()
@@ -94,6 +71,14 @@ PHOTO_COLUMNS = [
 )
 @click.option(
     "--every", type=click.IntRange(min=1), default=1, show_default=True, help="Videos: analyse every N-th frame only."
+)
+@click.option(
+    "--detect-every",
+    type=click.IntRange(min=1),
+    default=DETECT_EVERY,
+    show_default=True,
+    help="Videos and webcams: search the whole frame for faces every N frames and follow the faces found between "
+    "searches (a new face is found at most N-1 frames late; 1 searches every frame).",
 )
 @click.option(
     "--adapt",
@@ -148,6 +133,7 @@ def predict(
     no_smoothing: bool,
     adapt_online: bool,
     every: int,
+    detect_every: int,
     max_frames: int | None,
     no_progress: bool,
     list_file: Path | None,
@@ -238,7 +224,12 @@ def predict(
         _predict_on_ray(model_name, bank, files, write, detector, threshold, quality, workers, ray_address, progress)
         return
     video = VideoOptions(
-        smoothing=not no_smoothing, every=every, max_frames=max_frames, progress=not no_progress, adapt=adapt_online
+        smoothing=not no_smoothing,
+        every=every,
+        max_frames=max_frames,
+        progress=not no_progress,
+        adapt=adapt_online,
+        detect_every=detect_every,
     )
     sources: list[Path | int] = [*files, *([webcam] if webcam is not None else [])]
     failed = analyze_sources(
@@ -356,35 +347,3 @@ def _report_failures(failed: list[Path | int], sources: list[Path | int]) -> Non
         click.echo(f"{source_name(camera)} could not be opened", err=True)
     if sources and len(failed) == len(sources):
         sys.exit(1)
-
-
-def csv_row(row: dict[str, Any], names: list[str]) -> list[object]:
-    """A photo or frame record (:func:`spherefer.core.labels.frame_records`) as a row of :data:`PHOTO_COLUMNS` + one
-    probability per class."""
-
-    def blank(value: object) -> object:
-        return "" if value is None else value
-
-    box = row["box"] or [None] * 4
-    landmarks = row["landmarks"] or {}
-    quality = row["quality"] or {}
-    probabilities = row["probabilities"] or {}
-    points = [blank((landmarks.get(name) or [None, None])[axis]) for name in LANDMARK_NAMES for axis in (0, 1)]
-    return [
-        row["source"],
-        blank(row["frame"]),
-        blank(row["time"]),
-        blank(row["face"]),
-        blank(row["track"]),
-        *map(blank, box),
-        blank(row["detector_score"]),
-        *points,
-        row["label"],
-        row["raw_label"],
-        blank(row["nearest"]),
-        blank(row["reason"]),
-        blank(row["cosine"]),
-        blank(row["score"]),
-        *(blank(quality.get(key)) for key in ("size", "sharpness", "yaw")),
-        *(blank(probabilities.get(name)) for name in names),
-    ]

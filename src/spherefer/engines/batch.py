@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from spherefer.core.labels import Prediction, counted
-from spherefer.face import DEFAULT_DETECTOR, FaceRecord, QualityConfig, draw_faces, get_detector, image_to_rgb
+from spherefer.face import (
+    DEFAULT_DETECTOR,
+    DETECT_EVERY,
+    FaceRecord,
+    QualityConfig,
+    draw_faces,
+    get_detector,
+    image_to_rgb,
+)
 from spherefer.runtime.recognizer import Recognizer
 from spherefer.runtime.samples import UNREADABLE
 from spherefer.runtime.video import WRITE_CODECS, VideoSource, VideoWriter, is_video
@@ -47,13 +55,15 @@ frame."""
 class VideoOptions:
     """How videos and webcams are analysed: temporal ``smoothing``, every ``every``-th frame,
     at most ``max_frames`` frames, with a progress bar per video (``progress``), centers
-    adapting to the stream's faces (``adapt``)."""
+    adapting to the stream's faces (``adapt``), a full face search every ``detect_every`` frames
+    and the faces followed between searches."""
 
     smoothing: bool = True
     adapt: bool = False
     every: int = 1
     max_frames: int | None = None
     progress: bool = True
+    detect_every: int = DETECT_EVERY
 
 
 def annotation_path(
@@ -189,6 +199,7 @@ def _analyze_video(
                 every=options.every,
                 max_frames=options.max_frames,
                 adapt=options.adapt,
+                detect_every=options.detect_every,
             ):
                 on_faces(stream.name, record.faces, record.frame, record.time)
                 if out is not None:

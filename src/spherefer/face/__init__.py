@@ -51,7 +51,7 @@ drawing); every public name is re-exported here.
 from __future__ import annotations
 
 from spherefer.core.labels import NO_FACE, REJECTED
-from spherefer.face import align, blazeface, detect, haar, interface, quality, results, yunet
+from spherefer.face import align, blazeface, detect, follow, haar, interface, quality, results, yunet
 from spherefer.face.align import (  # noqa: F401 (re-exported through __all__)
     BOX_TEMPLATES,
     TEMPLATE,
@@ -79,8 +79,14 @@ from spherefer.face.detect import (  # noqa: F401
     get_detector,
     register_detector,
 )
+from spherefer.face.follow import DETECT_EVERY, FaceFollower, FollowStats  # noqa: F401
 from spherefer.face.haar import HaarDetector  # noqa: F401
-from spherefer.face.interface import DetectorUnavailable, FaceDetector, detector_model_file  # noqa: F401
+from spherefer.face.interface import (  # noqa: F401
+    DetectorUnavailable,
+    FaceDetector,
+    FollowingDetector,
+    detector_model_file,
+)
 from spherefer.face.quality import SHARPNESS_SIZE, QualityConfig, assess_quality, sharpness, yaw_ratio  # noqa: F401
 from spherefer.face.results import LANDMARK_NAMES, DetectedFace, FaceRecord, draw_faces, image_to_rgb  # noqa: F401
 from spherefer.face.yunet import YUNET_MODEL, YuNetDetector  # noqa: F401
@@ -92,6 +98,7 @@ __all__ = [
     *align.__all__,
     *interface.__all__,
     *detect.__all__,
+    *follow.__all__,
     *blazeface.__all__,
     *yunet.__all__,
     *haar.__all__,

@@ -194,6 +194,18 @@ class BlazeFaceDetector:
             current = replace(found, score=face.score, detector=face.detector)
         return current
 
+    def search(self, rgb: np.ndarray, known: list[DetectedFace]) -> tuple[list[DetectedFace], list[DetectedFace]]:
+        """A full search of a video frame whose ``known`` faces are followed: (the known faces it sees
+        again, the new faces it finds)."""
+        faces = self.detect(rgb)
+        seen = [face for face in known if overlaps_any(face, faces, iou=0.3)]
+        return seen, [face for face in faces if not overlaps_any(face, known, iou=0.3)]
+
+    def follow(self, rgb: np.ndarray, face: DetectedFace) -> DetectedFace | None:
+        """``face`` found again in the next frame ``rgb`` by one look around where it was
+        (:class:`~spherefer.face.follow.FaceFollower`); None when it is not there any more."""
+        return self.look(rgb, face)
+
     def look(self, rgb: np.ndarray, face: DetectedFace) -> DetectedFace | None:
         """The face BlazeFace finds in an upright view centred on ``face`` (rotated so that its
         eyes are level, ``roi_scale`` times its box's side), in photo coordinates, with the

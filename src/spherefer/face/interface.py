@@ -12,7 +12,7 @@ import numpy as np
 
 from spherefer.face.results import DetectedFace
 
-__all__ = ["DetectorUnavailable", "FaceDetector", "detector_model_file"]
+__all__ = ["DetectorUnavailable", "FaceDetector", "FollowingDetector", "detector_model_file"]
 
 
 class DetectorUnavailable(RuntimeError):
@@ -26,6 +26,20 @@ class FaceDetector(Protocol):
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         """Faces in an (H, W, 3) uint8 RGB image, in any order."""
+        ...
+
+
+class FollowingDetector(FaceDetector, Protocol):
+    """A detector that can also find a face again in the next frame of a video, near where it was,
+    for much less than a full search (:class:`~spherefer.face.follow.FaceFollower` uses it)."""
+
+    def follow(self, rgb: np.ndarray, face: DetectedFace) -> DetectedFace | None:
+        """``face`` (found in the previous frame) in the frame ``rgb``, or None when it is gone."""
+        ...
+
+    def search(self, rgb: np.ndarray, known: list[DetectedFace]) -> tuple[list[DetectedFace], list[DetectedFace]]:
+        """A full search of ``rgb`` whose ``known`` faces are followed: (the known faces it sees again,
+        the new faces it finds)."""
         ...
 
 

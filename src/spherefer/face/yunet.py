@@ -108,9 +108,31 @@ class YuNetDetector:
             faces.append(DetectedFace(np.array((x, y, x + w, y + h)), points, _YUNET_NAMES, float(row[14]), self.name))
         return faces
 
+    def follow(self, rgb: np.ndarray, face: DetectedFace) -> DetectedFace | None:
+        """``face`` found again in the next frame ``rgb`` (:class:`~spherefer.face.follow.FaceFollower`):
+        one BlazeFace look around where it was, kept if BlazeFace is as sure as :meth:`detect` asks;
+        the look also refreshes the landmarks. None when it is not there any more."""
+        seen = self.blazeface.look(rgb, face)
+        if seen is None or seen.score is None or seen.score < self.verify_score:
+            return None
+        return replace(seen, detector=self.name)
+
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
+        return self._confirmed(rgb, self.candidates(rgb))
+
+    def search(self, rgb: np.ndarray, known: list[DetectedFace]) -> tuple[list[DetectedFace], list[DetectedFace]]:
+        """A full search of a video frame whose ``known`` faces are followed: (the known faces YuNet sees
+        again, the new faces it finds, confirmed as :meth:`detect` does). The known faces are not looked
+        at again: following already placed them."""
+        candidates = self.candidates(rgb)
+        seen = [face for face in known if overlaps_any(face, candidates, iou=0.3)]
+        fresh = [candidate for candidate in candidates if not overlaps_any(candidate, known, iou=0.3)]
+        return seen, self._confirmed(rgb, fresh)
+
+    def _confirmed(self, rgb: np.ndarray, candidates: list[DetectedFace]) -> list[DetectedFace]:
+        """The candidates BlazeFace confirms, with its landmarks."""
         faces: list[DetectedFace] = []
-        for candidate in self.candidates(rgb):
+        for candidate in candidates:
             if overlaps_any(candidate, faces):
                 continue
             seen = self.blazeface.look(rgb, candidate)

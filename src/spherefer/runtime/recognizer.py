@@ -26,6 +26,8 @@ from spherefer.core.images import ImageInput, as_image_list
 from spherefer.core.labels import COSINE_SCORE, Classification, Prediction
 from spherefer.face import (
     DEFAULT_DETECTOR,
+    DETECT_EVERY,
+    DetectedFace,
     FaceDetector,
     FaceRecord,
     QualityConfig,
@@ -191,7 +193,18 @@ class Recognizer:
         ``prediction=None`` and the reasons in ``issues``. An image without faces gives [].
         """
         rgb = image_to_rgb(image)
-        faces = detect_faces(rgb, detector)
+        return self.analyze_faces(rgb, detect_faces(rgb, detector), threshold, quality)
+
+    def analyze_faces(
+        self,
+        rgb: np.ndarray,
+        faces: Sequence[DetectedFace],
+        threshold: float | None = None,
+        quality: QualityConfig | None = None,
+    ) -> list[FaceRecord]:
+        """:meth:`analyze` of faces already found in the (H, W, 3) uint8 RGB image ``rgb`` (by a detector,
+        or followed from frame to frame: :class:`~spherefer.face.follow.FaceFollower`): aligned, checked
+        and classified, in the order given."""
         limits = quality if quality is not None else QualityConfig()
         records = []
         for index, face in enumerate(faces):
@@ -218,14 +231,18 @@ class Recognizer:
         max_frames: int | None = None,
         tracker: FaceTracker | None = None,
         adapt: bool = False,
+        detect_every: int = DETECT_EVERY,
     ) -> Iterator[FrameRecord]:
         """Every ``every``-th frame of a video file, a webcam (an integer index) or an open
         :class:`~spherefer.runtime.video.VideoSource`, analysed like a photo by :meth:`analyze`,
-        with tracks, temporal smoothing and, with ``adapt``, centers adapting to the stream:
+        with tracks, temporal smoothing and, with ``adapt``, centers adapting to the stream; faces are searched
+        for every ``detect_every`` frames and followed between searches:
         :func:`spherefer.runtime.streams.analyze_video` gives the details."""
         from spherefer.runtime.streams import analyze_video
 
-        return analyze_video(self, source, detector, threshold, quality, smoothing, every, max_frames, tracker, adapt)
+        return analyze_video(
+            self, source, detector, threshold, quality, smoothing, every, max_frames, tracker, adapt, detect_every
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write this recognizer as a model folder at ``path``

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,7 +16,15 @@ from spherefer.bank.adapt import OnlineAdapter
 from spherefer.bank.centers import CenterBank
 from spherefer.bank.unknown import FaceDensity
 from spherefer.core.labels import Classification
-from spherefer.face import DEFAULT_DETECTOR, FaceDetector, FaceRecord, QualityConfig
+from spherefer.face import (
+    DEFAULT_DETECTOR,
+    DETECT_EVERY,
+    DetectedFace,
+    FaceDetector,
+    FaceFollower,
+    FaceRecord,
+    QualityConfig,
+)
 from spherefer.runtime.tracking import FaceTracker, LabelSmoother, SmoothingConfig
 from spherefer.runtime.video import FrameRecord, VideoSource
 
@@ -29,8 +37,8 @@ class FrameAnalyzer(Protocol):
 
     def with_bank(self, bank: CenterBank) -> FrameAnalyzer: ...
 
-    def analyze(
-        self, image: Any, detector: str | FaceDetector, threshold: float | None, quality: QualityConfig | None
+    def analyze_faces(
+        self, rgb: np.ndarray, faces: Sequence[DetectedFace], threshold: float | None, quality: QualityConfig | None
     ) -> list[FaceRecord]: ...
 
     def classify(self, embeddings: np.ndarray, threshold: float | None = None) -> Classification: ...
@@ -52,6 +60,7 @@ def analyze_video(
     max_frames: int | None = None,
     tracker: FaceTracker | None = None,
     adapt: bool = False,
+    detect_every: int = DETECT_EVERY,
 ) -> Iterator[FrameRecord]:
     """Every ``every``-th frame of a video file, a webcam (an integer index) or an open
     :class:`~spherefer.runtime.video.VideoSource`, analysed like a photo by
@@ -59,7 +68,10 @@ def analyze_video(
     yields one :class:`~spherefer.runtime.video.FrameRecord` (frame index, time, faces, image)
     per analysed frame, at most ``max_frames`` of them.
 
-    Faces are followed across frames by ``tracker`` (default :class:`FaceTracker`;
+    Faces are searched for on the first frame and every ``detect_every`` frames, and followed from
+    frame to frame between searches (:class:`~spherefer.face.follow.FaceFollower`: a face entering the
+    picture is found at most ``detect_every - 1`` frames late; ``detect_every=1`` searches every frame).
+    They are tracked by ``tracker`` (default :class:`FaceTracker`;
     its ``max_age`` counts analysed frames): each
     :class:`~spherefer.face.FaceRecord` has a ``track`` id. With ``smoothing``
     (on by default; True means :class:`SmoothingConfig`'s defaults) each track's
@@ -81,6 +93,7 @@ def analyze_video(
     owned = not isinstance(source, VideoSource)
     video = source if isinstance(source, VideoSource) else VideoSource(source)
     tracker = tracker if tracker is not None else FaceTracker()
+    follower = FaceFollower(detector, detect_every)
     worker = recognizer.with_bank(copy.deepcopy(recognizer.bank)) if adapt else recognizer
     adapter = OnlineAdapter(worker.bank, worker.density) if adapt else None
     smoother = (
@@ -88,7 +101,7 @@ def analyze_video(
     )
     try:
         for frame in video.frames(every=every, max_frames=max_frames):
-            records = worker.analyze(frame.rgb, detector=detector, threshold=threshold, quality=quality)
+            records = worker.analyze_faces(frame.rgb, follower.faces(frame.rgb), threshold, quality)
             for record, track in zip(records, tracker.update([record.box for record in records])):
                 record.track = track
             if adapter is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from spherefer.core.labels import counted, shown
 from spherefer.face import DEFAULT_DETECTOR, DETECTORS, check_detector
 from spherefer.runtime.recognizer import Recognizer
 from spherefer.serve.store import BankStore, check_profile
+from spherefer.serve.streams import FollowedStreams
 from spherefer.serve.uploads import ServeSettings, UserError, WorkSlots, decode_upload
 
 __all__ = ["Context", "Detector", "Profile", "ServeContext", "Writer", "key_refusal", "write_access"]
@@ -31,6 +32,7 @@ class ServeContext:
     settings: ServeSettings
     model_name: str
     slots: WorkSlots
+    streams: FollowedStreams = field(default_factory=FollowedStreams)
 
     def view(self, bank: CenterBank) -> Recognizer:
         """The shared network with one profile's bank (the network is never copied)."""

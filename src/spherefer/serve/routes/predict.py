@@ -12,6 +12,7 @@ from spherefer.serve.context import Context, Detector, Profile
 from spherefer.serve.guard import InMemoryUploadRoute
 from spherefer.serve.routes.info import sphere_view
 from spherefer.serve.schemas import Photo
+from spherefer.serve.streams import STREAM_PATTERN
 from spherefer.serve.uploads import decode_upload
 
 router = APIRouter(route_class=InMemoryUploadRoute)
@@ -28,6 +29,14 @@ def predict(
         float | None, Query(description="unknown-score threshold for this request (default: the profile's)")
     ] = None,
     detector: Detector = DEFAULT_DETECTOR,
+    stream: Annotated[
+        str | None,
+        Query(
+            description="an id of your choosing for a sequence of frames (a webcam): the faces of one frame are "
+            "followed into the next instead of searched for anew, with a full search every few frames",
+            pattern=STREAM_PATTERN,
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     version, bank = serving.store.current(profile)
     profile_view = serving.view(bank)
@@ -46,7 +55,11 @@ def predict(
             ]
             embeddings = [embedding[0]]
         else:
-            records = profile_view.analyze(image, detector=detector, threshold=threshold)
+            if stream is None:
+                records = profile_view.analyze(image, detector=detector, threshold=threshold)
+            else:
+                with serving.streams.follower(profile, stream, detector) as follower:
+                    records = profile_view.analyze_faces(image, follower.faces(image), threshold)
             faces = [record.to_dict() for record in records]
             embeddings = [record.embedding for record in records]
         del image  # freed before the slot gives the memory back

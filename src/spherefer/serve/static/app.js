@@ -35,6 +35,7 @@ async function startCamera() {
     return;
   }
   $("video").srcObject = state.stream;
+  state.streamId = `webcam-${Math.random().toString(36).slice(2, 10)}`; // the service follows this stream's faces
   $("camera").disabled = true;
   $("teach").disabled = false;
   loop();
@@ -56,7 +57,7 @@ async function loop() {
     try {
       const form = new FormData();
       form.append("file", await snapshot(), "frame.jpg");
-      draw(await api("POST", "/v1/predict?sphere=true", form, false));
+      draw(await api("POST", `/v1/predict?sphere=true&stream=${state.streamId}`, form, false));
     } catch (err) {
       status(`predict: ${err.message}`, true);
     }
